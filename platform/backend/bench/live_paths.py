@@ -1,0 +1,226 @@
+"""Benchmarks of the live paths: callback ingest and event relay.
+
+ingest: sustained heartbeats/s through auth, store and publish vs a no-op FastAPI endpoint
+    mounted on the same app instance (same server process, same run), their ratio (target
+    >= 0.5), then p99 latency of heartbeats paced at half the measured rate (target < 20 ms).
+    Run on SQLite and on PostgreSQL.
+relay: a callback sent -> its event received by each of 1000 WebSocket clients of one job,
+    in-process bus vs Redis bus (PostgreSQL both), p50/p99 (target p99 < 50 ms) and the ratio
+    Redis/in-process of the p99s (target <= 1.5). The sender puts `time.time()` taken just
+    before the POST into the heartbeat (metric `sent_at`); each client subtracts it from its
+    own `time.time()` when the frame's bytes arrive, so latency includes the ingest itself.
+
+Processes: the API (`serve`, settings from TRAINYARD_*), the Temporal dev server, the load
+generator (this process) and, for the relay, the 1000 clients (`listen`, one more process),
+so nobody shares a GIL. The clients are lean (wire_clients.py): httpx and websockets would
+cost more CPU than the server work measured. Run from platform/backend:
+`python -m bench.live_paths [all|ingest|relay]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.live_harness import (
+    BACKEND_DIR,
+    HOST,
+    WARM_UP_EVENTS,
+    api_process,
+    closed_loop_rate,
+    heartbeat_body,
+    paced_latencies,
+    running_job,
+    serve,
+    temporal_dev_server,
+    verdict,
+)
+from bench.wire_clients import HttpConnection, listen
+
+NOTES = """
+notes:
+- One machine runs everything: the API (one uvicorn process), the load generator, the 1000
+  stream clients, PostgreSQL, Redis and the Temporal dev server, and whatever else is running
+  (check the load average). Figures vary by tens of percent from run to run; tails most.
+- Ingest ratio: the no-op endpoint is ~0.15 ms of server CPU. A heartbeat is stored durably
+  before its 202 (verify the token, lock the job rows, update progress, insert the event with
+  the next seq, commit, publish); concurrent heartbeats share one transaction (group commit,
+  callbacks/ingest.py), which brings it to ~0.5 ms of server CPU. What remains is FastAPI's
+  request handling and the driver round trips. The platform does not trade durability for
+  this ratio. SQLite serialises writers (one connection, see core/db.py).
+- Relay tail: each event is sent to the 1000 sockets one after another from one event loop
+  (one frame text per event, shared by every client): ~10 ms ingest, then ~25-30 ms until the
+  last client has it (one send syscall per socket). The p99 over 30 events is set by the worst
+  events; before trainyard/stream/gc_policy.py (freeze the start-up heap, collect the old
+  generations rarely) those were garbage-collector pauses in the API (full collections of
+  70-160 ms, several per run) and in the client process (~100 ms), each delaying every frame
+  of that event. The clients now freeze and disable their collector once connected (they
+  measure; they must not pause) and the API prints every GC pause over 10 ms to stderr, so a
+  bad tail shows whether the collector caused it. Redis adds a hop (publish, pub/sub read).
+  The first heartbeats after the clients connect are untimed warm-up (see relay_latencies).
+  Replicas share the fan-out: with N API replicas behind Redis, each relays to its own clients.
+"""
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+async def bench_ingest(temporal: str, database: str, args: argparse.Namespace) -> None:
+    async with api_process(temporal, database, False, args.work, args.profile) as port:
+        connections = [await HttpConnection.open(HOST, port) for _ in range(16)]
+        # One job per connection, as with 16 trainers reporting at once.
+        jobs = [await running_job(connections[0], args.work.as_uri()) for _ in connections]
+
+        async def heartbeat(connection: HttpConnection, index: int) -> None:
+            job_id, headers = jobs[index % len(jobs)]
+            code, answer = await connection.request(
+                "POST", f"/v1/jobs/{job_id}/heartbeat", heartbeat_body(index), headers
+            )
+            assert code == 202, answer
+
+        async def noop(connection: HttpConnection, index: int) -> None:
+            code, answer = await connection.request("POST", "/bench/noop", heartbeat_body(index))
+            assert code == 202, answer
+
+        await closed_loop_rate(connections, noop, 1)  # warm-up
+        await closed_loop_rate(connections, heartbeat, 1)
+        noop_rate = await closed_loop_rate(connections, noop, args.seconds)
+        beat_rate = await closed_loop_rate(connections, heartbeat, args.seconds)
+        latencies = await paced_latencies(connections, heartbeat, beat_rate / 2, args.seconds)
+        for connection in connections:
+            await connection.close()
+    ratio = beat_rate / noop_rate
+    p99_ms = percentile(latencies, 99) * 1000
+    print(f"\ningest: {database} database, in-process bus, 16 connections")
+    print(f"  {'':34} {'measured':>14} {'target':>12}")
+    print(f"  {'no-op endpoint (same server)':34} {noop_rate:10.0f} /s")
+    print(f"  {'heartbeat (auth, store, publish)':34} {beat_rate:10.0f} /s")
+    print(
+        f"  {'ratio heartbeat / no-op':34} {ratio:11.2f} x {'>= 0.50 x':>12} "
+        f"{verdict(ratio >= 0.5)}"
+    )
+    print(
+        f"  {f'p50 at {beat_rate / 2:.0f} heartbeats/s':34} "
+        f"{percentile(latencies, 50) * 1000:10.1f} ms"
+    )
+    print(
+        f"  {f'p99 at {beat_rate / 2:.0f} heartbeats/s':34} {p99_ms:10.1f} ms {'< 20 ms':>12} "
+        f"{verdict(p99_ms < 20)}"
+    )
+
+
+async def relay_latencies(temporal: str, redis: bool, args: argparse.Namespace) -> list[float]:
+    async with api_process(temporal, "postgresql", redis, args.work, args.profile) as port:
+        connection = await HttpConnection.open(HOST, port)
+        job_id, headers = await running_job(connection, args.work.as_uri())
+        listener = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.live_paths",
+            "listen",
+            str(port),
+            f"/v1/jobs/{job_id}/stream",
+            str(args.clients),
+            str(args.events),
+            cwd=BACKEND_DIR,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert listener.stdout is not None
+        if (await listener.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("the stream clients did not get ready")
+        # A fresh connection: uvicorn closes keep-alive connections idle for 5 s, and
+        # connecting 1000 clients takes longer than that.
+        await connection.close()
+        connection = await HttpConnection.open(HOST, port)
+        # Untimed warm-up: the first heartbeats after the clients connected are one-offs
+        # (fresh connection, cold caches; the first took 35-50 ms to every client, which
+        # alone filled the top 1% of 30 events).
+        for index in range(-WARM_UP_EVENTS, args.events):
+            body = heartbeat_body(index, timed=index >= 0)
+            code, answer = await connection.request(
+                "POST", f"/v1/jobs/{job_id}/heartbeat", body, headers
+            )
+            assert code == 202, answer
+            await asyncio.sleep(0.2)  # let the fan-out finish: latency, not queueing
+        latencies: list[float] = json.loads(await listener.stdout.read())
+        await listener.wait()
+        await connection.close()
+    return latencies
+
+
+async def bench_relay(temporal: str, args: argparse.Namespace) -> None:
+    rows = {}
+    for name, redis in (("in-process", False), ("Redis pub/sub", True)):
+        latencies = await relay_latencies(temporal, redis, args)
+        if len(latencies) != args.clients * args.events:
+            raise RuntimeError(
+                f"{name}: {len(latencies)} deliveries, expected {args.clients * args.events}"
+            )
+        rows[name] = (percentile(latencies, 50), percentile(latencies, 99))
+    print(
+        f"\nrelay: heartbeat POSTed -> frame received by each of {args.clients} WebSocket "
+        f"clients of one job, PostgreSQL database, {args.events} heartbeats 0.2 s apart "
+        f"(after {WARM_UP_EVENTS} untimed)"
+    )
+    print(f"  {'bus':16} {'p50':>10} {'p99':>10} {'target p99':>12}")
+    for name, (p50, p99) in rows.items():
+        print(
+            f"  {name:16} {p50 * 1000:7.1f} ms {p99 * 1000:7.1f} ms {'< 50 ms':>12} "
+            f"{verdict(p99 < 0.05)}"
+        )
+    ratio = rows["Redis pub/sub"][1] / rows["in-process"][1]
+    print(
+        f"  {'p99 ratio Redis / in-process':38} {ratio:5.2f} x {'<= 1.50 x':>12} "
+        f"{verdict(ratio <= 1.5)}"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    # 1000 clients: each is a socket in the client process and one in the server.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    print(
+        f"machine: {os.cpu_count()} cores shared by the API, the load generator and clients; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    with temporal_dev_server() as temporal, tempfile.TemporaryDirectory() as tmp:
+        args.work = Path(tmp)
+        if args.which in ("all", "ingest"):
+            for database in ("sqlite", "postgresql"):
+                await bench_ingest(temporal, database, args)
+        if args.which in ("all", "relay"):
+            await bench_relay(temporal, args)
+    print(NOTES)
+
+
+def run_listener(argv: list[str]) -> None:
+    port, path, clients, expected = int(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    latencies = asyncio.run(listen(HOST, port, path, clients, expected))
+    sys.stdout.write(json.dumps(latencies))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        serve()
+    elif sys.argv[1:2] == ["listen"]:
+        run_listener(sys.argv[2:])
+    else:
+        parser = argparse.ArgumentParser(description=__doc__)
+        parser.add_argument("which", nargs="?", choices=("all", "ingest", "relay"), default="all")
+        parser.add_argument("--seconds", type=float, default=5.0)
+        parser.add_argument("--clients", type=int, default=1000)
+        parser.add_argument("--events", type=int, default=30)
+        parser.add_argument("--profile", type=Path, help="a folder for the API's cProfiles")
+        asyncio.run(main(parser.parse_args()))

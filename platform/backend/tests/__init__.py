@@ -1,0 +1,1 @@
+"""Backend tests (a package so pytest names its modules tests.*, not platform.*)."""

@@ -1,0 +1,133 @@
+"""Small helpers the e2e tests share: job submission and reading the live stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.sync.client import connect
+
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+
+
+def submit(api: httpx.Client, dataset: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "framework": "ultralytics",
+        "model": "yolo11n.yaml",
+        "dataset": dataset,
+        "task": "detect",
+        "epochs": 2,
+        "imgsz": 64,
+        "batch": 4,
+        "gpus": 0,
+        "hyperparameters": {"workers": 0},
+    }
+    body.update(overrides)
+    response = api.post("/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def stream_url(api: httpx.Client, job_id: str, after_seq: int = 0) -> str:
+    base = str(api.base_url).rstrip("/").replace("http", "ws", 1)
+    return f"{base}/v1/jobs/{job_id}/stream?after_seq={after_seq}"
+
+
+def read_stream(
+    api: httpx.Client, job_id: str, after_seq: int = 0, limit: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Events from the stream until the server closes it (or `limit` events); and the close code."""
+    events: list[dict[str, Any]] = []
+    with connect(stream_url(api, job_id, after_seq), open_timeout=10) as ws:
+        while limit is None or len(events) < limit:
+            try:
+                raw = ws.recv(timeout=300)
+            except Exception:
+                break
+            events.append(json.loads(raw))
+        code = ws.close_code
+    return events, code
+
+
+def wait_for(
+    api: httpx.Client, job_id: str, predicate: Any, timeout_s: float = 240
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
+        if predicate(job):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting on {job_id}: last state {job['state']}")
+
+
+def states_of(events: list[dict[str, Any]]) -> list[str]:
+    return [e["data"]["to"] for e in events if e["type"] == "state"]
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0): look at its state.
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split()[2] != "Z"
+
+
+def trainer_pid(api: httpx.Client, job_id: str) -> int:
+    """The process id of the job's first trainer (from its `attempt_launched` event)."""
+    launched = [
+        e
+        for e in api.get(f"/v1/jobs/{job_id}/events").json()["items"]
+        if e["type"] == "attempt_launched"
+    ]
+    return int(launched[0]["data"]["pid"])
+
+
+def wait_until_gone(pid: int, timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while pid_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not pid_exists(pid)
+
+
+def ultralytics_task_of(trainer_python: Path, weights: Path) -> str:
+    """Load `weights` with ultralytics in the trainer's environment; the model's task."""
+    loaded = subprocess.run(
+        [
+            str(trainer_python),
+            "-c",
+            f"from ultralytics import YOLO; print(YOLO({str(weights)!r}).task)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    return loaded.stdout.strip().splitlines()[-1]
+
+
+def cancel_and_check_trainer_gone(api: httpx.Client, job_id: str) -> dict[str, Any]:
+    """Cancel a RUNNING job and check what every tier promises: 202, CANCELLED, no trainer left.
+
+    Returns the final job.
+    """
+    pid = trainer_pid(api, job_id)
+    assert pid_exists(pid)
+
+    response = api.post(f"/v1/jobs/{job_id}/cancel")
+
+    assert response.status_code == 202
+    final = wait_for(api, job_id, lambda j: j["state"] in TERMINAL, timeout_s=60)
+    assert final["state"] == "CANCELLED"
+    assert wait_until_gone(pid)
+    return final

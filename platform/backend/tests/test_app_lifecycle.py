@@ -1,0 +1,126 @@
+"""Start-up, readiness and Temporal outages: the app runs on a fresh data dir, says what is
+down, refuses submissions it cannot start and recovers when Temporal comes back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi import FastAPI
+from sqlalchemy import Connection
+from temporalio.testing import WorkflowEnvironment
+
+from trainyard.core.db import Base, create_engine
+from trainyard.core.settings import BackendSettings
+from trainyard.main import create_app
+
+from .conftest import find_temporal_cli, free_port, make_settings
+from .support import get_job, submit
+
+
+async def serve(settings: BackendSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app: FastAPI = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def api_without_temporal(
+    tmp_path: Path, backend_tier: dict[str, object]
+) -> AsyncIterator[httpx.AsyncClient]:
+    # Nothing listens on a port that was just free.
+    settings = make_settings(tmp_path / "data", f"127.0.0.1:{free_port()}", **backend_tier)
+    async for client in serve(settings):
+        yield client
+
+
+async def test_a_fresh_data_dir_gets_a_database_with_every_table(
+    api: httpx.AsyncClient, settings: BackendSettings
+) -> None:
+    if settings.is_sqlite:
+        assert (settings.data_dir / "trainyard.db").is_file()
+    engine = create_engine(settings.database_url)
+
+    def differences(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    try:
+        async with engine.connect() as connection:
+            # The migrations create exactly what the models describe.
+            assert await connection.run_sync(differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_jobs_survive_a_restart_on_the_same_data_dir(
+    settings: BackendSettings, job_body: dict[str, Any]
+) -> None:
+    async for client in serve(settings):
+        job = await submit(client, job_body)
+    async for client in serve(settings):
+        assert (await get_job(client, job["id"]))["id"] == job["id"]
+
+
+async def test_ready_when_database_and_temporal_answer(
+    api: httpx.AsyncClient, settings: BackendSettings
+) -> None:
+    response = await api.get("/readyz")
+
+    assert response.status_code == 200
+    # The Redis bus is a dependency too; the in-process bus is not.
+    redis = {"redis": "ok"} if settings.redis_url else {}
+    assert response.json()["checks"] == {"database": "ok", "temporal": "ok", **redis}
+
+
+async def test_alive_but_not_ready_while_temporal_is_down(
+    api_without_temporal: httpx.AsyncClient,
+) -> None:
+    health = await api_without_temporal.get("/healthz")
+    ready = await api_without_temporal.get("/readyz")
+
+    assert health.status_code == 200
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["detail"] == "temporal down"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["temporal"].startswith(
+        "unreachable: Temporal is unreachable at 127.0.0.1:"
+    )
+
+
+async def test_a_submission_while_temporal_is_down_is_503_and_leaves_no_job(
+    api_without_temporal: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    response = await api_without_temporal.post("/v1/jobs", json=job_body)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "temporal_unavailable"
+    assert "Temporal is unreachable" in response.json()["detail"]
+    assert (await api_without_temporal.get("/v1/jobs")).json()["total"] == 0
+
+
+async def test_the_api_connects_once_temporal_comes_up_after_it(
+    tmp_path: Path, job_body: dict[str, Any], backend_tier: dict[str, object]
+) -> None:
+    port = free_port()
+    settings = make_settings(tmp_path / "data", f"127.0.0.1:{port}", **backend_tier)
+    async for client in serve(settings):
+        assert (await client.get("/readyz")).status_code == 503
+        late = await WorkflowEnvironment.start_local(
+            port=port, dev_server_existing_path=find_temporal_cli()
+        )
+        try:
+            assert (await client.get("/readyz")).status_code == 200
+            job = await submit(client, job_body)
+            assert job["state"] == "PENDING"
+        finally:
+            await late.shutdown()

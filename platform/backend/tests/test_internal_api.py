@@ -1,0 +1,213 @@
+"""The internal API the worker uses (docs/architecture.md): auth, transitions, attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from trainyard.callbacks.tokens import verify
+
+from .support import (
+    CALLBACK_SECRET,
+    INTERNAL_HEADERS,
+    callback,
+    events,
+    get_job,
+    heartbeat,
+    move,
+    start_attempt,
+    submit,
+)
+
+
+@pytest.fixture
+async def job(api: httpx.AsyncClient, job_body: dict[str, Any]) -> dict[str, Any]:
+    return await submit(api, job_body)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dGVzdA=="}],
+)
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/transition", {"state": "VALIDATING"}),
+        ("POST", "/events", {"type": "log"}),
+        ("POST", "/attempts/1", None),
+        ("GET", "/liveness", None),
+    ],
+)
+async def test_every_internal_route_needs_the_internal_token(
+    api: httpx.AsyncClient,
+    job: dict[str, Any],
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    response = await api.request(
+        method, f"/internal/v1/jobs/{job['id']}{path}", json=body, headers=headers
+    )
+
+    assert response.status_code == 401
+    assert await get_job(api, job["id"]) == job
+
+
+async def test_a_forward_transition_answers_the_job_and_records_a_state_event(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    response = await move(api, job["id"], "VALIDATING")
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "VALIDATING"
+    last = (await events(api, job["id"]))[-1]
+    assert (last["type"], last["source"], last["data"]) == (
+        "state",
+        "worker",
+        {"from": "PENDING", "to": "VALIDATING", "reason": None},
+    )
+
+
+async def test_states_may_be_skipped_but_never_go_back(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    assert (await move(api, job["id"], "STARTING")).status_code == 200
+
+    backwards = await move(api, job["id"], "VALIDATING")
+    to_start = await move(api, job["id"], "PENDING")
+
+    assert (backwards.status_code, to_start.status_code) == (409, 409)
+    assert backwards.json()["code"] == "transition_refused"
+    assert (await get_job(api, job["id"]))["state"] == "STARTING"
+
+
+async def test_repeating_the_current_state_is_a_harmless_no_op(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    assert (await move(api, job["id"], "VALIDATING")).status_code == 200
+    seq = (await get_job(api, job["id"]))["last_seq"]
+
+    again = await move(api, job["id"], "VALIDATING")
+
+    assert again.status_code == 200
+    assert (await get_job(api, job["id"]))["last_seq"] == seq
+
+
+async def test_exactly_one_terminal_transition_wins(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    first = await move(api, job["id"], "FAILED", "dataset has no labels")
+    answers = [
+        (await move(api, job["id"], state)).status_code
+        for state in ("SUCCEEDED", "CANCELLED", "FAILED", "RUNNING")
+    ]
+
+    assert first.status_code == 200
+    assert answers == [409, 409, 409, 409]
+    after = await get_job(api, job["id"])
+    assert (after["state"], after["reason"]) == ("FAILED", "dataset has no labels")
+    states = [e["data"]["to"] for e in await events(api, job["id"]) if e["type"] == "state"]
+    assert states == ["FAILED"]
+
+
+async def test_a_transition_to_an_unknown_state_is_422(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    response = await move(api, job["id"], "EXPLODED")
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["state"]
+
+
+async def test_internal_calls_about_an_unknown_job_are_404(api: httpx.AsyncClient) -> None:
+    response = await move(api, "job_unknown", "VALIDATING")
+
+    assert response.status_code == 404
+
+
+async def test_a_worker_event_is_stored_and_answered(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    body = {"type": "validation_report", "message": "ok", "data": {"images": 8}}
+
+    response = await api.post(
+        f"/internal/v1/jobs/{job['id']}/events", json=body, headers=INTERNAL_HEADERS
+    )
+
+    assert response.status_code == 202
+    stored = response.json()
+    assert (stored["seq"], stored["type"], stored["source"], stored["data"]) == (
+        2,
+        "validation_report",
+        "worker",
+        {"images": 8},
+    )
+
+
+async def test_issuing_an_attempt_is_idempotent_and_makes_older_tokens_stale(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    first = await start_attempt(api, job["id"], 1)
+    first_again = await start_attempt(api, job["id"], 1)
+    second = await start_attempt(api, job["id"], 2)
+
+    assert first == first_again
+    claims = verify(CALLBACK_SECRET, second)
+    assert (claims.job_id, claims.attempt) == (job["id"], 2)
+    assert (await get_job(api, job["id"]))["attempt"] == 2
+    stale = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/1", headers=INTERNAL_HEADERS)
+    assert stale.status_code == 409
+    assert (await callback(api, job["id"], "heartbeat", first, heartbeat(1))).status_code == 403
+
+
+async def test_no_attempt_starts_on_a_terminal_job(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    assert (await move(api, job["id"], "CANCELLED")).status_code == 200
+
+    response = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/1", headers=INTERNAL_HEADERS)
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_terminal"
+
+
+async def test_attempt_zero_is_422(api: httpx.AsyncClient, job: dict[str, Any]) -> None:
+    response = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/0", headers=INTERNAL_HEADERS)
+
+    assert response.status_code == 422
+
+
+async def test_liveness_reports_state_attempt_heartbeat_and_done(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    async def liveness() -> dict[str, Any]:
+        response = await api.get(
+            f"/internal/v1/jobs/{job['id']}/liveness", headers=INTERNAL_HEADERS
+        )
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        return body
+
+    assert await liveness() == {
+        "state": "PENDING",
+        "attempt": 0,
+        "last_heartbeat_at": None,
+        "done": False,
+    }
+    token = await start_attempt(api, job["id"], 1)
+    assert (await callback(api, job["id"], "heartbeat", token, heartbeat(0))).status_code == 202
+    running = await liveness()
+    assert (running["state"], running["attempt"], running["done"]) == ("RUNNING", 1, False)
+    assert datetime.fromisoformat(running["last_heartbeat_at"]).tzinfo is not None
+
+    await start_attempt(api, job["id"], 2)
+    assert (await liveness())["last_heartbeat_at"] is None  # attempt 2 has not beaten yet
+
+    done: dict[str, Any] = {"status": "cancelled", "reason": None, "metrics": {}, "artifacts": {}}
+    token_2 = await start_attempt(api, job["id"], 2)
+    assert (await callback(api, job["id"], "done", token_2, done)).status_code == 202
+    assert (await liveness())["done"] is True

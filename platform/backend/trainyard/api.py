@@ -1,0 +1,31 @@
+"""`trainyard-api` / `python -m trainyard.api`: serve the backend with uvicorn.
+
+Host, port and log level come from the settings (TRAINYARD_API_HOST, TRAINYARD_API_PORT,
+TRAINYARD_LOG_LEVEL), so a process supervisor only has to set the environment.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from trainyard.core.settings import BackendSettings
+from trainyard.main import create_app
+from trainyard.stream.gc_policy import tune_for_serving
+
+
+def main() -> None:
+    settings = BackendSettings()
+    app = create_app(settings)
+    tune_for_serving()  # the start-up heap is built: keep it out of later collections
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level,
+        # The supervisor sends SIGTERM; give open streams a moment, then go.
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Trainer -> backend callbacks (docs/trainer-contract.md)."""

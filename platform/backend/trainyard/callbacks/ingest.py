@@ -1,0 +1,237 @@
+"""Heartbeat ingest with group commit: concurrent heartbeats of any jobs share one transaction.
+
+A heartbeat must be durable before it is acknowledged, and a transaction per heartbeat costs
+several database round trips plus the ORM around them. Here heartbeats queue up while the
+previous batch commits (no timer: an idle server stores a lone heartbeat at once) and the next
+batch is stored with a fixed number of plain Core statements whatever its size:
+
+    lock every job of the batch (ORDER BY id, so two batches never deadlock)
+    decide each heartbeat in arrival order (stale attempt 403, terminal 409, unknown 404)
+    update each job once, insert every event in one multi-row INSERT, commit
+
+then the events are published in seq order and only then is each request answered. The rules
+are those of jobs.events (next seq under the job's row lock, forward-only state, progress
+never backwards); a refused heartbeat changes nothing. If the batch's transaction fails, each
+heartbeat is retried in a transaction of its own, so one bad heartbeat cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import bindparam, insert, select, update
+
+from trainyard.callbacks.schemas import Heartbeat
+from trainyard.callbacks.service import StaleAttempt, merged_progress
+from trainyard.callbacks.tokens import TokenClaims
+from trainyard.core.db import Database, utcnow
+from trainyard.jobs.errors import JobNotFound, JobTerminal
+from trainyard.jobs.events import state_event_data
+from trainyard.jobs.models import Job, JobEvent
+from trainyard.jobs.schemas import EventRead
+from trainyard.jobs.states import JobState
+
+logger = logging.getLogger(__name__)
+
+# Core tables, not the ORM: no identity map, no unit of work, no reload after the update.
+_JOBS = Job.metadata.tables[Job.__tablename__]
+_EVENTS = JobEvent.metadata.tables[JobEvent.__tablename__]
+
+_LOCK_JOBS = (
+    select(_JOBS.c.id, _JOBS.c.attempt, _JOBS.c.state, _JOBS.c.last_seq, _JOBS.c.progress)
+    .where(_JOBS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_JOBS.c.id)
+    .with_for_update()
+)
+_UPDATE_JOB = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"))
+    .values(
+        state=bindparam("state"),
+        last_seq=bindparam("last_seq"),
+        progress=bindparam("progress"),
+        last_heartbeat_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+)
+_INSERT_EVENTS = insert(_EVENTS)
+
+
+@dataclass
+class _Pending:
+    claims: TokenClaims
+    beat: Heartbeat
+    answer: asyncio.Future[dict[str, Any]]
+
+
+@dataclass
+class _JobRow:
+    state: JobState
+    attempt: int
+    last_seq: int
+    progress: dict[str, Any] | None
+    changed: bool = False
+
+
+@dataclass
+class _Batch:
+    """What one transaction stores: rows to write, events to insert, answers to give."""
+
+    now: datetime
+    rows: dict[str, _JobRow]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_event(self, job_id: str, row: _JobRow, type_: str, message: str, data: Any) -> int:
+        row.last_seq += 1
+        row.changed = True
+        self.events.append(
+            {
+                "job_id": job_id,
+                "seq": row.last_seq,
+                "type": type_,
+                "source": "trainer",
+                "message": message,
+                "data": data,
+                "created_at": self.now,
+            }
+        )
+        return len(self.events) - 1
+
+
+class HeartbeatIngest:
+    """The group-committing heartbeat writer of one Database (one per process and database)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: list[_Pending] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def heartbeat(self, claims: TokenClaims, beat: Heartbeat) -> dict[str, Any]:
+        """Store the heartbeat (and RUNNING on the first one); its event as the API shows it."""
+        pending = _Pending(claims, beat, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        # Shielded: a request cancelled while waiting must not cancel the batch's answer to it.
+        return await asyncio.shield(pending.answer)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._store(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _answer(batch[0], exc)
+                    continue
+                logger.warning("storing %d heartbeats together failed; one by one", len(batch))
+                for pending in batch:
+                    try:
+                        await self._store([pending])
+                    except Exception as single:
+                        _answer(pending, single)
+            except BaseException as exc:  # cancelled (shutdown): nobody is left waiting forever
+                for pending in [*batch, *self._queue]:
+                    _answer(pending, exc)
+                self._queue = []
+                raise
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        ids = sorted({pending.claims.job_id for pending in batch})
+        async with self._db.engine.begin() as connection:
+            locked = await connection.execute(_LOCK_JOBS, {"ids": ids})
+            decided = _Batch(
+                now=utcnow(),
+                rows={
+                    row.id: _JobRow(JobState(row.state), row.attempt, row.last_seq, row.progress)
+                    for row in locked
+                },
+            )
+            indexes = [_decide(decided, pending) for pending in batch]
+            updates = [
+                {
+                    "job": job_id,
+                    "state": row.state.value,
+                    "last_seq": row.last_seq,
+                    "progress": row.progress,
+                    "at": decided.now,
+                }
+                for job_id, row in decided.rows.items()
+                if row.changed
+            ]
+            if updates:
+                await connection.execute(_UPDATE_JOB, updates)
+                await connection.execute(_INSERT_EVENTS, decided.events)
+        # Committed: publish in seq order (the order they were added), then answer.
+        payloads = [_payload(event) for event in decided.events]
+        for payload in payloads:
+            try:
+                await self._db.bus.publish(payload["job_id"], payload)
+            except Exception:
+                # The event is stored; streams fill the gap from the database.
+                logger.exception(
+                    "publishing event %s of job %s failed", payload["seq"], payload["job_id"]
+                )
+        for pending, index in zip(batch, indexes, strict=True):
+            _answer(pending, payloads[index] if isinstance(index, int) else index)
+
+
+def _decide(batch: _Batch, pending: _Pending) -> int | Exception:
+    """The heartbeat applied to its job's row in memory: its event's index, or the refusal."""
+    claims, beat = pending.claims, pending.beat
+    row = batch.rows.get(claims.job_id)
+    if row is None:
+        return JobNotFound(claims.job_id)
+    if claims.attempt != row.attempt:
+        return StaleAttempt(
+            f"the token is for attempt {claims.attempt} but job {claims.job_id} is at attempt "
+            f"{row.attempt}: this trainer is no longer the job's trainer"
+        )
+    if row.state.terminal:
+        return JobTerminal(claims.job_id, row.state)
+    row.progress = merged_progress(row.progress, beat)
+    if row.state.rank < JobState.RUNNING.rank:
+        previous, row.state = row.state, JobState.RUNNING
+        batch.add_event(
+            claims.job_id,
+            row,
+            "state",
+            f"{previous} → {JobState.RUNNING}",
+            state_event_data(previous, JobState.RUNNING, None),
+        )
+    return batch.add_event(
+        claims.job_id,
+        row,
+        "heartbeat",
+        f"epoch {beat.epoch}/{beat.epochs}",
+        beat.model_dump(mode="json"),
+    )
+
+
+def _payload(event: dict[str, Any]) -> dict[str, Any]:
+    return EventRead.model_validate(event).model_dump(mode="json")
+
+
+def _answer(pending: _Pending, outcome: dict[str, Any] | BaseException) -> None:
+    if pending.answer.done():  # its request was cancelled
+        return
+    if isinstance(outcome, BaseException):
+        pending.answer.set_exception(outcome)
+    else:
+        pending.answer.set_result(outcome)
+
+
+_INGESTS: WeakKeyDictionary[Database, HeartbeatIngest] = WeakKeyDictionary()
+
+
+def ingest_for(db: Database) -> HeartbeatIngest:
+    """The heartbeat writer of `db`, made on first use."""
+    ingest = _INGESTS.get(db)
+    if ingest is None:
+        ingest = _INGESTS[db] = HeartbeatIngest(db)
+    return ingest

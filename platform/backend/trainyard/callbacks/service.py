@@ -1,0 +1,102 @@
+"""What the trainer's callbacks do to a job. The caller already verified the token's signature
+and that it names this job (see callbacks.router); here the job's own state decides the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trainyard.callbacks.schemas import Done, Heartbeat, TrainerEvent
+from trainyard.callbacks.tokens import TokenClaims
+from trainyard.core.db import after_commit
+from trainyard.core.errors import Forbidden
+from trainyard.core.temporal import TemporalGateway
+from trainyard.jobs.errors import JobTerminal
+from trainyard.jobs.events import append_event, lock_job, transition
+from trainyard.jobs.models import Job, JobEvent
+from trainyard.jobs.orchestration import signal_trainer_done
+from trainyard.jobs.states import JobState
+from trainyard_workflows.contracts import TrainerDone
+
+_DONE_STATES = {
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+class StaleAttempt(Forbidden):
+    code = "stale_attempt"
+
+
+async def authorized_job(session: AsyncSession, claims: TokenClaims) -> Job:
+    """The job, locked, if this attempt may still report on it (403 stale, 409 terminal)."""
+    job = await lock_job(session, claims.job_id)
+    if claims.attempt != job.attempt:
+        raise StaleAttempt(
+            f"the token is for attempt {claims.attempt} but job {job.id} is at attempt "
+            f"{job.attempt}: this trainer is no longer the job's trainer"
+        )
+    if JobState(job.state).terminal:
+        raise JobTerminal(job.id, job.state)
+    return job
+
+
+def merged_progress(previous: dict[str, Any] | None, beat: Heartbeat) -> dict[str, Any]:
+    """Progress never moves backwards: a late or duplicated heartbeat cannot undo a newer one."""
+    fresh: dict[str, Any] = {
+        "epoch": beat.epoch,
+        "epochs": beat.epochs,
+        "metrics": dict(beat.metrics),
+        "elapsed_s": beat.elapsed_s,
+        "eta_s": beat.eta_s,
+    }
+    if previous is None:
+        return fresh
+    known_epoch = int(previous.get("epoch", 0))
+    if beat.epoch < known_epoch:
+        return previous
+    if beat.epoch == known_epoch:
+        # A keep-alive within the epoch carries no metrics: keep the epoch's last ones.
+        if not beat.metrics:
+            fresh["metrics"] = previous.get("metrics", {})
+        old_elapsed = previous.get("elapsed_s")
+        if old_elapsed is not None and (beat.elapsed_s is None or beat.elapsed_s < old_elapsed):
+            fresh["elapsed_s"] = old_elapsed
+            fresh["eta_s"] = previous.get("eta_s")
+    return fresh
+
+
+async def trainer_event(session: AsyncSession, claims: TokenClaims, body: TrainerEvent) -> JobEvent:
+    job = await authorized_job(session, claims)
+    return append_event(session, job, body.type, "trainer", body.message, body.data)
+
+
+async def done(
+    session: AsyncSession, temporal: TemporalGateway, claims: TokenClaims, body: Done
+) -> JobEvent:
+    """Record the outcome, end the job, and (after commit) signal the workflow."""
+    job = await authorized_job(session, claims)
+    reason = body.reason
+    if body.status == "failed" and not reason:
+        reason = "the trainer reported a failure without a reason"
+    event = append_event(
+        session,
+        job,
+        "done",
+        "trainer",
+        f"trainer finished: {body.status}" + (f" ({reason})" if reason else ""),
+        body.model_dump(mode="json"),
+    )
+    job.result = {"metrics": dict(body.metrics), "artifacts": dict(body.artifacts)}
+    transition(session, job, _DONE_STATES[body.status], "trainer", reason)
+    signal = TrainerDone(attempt=claims.attempt, status=body.status, reason=reason)
+    job_id = job.id
+
+    async def _signal() -> None:
+        await signal_trainer_done(temporal, job_id, signal)
+
+    after_commit(session, _signal)
+    return event

@@ -1,0 +1,297 @@
+"""`trainyard`: submit, list, watch and cancel training jobs; run the embedded platform."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from trainyard.cli.client import PlatformClient, PlatformError
+from trainyard.cli.dataset_view import (
+    DatasetFormat,
+    archive_for_upload,
+    show_dataset_report,
+)
+from trainyard.cli.hyperparameters import BadHyperparameter, parse_overrides
+from trainyard.cli.progress_view import JobProgress, format_duration
+from trainyard.cli.settings import get_cli_settings
+from trainyard.cli.stream import follow_events
+from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
+
+app = typer.Typer(help="Trainyard: train vision and ML models.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Create and list datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+err_console = Console(stderr=True)
+
+OutputOption = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+
+
+def _client() -> PlatformClient:
+    settings = get_cli_settings()
+    return PlatformClient(settings.api_url, settings.request_timeout_s)
+
+
+def _stream_url() -> str:
+    return get_cli_settings().stream_url
+
+
+def infer_framework(model: str) -> str:
+    if model.lower().startswith("yolo"):
+        return "ultralytics"
+    raise PlatformError(f"cannot tell the framework of model {model!r}: pass --framework")
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="e.g. yolo11n.yaml (random init) or a .pt file")],
+    data: Annotated[str, typer.Option("--data", "-d", help="dataset name or URI")],
+    epochs: Annotated[int, typer.Option(help="number of epochs")] = 10,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="hyperparameters as key=value")
+    ] = None,
+    imgsz: Annotated[int, typer.Option(help="image size (multiple of 32)")] = 640,
+    batch: Annotated[int, typer.Option(help="batch size")] = 16,
+    gpus: Annotated[int, typer.Option(help="GPUs (0 = CPU)")] = 0,
+    task: Annotated[str, typer.Option(help="detect, classify, ...")] = "detect",
+    framework: Annotated[str | None, typer.Option(help="inferred from the model")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="resubmits return the same job")
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch/--no-watch", help="follow it live")] = False,
+) -> None:
+    """Submit a training job."""
+    try:
+        body: dict[str, Any] = {
+            "framework": framework or infer_framework(model),
+            "model": model,
+            "dataset": data,
+            "task": task,
+            "epochs": epochs,
+            "imgsz": imgsz,
+            "batch": batch,
+            "gpus": gpus,
+            "hyperparameters": parse_overrides(overrides or []),
+        }
+    except (BadHyperparameter, PlatformError) as exc:
+        _fail(str(exc))
+    job = submit_job(body, idempotency_key)
+    if watch:
+        _watch_and_exit(job["id"])
+
+
+def submit_job(body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    job: dict[str, Any] = _call(lambda c: c.create_job(body, idempotency_key))
+    console.print(f"submitted [bold]{job['id']}[/] ({job['state']})")
+    return job
+
+
+@app.command()
+def jobs(
+    state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+    output: OutputOption = "table",
+) -> None:
+    """List recent jobs."""
+    page = _call(lambda c: c.list_jobs(state, limit))
+    items = page["items"]
+    if output == "json":
+        console.print_json(json.dumps(page))
+        return
+    table = Table("id", "state", "model", "dataset", "epoch", "created")
+    for job in items:
+        progress = job.get("progress") or {}
+        epoch = f"{progress.get('epoch', 0)}/{job['epochs']}"
+        table.add_row(
+            job["id"], job["state"], job["model"], job["dataset"], epoch, job["created_at"]
+        )
+    console.print(table)
+
+
+@app.command()
+def watch(job_id: Annotated[str, typer.Argument(help="job id")]) -> None:
+    """Follow a job live until it ends; exit 0 only if it succeeded."""
+    _watch_and_exit(job_id)
+
+
+@app.command()
+def cancel(job_id: Annotated[str, typer.Argument(help="job id")]) -> None:
+    """Cancel a job: its trainer is stopped and cleaned up."""
+    job = _call(lambda c: c.cancel_job(job_id))
+    console.print(f"cancel requested for [bold]{job['id']}[/] ({job['state']})")
+
+
+@datasets_app.command("make-shapes")
+def make_shapes_command(
+    out: Annotated[Path, typer.Option(help="folder to write")] = Path(".trainyard/datasets/shapes"),
+    name: Annotated[str, typer.Option(help="name to register it under")] = "shapes",
+    train_images: Annotated[int, typer.Option(help="training images")] = 32,
+    val_images: Annotated[int, typer.Option(help="validation images")] = 8,
+    size: Annotated[int, typer.Option(help="image side in pixels")] = 128,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    register: Annotated[bool, typer.Option("--register/--no-register")] = True,
+) -> None:
+    """Generate the synthetic shapes detection dataset (and register it)."""
+    spec = ShapesSpec(train_images=train_images, val_images=val_images, image_size=size, seed=seed)
+    generated = make_shapes(out.resolve(), spec)
+    console.print(
+        f"wrote {generated.train_images} train + {generated.val_images} val images "
+        f"({generated.boxes} boxes) to {generated.root}"
+    )
+    if register:
+        dataset = register_dataset(name, generated.uri)
+        console.print(f"registered dataset [bold]{dataset['name']}[/] → {dataset['uri']}")
+
+
+@datasets_app.command("list")
+def list_datasets(output: OutputOption = "table") -> None:
+    """List registered datasets."""
+    page = _call(lambda c: c.list_datasets())
+    if output == "json":
+        console.print_json(json.dumps(page))
+        return
+    table = Table("id", "name", "format", "uri")
+    for dataset in page["items"]:
+        table.add_row(dataset["id"], dataset["name"], dataset["format"], dataset["uri"])
+    console.print(table)
+
+
+@datasets_app.command("upload")
+def upload_dataset(
+    path: Annotated[Path, typer.Argument(help="a dataset folder, or a .zip of one")],
+    name: Annotated[str | None, typer.Option(help="default: the folder name")] = None,
+    fmt: Annotated[
+        DatasetFormat, typer.Option("--format", help="yolo (detection) or imagefolder")
+    ] = DatasetFormat.yolo,
+    output: OutputOption = "table",
+) -> None:
+    """Upload a dataset to storage; the platform validates it and shows the report."""
+    if not path.exists():
+        _fail(f"{path} does not exist")
+    dataset_name = name or (path.stem if path.is_file() else path.resolve().name)
+    with archive_for_upload(path) as archive:
+        size = archive.seek(0, 2)
+        archive.seek(0)
+        with Progress(
+            TextColumn("uploading {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(dataset_name, total=size)
+            dataset = _call(
+                lambda c: c.upload_dataset(
+                    dataset_name, fmt.value, archive, lambda n: progress.advance(task, n)
+                )
+            )
+    show_dataset_report(dataset, output)
+    if dataset.get("status") == "invalid":
+        raise typer.Exit(1)
+
+
+@datasets_app.command("show")
+def show_dataset(
+    name: Annotated[str, typer.Argument(help="dataset name or id")],
+    output: OutputOption = "table",
+) -> None:
+    """Show a dataset and its validation report."""
+    show_dataset_report(_call(lambda c: c.get_dataset(name)), output)
+
+
+def register_dataset(name: str, uri: str) -> dict[str, Any]:
+    """Register `uri` as `name`, or reuse the registration when it already points there."""
+    with _client() as client:
+        try:
+            existing: dict[str, Any] = client.get_dataset(name)
+        except PlatformError:
+            existing = {}
+        if existing.get("uri") == uri:
+            return existing
+        if existing:
+            _fail(f"dataset {name!r} already exists and points to {existing['uri']}")
+        try:
+            created: dict[str, Any] = client.register_dataset(name, uri)
+        except PlatformError as exc:
+            _fail(str(exc))
+        return created
+
+
+def watch_job(job_id: str) -> dict[str, Any]:
+    """Show the live view until the job ends; return the final job."""
+    view = JobProgress(job_id)
+    with Live(view.render(), console=console, refresh_per_second=4) as live:
+        for event in follow_events(
+            _stream_url(), job_id, on_reconnect=lambda msg: live.console.print(f"[dim]{msg}")
+        ):
+            line = view.apply(event)
+            if line:
+                live.console.print(f"[dim]#{event['seq']}[/] {line}")
+            live.update(view.render())
+    job: dict[str, Any] = _call(lambda c: c.get_job(job_id))
+    print_summary(job)
+    return job
+
+
+def print_summary(job: dict[str, Any]) -> None:
+    result = job.get("result") or {}
+    state = job["state"]
+    style = {"SUCCEEDED": "green", "FAILED": "red"}.get(state, "yellow")
+    console.print(f"\njob [bold]{job['id']}[/] [{style}]{state}[/]")
+    if job.get("reason"):
+        console.print(f"reason: {job['reason']}")
+    metrics = result.get("metrics") or {}
+    if metrics:
+        table = Table("metric", "value")
+        for key, value in metrics.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        console.print(table)
+    artifacts = result.get("artifacts") or {}
+    if artifacts.get("weights"):
+        # soft_wrap: a path broken over two lines cannot be copied.
+        console.print(f"weights: {artifacts['weights']}", soft_wrap=True)
+    progress = job.get("progress") or {}
+    if progress.get("elapsed_s") is not None:
+        console.print(f"training time: {format_duration(progress['elapsed_s'])}")
+    tracking = job.get("tracking") or {}
+    if tracking.get("mlflow_run_url"):
+        console.print(f"MLflow run: {tracking['mlflow_run_url']}", soft_wrap=True)
+
+
+def _watch_and_exit(job_id: str) -> None:
+    try:
+        job = watch_job(job_id)
+    except PlatformError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print(f"stopped watching; {job_id} keeps running (`trainyard watch {job_id}`)")
+        raise typer.Exit(130) from None
+    raise typer.Exit(0 if job["state"] == "SUCCEEDED" else 1)
+
+
+def _call(action: Any) -> Any:
+    try:
+        with _client() as client:
+            return action(client)
+    except PlatformError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> Any:
+    err_console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    from trainyard.cli.embedded_commands import demo, up
+
+    app.command()(up)
+    app.command()(demo)
+    app()

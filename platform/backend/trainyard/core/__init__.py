@@ -1,0 +1,1 @@
+"""Shared plumbing of the backend: settings, database, errors, the Temporal connection."""

@@ -1,0 +1,153 @@
+"""One error hierarchy for the whole backend, mapped to HTTP in one place.
+
+Services raise these (never HTTPException). Every error answer has the same body:
+
+    {"detail": "<human message>", "code": "<machine code>",
+     "errors": [{"field": "<field>", "message": "<why>"}]}
+
+`errors` is only present on 422 and names each offending field (`model`,
+`hyperparameters.lr0`, `limit`, ...). `detail` is always a string, so clients can print it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.websockets import WebSocket, WebSocketState
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class TrainyardError(Exception):
+    """Base of every domain error: an HTTP status, a stable code and a message for people."""
+
+    status_code: int = 400
+    code: str = "bad_request"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.message, "code": self.code}
+
+
+class NotFound(TrainyardError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TrainyardError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(TrainyardError):
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012  (never mutated)
+
+
+class Forbidden(TrainyardError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ServiceUnavailable(TrainyardError):
+    status_code = 503
+    code = "unavailable"
+
+
+class InvalidRequest(TrainyardError):
+    """422 raised by a service for input that is well-formed but refers to something invalid."""
+
+    status_code = 422
+    code = "invalid_request"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+    @classmethod
+    def on(cls, field: str, message: str) -> InvalidRequest:
+        return cls([FieldError(field, message)])
+
+    def body(self) -> dict[str, Any]:
+        return {
+            **super().body(),
+            "errors": [{"field": e.field, "message": e.message} for e in self.errors],
+        }
+
+
+def _field_name(loc: Sequence[int | str]) -> str:
+    # FastAPI prefixes the source ("body", "query", "path", "header"); the field is what a
+    # client typed, so drop the prefix: ("body", "hyperparameters", "lr0") -> hyperparameters.lr0.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def field_errors(raw: Sequence[Any]) -> list[FieldError]:
+    """Pydantic's error list, reduced to field + message (no input echo: it may hold NaN)."""
+    errors = []
+    for item in raw:
+        loc = item.get("loc", ()) if isinstance(item, dict) else ()
+        message = item.get("msg", str(item)) if isinstance(item, dict) else str(item)
+        errors.append(FieldError(_field_name(loc), str(message)))
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the one body shape above; nothing caused by input answers 500."""
+
+    async def on_trainyard_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TrainyardError)
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        error = InvalidRequest(field_errors(exc.errors()))
+        return JSONResponse(error.body(), status_code=422)
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"detail": str(exc.detail), "code": code},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    async def on_websocket_validation_error(websocket: WebSocket, exc: Exception) -> None:
+        # Accept first: a close before the handshake reaches the client as a bare HTTP 403,
+        # while a close frame carries the policy code and says which parameter was wrong.
+        assert isinstance(exc, WebSocketRequestValidationError)
+        reason = InvalidRequest(field_errors(exc.errors())).message
+        if websocket.client_state == WebSocketState.CONNECTING:
+            await websocket.accept()
+        await websocket.close(code=1008, reason=reason.encode()[:120].decode(errors="ignore"))
+
+    async def on_unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: same body shape, no internals leaked; uvicorn logs the trace.
+        return JSONResponse(
+            {"detail": "internal error; see the API log", "code": "internal_error"},
+            status_code=500,
+        )
+
+    app.add_exception_handler(TrainyardError, on_trainyard_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+    app.add_exception_handler(WebSocketRequestValidationError, on_websocket_validation_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -1,0 +1,25 @@
+"""The long-lived objects of one backend process, made in the lifespan and kept on app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from trainyard.core.db import Database
+from trainyard.core.settings import BackendSettings
+from trainyard.core.temporal import TemporalGateway
+from trainyard.stream.bus import EventBus
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: BackendSettings
+    db: Database
+    bus: EventBus
+    temporal: TemporalGateway
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime

@@ -1,0 +1,100 @@
+"""Settings of the backend process (one class, env prefix TRAINYARD_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
+
+# Embedded defaults: they only protect a loopback backend on a developer machine, so they are
+# refused as soon as the database is not SQLite (i.e. outside the embedded tier). The internal
+# token matches the worker's default so a bare `trainyard-api` + `trainyard-worker` pair works.
+EMBEDDED_INTERNAL_TOKEN = "embedded-internal-token"
+EMBEDDED_CALLBACK_SECRET = "embedded-callback-secret"
+
+
+class BackendSettings(BaseSettings):
+    """Configuration of the backend API; every field reads `TRAINYARD_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="forbid")
+
+    data_dir: Path = Path(".trainyard")
+    # Empty means SQLite at <data_dir>/trainyard.db (filled in by the validator below);
+    # postgresql+asyncpg://user:password@host/db for the production tier.
+    database_url: str = ""
+    # Connections each API process keeps to PostgreSQL (SQLite ignores these).
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=20, ge=0)
+
+    # Absent: the in-process event bus (one API process). redis://host:6379/0: events are
+    # relayed across API replicas through Redis pub/sub.
+    redis_url: str | None = None
+    # Channel names are <prefix>:job:<job id>, so several deployments can share one Redis.
+    redis_channel_prefix: str = Field(default="trainyard", min_length=1, max_length=64)
+    # Bound on every Redis call: a hung Redis never stalls a callback for longer.
+    redis_timeout_s: float = Field(default=1.0, gt=0)
+
+    # MLflow tracking server the worker logs runs to (absent: jobs are not tracked), and the
+    # address users open it at when that differs (a proxy, an ingress); links to a job's run
+    # are built from the latter.
+    mlflow_tracking_uri: str | None = None
+    mlflow_ui_url: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    # Bound on every call to Temporal, so a request never hangs on an unreachable cluster.
+    temporal_rpc_timeout_s: float = Field(default=10.0, gt=0)
+
+    internal_token: SecretStr = SecretStr(EMBEDDED_INTERNAL_TOKEN)
+    callback_secret: SecretStr = SecretStr(EMBEDDED_CALLBACK_SECRET)
+
+    owner: str = Field(default="local", min_length=1, max_length=128)
+
+    max_epochs: int = Field(default=10_000, ge=1)
+    max_gpus: int = Field(default=8, ge=0)
+    max_batch: int = Field(default=1024, ge=1)
+    heartbeat_timeout_s: float = Field(default=120.0, gt=0)
+
+    # Events a slow WebSocket subscriber may lag behind before it is closed (it reconnects).
+    stream_queue_size: int = Field(default=1000, ge=1)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # The API may be started from any folder; a relative path would move with it.
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _database_and_secrets(self) -> BackendSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'trainyard.db'}"
+        if not self.is_sqlite:
+            for name, value, default in (
+                ("TRAINYARD_INTERNAL_TOKEN", self.internal_token, EMBEDDED_INTERNAL_TOKEN),
+                ("TRAINYARD_CALLBACK_SECRET", self.callback_secret, EMBEDDED_CALLBACK_SECRET),
+            ):
+                if value.get_secret_value() == default:
+                    raise ValueError(
+                        f"{name} must be set to a secret of your own when "
+                        "TRAINYARD_DATABASE_URL is not SQLite (the embedded default is public)"
+                    )
+        return self
+
+    @property
+    def mlflow_link_base(self) -> str | None:
+        """Where links to MLflow runs point: the UI URL, else the tracking URI."""
+        base = self.mlflow_ui_url or self.mlflow_tracking_uri
+        return base.rstrip("/") if base else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Datasets: a registry of named dataset locations (uploads come later)."""

@@ -1,0 +1,89 @@
+"""Public datasets API: /v1/datasets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from pydantic import ValidationError
+
+from trainyard.core.errors import InvalidRequest, field_errors
+from trainyard.datasets import service
+from trainyard.datasets.schemas import (
+    DatasetCreate,
+    DatasetPage,
+    DatasetRead,
+    DatasetUploadFields,
+)
+from trainyard.datasets.upload import spool_upload
+from trainyard.deps import CurrentOwner, SessionDep, Storage, Store
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": DatasetCreate.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "file"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "format": {"type": "string", "enum": ["yolo", "imagefolder"]},
+                        "file": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
+        },
+        "required": True,
+    }
+}
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=DatasetRead, openapi_extra=_BODY_DOC
+)
+async def add_dataset(
+    request: Request, session: SessionDep, owner: CurrentOwner, storage: Storage, store: Store
+) -> DatasetRead:
+    """Upload a zip (multipart: name, format, file) or register an existing storage location
+    (JSON: name, uri, format). Either way the dataset is validated now: see `status` and
+    `report`. 409 if the name is taken, 413 over the size limit, 503 if storage is down."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        spooled = await spool_upload(request, storage.max_upload_bytes)
+        try:
+            fields = _parse(DatasetUploadFields, spooled.fields)
+            dataset = await service.upload(
+                session, owner, fields, spooled.file, store, storage.max_upload_bytes
+            )
+        finally:
+            spooled.file.close()
+    else:
+        try:
+            body = DatasetCreate.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise InvalidRequest(field_errors(exc.errors())) from exc
+        dataset = await service.register(session, owner, body, storage)
+    return DatasetRead.model_validate(dataset)
+
+
+def _parse(model: type[DatasetUploadFields], fields: dict[str, str]) -> DatasetUploadFields:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidRequest(field_errors(exc.errors())) from exc
+
+
+@router.get("", response_model=DatasetPage)
+async def list_datasets(session: SessionDep, owner: CurrentOwner) -> DatasetPage:
+    datasets = await service.list_datasets(session, owner)
+    return DatasetPage(items=[DatasetRead.model_validate(d) for d in datasets])
+
+
+@router.get("/{id_or_name}", response_model=DatasetRead)
+async def get_dataset(id_or_name: str, session: SessionDep, owner: CurrentOwner) -> DatasetRead:
+    """A dataset with its validation status and report."""
+    return DatasetRead.model_validate(await service.get_dataset(session, owner, id_or_name))

@@ -1,0 +1,106 @@
+"""The internal API (worker -> backend), docs/architecture.md. Not in the public OpenAPI.
+
+Every route needs `Authorization: Bearer <TRAINYARD_INTERNAL_TOKEN>` (401 otherwise).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from trainyard.core.errors import Unauthorized
+from trainyard.deps import SessionDep, Settings
+from trainyard.internal import service
+from trainyard.internal.schemas import (
+    AttemptGrant,
+    Liveness,
+    TrackingUpdate,
+    TransitionRequest,
+    WorkerEvent,
+)
+from trainyard.jobs.schemas import EventPage, EventRead, JobRead
+from trainyard.jobs.service import events_after
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_internal_token(
+    settings: Settings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    expected = settings.internal_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not hmac.compare_digest(expected, given):
+        raise Unauthorized(
+            "the internal API needs Authorization: Bearer <TRAINYARD_INTERNAL_TOKEN>"
+        )
+
+
+router = APIRouter(
+    prefix="/internal/v1/jobs",
+    include_in_schema=False,
+    dependencies=[Depends(require_internal_token)],
+)
+
+
+@router.post("/{job_id}/transition", response_model=JobRead)
+async def transition(job_id: str, body: TransitionRequest, session: SessionDep) -> JobRead:
+    """Move the job forward; repeating its current state is a no-op (200).
+
+    409 when the move is backwards or the job is terminal: the caller treats it as "already
+    decided".
+    """
+    return JobRead.model_validate(await service.apply_transition(session, job_id, body))
+
+
+@router.post("/{job_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=EventRead)
+async def record_event(job_id: str, body: WorkerEvent, session: SessionDep) -> EventRead:
+    return EventRead.model_validate(await service.record_event(session, job_id, body))
+
+
+@router.post("/{job_id}/attempts/{attempt}", response_model=AttemptGrant)
+async def start_attempt(
+    job_id: str,
+    attempt: Annotated[int, Path(ge=1, le=1_000_000)],
+    session: SessionDep,
+    settings: Settings,
+) -> AttemptGrant:
+    return await service.start_attempt(
+        session, settings.callback_secret.get_secret_value(), job_id, attempt
+    )
+
+
+@router.get("/{job_id}", response_model=JobRead)
+async def get_job(job_id: str, session: SessionDep) -> JobRead:
+    """The job whoever owns it (the worker acts for every owner)."""
+    return JobRead.model_validate(await service.job_by_id(session, job_id))
+
+
+@router.get("/{job_id}/events", response_model=EventPage)
+async def list_events(
+    job_id: str,
+    session: SessionDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> EventPage:
+    """The job's timeline after `after_seq`, in seq order (the tracking sync reads it)."""
+    job = await service.job_by_id(session, job_id)
+    events = await events_after(session, job.id, after_seq, limit)
+    return EventPage(items=[EventRead.model_validate(e) for e in events], last_seq=job.last_seq)
+
+
+@router.post("/{job_id}/tracking", response_model=JobRead)
+async def record_tracking(
+    job_id: str, body: TrackingUpdate, session: SessionDep, settings: Settings
+) -> JobRead:
+    """Store the job's MLflow run (and model version); the response's `tracking` links to it."""
+    job = await service.record_tracking(session, job_id, body, settings.mlflow_link_base)
+    return JobRead.model_validate(job)
+
+
+@router.get("/{job_id}/liveness", response_model=Liveness)
+async def liveness(job_id: str, session: SessionDep) -> Liveness:
+    return await service.liveness(session, job_id)

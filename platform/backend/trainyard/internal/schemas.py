@@ -1,0 +1,51 @@
+"""Bodies of the internal API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainyard.callbacks.schemas import EventType
+from trainyard.core.json_values import JsonObject
+from trainyard.jobs.states import JobState
+
+
+class TransitionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: JobState
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class WorkerEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    message: str = Field(default="", max_length=10_000)
+    data: JsonObject = Field(default_factory=dict)
+
+
+class TrackingUpdate(BaseModel):
+    """Where the worker tracks the job; fields left out keep their stored value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlflow_run_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    mlflow_experiment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    model_name: str | None = Field(default=None, min_length=1, max_length=256)
+    model_version: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class AttemptGrant(BaseModel):
+    attempt: int
+    callback_token: str
+
+
+class Liveness(BaseModel):
+    state: JobState
+    attempt: int
+    # The current attempt's newest heartbeat (null until its trainer sent one).
+    last_heartbeat_at: datetime | None
+    # True once the job is terminal (the trainer's `done` arrived, or it ended otherwise).
+    done: bool

@@ -1,0 +1,93 @@
+"""The worker's requests: transitions, events, attempts and liveness of a job."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trainyard.callbacks import tokens
+from trainyard.core.errors import Conflict
+from trainyard.internal.schemas import (
+    AttemptGrant,
+    Liveness,
+    TrackingUpdate,
+    TransitionRequest,
+    WorkerEvent,
+)
+from trainyard.jobs.errors import JobNotFound, JobTerminal
+from trainyard.jobs.events import append_event, lock_job, transition
+from trainyard.jobs.models import Job, JobEvent
+from trainyard.jobs.states import JobState
+
+
+class StaleAttemptRequest(Conflict):
+    code = "stale_attempt"
+
+
+async def apply_transition(session: AsyncSession, job_id: str, body: TransitionRequest) -> Job:
+    job = await lock_job(session, job_id)
+    transition(session, job, body.state, "worker", body.reason)
+    return job
+
+
+async def record_event(session: AsyncSession, job_id: str, body: WorkerEvent) -> JobEvent:
+    # Allowed after the job ended too: the worker's clean-up may still have something to say.
+    job = await lock_job(session, job_id)
+    return append_event(session, job, body.type, "worker", body.message, body.data)
+
+
+async def start_attempt(
+    session: AsyncSession, callback_secret: str, job_id: str, attempt: int
+) -> AttemptGrant:
+    """Make `attempt` current and hand out its callback token (same answer when repeated)."""
+    job = await lock_job(session, job_id)
+    if JobState(job.state).terminal:
+        raise JobTerminal(job.id, job.state)
+    if attempt < job.attempt:
+        raise StaleAttemptRequest(
+            f"job {job.id} is already at attempt {job.attempt}; attempt {attempt} is stale"
+        )
+    if attempt > job.attempt:
+        job.attempt = attempt
+        # Heartbeats of the previous attempt say nothing about this one.
+        job.last_heartbeat_at = None
+        append_event(session, job, "attempt", "worker", f"attempt {attempt}", {"attempt": attempt})
+    return AttemptGrant(
+        attempt=attempt, callback_token=tokens.issue(callback_secret, job.id, attempt)
+    )
+
+
+async def record_tracking(
+    session: AsyncSession, job_id: str, body: TrackingUpdate, link_base: str | None
+) -> Job:
+    """Merge the worker's tracking info into the job; the run's link is built here, from the
+    address users reach MLflow at (which the worker may not know)."""
+    job = await lock_job(session, job_id)
+    tracking = {**(job.tracking or {}), **body.model_dump(exclude_none=True)}
+    experiment = tracking.get("mlflow_experiment_id")
+    if link_base and experiment:
+        tracking["mlflow_run_url"] = (
+            f"{link_base}/#/experiments/{experiment}/runs/{tracking['mlflow_run_id']}"
+        )
+    # A new dict: the JSON column only notices assignment, not changes inside it.
+    job.tracking = tracking
+    return job
+
+
+async def job_by_id(session: AsyncSession, job_id: str) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+async def liveness(session: AsyncSession, job_id: str) -> Liveness:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    state = JobState(job.state)
+    return Liveness(
+        state=state,
+        attempt=job.attempt,
+        last_heartbeat_at=job.last_heartbeat_at,
+        done=state.terminal,
+    )

@@ -1,0 +1,1 @@
+"""Training jobs: submission, the state machine, events and cancellation."""

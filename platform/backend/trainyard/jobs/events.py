@@ -1,0 +1,103 @@
+"""The job timeline: appending events and state transitions under the job's row lock.
+
+Every change to a job goes through here so that each one is an event with the next `seq`,
+stored in the same transaction as the change and published only after it commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trainyard.core.db import queue_event, utcnow
+from trainyard.jobs.errors import JobNotFound, JobTerminal, TransitionRefused
+from trainyard.jobs.models import Job, JobEvent
+from trainyard.jobs.schemas import EventRead
+from trainyard.jobs.states import JobState, TransitionVerdict, judge
+
+Source = str  # "api" | "worker" | "trainer"
+
+
+async def lock_job(session: AsyncSession, job_id: str, owner: str | None = None) -> Job:
+    """Load the job for update: concurrent writers of the same job queue behind this one.
+
+    (PostgreSQL takes a row lock; SQLite transactions already hold the write lock, see core.db.)
+    """
+    query = (
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    job = (await session.execute(query)).scalar_one_or_none()
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def event_payload(event: JobEvent) -> dict[str, Any]:
+    """The event as the API and the stream show it, JSON-ready."""
+    return EventRead.model_validate(event).model_dump(mode="json")
+
+
+def append_event(
+    session: AsyncSession,
+    job: Job,
+    type_: str,
+    source: Source,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> JobEvent:
+    """Add the job's next event. The caller holds the job from `lock_job` (or just created it)."""
+    now = utcnow()
+    job.last_seq += 1
+    job.updated_at = now
+    event = JobEvent(
+        job_id=job.id,
+        seq=job.last_seq,
+        type=type_,
+        source=source,
+        message=message,
+        data=data or {},
+        created_at=now,
+    )
+    session.add(event)
+    queue_event(session, job.id, event_payload(event))
+    return event
+
+
+def state_event_data(previous: str, target: str, reason: str | None) -> dict[str, Any]:
+    return {"from": previous, "to": target, "reason": reason}
+
+
+def transition(
+    session: AsyncSession,
+    job: Job,
+    target: JobState,
+    source: Source,
+    reason: str | None = None,
+) -> bool:
+    """Move the job forward to `target` and record the `state` event.
+
+    Returns False (and changes nothing) when the job is already in `target`, so retried
+    requests are harmless. Raises JobTerminal once the job ended and TransitionRefused for a
+    backwards move.
+    """
+    current = JobState(job.state)
+    verdict = judge(current, target)
+    if verdict is TransitionVerdict.ALREADY:
+        return False
+    if verdict is TransitionVerdict.TERMINAL:
+        raise JobTerminal(job.id, current)
+    if verdict is TransitionVerdict.BACKWARDS:
+        raise TransitionRefused(job.id, current, target)
+    job.state = target
+    if reason is not None:
+        job.reason = reason
+    message = f"{current} → {target}" + (f": {reason}" if reason else "")
+    append_event(session, job, "state", source, message, state_event_data(current, target, reason))
+    return True

@@ -1,0 +1,60 @@
+"""Tables of the jobs domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from trainyard.core.db import Base, PortableJSON, UTCDateTime, utcnow
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    framework: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(256))
+    # What the client asked for (a dataset name or URI), and where it resolved to.
+    dataset: Mapped[str] = mapped_column(String(1024))
+    dataset_uri: Mapped[str] = mapped_column(String(2048))
+    task: Mapped[str] = mapped_column(String(32))
+    epochs: Mapped[int] = mapped_column(Integer)
+    imgsz: Mapped[int] = mapped_column(Integer)
+    batch: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # 0 until the worker starts the first attempt.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The seq of the job's newest event; the next event gets last_seq + 1.
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the run is tracked: {"mlflow_run_id", "mlflow_run_url", "model_version", ...}.
+    tracking: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    # Who caused it: "api" (a user request), "worker" (internal API) or "trainer" (callbacks).
+    source: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,84 @@
+"""The jobs domain's calls to Temporal: start, cancel and signal a job's training workflow."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from trainyard.core.settings import BackendSettings
+from trainyard.core.temporal import TemporalGateway
+from trainyard.jobs.models import Job
+from trainyard_workflows.contracts import (
+    TRAINER_DONE_SIGNAL,
+    WORKFLOW_NAME,
+    TrainerDone,
+    TrainingInput,
+    workflow_id_for,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def training_input(job: Job, settings: BackendSettings) -> TrainingInput:
+    return TrainingInput(
+        job_id=job.id,
+        framework=job.framework,
+        model=job.model,
+        dataset_uri=job.dataset_uri,
+        task=job.task,
+        epochs=job.epochs,
+        imgsz=job.imgsz,
+        batch=job.batch,
+        gpus=job.gpus,
+        hyperparameters=dict(job.hyperparameters),
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+    )
+
+
+async def start_training(
+    gateway: TemporalGateway, client: Client, job: Job, settings: BackendSettings
+) -> None:
+    """Start the job's workflow; one that already runs for this job is fine (a retried submit)."""
+    try:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            training_input(job, settings),
+            id=workflow_id_for(job.id),
+            task_queue=settings.task_queue,
+            rpc_timeout=gateway.rpc_timeout,
+        )
+    except WorkflowAlreadyStartedError:
+        logger.info("workflow for %s already started", job.id)
+    except RPCError as exc:
+        raise gateway.unavailable(exc) from exc
+
+
+async def cancel_training(gateway: TemporalGateway, client: Client, job_id: str) -> bool:
+    """Ask the job's workflow to cancel. False when no workflow runs for the job any more."""
+    handle = client.get_workflow_handle(workflow_id_for(job_id))
+    try:
+        # Cancelling a closed workflow succeeds silently, so ask whether it still runs first.
+        description = await handle.describe(rpc_timeout=gateway.rpc_timeout)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        await handle.cancel(reason="cancelled through the API", rpc_timeout=gateway.rpc_timeout)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise gateway.unavailable(exc) from exc
+    return True
+
+
+async def signal_trainer_done(gateway: TemporalGateway, job_id: str, done: TrainerDone) -> None:
+    """Tell the workflow the trainer finished; logged, never raised (the job is already updated)."""
+    try:
+        client = await gateway.client()
+        handle = client.get_workflow_handle(workflow_id_for(job_id))
+        await handle.signal(TRAINER_DONE_SIGNAL, done, rpc_timeout=gateway.rpc_timeout)
+    except Exception:
+        logger.warning(
+            "could not signal %s to the workflow of %s", TRAINER_DONE_SIGNAL, job_id, exc_info=True
+        )

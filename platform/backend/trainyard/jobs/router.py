@@ -1,0 +1,85 @@
+"""Public jobs API: /v1/jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Temporal
+from trainyard.jobs import service
+from trainyard.jobs.schemas import EventPage, EventRead, JobCreate, JobPage, JobRead
+from trainyard.jobs.states import JobState
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Submitting again with the same key returns the first job, not a new one.",
+    ),
+]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
+async def create_job(
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    settings: Settings,
+    storage: Storage,
+    temporal: Temporal,
+    owner: CurrentOwner,
+    idempotency_key: IdempotencyKey = None,
+) -> JobRead:
+    """Submit a training job; its workflow starts at once (503 if Temporal is unreachable)."""
+    submission = await service.submit(
+        session, settings, storage, temporal, owner, body, idempotency_key
+    )
+    if not submission.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobRead.model_validate(submission.job)
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    session: SessionDep,
+    owner: CurrentOwner,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    """The owner's jobs, newest first."""
+    jobs, total = await service.list_jobs(session, owner, state, limit, offset)
+    return JobPage(
+        items=[JobRead.model_validate(job) for job in jobs], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{job_id}", response_model=JobRead)
+async def get_job(job_id: str, session: SessionDep, owner: CurrentOwner) -> JobRead:
+    return JobRead.model_validate(await service.get_job(session, owner, job_id))
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+async def cancel_job(
+    job_id: str, session: SessionDep, temporal: Temporal, owner: CurrentOwner
+) -> JobRead:
+    """Ask the job to stop (409 if it already ended). It ends CANCELLED once its trainer stopped."""
+    return JobRead.model_validate(await service.cancel(session, temporal, owner, job_id))
+
+
+@router.get("/{job_id}/events", response_model=EventPage)
+async def list_events(
+    job_id: str,
+    session: SessionDep,
+    owner: CurrentOwner,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> EventPage:
+    """The job's timeline after `after_seq`, in seq order."""
+    events, last_seq = await service.list_events(session, owner, job_id, after_seq, limit)
+    return EventPage(items=[EventRead.model_validate(e) for e in events], last_seq=last_seq)

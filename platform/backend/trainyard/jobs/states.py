@@ -1,0 +1,59 @@
+"""The job state machine.
+
+PENDING -> VALIDATING -> STARTING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
+
+A transition only moves forward (steps may be skipped); once a job is terminal nothing moves
+it again, so the first terminal transition wins.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    PENDING = "PENDING"
+    VALIDATING = "VALIDATING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def rank(self) -> int:
+        # All terminal states share the last rank: none may follow another.
+        return _RANK.get(self, len(_RANK))
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+_RANK = {
+    JobState.PENDING: 0,
+    JobState.VALIDATING: 1,
+    JobState.STARTING: 2,
+    JobState.RUNNING: 3,
+}
+
+
+class TransitionVerdict(StrEnum):
+    APPLY = "apply"
+    # Asking for the state the job is already in (not terminal): an idempotent retry.
+    ALREADY = "already"
+    TERMINAL = "terminal"
+    BACKWARDS = "backwards"
+
+
+def judge(current: JobState, target: JobState) -> TransitionVerdict:
+    """What moving a job from `current` to `target` would be."""
+    if current.terminal:
+        return TransitionVerdict.TERMINAL
+    if target == current:
+        return TransitionVerdict.ALREADY
+    if target.rank <= current.rank:
+        return TransitionVerdict.BACKWARDS
+    return TransitionVerdict.APPLY

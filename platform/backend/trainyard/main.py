@@ -1,0 +1,118 @@
+"""The backend application.
+
+Run it with `trainyard-api` (or `python -m trainyard.api`), or with uvicorn directly:
+`uvicorn trainyard.main:app` or `uvicorn trainyard.main:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from trainyard.callbacks.router import router as callbacks_router
+from trainyard.core.db import Database, create_engine
+from trainyard.core.errors import install_error_handlers
+from trainyard.core.runtime import Runtime, runtime_of
+from trainyard.core.settings import BackendSettings
+from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
+from trainyard.datasets.router import router as datasets_router
+from trainyard.internal.router import router as internal_router
+from trainyard.jobs.router import router as jobs_router
+from trainyard.migrations import upgrade_to_head
+from trainyard.stream.factory import open_bus
+from trainyard.stream.websocket import router as stream_router
+from trainyard_workflows.storage import StorageSettings, object_store_from
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: BackendSettings | None = None, storage: StorageSettings | None = None
+) -> FastAPI:
+    """The API for `settings` and `storage` (read from TRAINYARD_* variables when not given)."""
+    settings = settings if settings is not None else BackendSettings()
+    storage = storage if storage is not None else StorageSettings(data_dir=settings.data_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        stack = AsyncExitStack()
+        engine = create_engine(
+            settings.database_url, settings.database_pool_size, settings.database_max_overflow
+        )
+        try:
+            await upgrade_to_head(engine)
+            bus = await stack.enter_async_context(open_bus(settings))
+            app.state.runtime = Runtime(
+                settings=settings,
+                db=Database(engine, bus),
+                bus=bus,
+                temporal=TemporalGateway(
+                    settings.temporal_address,
+                    settings.temporal_namespace,
+                    settings.temporal_rpc_timeout_s,
+                ),
+            )
+            yield
+        finally:
+            await stack.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Trainyard",
+        version="0.1.0",
+        summary="Submit, follow and cancel training jobs.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    # Made once: a boto3 client is thread-safe and opens connections only when used.
+    app.state.storage_settings = storage
+    app.state.object_store = object_store_from(storage)
+    app.include_router(jobs_router)
+    app.include_router(callbacks_router)
+    app.include_router(datasets_router)
+    app.include_router(stream_router)
+    app.include_router(internal_router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive (it says nothing about its dependencies)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        """200 when the database, Temporal (and Redis, if used) answer; 503 naming what is down."""
+        runtime = runtime_of(request)
+        checks: dict[str, str] = {}
+        try:
+            await runtime.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready", and says why
+            checks["database"] = f"unreachable: {exc}"
+        try:
+            await runtime.temporal.check()
+            checks["temporal"] = "ok"
+        except TemporalUnavailable as exc:
+            checks["temporal"] = f"unreachable: {exc.message}"
+        checks.update(await runtime.bus.readiness())
+        down = [name for name, result in checks.items() if result != "ok"]
+        if down:
+            return JSONResponse(
+                {"status": "unavailable", "detail": f"{' and '.join(down)} down", "checks": checks},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "checks": checks})
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn trainyard.main:app` reads this; building the app lazily keeps importing this
+    # module free of side effects (no settings are read until the app is asked for).
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

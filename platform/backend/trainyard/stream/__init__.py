@@ -1,0 +1,1 @@
+"""Live job events: the bus that carries committed events and the WebSocket that relays them."""

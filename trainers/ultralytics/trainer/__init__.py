@@ -1,0 +1,1 @@
+"""Trainyard's Ultralytics trainer: a standalone program that honours docs/trainer-contract.md."""

@@ -1,0 +1,325 @@
+"""One training attempt: offline set-up, ``YOLO(model).train(...)``, and the final ``done``.
+
+Offline and explicit
+--------------------
+Before Ultralytics is imported, `prepare_environment` points everything it writes at a folder
+inside the output dir and switches off everything that would reach the network:
+
+* ``YOLO_CONFIG_DIR=<output>/.trainer`` — Ultralytics' settings file (and its DDP temp files)
+  live there, never in ``$HOME``, so parallel runs cannot clobber one another's settings;
+  ``MPLCONFIGDIR`` likewise (unless set already).
+* ``YOLO_OFFLINE=1`` (no online checks, downloads fail fast instead of hanging) and
+  ``YOLO_AUTOINSTALL=false`` (no pip installs); ``ULTRALYTICS_API_KEY`` is removed.
+* after import, Ultralytics' settings are updated: ``sync`` (analytics) off, the Platform API
+  key empty, and every integration off — clearml, comet, dvc, mlflow, raytune, tensorboard,
+  wandb. The MLflow callback in particular switches itself on whenever mlflow is importable;
+  tracking is the platform's job, so it stays off explicitly.
+* ``plots=False`` always: plotting needs Arial.ttf, which Ultralytics downloads. Its dataset
+  check also probes for that font online even without plots, so the trainer replaces
+  ``ultralytics.data.utils.check_font`` with a no-op (nothing uses the font with plots off).
+* ``amp=False`` unless ``TRAINYARD_HYPERPARAMETERS`` sets ``amp``: on a GPU, Ultralytics' AMP
+  check loads ``yolo26n.pt``, which it would download; offline it skips the check and enables
+  AMP unchecked. Opting in with ``{"amp": true}`` is fine where that trade-off is acceptable.
+* an ``s3://bucket/prefix`` dataset is first mirrored into ``<output>/.trainer/dataset/``
+  (trainer/storage.py); from then on it is trained exactly like a ``file://`` one.
+* the dataset's ``data.yaml`` is copied to ``<output>/.trainer/data.yaml`` with ``path``
+  made absolute (Ultralytics would resolve a relative ``path`` against the working directory
+  or its global datasets dir, not the dataset folder) and without its ``download`` key
+  (Ultralytics would fetch a URL or even ``exec`` a script from it when folders are missing).
+
+Ultralytics train() arguments
+-----------------------------
+``data``, ``epochs``, ``imgsz``, ``batch``, ``device`` (``cpu`` for 0 GPUs, else ``0,1,…``),
+``project=<output dir>``, ``name=run``, ``exist_ok=True`` and ``plots=False`` come from
+the contract; the defaults ``workers=2`` and ``amp=False`` may be overridden by any other
+Ultralytics train argument given in ``TRAINYARD_HYPERPARAMETERS`` (lr0, lrf, momentum,
+weight_decay, optimizer, patience, mosaic, seed, …); Ultralytics validates them.
+
+Object storage
+--------------
+With ``TRAINYARD_OUTPUT_URI`` set, every checkpoint is published there as it is saved (atomic
+upload, see trainer/storage.py), and after training the whole run folder; ``done.artifacts``
+then holds ``s3://`` URIs (on failure or cancellation: what had been published by then).
+Without it, artifacts are the local paths of the run folder, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused, DoneStatus
+from trainer.callbacks import clean_metrics as _clean
+from trainer.control import StopFlag, TrainingCancelled
+from trainer.dataset import LazyStorage, prepare_data
+from trainer.progress import ProgressReporter, local_path
+from trainer.settings import TrainerSettings
+from trainer.storage import RunPublisher
+
+log = logging.getLogger("trainyard.trainer.run")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 143
+
+DEFAULT_TRAIN_ARGS: Mapping[str, Any] = {"workers": 2, "amp": False}
+_DISABLED_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+
+
+def trainer_dir(output_dir: Path) -> Path:
+    """The trainer's private folder inside the output dir (settings, caches, data.yaml copy)."""
+    return output_dir / ".trainer"
+
+
+def run_dir(settings: TrainerSettings) -> Path:
+    """Where Ultralytics writes this attempt's run (weights/, results.csv, args.yaml)."""
+    return settings.output_dir / "run"
+
+
+def prepare_environment(output_dir: Path, environ: dict[str, str] | None = None) -> Path:
+    """Create the output folders and set the variables Ultralytics reads at import time."""
+    env = os.environ if environ is None else environ
+    private = trainer_dir(output_dir)
+    private.mkdir(parents=True, exist_ok=True)
+    env["YOLO_CONFIG_DIR"] = str(private)
+    env["YOLO_OFFLINE"] = "1"
+    env["YOLO_AUTOINSTALL"] = "false"
+    env.setdefault("MPLCONFIGDIR", str(private / "matplotlib"))
+    env.pop("ULTRALYTICS_API_KEY", None)
+    return private
+
+
+def configure_ultralytics(private: Path) -> None:
+    """Offline, integration-free Ultralytics settings (after import; persisted for DDP workers)."""
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update(
+        sync=False,
+        api_key="",
+        vscode_msg=False,
+        openvino_msg=False,
+        datasets_dir=str(private / "datasets"),
+        weights_dir=str(private / "weights"),
+        runs_dir=str(private / "runs"),
+        **dict.fromkeys(_DISABLED_INTEGRATIONS, False),
+    )
+
+    import ultralytics.data.utils as data_utils
+
+    def no_font_download(font: str = "Arial.ttf") -> None:
+        """plots=False: no font is needed, and none may be downloaded."""
+
+    data_utils.check_font = no_font_download
+
+
+def train_args(settings: TrainerSettings, data: str) -> dict[str, Any]:
+    """The keyword arguments for ``YOLO.train``."""
+    return {
+        **DEFAULT_TRAIN_ARGS,
+        **settings.hyperparameters,
+        "data": data,
+        "epochs": settings.epochs,
+        "imgsz": settings.imgsz,
+        "batch": settings.batch,
+        "device": settings.ultralytics_device(),
+        "project": str(settings.output_dir),
+        "name": run_dir(settings).name,
+        "exist_ok": True,
+        "plots": False,
+    }
+
+
+_ARTIFACT_FILES: Mapping[str, str] = {
+    "weights": "weights/best.pt",
+    "last": "weights/last.pt",
+    "results": "results.csv",
+}
+
+
+def collect_artifacts(folder: Path, publisher: RunPublisher | None = None) -> dict[str, str]:
+    """The run's files: absolute paths of those that exist, or with a publisher the ``s3://``
+    URIs of those published so far."""
+    if publisher is None:
+        candidates = {key: folder / name for key, name in _ARTIFACT_FILES.items()}
+        artifacts = {key: str(path.resolve()) for key, path in candidates.items() if path.is_file()}
+        if folder.is_dir():
+            artifacts["run_dir"] = str(folder.resolve())
+        return artifacts
+    run = publisher.relative(folder)
+    uploaded = dict(publisher.uploaded)
+    artifacts = {
+        key: uploaded[f"{run}/{name}"]
+        for key, name in _ARTIFACT_FILES.items()
+        if f"{run}/{name}" in uploaded
+    }
+    if any(relative.startswith(f"{run}/") for relative in uploaded):
+        artifacts["run_dir"] = publisher.location.uri(run)
+    return artifacts
+
+
+def _result_metrics(result: Any) -> dict[str, float]:
+    if isinstance(result, Mapping):
+        return _clean(result)
+    results_dict = getattr(result, "results_dict", None)
+    return _clean(results_dict) if isinstance(results_dict, Mapping) else {}
+
+
+def describe(exc: BaseException) -> str:
+    """``<type>: <message>`` on one line, for ``done(failed).reason``."""
+    message = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
+class ChildReaper:
+    """DDP: once a stop is requested, SIGTERM our child processes (the torch.distributed
+    launcher, which stops its workers) — the batch-boundary checks run in those workers'
+    detached callbacks, not here. Polls, so a launcher started after the request is caught too.
+    """
+
+    def __init__(self, stop: StopFlag, interval_s: float = 0.5) -> None:
+        self._stop = stop
+        self._interval_s = interval_s
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ddp-reaper", daemon=True)
+
+    def __enter__(self) -> ChildReaper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._halt.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._halt.wait(self._interval_s):
+            if not self._stop.stop_requested:
+                continue
+            for child in psutil.Process().children():
+                with contextlib.suppress(psutil.Error):
+                    child.terminate()
+
+
+def train(
+    settings: TrainerSettings,
+    reporter: ProgressReporter,
+    stop: StopFlag,
+    storage: LazyStorage | None = None,
+) -> dict[str, float]:
+    """Run Ultralytics; return the final metrics. Raises on failure or when stopped."""
+    private = prepare_environment(settings.output_dir)
+    stop.check()
+    from ultralytics import YOLO  # after prepare_environment: settings are read at import
+
+    configure_ultralytics(private)
+    args = train_args(settings, prepare_data(settings, private, storage, stop))
+    stop.check()
+    model = YOLO(settings.model, task=settings.task)
+    reporter.attach(model)
+    log.info("training %s on %s with %s", settings.model, args["device"], args)
+    result = model.train(**args)
+    stop.check()  # SIGTERM during the final validation/strip
+    return {**reporter.final_metrics, **_result_metrics(result)}
+
+
+def _send_done(
+    client: CallbackClient,
+    status: DoneStatus,
+    *,
+    reason: str | None,
+    metrics: Mapping[str, float],
+    artifacts: Mapping[str, str],
+) -> bool:
+    if client.refused is not None:
+        log.error("not sending done(%s): callbacks were refused (%s)", status, client.refused)
+        return False
+    try:
+        client.done(status, reason=reason, metrics=metrics, artifacts=artifacts)
+    except CallbackError as exc:
+        log.error("done(%s) not delivered: %s", status, exc)
+        return False
+    return True
+
+
+def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFlag) -> int:
+    """Train once and report the outcome; returns the process exit code."""
+    storage = LazyStorage()
+    publisher: RunPublisher | None = None
+    if settings.output_uri is not None:
+        prepare_environment(settings.output_dir)  # the publisher's scratch space lives there
+        publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
+    reporter = ProgressReporter(
+        client,
+        stop,
+        epochs=settings.epochs,
+        keepalive_s=settings.keepalive_s,
+        publish=publisher.publish if publisher is not None else local_path,
+    )
+    ddp = settings.gpus > 1
+    folder = run_dir(settings)
+    try:
+        with ChildReaper(stop) if ddp else contextlib.nullcontext():
+            reporter.event(
+                "trainer_started",
+                f"ultralytics trainer started (attempt {settings.attempt})",
+                {
+                    "framework": "ultralytics",
+                    "ultralytics_version": importlib.metadata.version("ultralytics"),
+                    "model": settings.model,
+                    "task": settings.task,
+                    "device": settings.ultralytics_device(),
+                    "attempt": settings.attempt,
+                    "pid": os.getpid(),
+                },
+            )
+            try:
+                reporter.start(watch_run_dir=folder if ddp else None)
+                metrics = train(settings, reporter, stop, storage)
+                if publisher is not None:  # keep-alives go on while the run is uploaded
+                    publisher.publish_folder(folder)
+                    stop.check()
+            finally:
+                reporter.close()
+    except BaseException as exc:
+        refusal = exc if isinstance(exc, CallbackRefused) else (stop.refused or client.refused)
+        cancelled = stop.cancel_requested or isinstance(exc, TrainingCancelled)
+        if refusal is not None:
+            log.error("%s: stopping without further callbacks", refusal)
+            return EXIT_CANCELLED if cancelled else EXIT_FAILED
+        artifacts = collect_artifacts(folder, publisher)
+        if cancelled:
+            log.warning("stopped by SIGTERM")
+            _send_done(
+                client,
+                "cancelled",
+                reason="stopped by SIGTERM",
+                metrics=reporter.metrics,
+                artifacts=artifacts,
+            )
+            return EXIT_CANCELLED
+        failure = stop.failure or exc  # a DDP upload failure is the cause, not the teardown
+        log.error("training failed", exc_info=failure)
+        _send_done(
+            client,
+            "failed",
+            reason=describe(failure),
+            metrics=reporter.metrics,
+            artifacts=artifacts,
+        )
+        return EXIT_FAILED
+    delivered = _send_done(
+        client,
+        "succeeded",
+        reason=None,
+        metrics=metrics,
+        artifacts=collect_artifacts(folder, publisher),
+    )
+    return EXIT_OK if delivered else EXIT_FAILED

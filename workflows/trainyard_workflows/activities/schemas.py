@@ -1,0 +1,71 @@
+"""Inputs and results of the training activities: one dataclass each, so fields can be added
+(with defaults) without breaking the histories of running workflows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainyard_workflows.contracts import TrainingInput
+from trainyard_workflows.launchers.base import AttemptHandle
+
+# WatchResult.outcome values.
+EXITED = "exited"
+LOST = "lost"
+
+
+@dataclass(frozen=True)
+class ReportStateInput:
+    job_id: str
+    state: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportStateResult:
+    """`applied` is False when the backend refused the move (409: already decided);
+    `state` is then the job's current state, so the workflow can tell whether it ended."""
+
+    applied: bool
+    state: str
+
+
+@dataclass(frozen=True)
+class ValidateDatasetInput:
+    job_id: str
+    dataset_uri: str
+    task: str = "detect"
+
+
+@dataclass(frozen=True)
+class LaunchTrainerInput:
+    training: TrainingInput
+    attempt: int
+
+
+@dataclass(frozen=True)
+class WatchTrainerInput:
+    handle: AttemptHandle
+    heartbeat_timeout_s: float
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """How the watch ended: the process `exited` on its own, or was `lost` (no heartbeat for
+    the timeout, so the watch stopped it)."""
+
+    outcome: str
+    exit_code: int | None
+    log_tail: list[str] = field(default_factory=list)
+    # Whether the backend had received the trainer's `done` callback when the watch ended.
+    done_reported: bool = False
+
+
+@dataclass(frozen=True)
+class StopTrainerInput:
+    handle: AttemptHandle
+
+
+@dataclass(frozen=True)
+class StopResult:
+    was_running: bool
+    exit_code: int | None

@@ -1,0 +1,226 @@
+"""Activities that mirror a job into MLflow: its run, per-epoch metrics, artifacts, status and
+registered model version (docs/architecture.md, "Tracking").
+
+Tracking never fails a job: every step catches its own errors, logs them and posts a
+`tracking_warning` event on the job's timeline, then carries on with the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio import activity
+
+from trainyard_workflows.activities.tracking_schemas import (
+    FinishTrackingInput,
+    FinishTrackingResult,
+    StartTrackingInput,
+    SyncTrackingInput,
+    TrackingRun,
+)
+from trainyard_workflows.backend_client import BackendClient, BackendError
+from trainyard_workflows.settings import WorkerSettings
+from trainyard_workflows.storage import StorageSettings, object_store_for_uri
+from trainyard_workflows.tracking.metrics import final_metrics, heartbeat_metrics, run_params
+from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, model_name_for
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WARNING_EVENT = "tracking_warning"
+# `done` artifacts copied into the run (name -> folder in the run); the others (the last
+# checkpoint, the whole run folder) are recorded as `trainyard.artifact.<name>` tags only.
+LOGGED_ARTIFACTS = {"weights": "weights", "results": "results"}
+_EVENTS_PAGE = 1000
+_HEARTBEAT_EVERY_S = 1.0
+
+
+class TrackingActivities:
+    """Tracking as activity methods; `tracker` is None when tracking is off (they do nothing)."""
+
+    def __init__(
+        self, backend: BackendClient, tracker: MlflowTracker | None, settings: WorkerSettings
+    ) -> None:
+        self._backend = backend
+        self._tracker = tracker
+        self._settings = settings
+
+    @activity.defn
+    async def start_tracking(self, request: StartTrackingInput) -> TrackingRun | None:
+        """Create (or find again) the job's run with its request as params; None if off or
+        MLflow failed (then the job simply runs untracked)."""
+        tracker = self._tracker
+        if tracker is None:
+            return None
+        try:
+            job = await self._backend.job(request.job_id)
+            tags = {
+                "trainyard.owner": str(job.get("owner", "")),
+                "trainyard.framework": str(job.get("framework", "")),
+                "trainyard.model": str(job.get("model", "")),
+                "trainyard.dataset": str(job.get("dataset", "")),
+                "trainyard.attempt": str(request.attempt),
+            }
+            ref = await self._in_thread(tracker.ensure_run, request.job_id, tags, run_params(job))
+            await self._backend.record_tracking(
+                request.job_id,
+                {"mlflow_run_id": ref.run_id, "mlflow_experiment_id": ref.experiment_id},
+            )
+        except Exception as error:
+            await self._warn(request.job_id, "could not create the MLflow run", error)
+            return None
+        logger.info("job %s: MLflow run %s", request.job_id, ref.run_id)
+        return TrackingRun(ref.run_id, ref.experiment_id)
+
+    @activity.defn
+    async def sync_tracking(self, request: SyncTrackingInput) -> None:
+        """Copy new epoch metrics to the run every `tracking_sync_s` until cancelled.
+
+        Failures are retried on the next round; only the first is posted as a warning.
+        """
+        warned = False
+        while True:
+            activity.heartbeat()
+            try:
+                await self._sync(request.job_id, request.run_id)
+            except Exception as error:
+                if not warned:
+                    await self._warn(request.job_id, "could not sync metrics to MLflow", error)
+                    warned = True
+            await asyncio.sleep(self._settings.tracking_sync_s)
+
+    @activity.defn
+    async def finish_tracking(self, request: FinishTrackingInput) -> FinishTrackingResult:
+        """Last metrics, final metrics, artifacts, run status and (succeeded jobs) model version."""
+        tracker = self._tracker
+        if tracker is None:
+            return FinishTrackingResult(status=None)
+        job_id, run_id = request.job_id, request.run_id
+        warnings = 0
+        job: dict[str, Any] = {}
+        try:
+            await self._sync(job_id, run_id)
+            job = await self._backend.job(job_id)
+            await self._log_final_metrics(tracker, run_id, job)
+        except Exception as error:
+            warnings += 1
+            await self._warn(job_id, "could not log the final metrics to MLflow", error)
+        weights_logged = False
+        try:
+            weights_logged = await self._log_artifacts(tracker, run_id, job)
+        except Exception as error:
+            warnings += 1
+            await self._warn(job_id, "could not upload the artifacts to MLflow", error)
+        status: str | None = None
+        try:
+            status = await self._in_thread(tracker.end, run_id, request.state)
+        except Exception as error:
+            warnings += 1
+            await self._warn(job_id, "could not close the MLflow run", error)
+        model_name = model_name_for(str(job.get("framework", "")), str(job.get("model", "")))
+        version: str | None = None
+        if request.state == "SUCCEEDED" and weights_logged:
+            try:
+                version = await self._in_thread(
+                    tracker.register, run_id, model_name, LOGGED_ARTIFACTS["weights"]
+                )
+                await self._backend.record_tracking(
+                    job_id,
+                    {"mlflow_run_id": run_id, "model_name": model_name, "model_version": version},
+                )
+            except Exception as error:
+                warnings += 1
+                await self._warn(job_id, "could not register the model version", error)
+        return FinishTrackingResult(
+            status=status,
+            model_name=model_name if version is not None else None,
+            model_version=version,
+            warnings=warnings,
+        )
+
+    async def _sync(self, job_id: str, run_id: str) -> None:
+        """Log the metrics of every heartbeat after the run's cursor, page by page."""
+        tracker = self._tracker
+        if tracker is None:
+            return
+        cursor = await self._in_thread(tracker.synced_seq, run_id)
+        while True:
+            events, _ = await self._backend.events_after(job_id, cursor, _EVENTS_PAGE)
+            if not events:
+                return
+            newest = int(events[-1]["seq"])
+            metrics = heartbeat_metrics(events)
+            await self._in_thread(tracker.log_metrics, run_id, metrics, newest)
+            cursor = newest
+            if len(events) < _EVENTS_PAGE:
+                return
+
+    async def _log_final_metrics(
+        self, tracker: MlflowTracker, run_id: str, job: dict[str, Any]
+    ) -> None:
+        result = job.get("result") or {}
+        progress = job.get("progress") or {}
+        step = int(progress.get("epoch") or 0)
+        metrics = final_metrics(result.get("metrics") or {}, step, int(time.time() * 1000))
+        if metrics:
+            await self._in_thread(tracker.log_metrics, run_id, metrics, None)
+
+    async def _log_artifacts(
+        self, tracker: MlflowTracker, run_id: str, job: dict[str, Any]
+    ) -> bool:
+        """Upload the weights and result files; True if the weights are on the run."""
+        artifacts: dict[str, str] = dict((job.get("result") or {}).get("artifacts") or {})
+        await self._in_thread(
+            tracker.set_tags,
+            run_id,
+            {f"trainyard.artifact.{name}": uri[:5000] for name, uri in artifacts.items()},
+        )
+        weights_logged = False
+        for name, folder in LOGGED_ARTIFACTS.items():
+            location = artifacts.get(name)
+            if location is None:
+                continue
+            await self._in_thread(self._upload, tracker, run_id, location, folder)
+            weights_logged = weights_logged or name == "weights"
+        return weights_logged
+
+    @staticmethod
+    def _upload(tracker: MlflowTracker, run_id: str, location: str, folder: str) -> None:
+        """A local path is uploaded as is; an object-storage URI is downloaded first (the
+        MLflow server keeps its own copy, so the run outlives the job's storage prefix)."""
+        if "://" not in location or location.startswith("file://"):
+            path = Path(location.removeprefix("file://"))
+            if not path.is_file():
+                raise FileNotFoundError(f"artifact {location} is not a file on this worker")
+            tracker.log_file(run_id, path, folder)
+            return
+        store, key = object_store_for_uri(StorageSettings(), location)
+        with tempfile.TemporaryDirectory(prefix="trainyard-artifact-") as scratch:
+            path = Path(scratch) / Path(key).name
+            store.download_file(key, path)
+            tracker.log_file(run_id, path, folder)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking MLflow call in a thread, heartbeating so a slow upload is not taken
+        for a dead worker."""
+        task = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_HEARTBEAT_EVERY_S)
+            if done:
+                return task.result()
+            activity.heartbeat()
+
+    async def _warn(self, job_id: str, what: str, error: BaseException) -> None:
+        message = f"{what}: {type(error).__name__}: {error}"[:2000]
+        logger.warning("job %s: %s", job_id, message)
+        try:
+            await self._backend.post_event(job_id, WARNING_EVENT, message, {"error": message})
+        except BackendError as post_error:
+            logger.warning("job %s: could not post %s: %s", job_id, WARNING_EVENT, post_error)

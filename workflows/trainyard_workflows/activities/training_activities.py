@@ -1,0 +1,229 @@
+"""The side effects of TrainingWorkflow. Each activity is idempotent on (job, attempt): Temporal
+may run one again after a worker crash or a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import asdict
+from datetime import datetime
+from typing import TypeVar
+
+from temporalio import activity
+
+from trainyard_workflows.activities.schemas import (
+    EXITED,
+    LOST,
+    LaunchTrainerInput,
+    ReportStateInput,
+    ReportStateResult,
+    StopResult,
+    StopTrainerInput,
+    ValidateDatasetInput,
+    WatchResult,
+    WatchTrainerInput,
+)
+from trainyard_workflows.activities.trainer_env import trainer_env
+from trainyard_workflows.backend_client import BackendClient, BackendError, Liveness
+from trainyard_workflows.launchers.base import AttemptHandle, Launcher, LaunchRequest
+from trainyard_workflows.settings import WorkerSettings
+from trainyard_workflows.storage import StorageSettings
+from trainyard_workflows.validation import ValidationReport, validate_dataset
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOG_TAIL_LINES = 20
+
+
+class TrainingActivities:
+    """Activities as methods, so the worker hands in its clients and tests need no patching."""
+
+    def __init__(
+        self, backend: BackendClient, launcher: Launcher, settings: WorkerSettings
+    ) -> None:
+        self._backend = backend
+        self._launcher = launcher
+        self._settings = settings
+
+    @activity.defn
+    async def report_state(self, request: ReportStateInput) -> ReportStateResult:
+        """Transition the job; a refused move (409) reports the job's current state instead."""
+        result = await self._backend.transition(request.job_id, request.state, request.reason)
+        if result.applied:
+            state = (result.job or {}).get("state", request.state)
+            return ReportStateResult(applied=True, state=str(state))
+        liveness = await self._backend.liveness(request.job_id)
+        logger.info(
+            "job %s: move to %s refused (%s), job is %s",
+            request.job_id,
+            request.state,
+            result.detail,
+            liveness.state,
+        )
+        return ReportStateResult(applied=False, state=liveness.state)
+
+    @activity.defn
+    async def validate_dataset(self, request: ValidateDatasetInput) -> ValidationReport:
+        """Check the dataset before any trainer starts; the report goes on the job's timeline."""
+        # Storage settings are read per call (cheap) so the worker's one settings class stays
+        # as it is; the dataset may be a local folder or a prefix in the configured bucket.
+        storage = StorageSettings(data_dir=self._settings.data_dir)
+        report = await asyncio.to_thread(
+            validate_dataset, request.dataset_uri, request.task, storage
+        )
+        await self._backend.post_event(
+            request.job_id, "validation_report", report.summary(), asdict(report)
+        )
+        return report
+
+    @activity.defn
+    async def launch_trainer(self, request: LaunchTrainerInput) -> AttemptHandle:
+        """Issue the attempt's callback token and start its trainer (or find it running)."""
+        training = request.training
+        token = await self._backend.issue_attempt_token(training.job_id, request.attempt)
+        output_dir = self._settings.attempt_dir(training.job_id, request.attempt)
+        env = trainer_env(
+            training,
+            attempt=request.attempt,
+            callback_url=self._settings.trainer_callback_url,
+            callback_token=token.callback_token,
+            output_dir=output_dir,
+            keepalive_s=self._settings.keepalive_s,
+            # With S3 storage: TRAINYARD_OUTPUT_URI and the AWS_* credentials (secrets).
+            storage=StorageSettings(data_dir=self._settings.data_dir),
+        )
+        handle = await self._launcher.launch(
+            LaunchRequest(
+                job_id=training.job_id,
+                attempt=request.attempt,
+                framework=training.framework,
+                output_dir=str(output_dir),
+                env=env,
+            )
+        )
+        # Best effort: failing the activity here would leave a running trainer the workflow
+        # holds no handle to.
+        await self._post_event_quietly(
+            training.job_id,
+            "attempt_launched",
+            f"attempt {handle.attempt} launched (pid {handle.pid})",
+            {
+                "attempt": handle.attempt,
+                "pid": handle.pid,
+                "log_path": handle.log_path,
+                "output_dir": handle.output_dir,
+            },
+        )
+        return handle
+
+    @activity.defn
+    async def watch_trainer(self, request: WatchTrainerInput) -> WatchResult:
+        """Poll the trainer until it exits or stays silent for `heartbeat_timeout_s`.
+
+        Heartbeats to Temporal on every poll, which is also how a cancellation from the
+        workflow arrives (as CancelledError at the next await).
+        """
+        handle = request.handle
+        # Seconds are measured on this worker's clock: the backend's timestamps are only
+        # compared with each other, so clock skew between machines cannot fake a loss.
+        last_sign_of_life = handle.launched_at
+        seen_heartbeat: datetime | None = None
+        done_reported = False
+        while True:
+            activity.heartbeat()
+            status = await self._launcher.status(handle)
+            if not status.running:
+                liveness = await self._liveness_quietly(handle.job_id)
+                tail = await self._launcher.log_tail(handle, LOG_TAIL_LINES)
+                return WatchResult(
+                    outcome=EXITED,
+                    exit_code=status.exit_code,
+                    log_tail=tail,
+                    done_reported=liveness.done if liveness else done_reported,
+                )
+            liveness = await self._liveness_quietly(handle.job_id)
+            if liveness is not None:
+                done_reported = liveness.done
+                if (
+                    liveness.last_heartbeat_at is not None
+                    and liveness.last_heartbeat_at != seen_heartbeat
+                ):
+                    seen_heartbeat = liveness.last_heartbeat_at
+                    last_sign_of_life = max(last_sign_of_life, time.time())
+                # Only a backend that answers can vouch that no heartbeat arrived.
+                silent_for = time.time() - last_sign_of_life
+                if silent_for > request.heartbeat_timeout_s:
+                    logger.warning(
+                        "job %s attempt %s: no heartbeat for %.0fs, stopping pid %s",
+                        handle.job_id,
+                        handle.attempt,
+                        silent_for,
+                        handle.pid,
+                    )
+                    stopped = await self._heartbeating(
+                        self._launcher.stop(handle, self._settings.stop_grace_s)
+                    )
+                    tail = await self._launcher.log_tail(handle, LOG_TAIL_LINES)
+                    return WatchResult(
+                        outcome=LOST,
+                        exit_code=stopped.exit_code,
+                        log_tail=tail,
+                        done_reported=done_reported,
+                    )
+            await asyncio.sleep(self._settings.watch_poll_s)
+
+    @activity.defn
+    async def stop_trainer(self, request: StopTrainerInput) -> StopResult:
+        """Stop the attempt (SIGTERM, then SIGKILL after the grace period); idempotent."""
+        result = await self._stop(request.handle)
+        if result.was_running:
+            await self._post_event_quietly(
+                request.handle.job_id,
+                "attempt_stopped",
+                f"attempt {request.handle.attempt} stopped (exit code {result.exit_code})",
+                {"attempt": request.handle.attempt, "exit_code": result.exit_code},
+            )
+        return result
+
+    @activity.defn
+    async def cleanup(self, request: StopTrainerInput) -> StopResult:
+        """Make sure nothing of the attempt keeps running; a no-op once it has exited."""
+        return await self._stop(request.handle)
+
+    async def _stop(self, handle: AttemptHandle) -> StopResult:
+        status = await self._launcher.status(handle)
+        if not status.running:
+            return StopResult(was_running=False, exit_code=status.exit_code)
+        stopped = await self._heartbeating(self._launcher.stop(handle, self._settings.stop_grace_s))
+        return StopResult(was_running=True, exit_code=stopped.exit_code)
+
+    async def _heartbeating(self, work: Awaitable[T]) -> T:
+        """Await `work` while heartbeating, for steps that may outlast the heartbeat timeout."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._settings.watch_poll_s)
+                if done:
+                    return task.result()
+                activity.heartbeat()
+        finally:
+            task.cancel()
+
+    async def _liveness_quietly(self, job_id: str) -> Liveness | None:
+        try:
+            return await self._heartbeating(self._backend.liveness(job_id))
+        except BackendError as error:
+            logger.warning("job %s: liveness unavailable: %s", job_id, error)
+            return None
+
+    async def _post_event_quietly(
+        self, job_id: str, type_: str, message: str, data: dict[str, object]
+    ) -> None:
+        try:
+            await self._backend.post_event(job_id, type_, message, dict(data))
+        except BackendError as error:
+            logger.warning("job %s: could not post %s event: %s", job_id, type_, error)

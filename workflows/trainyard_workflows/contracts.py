@@ -1,0 +1,46 @@
+"""Types shared by the backend (which starts and signals workflows) and the worker.
+
+Every workflow and activity takes one dataclass so fields can be added without breaking
+running histories (add fields with defaults only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKFLOW_NAME = "TrainingWorkflow"
+TRAINER_DONE_SIGNAL = "trainer_done"
+DEFAULT_TASK_QUEUE = "trainyard-training"
+
+
+def workflow_id_for(job_id: str) -> str:
+    """One workflow per job: the id makes a second start with the same job a no-op."""
+    return f"training-{job_id}"
+
+
+@dataclass(frozen=True)
+class TrainingInput:
+    """Everything the workflow needs; resolved by the backend when the job is submitted."""
+
+    job_id: str
+    framework: str
+    model: str
+    dataset_uri: str
+    task: str
+    epochs: int
+    imgsz: int
+    batch: int
+    gpus: int
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    # Seconds without a trainer heartbeat after which an attempt is declared lost.
+    heartbeat_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class TrainerDone:
+    """Sent by the backend as the `trainer_done` signal when a trainer reports completion."""
+
+    attempt: int
+    status: str  # "succeeded" | "failed" | "cancelled"
+    reason: str | None = None

@@ -1,0 +1,97 @@
+"""The launcher interface: what the activities need from "something that runs a trainer"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# The trainer contract (docs/trainer-contract.md): the only TRAINYARD_ variables a trainer
+# receives. Launchers refuse anything else so a worker secret cannot leak into a trainer.
+TRAINER_ENV_VARS = frozenset(
+    {
+        "TRAINYARD_JOB_ID",
+        "TRAINYARD_ATTEMPT",
+        "TRAINYARD_CALLBACK_URL",
+        "TRAINYARD_CALLBACK_TOKEN",
+        "TRAINYARD_MODEL",
+        "TRAINYARD_DATASET_URI",
+        "TRAINYARD_OUTPUT_DIR",
+        "TRAINYARD_TASK",
+        "TRAINYARD_EPOCHS",
+        "TRAINYARD_IMGSZ",
+        "TRAINYARD_BATCH",
+        "TRAINYARD_GPUS",
+        "TRAINYARD_HYPERPARAMETERS",
+        "TRAINYARD_KEEPALIVE_S",
+        "TRAINYARD_OUTPUT_URI",
+    }
+)
+# The standard boto3 variables, handed over only when storage is S3 (secrets: never logged).
+TRAINER_STORAGE_ENV_VARS = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"}
+)
+
+
+class TrainerNotInstalledError(Exception):
+    """The framework's trainer is not available to this launcher; retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One attempt of one job. `env` holds the trainer-contract variables only (and, with S3
+    storage, the AWS_* ones); it holds secrets, so it stays out of the repr."""
+
+    job_id: str
+    attempt: int
+    framework: str
+    output_dir: str
+    env: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AttemptHandle:
+    """Identifies a launched attempt. Plain strings and numbers: it travels through workflow
+    history from `launch_trainer` to `watch_trainer` and `cleanup`, possibly to another worker.
+    """
+
+    job_id: str
+    attempt: int
+    pid: int
+    output_dir: str
+    log_path: str
+    # Wall-clock seconds since the epoch: the start of the heartbeat timeout.
+    launched_at: float
+
+
+@dataclass(frozen=True)
+class AttemptStatus:
+    """`running`, or exited with `exit_code` (negative: killed by that signal; None: the
+    process was not this launcher's child, so its code could not be collected)."""
+
+    running: bool
+    exit_code: int | None = None
+
+
+class Launcher(Protocol):
+    """Runs trainers. Every method is idempotent on (job_id, attempt)."""
+
+    async def launch(self, request: LaunchRequest) -> AttemptHandle:
+        """Start the attempt, or return the handle of that attempt if it is already running.
+
+        Raises TrainerNotInstalledError when the framework's trainer is missing.
+        """
+        ...
+
+    async def status(self, handle: AttemptHandle) -> AttemptStatus:
+        """Whether the attempt is still running, and its exit code once it is not."""
+        ...
+
+    async def stop(self, handle: AttemptHandle, grace_s: float) -> AttemptStatus:
+        """Ask the attempt to stop (SIGTERM or equivalent), force it after `grace_s` seconds;
+        returns once it is gone. Stopping a finished attempt just reports its status."""
+        ...
+
+    async def log_tail(self, handle: AttemptHandle, lines: int) -> list[str]:
+        """The last `lines` lines of the attempt's combined stdout and stderr."""
+        ...

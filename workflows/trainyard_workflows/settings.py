@@ -1,0 +1,98 @@
+"""Settings of the worker process (one class, env prefix TRAINYARD_)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
+
+# The token `trainyard up` would otherwise have to invent for a bare `trainyard-worker`.
+# It only protects a loopback backend on a developer machine: a production deployment must
+# set TRAINYARD_INTERNAL_TOKEN to a real secret shared with the backend.
+EMBEDDED_INTERNAL_TOKEN = "embedded-internal-token"
+
+# Job ids become folder names; anything but `job_` + a safe word could escape `<data_dir>/jobs`.
+_JOB_ID = re.compile(r"^job_[A-Za-z0-9_-]+$")
+
+
+def _default_trainers_dir() -> Path:
+    # workflows/trainyard_workflows/settings.py -> the repository root is two folders up.
+    # True for the workspace's editable install; an installed wheel (an image) sets
+    # TRAINYARD_TRAINERS_DIR instead.
+    return Path(__file__).resolve().parents[2] / "trainers"
+
+
+class WorkerSettings(BaseSettings):
+    """Configuration of `trainyard-worker`; every field reads `TRAINYARD_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="forbid")
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    # How long the worker keeps trying to reach Temporal at start-up: `trainyard up` starts
+    # the dev server and the worker side by side, so the server may not be listening yet.
+    temporal_connect_timeout_s: float = Field(default=60.0, gt=0)
+    task_queue: str = DEFAULT_TASK_QUEUE
+
+    backend_url: str = "http://127.0.0.1:8000"
+    # Where trainers send callbacks; differs from backend_url when trainers run elsewhere
+    # (a Kubernetes pod cannot reach the worker's loopback address).
+    callback_url: str | None = None
+    internal_token: str = EMBEDDED_INTERNAL_TOKEN
+
+    data_dir: Path = Path(".trainyard")
+    trainers_dir: Path = Field(default_factory=_default_trainers_dir)
+    launcher: Literal["subprocess"] = "subprocess"
+
+    stop_grace_s: float = Field(default=10.0, ge=0)
+    # Also the watch's heartbeat period: must stay well under its 30 s heartbeat timeout.
+    watch_poll_s: float = Field(default=1.0, gt=0, le=10)
+    keepalive_s: float = Field(default=15.0, gt=0)
+
+    # MLflow tracking server (http://host:port); absent: jobs are not tracked.
+    mlflow_tracking_uri: str | None = None
+    # How often a running job's new epoch metrics are copied to its MLflow run; also how often
+    # that activity heartbeats, so it stays well under its 30 s heartbeat timeout.
+    tracking_sync_s: float = Field(default=5.0, gt=0, le=10)
+
+    @field_validator("data_dir", "trainers_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Trainers run with their attempt dir as cwd, so relative paths would drift.
+        return value.expanduser().resolve()
+
+    @field_validator("backend_url", "callback_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value is not None else None
+
+    @model_validator(mode="after")
+    def _callback_defaults_to_backend(self) -> WorkerSettings:
+        if self.callback_url is None:
+            self.callback_url = self.backend_url
+        return self
+
+    @property
+    def trainer_callback_url(self) -> str:
+        """The URL handed to trainers as TRAINYARD_CALLBACK_URL."""
+        return self.callback_url or self.backend_url
+
+    def attempt_dir(self, job_id: str, attempt: int) -> Path:
+        """`<data_dir>/jobs/<job_id>/attempt-<n>/`: the trainer's TRAINYARD_OUTPUT_DIR."""
+        if not _JOB_ID.fullmatch(job_id):
+            raise ValueError(f"job id {job_id!r} is not of the form job_<hex>")
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt}")
+        return self.data_dir / "jobs" / job_id / f"attempt-{attempt}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> WorkerSettings:
+    """The process's settings, read from the environment once, on first use."""
+    return WorkerSettings()

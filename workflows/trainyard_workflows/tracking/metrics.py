@@ -1,0 +1,88 @@
+"""Turning a job's request and heartbeat events into MLflow params and metrics (pure code)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from mlflow.entities import Metric, Param
+
+# MLflow accepts only these characters in metric and param keys; Ultralytics names its
+# metrics like `metrics/mAP50(B)`, which MLflow would refuse (the whole batch with it).
+_BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
+# MLflow's limit on a param value.
+_MAX_PARAM_VALUE = 6000
+
+
+def metric_key(name: str) -> str:
+    """`metrics/mAP50(B)` -> `metrics/mAP50_B`: a key MLflow accepts, still readable."""
+    key = _BAD_KEY_CHARS.sub("_", name).strip("_ ").strip("/") or "metric"
+    # `..` segments would make MLflow refuse the key as a path that is not unique.
+    return "/".join(part if part not in {".", ".."} else "_" for part in key.split("/"))
+
+
+def _epoch_ms(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, str):
+        return int(datetime.fromisoformat(value).timestamp() * 1000)
+    return 0
+
+
+def heartbeat_metrics(events: Iterable[Mapping[str, Any]]) -> list[Metric]:
+    """One metric per (key, epoch): the epoch's last heartbeat wins, keep-alives add nothing.
+
+    The timestamp is the event's, so logging the same events twice logs identical metrics.
+    """
+    latest: dict[tuple[str, int], Metric] = {}
+    for event in events:
+        if event.get("type") != "heartbeat":
+            continue
+        data = event.get("data") or {}
+        epoch = data.get("epoch")
+        metrics = data.get("metrics") or {}
+        if not isinstance(epoch, int) or not isinstance(metrics, Mapping):
+            continue
+        timestamp = _epoch_ms(event.get("created_at"))
+        for name, value in metrics.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if not math.isfinite(value):
+                continue
+            key = metric_key(str(name))
+            latest[(key, epoch)] = Metric(key, float(value), timestamp, epoch)
+    return sorted(latest.values(), key=lambda metric: (metric.step, metric.key))
+
+
+def final_metrics(metrics: Mapping[str, Any], step: int, timestamp_ms: int) -> list[Metric]:
+    """The trainer's `done` metrics (its final evaluation, e.g. of the best weights) as
+    `final/<key>` at the last epoch: under their own names they would add a second, different
+    point to the last epoch of the per-epoch curves."""
+    return [
+        Metric(f"final/{metric_key(str(name))}", float(value), timestamp_ms, step)
+        for name, value in sorted(metrics.items())
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ]
+
+
+def run_params(job: Mapping[str, Any]) -> list[Param]:
+    """The job's request: model, dataset, sizes and every hyperparameter the user set."""
+    fields = ("framework", "model", "dataset", "dataset_uri", "task", "epochs", "imgsz", "batch")
+    params = {name: job.get(name) for name in (*fields, "gpus")}
+    hyperparameters = job.get("hyperparameters") or {}
+    for name, value in dict(hyperparameters).items():
+        params[f"hp.{name}"] = value
+    return [
+        Param(metric_key(name), _param_value(value))
+        for name, value in sorted(params.items())
+        if value is not None
+    ]
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text[:_MAX_PARAM_VALUE]

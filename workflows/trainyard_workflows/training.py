@@ -1,0 +1,329 @@
+"""TrainingWorkflow: one job from validation to a terminal state, one attempt for now.
+
+VALIDATING -> validate_dataset -> STARTING -> launch_trainer -> watch_trainer until the trainer's
+`done` arrives (signal from the backend) or its process exits or goes silent -> terminal state.
+The first heartbeat of the trainer moves the job to RUNNING (the backend does that).
+Deterministic code only: every side effect is an activity (activities/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+# Import from the defining modules: the payload converter resolves a result's field types
+# (e.g. ValidationReport.counts -> SplitCounts) in the module that defines it, and inside the
+# sandbox only modules imported by name are there to look in.
+with workflow.unsafe.imports_passed_through():
+    from trainyard_workflows.activities.schemas import (
+        EXITED,
+        LOST,
+        LaunchTrainerInput,
+        ReportStateInput,
+        ReportStateResult,
+        StopResult,
+        StopTrainerInput,
+        ValidateDatasetInput,
+        WatchResult,
+        WatchTrainerInput,
+    )
+    from trainyard_workflows.activities.tracking_activities import TrackingActivities
+    from trainyard_workflows.activities.tracking_schemas import (
+        FinishTrackingInput,
+        StartTrackingInput,
+        SyncTrackingInput,
+        TrackingRun,
+    )
+    from trainyard_workflows.activities.training_activities import TrainingActivities
+    from trainyard_workflows.contracts import (
+        TRAINER_DONE_SIGNAL,
+        WORKFLOW_NAME,
+        TrainerDone,
+        TrainingInput,
+    )
+    from trainyard_workflows.launchers.base import AttemptHandle
+    from trainyard_workflows.validation.report import ValidationReport
+
+VALIDATING = "VALIDATING"
+STARTING = "STARTING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+_DONE_STATUS_TO_STATE = {"succeeded": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}
+# Contract exit codes (docs/trainer-contract.md), used only when `done` was stored by the
+# backend but its signal never reached the workflow.
+_EXIT_CODE_TO_STATE = {0: SUCCEEDED, 143: CANCELLED}
+
+# Errors that another try cannot fix; everything else (backend unreachable, 5xx) is retried.
+_PERMANENT_ERRORS = [
+    "BackendAuthError",
+    "BackendError",
+    "JobTerminalError",
+    "TrainerNotInstalledError",
+    "ValueError",
+]
+# State reports must eventually land (the backend is the only writer), so they retry until
+# the backend is back rather than fail the job for a restart of the backend.
+_BACKEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=_PERMANENT_ERRORS,
+)
+_FEW_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=_PERMANENT_ERRORS,
+)
+_REPORT_TIMEOUT = timedelta(seconds=60)
+_VALIDATE_TIMEOUT = timedelta(minutes=15)
+_LAUNCH_TIMEOUT = timedelta(minutes=2)
+# A training may run for days; liveness is what the heartbeat timeout is for.
+_WATCH_TIMEOUT = timedelta(days=30)
+_WATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+_STOP_TIMEOUT = timedelta(minutes=5)
+# How long to wait for the `done` signal once the backend says done arrived.
+_DONE_SIGNAL_WAIT = timedelta(seconds=30)
+
+# Workflows started before MLflow tracking existed replay without its activities.
+TRACKING_PATCH = "mlflow-tracking"
+_TRACKING_START_TIMEOUT = timedelta(minutes=2)
+_TRACKING_FINISH_TIMEOUT = timedelta(minutes=30)
+
+_REASON_LOG_LINES = 5
+_MAX_REASON_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The job's state when the workflow ended (as the backend has it) and why."""
+
+    state: str
+    reason: str | None = None
+    attempt: int = 0  # 0: no trainer was launched
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class TrainingWorkflow:
+    def __init__(self) -> None:
+        self._attempt = 0
+        self._done: TrainerDone | None = None
+        self._tracking: TrackingRun | None = None
+
+    @workflow.signal(name=TRAINER_DONE_SIGNAL)
+    def trainer_done(self, done: TrainerDone) -> None:
+        """The backend relays the trainer's `done` callback; only the current attempt counts."""
+        if done.attempt != self._attempt:
+            workflow.logger.info(
+                "ignoring done of attempt %s (current attempt %s)", done.attempt, self._attempt
+            )
+            return
+        if self._done is None:
+            self._done = done
+
+    @workflow.run
+    async def run(self, training: TrainingInput) -> TrainingResult:
+        job_id = training.job_id
+        handle: AttemptHandle | None = None
+        try:
+            entered = await self._report(job_id, VALIDATING)
+            if entered.state in TERMINAL_STATES:
+                return TrainingResult(state=entered.state, reason="job ended before validation")
+
+            report: ValidationReport = await workflow.execute_activity_method(
+                TrainingActivities.validate_dataset,
+                ValidateDatasetInput(job_id, training.dataset_uri, training.task),
+                start_to_close_timeout=_VALIDATE_TIMEOUT,
+                retry_policy=_FEW_RETRIES,
+            )
+            if not report.ok:
+                first = "; ".join(report.errors[:3])
+                return await self._finish(job_id, FAILED, f"dataset validation failed: {first}")
+
+            entered = await self._report(job_id, STARTING)
+            if entered.state in TERMINAL_STATES:
+                return TrainingResult(state=entered.state, reason="job ended before launch")
+
+            # Set before launching: a quick trainer may report done before launch returns.
+            self._attempt = 1
+            launch = workflow.start_activity_method(
+                TrainingActivities.launch_trainer,
+                LaunchTrainerInput(training, self._attempt),
+                start_to_close_timeout=_LAUNCH_TIMEOUT,
+                retry_policy=_FEW_RETRIES,
+            )
+            try:
+                handle = await asyncio.shield(launch)
+            except asyncio.CancelledError:
+                # Cancelled mid-launch: let the launch finish so its trainer can be stopped
+                # below instead of running on unseen.
+                handle = await launch
+                raise
+            return await self._supervise(training, handle)
+        except asyncio.CancelledError:
+            workflow.logger.info("job %s cancelled", job_id)
+            if handle is not None:
+                await self._stop(TrainingActivities.stop_trainer, handle)
+            await self._report(job_id, CANCELLED, "cancelled")
+            await self._finish_tracking(job_id, CANCELLED)
+            raise
+        except ActivityError as error:
+            return await self._finish(job_id, FAILED, _activity_failure_reason(error))
+        finally:
+            if handle is not None:
+                await self._stop(TrainingActivities.cleanup, handle)
+
+    async def _supervise(self, training: TrainingInput, handle: AttemptHandle) -> TrainingResult:
+        """Wait for the first of: the `done` signal, or the watch seeing the process end."""
+        watch = workflow.start_activity_method(
+            TrainingActivities.watch_trainer,
+            WatchTrainerInput(handle, training.heartbeat_timeout_s),
+            start_to_close_timeout=_WATCH_TIMEOUT,
+            heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
+            retry_policy=_FEW_RETRIES,
+        )
+        sync: workflow.ActivityHandle[None] | None = None
+        try:
+            if workflow.patched(TRACKING_PATCH):
+                self._tracking = await self._start_tracking(training.job_id, handle.attempt)
+                if self._tracking is not None:
+                    sync = workflow.start_activity_method(
+                        TrackingActivities.sync_tracking,
+                        SyncTrackingInput(training.job_id, self._tracking.run_id),
+                        start_to_close_timeout=_WATCH_TIMEOUT,
+                        heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
+                        retry_policy=_FEW_RETRIES,
+                    )
+            await workflow.wait_condition(lambda: self._done is not None or watch.done())
+        finally:
+            for running in (watch, sync):
+                if running is not None and not running.done():
+                    running.cancel()
+                    # Awaiting it raises the cancellation we asked for.
+                    with contextlib.suppress(ActivityError):
+                        await running
+
+        if self._done is not None:
+            return await self._conclude_done(training.job_id, self._done)
+
+        result: WatchResult = watch.result()
+        if result.outcome == LOST:
+            timeout = f"{training.heartbeat_timeout_s:g}"
+            return await self._finish(
+                training.job_id,
+                FAILED,
+                f"no heartbeat for {timeout}s: attempt {handle.attempt} lost",
+            )
+        if result.outcome == EXITED and result.done_reported:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._done is not None, timeout=_DONE_SIGNAL_WAIT
+                )
+            except TimeoutError:
+                workflow.logger.warning("done stored by the backend but no signal arrived")
+            if self._done is not None:
+                return await self._conclude_done(training.job_id, self._done)
+            if result.exit_code in _EXIT_CODE_TO_STATE:
+                state = _EXIT_CODE_TO_STATE[result.exit_code]
+                return await self._finish(training.job_id, state, None)
+        return await self._finish(
+            training.job_id, FAILED, _exit_reason(result.exit_code, result.log_tail)
+        )
+
+    async def _conclude_done(self, job_id: str, done: TrainerDone) -> TrainingResult:
+        # The backend may have moved the job already when it stored `done`; then this
+        # transition answers "already decided" and the result carries the backend's state.
+        state = _DONE_STATUS_TO_STATE.get(done.status, FAILED)
+        reason = done.reason
+        if done.status not in _DONE_STATUS_TO_STATE:
+            reason = f"trainer reported unknown status {done.status!r}"
+        return await self._finish(job_id, state, reason)
+
+    async def _finish(self, job_id: str, state: str, reason: str | None) -> TrainingResult:
+        reported = await self._report(job_id, state, reason)
+        await self._finish_tracking(job_id, reported.state)
+        final_reason = reason if reported.applied or reported.state == state else None
+        return TrainingResult(state=reported.state, reason=final_reason, attempt=self._attempt)
+
+    async def _start_tracking(self, job_id: str, attempt: int) -> TrackingRun | None:
+        """The job's MLflow run, or None: tracking off or failing never fails the job."""
+        try:
+            run: TrackingRun | None = await workflow.execute_activity_method(
+                TrackingActivities.start_tracking,
+                StartTrackingInput(job_id, attempt),
+                start_to_close_timeout=_TRACKING_START_TIMEOUT,
+                retry_policy=_FEW_RETRIES,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("job %s: tracking not started: %s", job_id, error)
+            return None
+        return run
+
+    async def _finish_tracking(self, job_id: str, state: str) -> None:
+        """Close the run once the job is terminal (a no-op for untracked jobs)."""
+        run, self._tracking = self._tracking, None
+        if run is None or state not in TERMINAL_STATES:
+            return
+        try:
+            await workflow.execute_activity_method(
+                TrackingActivities.finish_tracking,
+                FinishTrackingInput(job_id, run.run_id, state),
+                start_to_close_timeout=_TRACKING_FINISH_TIMEOUT,
+                heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
+                retry_policy=_FEW_RETRIES,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("job %s: tracking not finished: %s", job_id, error)
+
+    async def _report(
+        self, job_id: str, state: str, reason: str | None = None
+    ) -> ReportStateResult:
+        return await workflow.execute_activity_method(
+            TrainingActivities.report_state,
+            ReportStateInput(job_id, state, reason),
+            start_to_close_timeout=_REPORT_TIMEOUT,
+            retry_policy=_BACKEND_RETRY,
+        )
+
+    async def _stop(
+        self,
+        activity: Callable[[TrainingActivities, StopTrainerInput], Awaitable[StopResult]],
+        handle: AttemptHandle,
+    ) -> None:
+        await workflow.execute_activity_method(
+            activity,
+            StopTrainerInput(handle),
+            start_to_close_timeout=_STOP_TIMEOUT,
+            heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
+            retry_policy=_FEW_RETRIES,
+        )
+
+
+def _exit_reason(exit_code: int | None, log_tail: list[str]) -> str:
+    if exit_code is None:
+        text = "trainer exited with an unknown code"
+    elif exit_code < 0:
+        text = f"trainer exited with code {exit_code} (killed by signal {-exit_code})"
+    else:
+        text = f"trainer exited with code {exit_code}"
+    lines = [line.rstrip()[:500] for line in log_tail if line.strip()][-_REASON_LOG_LINES:]
+    if lines:
+        text += ": " + "\n".join(lines)
+    return text[:_MAX_REASON_CHARS]
+
+
+def _activity_failure_reason(error: ActivityError) -> str:
+    """`<activity> failed: <innermost message>`, e.g. the missing trainer environment."""
+    cause: BaseException = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    message = getattr(cause, "message", None) or str(cause) or type(cause).__name__
+    return f"{error.activity_type} failed: {message}"[:_MAX_REASON_CHARS]

@@ -1,0 +1,147 @@
+"""`trainyard-worker`: runs TrainingWorkflow and its activities on the task queue.
+
+Stops on SIGINT/SIGTERM. Trainers of running workflows keep running across a worker restart:
+the next worker finds them through their pid files when Temporal retries the watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import timedelta
+from typing import NoReturn
+
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.worker import Worker
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from trainyard_workflows.activities import TrainingActivities
+from trainyard_workflows.activities.tracking_activities import TrackingActivities
+from trainyard_workflows.backend_client import BackendClient
+from trainyard_workflows.launchers.factory import build_launcher
+from trainyard_workflows.settings import EMBEDDED_INTERNAL_TOKEN, WorkerSettings, get_settings
+from trainyard_workflows.tracking import build_tracker
+from trainyard_workflows.training import TrainingWorkflow
+
+logger = logging.getLogger("trainyard_workflows.worker")
+
+# Lets a short activity (a state report) finish instead of being cut and retried.
+_GRACEFUL_SHUTDOWN = timedelta(seconds=3)
+
+
+class TemporalUnreachableError(Exception):
+    """Temporal did not answer within `temporal_connect_timeout_s`."""
+
+
+async def connect_temporal(settings: WorkerSettings) -> Client:
+    """Connect, retrying while the server starts (it may be starting alongside the worker)."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(RuntimeError),
+        stop=stop_after_delay(settings.temporal_connect_timeout_s),
+        wait=wait_exponential(multiplier=0.2, max=2.0),
+        reraise=True,
+    )
+    try:
+        client: Client = await retrying(
+            Client.connect, settings.temporal_address, namespace=settings.temporal_namespace
+        )
+    except RuntimeError as error:
+        raise TemporalUnreachableError(
+            f"Temporal is unreachable at {settings.temporal_address} "
+            f"(namespace {settings.temporal_namespace!r}) after "
+            f"{settings.temporal_connect_timeout_s:g}s: {error}. Start it with "
+            "`temporal server start-dev` (or `trainyard up`), or point "
+            "TRAINYARD_TEMPORAL_ADDRESS at your cluster."
+        ) from error
+    return client
+
+
+def build_worker(
+    client: Client,
+    settings: WorkerSettings,
+    activities: TrainingActivities,
+    tracking: TrackingActivities,
+) -> Worker:
+    """The worker with every workflow and activity of the training task queue."""
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[TrainingWorkflow],
+        activities=[
+            activities.report_state,
+            activities.validate_dataset,
+            activities.launch_trainer,
+            activities.watch_trainer,
+            activities.stop_trainer,
+            activities.cleanup,
+            tracking.start_tracking,
+            tracking.sync_tracking,
+            tracking.finish_tracking,
+        ],
+        graceful_shutdown_timeout=_GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(settings: WorkerSettings) -> None:
+    """Serve the task queue until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if settings.internal_token == EMBEDDED_INTERNAL_TOKEN:
+        logger.warning(
+            "using the embedded internal token: fine on a laptop, but production must set "
+            "TRAINYARD_INTERNAL_TOKEN (the same secret as the backend's)"
+        )
+    client = await connect_temporal(settings)
+    async with BackendClient(settings.backend_url, settings.internal_token) as backend:
+        activities = TrainingActivities(backend, build_launcher(settings), settings)
+        tracking = TrackingActivities(backend, build_tracker(settings), settings)
+        async with build_worker(client, settings, activities, tracking):
+            logger.info(
+                "trainyard-worker ready: task queue %r on %s (namespace %r), backend %s",
+                settings.task_queue,
+                settings.temporal_address,
+                settings.temporal_namespace,
+                settings.backend_url,
+            )
+            await stop.wait()
+            logger.info("trainyard-worker stopping")
+    logger.info("trainyard-worker stopped")
+
+
+def _exit(code: int) -> NoReturn:
+    # Skip interpreter finalization: the Temporal bridge's Rust threads can outlive it and abort
+    # the process (SIGABRT, "PyGILState_Release ... finalizing"; temporalio/sdk-python#300),
+    # which would turn a clean exit into a crash. Everything worth keeping is flushed first.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main() -> None:
+    """Console script `trainyard-worker`: exit 0 after a stop signal, 1 if Temporal is
+    unreachable, 2 for invalid settings."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        print(f"trainyard-worker: invalid TRAINYARD_ settings:\n{error}", file=sys.stderr)
+        _exit(2)
+    try:
+        asyncio.run(run_worker(settings))
+    except TemporalUnreachableError as error:
+        print(f"trainyard-worker: {error}", file=sys.stderr)
+        _exit(1)
+    _exit(0)
+
+
+if __name__ == "__main__":
+    main()

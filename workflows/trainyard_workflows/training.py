@@ -169,17 +169,25 @@ class TrainingWorkflow:
                 raise
             return await self._supervise(training, handle)
         except asyncio.CancelledError:
-            workflow.logger.info("job %s cancelled", job_id)
-            if handle is not None:
-                await self._stop(TrainingActivities.stop_trainer, handle)
-            await self._report(job_id, CANCELLED, "cancelled")
-            await self._finish_tracking(job_id, CANCELLED)
+            await self._wind_down_cancelled(job_id, handle)
             raise
         except ActivityError as error:
+            if _cancel_requested():
+                # The cancel arrived while an activity was awaited: the SDK hands it over as
+                # that activity's failure, but the job was cancelled, not failed.
+                await self._wind_down_cancelled(job_id, handle)
+                raise asyncio.CancelledError(workflow.cancellation_reason()) from error
             return await self._finish(job_id, FAILED, _activity_failure_reason(error))
         finally:
             if handle is not None:
                 await self._stop(TrainingActivities.cleanup, handle)
+
+    async def _wind_down_cancelled(self, job_id: str, handle: AttemptHandle | None) -> None:
+        workflow.logger.info("job %s cancelled", job_id)
+        if handle is not None:
+            await self._stop(TrainingActivities.stop_trainer, handle)
+        await self._report(job_id, CANCELLED, "cancelled")
+        await self._finish_tracking(job_id, CANCELLED)
 
     async def _supervise(self, training: TrainingInput, handle: AttemptHandle) -> TrainingResult:
         """Wait for the first of: the `done` signal, or the watch seeing the process end."""
@@ -263,6 +271,8 @@ class TrainingWorkflow:
                 retry_policy=_FEW_RETRIES,
             )
         except ActivityError as error:
+            if _cancel_requested():
+                raise  # a cancelled job, not a tracking failure: run() winds it down
             workflow.logger.warning("job %s: tracking not started: %s", job_id, error)
             return None
         return run
@@ -305,6 +315,15 @@ class TrainingWorkflow:
             heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
             retry_policy=_FEW_RETRIES,
         )
+
+
+def _cancel_requested() -> bool:
+    """Whether the workflow was asked to cancel.
+
+    A cancel that arrives while an activity is awaited surfaces as that activity's
+    ActivityError rather than as CancelledError, so `except ActivityError` must ask this.
+    """
+    return workflow.cancellation_reason() is not None
 
 
 def _exit_reason(exit_code: int | None, log_tail: list[str]) -> str:

@@ -49,11 +49,14 @@ notes:
 - One machine runs everything: the API (one uvicorn process), the load generator, the 1000
   stream clients, PostgreSQL, Redis and the Temporal dev server, and whatever else is running
   (check the load average). Figures vary by tens of percent from run to run; tails most.
-- Ingest ratio: the no-op endpoint is ~0.15 ms of server CPU. A heartbeat is stored durably
+- Ingest ratio: the no-op endpoint is ~0.11 ms of server CPU. A heartbeat is stored durably
   before its 202 (verify the token, lock the job rows, update progress, insert the event with
   the next seq, commit, publish); concurrent heartbeats share one transaction (group commit,
-  callbacks/ingest.py), which brings it to ~0.5 ms of server CPU. What remains is FastAPI's
-  request handling and the driver round trips. The platform does not trade durability for
+  callbacks/ingest.py) of five driver-level statements (callbacks/ingest_sql.py: through
+  SQLAlchemy the same batch cost twice the CPU, ~15 hops to aiosqlite's thread instead of 6).
+  A batch's fixed cost is ~0.6 ms of server CPU, ~0.04 ms per heartbeat on top. PostgreSQL's
+  own processes share the two cores with the API (each batch is 8 round trips including the
+  pool's pre-ping), which is why it trails SQLite. The platform does not trade durability for
   this ratio. SQLite serialises writers (one connection, see core/db.py).
 - Relay tail: each event is sent to the 1000 sockets one after another from one event loop
   (one frame text per event, shared by every client): ~10 ms ingest, then ~25-30 ms until the

@@ -3,11 +3,11 @@
 A heartbeat must be durable before it is acknowledged, and a transaction per heartbeat costs
 several database round trips plus the ORM around them. Here heartbeats queue up while the
 previous batch commits (no timer: an idle server stores a lone heartbeat at once) and the next
-batch is stored with a fixed number of plain Core statements whatever its size:
+batch is stored with a fixed number of driver-level statements whatever its size (ingest_sql):
 
     lock every job of the batch (ORDER BY id, so two batches never deadlock)
     decide each heartbeat in arrival order (stale attempt 403, terminal 409, unknown 404)
-    update each job once, insert every event in one multi-row INSERT, commit
+    update each job once, insert every event (one executemany each), commit
 
 then the events are published in seq order and only then is each request answered. The rules
 are those of jobs.events (next seq under the job's row lock, forward-only state, progress
@@ -24,42 +24,17 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, insert, select, update
-
+from trainyard.callbacks.ingest_sql import JobUpdate, ingest_transaction
 from trainyard.callbacks.schemas import Heartbeat
 from trainyard.callbacks.service import StaleAttempt, merged_progress
 from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import Database, utcnow
 from trainyard.jobs.errors import JobNotFound, JobTerminal
 from trainyard.jobs.events import state_event_data
-from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.schemas import EventRead
 from trainyard.jobs.states import JobState
 
 logger = logging.getLogger(__name__)
-
-# Core tables, not the ORM: no identity map, no unit of work, no reload after the update.
-_JOBS = Job.metadata.tables[Job.__tablename__]
-_EVENTS = JobEvent.metadata.tables[JobEvent.__tablename__]
-
-_LOCK_JOBS = (
-    select(_JOBS.c.id, _JOBS.c.attempt, _JOBS.c.state, _JOBS.c.last_seq, _JOBS.c.progress)
-    .where(_JOBS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_JOBS.c.id)
-    .with_for_update()
-)
-_UPDATE_JOB = (
-    update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job"))
-    .values(
-        state=bindparam("state"),
-        last_seq=bindparam("last_seq"),
-        progress=bindparam("progress"),
-        last_heartbeat_at=bindparam("at"),
-        updated_at=bindparam("at"),
-    )
-)
-_INSERT_EVENTS = insert(_EVENTS)
 
 
 @dataclass
@@ -143,30 +118,23 @@ class HeartbeatIngest:
 
     async def _store(self, batch: list[_Pending]) -> None:
         ids = sorted({pending.claims.job_id for pending in batch})
-        async with self._db.engine.begin() as connection:
-            locked = await connection.execute(_LOCK_JOBS, {"ids": ids})
+        async with ingest_transaction(self._db.engine) as transaction:
             decided = _Batch(
                 now=utcnow(),
                 rows={
-                    row.id: _JobRow(JobState(row.state), row.attempt, row.last_seq, row.progress)
-                    for row in locked
+                    job.id: _JobRow(JobState(job.state), job.attempt, job.last_seq, job.progress)
+                    for job in await transaction.lock_jobs(ids)
                 },
             )
             indexes = [_decide(decided, pending) for pending in batch]
             updates = [
-                {
-                    "job": job_id,
-                    "state": row.state.value,
-                    "last_seq": row.last_seq,
-                    "progress": row.progress,
-                    "at": decided.now,
-                }
+                JobUpdate(job_id, row.state.value, row.last_seq, row.progress, decided.now)
                 for job_id, row in decided.rows.items()
                 if row.changed
             ]
             if updates:
-                await connection.execute(_UPDATE_JOB, updates)
-                await connection.execute(_INSERT_EVENTS, decided.events)
+                await transaction.update_jobs(updates)
+                await transaction.insert_events(decided.events)
         # Committed: publish in seq order (the order they were added), then answer.
         payloads = [_payload(event) for event in decided.events]
         for payload in payloads:

@@ -1,0 +1,112 @@
+"""The heartbeat ingest's driver-level transaction (callbacks.ingest_sql), on both tiers: what
+it writes reads back through the ORM exactly as the ORM's own writes do, and a failed batch
+leaves nothing behind and the connection usable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from trainyard.callbacks.ingest_sql import JobUpdate, ingest_transaction
+from trainyard.core.runtime import Runtime
+from trainyard.jobs.models import Job, JobEvent
+
+from .support import start_attempt, submit
+
+
+def _runtime(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+async def test_written_rows_read_back_through_the_orm_unchanged(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    job = await submit(api, job_body)
+    await start_attempt(api, job["id"])
+    db = _runtime(app).db
+    at = datetime(2026, 11, 23, 20, 1, 2, 345678, tzinfo=UTC)
+    progress = {"epoch": 1, "epochs": 3, "metrics": {"loss": 0.5, "ünïcode": 1e-9}}
+
+    async with ingest_transaction(db.engine) as transaction:
+        [locked] = await transaction.lock_jobs([job["id"]])
+        await transaction.update_jobs(
+            [JobUpdate(job["id"], "RUNNING", locked.last_seq + 1, progress, at)]
+        )
+        await transaction.insert_events(
+            [
+                {
+                    "job_id": job["id"],
+                    "seq": locked.last_seq + 1,
+                    "type": "heartbeat",
+                    "source": "trainer",
+                    "message": "epoch 1/3",
+                    "data": progress,
+                    "created_at": at,
+                }
+            ]
+        )
+
+    async with db.session() as session:
+        stored = await session.get(Job, job["id"])
+        assert stored is not None
+        assert (stored.state, stored.last_seq, stored.progress) == (
+            "RUNNING",
+            locked.last_seq + 1,
+            progress,
+        )
+        assert stored.last_heartbeat_at == at
+        assert stored.last_heartbeat_at.tzinfo is not None
+        event = (
+            await session.execute(
+                select(JobEvent).where(
+                    JobEvent.job_id == job["id"], JobEvent.seq == locked.last_seq + 1
+                )
+            )
+        ).scalar_one()
+        assert (event.data, event.created_at, event.message) == (progress, at, "epoch 1/3")
+    assert (locked.state, locked.attempt, locked.progress) == ("PENDING", 1, None)
+
+
+async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    job = await submit(api, job_body)
+    db = _runtime(app).db
+    at = datetime.now(UTC)
+    before = (await api.get(f"/v1/jobs/{job['id']}")).json()
+
+    def event(seq: int) -> dict[str, Any]:
+        return {
+            "job_id": job["id"],
+            "seq": seq,
+            "type": "note",
+            "source": "trainer",
+            "message": "",
+            "data": {},
+            "created_at": at,
+        }
+
+    async def duplicate_seq_batch() -> None:
+        async with ingest_transaction(db.engine) as transaction:
+            [locked] = await transaction.lock_jobs([job["id"]])
+            await transaction.update_jobs(
+                [JobUpdate(job["id"], "STARTING", locked.last_seq + 1, {"epoch": 9}, at)]
+            )
+            await transaction.insert_events([event(locked.last_seq)])  # seq already taken
+
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        await duplicate_seq_batch()
+
+    after = (await api.get(f"/v1/jobs/{job['id']}")).json()
+    assert (after["state"], after["progress"]) == (before["state"], before["progress"])
+    async with ingest_transaction(db.engine) as transaction:
+        [locked] = await transaction.lock_jobs([job["id"]])
+        await transaction.insert_events([event(locked.last_seq + 1)])
+    timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()
+    assert [e["type"] for e in timeline["items"]][-1] == "note"

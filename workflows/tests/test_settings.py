@@ -90,7 +90,105 @@ def test_trainyard_variables_of_other_processes_are_ignored(
 
 
 def test_an_unknown_launcher_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TRAINYARD_LAUNCHER", "kubernetes")
+    monkeypatch.setenv("TRAINYARD_LAUNCHER", "slurm")
 
     with pytest.raises(ValueError, match="launcher"):
         WorkerSettings()
+
+
+def test_kubernetes_settings_default_to_a_plain_job_in_the_default_namespace() -> None:
+    settings = WorkerSettings()
+
+    assert settings.k8s_namespace == "default"
+    assert settings.k8s_images == {}
+    assert settings.k8s_node_selector == {}
+    assert settings.k8s_tolerations == []
+    assert settings.k8s_priority_class is None
+    assert settings.k8s_service_account is None
+    assert settings.k8s_ttl_seconds_after_finished == 3600
+    assert settings.k8s_default_time_limit_s == 7 * 24 * 3600
+    assert settings.k8s_kubeconfig is None
+
+
+def test_kubernetes_settings_read_json_from_their_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The Helm chart renders exactly these names into the worker's ConfigMap.
+    monkeypatch.setenv("TRAINYARD_LAUNCHER", "kubernetes")
+    monkeypatch.setenv("TRAINYARD_K8S_NAMESPACE", "training")
+    monkeypatch.setenv(
+        "TRAINYARD_K8S_IMAGES",
+        '{"ultralytics": "registry.example/trainer-ultralytics:1.2", "timm": "r/timm:3"}',
+    )
+    monkeypatch.setenv("TRAINYARD_K8S_NODE_SELECTOR", '{"pool": "gpu", "zone": "a"}')
+    monkeypatch.setenv(
+        "TRAINYARD_K8S_TOLERATIONS",
+        '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},'
+        ' {"key": "spot", "operator": "Equal", "value": "true", "tolerationSeconds": 30}]',
+    )
+    monkeypatch.setenv("TRAINYARD_K8S_PRIORITY_CLASS", "training-low")
+    monkeypatch.setenv("TRAINYARD_K8S_SERVICE_ACCOUNT", "trainer")
+    monkeypatch.setenv("TRAINYARD_K8S_TTL_SECONDS_AFTER_FINISHED", "600")
+    monkeypatch.setenv("TRAINYARD_K8S_DEFAULT_TIME_LIMIT_S", "86400")
+    monkeypatch.setenv("TRAINYARD_K8S_KUBECONFIG", str(tmp_path / "kubeconfig"))
+
+    settings = WorkerSettings()
+
+    assert settings.launcher == "kubernetes"
+    assert settings.k8s_namespace == "training"
+    assert settings.k8s_images == {
+        "ultralytics": "registry.example/trainer-ultralytics:1.2",
+        "timm": "r/timm:3",
+    }
+    assert settings.k8s_node_selector == {"pool": "gpu", "zone": "a"}
+    assert settings.k8s_tolerations == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "spot", "operator": "Equal", "value": "true", "tolerationSeconds": 30},
+    ]
+    assert settings.k8s_priority_class == "training-low"
+    assert settings.k8s_service_account == "trainer"
+    assert settings.k8s_ttl_seconds_after_finished == 600
+    assert settings.k8s_default_time_limit_s == 86400
+    assert settings.k8s_kubeconfig == tmp_path / "kubeconfig"
+
+
+@pytest.mark.parametrize("images", [None, "{}"])
+def test_the_kubernetes_launcher_is_refused_without_trainer_images(
+    monkeypatch: pytest.MonkeyPatch, images: str | None
+) -> None:
+    monkeypatch.setenv("TRAINYARD_LAUNCHER", "kubernetes")
+    if images is not None:
+        monkeypatch.setenv("TRAINYARD_K8S_IMAGES", images)
+
+    with pytest.raises(ValueError, match="TRAINYARD_K8S_IMAGES"):
+        WorkerSettings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TRAINYARD_K8S_IMAGES", "ultralytics=reg/trainer:1"),
+        ("TRAINYARD_K8S_NODE_SELECTOR", '["pool", "gpu"]'),
+        ("TRAINYARD_K8S_TOLERATIONS", '{"key": "spot"}'),
+        ("TRAINYARD_K8S_TTL_SECONDS_AFTER_FINISHED", "-1"),
+    ],
+)
+def test_malformed_kubernetes_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv("TRAINYARD_K8S_IMAGES", '{"ultralytics": "reg/trainer:1"}')
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValueError, match=name.removeprefix("TRAINYARD_").lower()):
+        WorkerSettings()
+
+
+def test_empty_optional_kubernetes_settings_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PRIORITY_CLASS", "SERVICE_ACCOUNT", "KUBECONFIG"):
+        monkeypatch.setenv(f"TRAINYARD_K8S_{name}", "")
+
+    settings = WorkerSettings()
+
+    assert settings.k8s_priority_class is None
+    assert settings.k8s_service_account is None
+    assert settings.k8s_kubeconfig is None

@@ -48,7 +48,21 @@ class WorkerSettings(BaseSettings):
 
     data_dir: Path = Path(".trainyard")
     trainers_dir: Path = Field(default_factory=_default_trainers_dir)
-    launcher: Literal["subprocess"] = "subprocess"
+    launcher: Literal["subprocess", "kubernetes"] = "subprocess"
+
+    # Kubernetes launcher (TRAINYARD_LAUNCHER=kubernetes): one Job per attempt. Dicts and lists
+    # are JSON in the environment, e.g. TRAINYARD_K8S_IMAGES='{"ultralytics": "reg/trainer:1"}'.
+    k8s_namespace: str = "default"
+    k8s_images: dict[str, str] = Field(default_factory=dict)  # framework -> trainer image
+    k8s_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_tolerations: list[dict[str, str | int]] = Field(default_factory=list)
+    k8s_priority_class: str | None = None
+    k8s_service_account: str | None = None
+    k8s_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # The Job's activeDeadlineSeconds when a launch request sets no time limit.
+    k8s_default_time_limit_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Absent: the in-cluster service account (the worker runs as a pod).
+    k8s_kubeconfig: Path | None = None
 
     stop_grace_s: float = Field(default=10.0, ge=0)
     # Also the watch's heartbeat period: must stay well under its 30 s heartbeat timeout.
@@ -72,10 +86,25 @@ class WorkerSettings(BaseSettings):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value is not None else None
 
+    @field_validator("k8s_priority_class", "k8s_service_account", "k8s_kubeconfig", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: object) -> object:
+        # A chart renders an unset optional value as an empty variable.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _callback_defaults_to_backend(self) -> WorkerSettings:
         if self.callback_url is None:
             self.callback_url = self.backend_url
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_needs_images(self) -> WorkerSettings:
+        if self.launcher == "kubernetes" and not self.k8s_images:
+            raise ValueError(
+                "TRAINYARD_LAUNCHER=kubernetes needs TRAINYARD_K8S_IMAGES, a JSON object mapping "
+                'each framework to its trainer image, e.g. {"ultralytics": "registry/trainer:1.0"}'
+            )
         return self
 
     @property

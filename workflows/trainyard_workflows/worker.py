@@ -98,19 +98,25 @@ async def run_worker(settings: WorkerSettings) -> None:
             "TRAINYARD_INTERNAL_TOKEN (the same secret as the backend's)"
         )
     client = await connect_temporal(settings)
+    launcher = build_launcher(settings)
     async with BackendClient(settings.backend_url, settings.internal_token) as backend:
-        activities = TrainingActivities(backend, build_launcher(settings), settings)
+        activities = TrainingActivities(backend, launcher, settings)
         tracking = TrackingActivities(backend, build_tracker(settings), settings)
-        async with build_worker(client, settings, activities, tracking):
-            logger.info(
-                "trainyard-worker ready: task queue %r on %s (namespace %r), backend %s",
-                settings.task_queue,
-                settings.temporal_address,
-                settings.temporal_namespace,
-                settings.backend_url,
-            )
-            await stop.wait()
-            logger.info("trainyard-worker stopping")
+        try:
+            async with build_worker(client, settings, activities, tracking):
+                logger.info(
+                    "trainyard-worker ready: task queue %r on %s (namespace %r), backend %s, "
+                    "%s launcher",
+                    settings.task_queue,
+                    settings.temporal_address,
+                    settings.temporal_namespace,
+                    settings.backend_url,
+                    settings.launcher,
+                )
+                await stop.wait()
+                logger.info("trainyard-worker stopping")
+        finally:
+            await launcher.aclose()
     logger.info("trainyard-worker stopped")
 
 

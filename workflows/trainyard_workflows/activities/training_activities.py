@@ -27,7 +27,12 @@ from trainyard_workflows.activities.schemas import (
 )
 from trainyard_workflows.activities.trainer_env import trainer_env
 from trainyard_workflows.backend_client import BackendClient, BackendError, Liveness
-from trainyard_workflows.launchers.base import AttemptHandle, Launcher, LaunchRequest
+from trainyard_workflows.launchers.base import (
+    AttemptHandle,
+    Launcher,
+    LaunchRequest,
+    PendingReason,
+)
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.storage import StorageSettings
 from trainyard_workflows.validation import ValidationReport, validate_dataset
@@ -103,6 +108,7 @@ class TrainingActivities:
                 framework=training.framework,
                 output_dir=str(output_dir),
                 env=env,
+                gpus=training.gpus,
             )
         )
         # Best effort: failing the activity here would leave a running trainer the workflow
@@ -110,12 +116,13 @@ class TrainingActivities:
         await self._post_event_quietly(
             training.job_id,
             "attempt_launched",
-            f"attempt {handle.attempt} launched (pid {handle.pid})",
+            f"attempt {handle.attempt} launched ({_where(handle)})",
             {
                 "attempt": handle.attempt,
                 "pid": handle.pid,
                 "log_path": handle.log_path,
                 "output_dir": handle.output_dir,
+                "kubernetes_job": f"{handle.namespace}/{handle.name}" if handle.name else None,
             },
         )
         return handle
@@ -133,8 +140,17 @@ class TrainingActivities:
         last_sign_of_life = handle.launched_at
         seen_heartbeat: datetime | None = None
         done_reported = False
+        reported_pending: list[PendingReason] = []
         while True:
             activity.heartbeat()
+            pending = await self._pending_reasons_quietly(handle)
+            if pending:
+                # Waiting on the cluster (a GPU node, an image, a quota) is not silence: the
+                # heartbeat timeout starts once the trainer can run.
+                last_sign_of_life = max(last_sign_of_life, time.time())
+            if pending != reported_pending:
+                await self._report_pending(handle, pending)
+                reported_pending = pending
             status = await self._launcher.status(handle)
             if not status.running:
                 liveness = await self._liveness_quietly(handle.job_id)
@@ -213,6 +229,27 @@ class TrainingActivities:
         finally:
             task.cancel()
 
+    async def _pending_reasons_quietly(self, handle: AttemptHandle) -> list[PendingReason]:
+        try:
+            return await self._heartbeating(self._launcher.pending_reasons(handle))
+        except Exception as error:  # the cluster API hiccuped: the next poll asks again
+            logger.warning("job %s: pending reasons unavailable: %s", handle.job_id, error)
+            return []
+
+    async def _report_pending(self, handle: AttemptHandle, pending: list[PendingReason]) -> None:
+        """One event per change of why the attempt waits, so the stream shows it live."""
+        if pending:
+            why = "; ".join(f"{p.reason}: {p.message}" if p.message else p.reason for p in pending)
+            message = f"attempt {handle.attempt} is waiting to run: {why}"
+        else:
+            message = f"attempt {handle.attempt} is no longer waiting"
+        await self._post_event_quietly(
+            handle.job_id,
+            "attempt_pending",
+            message[:2000],
+            {"attempt": handle.attempt, "reasons": [asdict(p) for p in pending]},
+        )
+
     async def _liveness_quietly(self, job_id: str) -> Liveness | None:
         try:
             return await self._heartbeating(self._backend.liveness(job_id))
@@ -227,3 +264,9 @@ class TrainingActivities:
             await self._backend.post_event(job_id, type_, message, dict(data))
         except BackendError as error:
             logger.warning("job %s: could not post %s event: %s", job_id, type_, error)
+
+
+def _where(handle: AttemptHandle) -> str:
+    return (
+        f"Kubernetes Job {handle.namespace}/{handle.name}" if handle.name else f"pid {handle.pid}"
+    )

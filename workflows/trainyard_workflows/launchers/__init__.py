@@ -1,4 +1,4 @@
-"""Launchers start, watch and stop one trainer process per attempt (subprocess, later k8s)."""
+"""Launchers start, watch and stop one trainer per attempt (a local process or a Kubernetes Job)."""
 
 from trainyard_workflows.launchers.base import (
     AttemptHandle,

@@ -47,6 +47,11 @@ class LaunchRequest:
     framework: str
     output_dir: str
     env: Mapping[str, str] = field(repr=False)
+    # Wall-clock limit of the attempt (Kubernetes: the Job's activeDeadlineSeconds); None: the
+    # launcher's default.
+    time_limit_s: float | None = None
+    # GPUs the attempt may use (Kubernetes: the container's nvidia.com/gpu limit).
+    gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class AttemptHandle:
     log_path: str
     # Wall-clock seconds since the epoch: the start of the heartbeat timeout.
     launched_at: float
+    # The Kubernetes Job running the attempt ("" for a local process). Defaults keep recorded
+    # workflow histories decodable.
+    namespace: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,15 @@ class AttemptStatus:
 
     running: bool
     exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class PendingReason:
+    """Why a launched attempt is not running yet, in the cluster's words: `reason` is its short
+    CamelCase word (Unschedulable, ImagePullBackOff, FailedCreate, ...), `message` its text."""
+
+    reason: str
+    message: str
 
 
 class Launcher(Protocol):
@@ -94,4 +112,13 @@ class Launcher(Protocol):
 
     async def log_tail(self, handle: AttemptHandle, lines: int) -> list[str]:
         """The last `lines` lines of the attempt's combined stdout and stderr."""
+        ...
+
+    async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
+        """Why the attempt waits to run (no node for it, an image that cannot be pulled, a
+        quota); empty once it runs, when it is over, or when the launcher never waits."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the launcher's connections; running attempts are left as they are."""
         ...

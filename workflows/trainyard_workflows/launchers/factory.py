@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trainyard_workflows.launchers.base import Launcher
+from trainyard_workflows.launchers.kubernetes_launcher import KubernetesLauncher
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 from trainyard_workflows.settings import WorkerSettings
 
@@ -12,3 +13,5 @@ def build_launcher(settings: WorkerSettings) -> Launcher:
     match settings.launcher:
         case "subprocess":
             return SubprocessLauncher(settings.trainers_dir)
+        case "kubernetes":
+            return KubernetesLauncher(settings)

@@ -28,6 +28,7 @@ from trainyard_workflows.launchers.base import (
     AttemptHandle,
     AttemptStatus,
     LaunchRequest,
+    PendingReason,
     TrainerNotInstalledError,
 )
 
@@ -201,6 +202,12 @@ class SubprocessLauncher:
 
     async def log_tail(self, handle: AttemptHandle, lines: int) -> list[str]:
         return await asyncio.to_thread(_read_tail, Path(handle.log_path), lines)
+
+    async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
+        return []  # a local process runs from the moment it is launched
+
+    async def aclose(self) -> None:
+        """Nothing to release: trainers are processes of their own and outlive the worker."""
 
     async def _wait_exit(self, handle: AttemptHandle, timeout_s: float) -> AttemptStatus:
         deadline = time.monotonic() + timeout_s

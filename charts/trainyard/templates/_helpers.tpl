@@ -1,0 +1,154 @@
+{{/*
+Names and labels shared by every template.
+*/}}
+
+{{- define "trainyard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The release's base name. Capped at 40 characters so that "<fullname>-trainer-launcher" and
+the other suffixed names stay within Kubernetes' 63-character limit.
+*/}}
+{{- define "trainyard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "trainyard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "trainyard.labels" -}}
+helm.sh/chart: {{ include "trainyard.chart" . }}
+app.kubernetes.io/name: {{ include "trainyard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: trainyard
+{{- end -}}
+
+{{/* Selector labels of one component; call with (dict "ctx" $ "component" "backend"). */}}
+{{- define "trainyard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "trainyard.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels of one component's objects; same argument as trainyard.selectorLabels. */}}
+{{- define "trainyard.componentLabels" -}}
+{{ include "trainyard.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "trainyard.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "trainyard.backendName" -}}
+{{- printf "%s-backend" (include "trainyard.fullname" .) -}}
+{{- end -}}
+
+{{- define "trainyard.workerName" -}}
+{{- printf "%s-worker" (include "trainyard.fullname" .) -}}
+{{- end -}}
+
+{{/* Where trainer Jobs run. */}}
+{{- define "trainyard.trainingNamespace" -}}
+{{- default .Release.Namespace .Values.training.namespace -}}
+{{- end -}}
+
+{{/* The ServiceAccount trainer pods run as ("default" unless the chart creates one or one is named). */}}
+{{- define "trainyard.trainerServiceAccount" -}}
+{{- if .Values.training.serviceAccount.name -}}
+{{- .Values.training.serviceAccount.name -}}
+{{- else if .Values.training.serviceAccount.create -}}
+{{- printf "%s-trainer" (include "trainyard.fullname" .) -}}
+{{- else -}}
+default
+{{- end -}}
+{{- end -}}
+
+{{/* The backend Service's cluster address: what the worker, and by default trainers, call. */}}
+{{- define "trainyard.backendUrl" -}}
+{{- printf "http://%s.%s.svc:%d" (include "trainyard.backendName" .) .Release.Namespace (int .Values.service.port) -}}
+{{- end -}}
+
+{{/* framework -> "repository:tag" of every trainer image. */}}
+{{- define "trainyard.trainerImages" -}}
+{{- $images := dict -}}
+{{- range $framework, $image := .Values.training.images -}}
+{{- $_ := set $images $framework (printf "%s:%s" $image.repository (default $.Chart.AppVersion $image.tag)) -}}
+{{- end -}}
+{{- toJson $images -}}
+{{- end -}}
+
+{{/* Settings both processes read (the backend and the worker share the storage and Temporal). */}}
+{{- define "trainyard.sharedConfig" -}}
+TRAINYARD_TEMPORAL_ADDRESS: {{ .Values.temporal.address | quote }}
+TRAINYARD_TEMPORAL_NAMESPACE: {{ .Values.temporal.namespace | quote }}
+TRAINYARD_TASK_QUEUE: {{ .Values.temporal.taskQueue | quote }}
+TRAINYARD_STORAGE_URL: {{ .Values.storage.url | quote }}
+TRAINYARD_S3_REGION: {{ .Values.storage.s3.region | quote }}
+{{- with .Values.storage.s3.endpointUrl }}
+TRAINYARD_S3_ENDPOINT_URL: {{ . | quote }}
+{{- end }}
+{{- with .Values.mlflow.trackingUri }}
+TRAINYARD_MLFLOW_TRACKING_URI: {{ . | quote }}
+{{- end }}
+# Scratch space only: state lives in PostgreSQL and S3. An emptyDir is mounted at /tmp.
+TRAINYARD_DATA_DIR: "/tmp/trainyard"
+{{- end -}}
+
+{{/* env entries of one secret key: (dict "name" "TRAINYARD_X" "ref" .Values.secrets.x). */}}
+{{- define "trainyard.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .ref.name | quote }}
+      key: {{ .ref.key | quote }}
+{{- end -}}
+
+{{/* The S3 credentials; include only when secrets.s3.name is set. */}}
+{{- define "trainyard.s3SecretEnv" -}}
+{{- with .Values.secrets.s3 -}}
+- name: TRAINYARD_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name | quote }}
+      key: {{ .accessKeyIdKey | quote }}
+- name: TRAINYARD_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name | quote }}
+      key: {{ .secretAccessKeyKey | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod and container security settings of both deployments. */}}
+{{- define "trainyard.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "trainyard.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}

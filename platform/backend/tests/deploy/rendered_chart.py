@@ -1,0 +1,101 @@
+"""Render charts/trainyard offline with Helm's own engine (helm-python-sdk) and index the
+manifests, so the chart tests read like assertions about Kubernetes objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import yaml
+
+# tests/deploy/ -> tests/ -> backend/ -> platform/ -> the repository root
+REPO_ROOT = Path(__file__).resolve().parents[4]
+CHART_DIR = REPO_ROOT / "charts" / "trainyard"
+VALUES_DIR = Path(__file__).parent / "values"
+VALUES_FILES = sorted(path.stem for path in VALUES_DIR.glob("*.yaml"))
+
+RELEASE = "ty"
+NAMESPACE = "trainyard"
+FULLNAME = f"{RELEASE}-trainyard"
+# The newest Kubernetes kubernetes-validate ships schemas for (and Helm lints against).
+KUBE_VERSION = "1.37.0"
+
+Manifest = dict[str, Any]
+
+
+def values_file(name: str) -> dict[str, Any]:
+    """One of the example values files in values/, by stem."""
+    loaded = yaml.safe_load((VALUES_DIR / f"{name}.yaml").read_text())
+    assert isinstance(loaded, dict), f"values/{name}.yaml is not a mapping"
+    return loaded
+
+
+@dataclass(frozen=True)
+class RenderedChart:
+    """The chart rendered with one values file."""
+
+    # The chart's defaults overlaid with the values file: what the templates saw.
+    values: dict[str, Any]
+    manifests: list[Manifest]
+    app_version: str
+
+    @property
+    def training_namespace(self) -> str:
+        """Where trainer Jobs run: training.namespace, else the release namespace."""
+        return str(self.values["training"]["namespace"] or NAMESPACE)
+
+    def of_kind(self, kind: str) -> list[Manifest]:
+        return [manifest for manifest in self.manifests if manifest["kind"] == kind]
+
+    def find(self, kind: str, name: str) -> Manifest | None:
+        found = [m for m in self.of_kind(kind) if m["metadata"]["name"] == name]
+        assert len(found) <= 1, f"{len(found)} {kind}s named {name}"
+        return found[0] if found else None
+
+    def get(self, kind: str, name: str) -> Manifest:
+        found = self.find(kind, name)
+        assert found is not None, f"no {kind} named {name} among {self.names()}"
+        return found
+
+    def names(self) -> list[str]:
+        return [f"{m['kind']}/{m['metadata']['name']}" for m in self.manifests]
+
+    def deployment(self, component: str) -> Manifest:
+        return self.get("Deployment", f"{FULLNAME}-{component}")
+
+    def pod_spec(self, component: str) -> dict[str, Any]:
+        spec: dict[str, Any] = self.deployment(component)["spec"]["template"]["spec"]
+        return spec
+
+    def container(self, component: str) -> dict[str, Any]:
+        containers: list[dict[str, Any]] = self.pod_spec(component)["containers"]
+        assert len(containers) == 1, f"{component} runs {len(containers)} containers"
+        return containers[0]
+
+    def config(self, component: str) -> dict[str, str]:
+        data: dict[str, str] = self.get("ConfigMap", f"{FULLNAME}-{component}")["data"]
+        return data
+
+
+def render(chart: helm.Chart, values: dict[str, Any]) -> RenderedChart:
+    """Render as `helm install ty charts/trainyard -n trainyard -f <values>` would."""
+    templates = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    manifests: list[Manifest] = [
+        document
+        for path, text in sorted(templates.items())
+        if path.endswith(".yaml")
+        for document in yaml.safe_load_all(text)
+        if document
+    ]
+    return RenderedChart(
+        values=chart.merge_values(values),
+        manifests=manifests,
+        app_version=str(chart.metadata["appVersion"]),
+    )
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a matchLabels selector selects an object carrying `labels`."""
+    return all(labels.get(key) == value for key, value in selector.items())

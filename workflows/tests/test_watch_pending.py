@@ -1,0 +1,143 @@
+"""The watch activity tells users why a Kubernetes attempt waits, live, and does not count the
+wait as trainer silence.
+
+The real watch_trainer activity (in temporalio's ActivityEnvironment) follows a real
+KubernetesLauncher talking to kmock's emulator; the backend's internal API is answered over
+httpx's mock transport, which records the events the watch posts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import kmock
+import pytest
+from kubernetes_asyncio.client import ApiClient, Configuration
+from temporalio.testing import ActivityEnvironment
+
+from trainyard_workflows.activities.schemas import EXITED, WatchResult, WatchTrainerInput
+from trainyard_workflows.activities.training_activities import TrainingActivities
+from trainyard_workflows.backend_client import BackendClient
+from trainyard_workflows.launchers import LaunchRequest
+from trainyard_workflows.launchers.kubernetes_launcher import KubernetesLauncher
+from trainyard_workflows.launchers.kubernetes_manifests import attempt_labels, job_name
+from trainyard_workflows.settings import WorkerSettings
+
+NS = "training"
+JOB_ID = "job_fedcba9876543210fedcba9876543210"
+NAME = job_name(JOB_ID, 1)
+UNSCHEDULABLE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+
+
+class Backend:
+    """The internal API as far as the watch uses it: liveness (no heartbeat yet) and events."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.pending_posted = asyncio.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/liveness"):
+            return httpx.Response(200, json={"state": "STARTING", "attempt": 1, "done": False})
+        if request.url.path.endswith("/events"):
+            self.events.append(json.loads(request.content))
+            if self.events[-1]["type"] == "attempt_pending":
+                self.pending_posted.set()
+            return httpx.Response(201, json={"seq": len(self.events)})
+        return httpx.Response(404, json={"detail": "not here"})
+
+    def pending_events(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == "attempt_pending"]
+
+
+@pytest.fixture
+async def launcher(cluster: kmock.KubernetesEmulator) -> AsyncIterator[KubernetesLauncher]:
+    async def client() -> ApiClient:
+        return ApiClient(Configuration(host=str(cluster.url).rstrip("/")))
+
+    settings = WorkerSettings(
+        launcher="kubernetes", k8s_namespace=NS, k8s_images={"ultralytics": "reg/trainer:1"}
+    )
+    launcher = KubernetesLauncher(settings, client, poll_s=0.01)
+    yield launcher
+    await launcher.aclose()
+
+
+def set_pod(cluster: kmock.KubernetesEmulator, status: dict[str, Any]) -> None:
+    cluster.objects["v1/pods", NS, f"{NAME}-x1"] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{NAME}-x1",
+            "namespace": NS,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": attempt_labels(JOB_ID, 1) | {"job-name": NAME},
+        },
+        "spec": {"containers": [{"name": "trainer", "image": "reg/trainer:1"}]},
+        "status": status,
+    }
+
+
+async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
+    cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
+) -> None:
+    backend = Backend()
+    settings = WorkerSettings(watch_poll_s=0.05)
+    handle = await launcher.launch(
+        LaunchRequest(
+            job_id=JOB_ID,
+            attempt=1,
+            framework="ultralytics",
+            output_dir="/out",
+            env={"TRAINYARD_JOB_ID": JOB_ID, "TRAINYARD_CALLBACK_TOKEN": "t"},
+            gpus=1,
+        )
+    )
+    unschedulable = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": UNSCHEDULABLE,
+            }
+        ],
+    }
+    set_pod(cluster, unschedulable)
+
+    async with BackendClient(
+        "http://backend.test", "secret", transport=httpx.MockTransport(backend)
+    ) as client:
+        activities = TrainingActivities(client, launcher, settings)
+        # A heartbeat timeout far shorter than the wait: only the pending wait keeps it alive.
+        watch = asyncio.create_task(
+            ActivityEnvironment().run(
+                activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=0.3)
+            )
+        )
+        await asyncio.wait_for(backend.pending_posted.wait(), timeout=10)
+        first = backend.pending_events()[0]
+        assert first["message"] == (f"attempt 1 is waiting to run: Unschedulable: {UNSCHEDULABLE}")
+        assert first["data"] == {
+            "attempt": 1,
+            "reasons": [{"reason": "Unschedulable", "message": UNSCHEDULABLE}],
+        }
+        await asyncio.sleep(1.0)  # > the heartbeat timeout, still waiting for a GPU node
+        assert not watch.done()
+        assert len(backend.pending_events()) == 1  # one event per change, not per poll
+
+        cluster.objects["batch/v1/jobs", NS, NAME].patch(
+            {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        )
+        set_pod(cluster, {"phase": "Succeeded"})
+        result: WatchResult = await asyncio.wait_for(watch, timeout=10)
+
+    assert (result.outcome, result.exit_code) == (EXITED, 0)
+    assert [e["message"] for e in backend.pending_events()][-1] == (
+        "attempt 1 is no longer waiting"
+    )

@@ -1,0 +1,303 @@
+"""Production tier: each attempt is a Kubernetes Job (batch/v1) running one trainer pod.
+
+The Job and its Secret are named after (job, attempt) (`kubernetes_manifests.job_name`), so a
+retried launch finds what an earlier try created. The Secret holds the attempt's secrets (callback
+token, S3 credentials) and is owned by the Job: the garbage collector deletes it with the Job.
+Kubernetes never retries a failed trainer (backoffLimit 0); the workflow does, as a new attempt.
+Only a pod lost to preemption, eviction or a drain is replaced inside the same Job.
+
+Needs, in the training namespace: jobs (create, get, delete), pods (list), pods/log (get),
+secrets (create, patch) and events (list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, cast
+
+import aiohttp
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import (
+    ApiClient,
+    BatchV1Api,
+    Configuration,
+    CoreV1Api,
+    V1Job,
+    V1Pod,
+    V1Secret,
+)
+from kubernetes_asyncio.client.rest import ApiException
+
+from trainyard_workflows.launchers.base import (
+    TRAINER_ENV_VARS,
+    TRAINER_STORAGE_ENV_VARS,
+    AttemptHandle,
+    AttemptStatus,
+    LaunchRequest,
+    PendingReason,
+)
+from trainyard_workflows.launchers.kubernetes_manifests import (
+    CONTAINER_NAME,
+    Manifest,
+    attempt_selector,
+    job_manifest,
+    job_name,
+    owner_reference,
+    secret_manifest,
+)
+from trainyard_workflows.launchers.kubernetes_status import (
+    COMPLETE,
+    failed_create_reason,
+    finished_condition,
+    is_terminal,
+    newest_pod,
+    pod_pending_reasons,
+    trainer_exit_code,
+)
+from trainyard_workflows.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+ApiClientFactory = Callable[[], Awaitable[ApiClient]]
+
+_NOT_FOUND = 404
+_CONFLICT = 409
+# How long `stop` waits past the grace period for the Job and its pods to disappear (image
+# layers being unmounted, a slow kubelet) before it reports the attempt as still running.
+_GONE_MARGIN_S = 60.0
+
+
+async def create_api_client(settings: WorkerSettings) -> ApiClient:
+    """The client of the configured cluster: the kubeconfig file TRAINYARD_K8S_KUBECONFIG if
+    set, else the pod's service account (the worker runs in the cluster)."""
+    configuration = Configuration()
+    if settings.k8s_kubeconfig is not None:
+        await config.load_kube_config(
+            config_file=str(settings.k8s_kubeconfig.expanduser()),
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    else:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return ApiClient(configuration)
+
+
+def _body(manifest: Manifest) -> Any:
+    # The client serializes plain dicts as they are; its stubs only name its model classes.
+    return manifest
+
+
+def _tail_lines(text: str, lines: int) -> list[str]:
+    # Progress bars redraw a line with "\r": keep only the last drawing of each line.
+    split = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    if split and split[-1] == "":
+        split.pop()
+    return split[-lines:]
+
+
+class KubernetesLauncher:
+    """Runs trainers as Kubernetes Jobs; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        client_factory: ApiClientFactory | None = None,
+        *,
+        poll_s: float = 1.0,
+        gone_margin_s: float = _GONE_MARGIN_S,
+    ) -> None:
+        self._settings = settings
+        # Created on first use: loading a kubeconfig is a coroutine, building the launcher is not.
+        self._client_factory = client_factory or partial(create_api_client, settings)
+        self._client: ApiClient | None = None
+        self._client_lock = asyncio.Lock()
+        self._poll_s = poll_s
+        self._gone_margin_s = gone_margin_s
+
+    async def aclose(self) -> None:
+        """Close the API client (its connection pool)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def launch(self, request: LaunchRequest) -> AttemptHandle:
+        unexpected = set(request.env) - TRAINER_ENV_VARS - TRAINER_STORAGE_ENV_VARS
+        if unexpected:
+            raise ValueError(f"not trainer-contract variables: {sorted(unexpected)}")
+        # Built first: an unknown framework fails before anything is created.
+        job = job_manifest(request, self._settings)
+        secret = secret_manifest(request, self._settings.k8s_namespace)
+        namespace, name = self._settings.k8s_namespace, job["metadata"]["name"]
+        where = (request.attempt, request.job_id, namespace, name)
+        core, batch = await self._apis()
+        await self._create_or_refresh_secret(core, secret)
+        try:
+            created = await batch.create_namespaced_job(namespace, _body(job))
+            launched_at = time.time()
+            logger.info("launched attempt %s of %s as Job %s/%s", *where)
+        except ApiException as error:
+            if error.status != _CONFLICT:
+                raise
+            created = await batch.read_namespaced_job(name, namespace)
+            # The heartbeat timeout runs from the Job's creation, not from this retry.
+            stamp = created.metadata.creation_timestamp
+            launched_at = stamp.timestamp() if stamp is not None else time.time()
+            logger.info("attempt %s of %s already launched as Job %s/%s", *where)
+        # Also on a retried launch: an earlier try may have stopped right before this step.
+        ownership = {"metadata": {"ownerReferences": [owner_reference(name, created.metadata.uid)]}}
+        await core.patch_namespaced_secret(name, namespace, ownership)
+        return self._handle(request, created, launched_at)
+
+    async def status(self, handle: AttemptHandle) -> AttemptStatus:
+        job = await self._read_job(handle)
+        if job is None:
+            return AttemptStatus(running=False)
+        finished = finished_condition(job)
+        if finished is None:
+            return AttemptStatus(running=True)
+        if finished == COMPLETE:
+            return AttemptStatus(running=False, exit_code=0)
+        return AttemptStatus(running=False, exit_code=trainer_exit_code(await self._newest(handle)))
+
+    async def stop(self, handle: AttemptHandle, grace_s: float) -> AttemptStatus:
+        status = await self.status(handle)
+        if not status.running:
+            # Finished (kept for its logs until ttlSecondsAfterFinished) or already gone.
+            return status
+        namespace, name = self._address(handle)
+        _, batch = await self._apis()
+        logger.info("deleting Job %s/%s (%.1fs grace)", namespace, name, grace_s)
+        try:
+            # Foreground: the Job stays until its pods are gone, so "Job gone" means "stopped".
+            await batch.delete_namespaced_job(
+                name,
+                namespace,
+                propagation_policy="Foreground",
+                grace_period_seconds=math.ceil(grace_s),
+            )
+        except ApiException as error:
+            if error.status != _NOT_FOUND:
+                raise
+            return AttemptStatus(running=False)
+        return await self._wait_gone(handle, grace_s + self._gone_margin_s)
+
+    async def log_tail(self, handle: AttemptHandle, lines: int) -> list[str]:
+        pod = await self._newest(handle) if lines > 0 else None
+        if pod is None:
+            return []
+        namespace, _ = self._address(handle)
+        core, _ = await self._apis()
+        # Raw body: the client would parse a log that happens to be JSON (a lone number...).
+        response = cast(
+            aiohttp.ClientResponse,
+            await core.read_namespaced_pod_log(
+                pod.metadata.name,
+                namespace,
+                container=CONTAINER_NAME,
+                tail_lines=lines,
+                _preload_content=False,
+            ),
+        )
+        async with response:
+            body = await response.read()
+            if response.status != 200:
+                # 400: the container has not started yet; 404: the pod is gone.
+                logger.info("no log for pod %s (%s)", pod.metadata.name, response.status)
+                return []
+        return _tail_lines(body.decode("utf-8", errors="replace"), lines)
+
+    async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
+        """Why the attempt is not running yet (empty once it runs, or when it is over): an
+        unschedulable pod, a container that cannot start, a pod the Job could not create."""
+        job = await self._read_job(handle)
+        if job is None or finished_condition(job) is not None:
+            return []
+        live = [pod for pod in await self._pods(handle) if not is_terminal(pod)]
+        pod = newest_pod(live)
+        if pod is not None:
+            return pod_pending_reasons(pod)
+        namespace, name = self._address(handle)
+        core, _ = await self._apis()
+        events = await core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.kind=Job,involvedObject.name={name}"
+        )
+        refusal = failed_create_reason(job, events.items or [])
+        return [refusal] if refusal is not None else []
+
+    async def _wait_gone(self, handle: AttemptHandle, timeout_s: float) -> AttemptStatus:
+        deadline = time.monotonic() + timeout_s
+        exit_code: int | None = None
+        while True:
+            pods = await self._pods(handle)
+            code = trainer_exit_code(newest_pod(pods))
+            exit_code = code if code is not None else exit_code
+            # Pods are listed before the Job is read: no pod can appear once the Job is gone.
+            if not pods and await self._read_job(handle) is None:
+                return AttemptStatus(running=False, exit_code=exit_code)
+            if time.monotonic() >= deadline:
+                where = "/".join(self._address(handle))
+                logger.warning("Job %s outlived %.0fs after its deletion", where, timeout_s)
+                return AttemptStatus(running=True, exit_code=exit_code)
+            await asyncio.sleep(self._poll_s)
+
+    async def _create_or_refresh_secret(self, core: CoreV1Api, secret: Manifest) -> V1Secret:
+        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
+        try:
+            return await core.create_namespaced_secret(namespace, _body(secret))
+        except ApiException as error:
+            if error.status != _CONFLICT:
+                raise
+        # A retried launch: the token is the same, but S3 credentials may have been rotated.
+        return await core.patch_namespaced_secret(
+            name, namespace, {"stringData": secret["stringData"]}
+        )
+
+    async def _read_job(self, handle: AttemptHandle) -> V1Job | None:
+        namespace, name = self._address(handle)
+        _, batch = await self._apis()
+        try:
+            return await batch.read_namespaced_job(name, namespace)
+        except ApiException as error:
+            if error.status == _NOT_FOUND:
+                return None
+            raise
+
+    async def _pods(self, handle: AttemptHandle) -> list[V1Pod]:
+        namespace, _ = self._address(handle)
+        core, _ = await self._apis()
+        pods = await core.list_namespaced_pod(
+            namespace, label_selector=attempt_selector(handle.job_id, handle.attempt)
+        )
+        return list(pods.items or [])
+
+    async def _newest(self, handle: AttemptHandle) -> V1Pod | None:
+        return newest_pod(await self._pods(handle))
+
+    def _address(self, handle: AttemptHandle) -> tuple[str, str]:
+        # A handle recorded before the Job fields existed still names its Job by (job, attempt).
+        namespace = handle.namespace or self._settings.k8s_namespace
+        return namespace, handle.name or job_name(handle.job_id, handle.attempt)
+
+    async def _apis(self) -> tuple[CoreV1Api, BatchV1Api]:
+        async with self._client_lock:
+            if self._client is None:
+                self._client = await self._client_factory()
+        return CoreV1Api(self._client), BatchV1Api(self._client)
+
+    def _handle(self, request: LaunchRequest, job: V1Job, launched_at: float) -> AttemptHandle:
+        return AttemptHandle(
+            job_id=request.job_id,
+            attempt=request.attempt,
+            pid=0,
+            # Where the attempt's files end up: in storage (S3) or, without it, the pod's dir.
+            output_dir=request.env.get("TRAINYARD_OUTPUT_URI") or request.output_dir,
+            log_path="",
+            launched_at=launched_at,
+            namespace=job.metadata.namespace or self._settings.k8s_namespace,
+            name=job.metadata.name,
+        )

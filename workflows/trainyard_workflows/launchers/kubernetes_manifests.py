@@ -1,0 +1,216 @@
+"""The Kubernetes objects of one attempt: a Secret with its secret variables and a batch/v1 Job.
+
+Pure functions returning plain dicts in the API's JSON shape (camelCase keys), so they can be
+read next to the Kubernetes documentation and validated against its schema in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from trainyard_workflows.launchers.base import LaunchRequest, TrainerNotInstalledError
+from trainyard_workflows.settings import WorkerSettings
+
+Manifest = dict[str, Any]
+
+CONTAINER_NAME = "trainer"
+MANAGED_BY = "trainyard"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_JOB_ID = "trainyard.dev/job-id"
+LABEL_ATTEMPT = "trainyard.dev/attempt"
+GPU_RESOURCE = "nvidia.com/gpu"
+# The trainer's exit code for a bad configuration (docs/trainer-contract.md): retrying the same
+# pod cannot help.
+CONTRACT_ERROR_EXIT_CODE = 2
+# Variables that go into the Secret; the Job body (readable by anyone who may list Jobs, and
+# shown by `kubectl describe`) references them by key only.
+SECRET_ENV_VARS = frozenset(
+    {"TRAINYARD_CALLBACK_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+)
+OUTPUT_VOLUME = "output"
+
+_MAX_NAME = 63  # DNS-1123 label: also the limit of the `job-name` label Kubernetes sets on pods
+_NAME_PREFIX = "trainyard-"
+_READABLE_JOB_ID = re.compile(r"^job_[0-9a-f]+$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:10]
+
+
+def job_name(job_id: str, attempt: int) -> str:
+    """The Job's (and its Secret's) name: `trainyard-job-<hex>-a<attempt>`.
+
+    Deterministic, so a retried launch finds the Job it created. An id that would not make a
+    valid or short enough name (or could collide once lowercased) gets a hash of itself instead.
+    """
+    suffix = f"-a{attempt}"
+    if _READABLE_JOB_ID.fullmatch(job_id):
+        name = f"{_NAME_PREFIX}{job_id.replace('_', '-')}{suffix}"
+        if len(name) <= _MAX_NAME:
+            return name
+    digest = _digest(job_id)
+    room = _MAX_NAME - len(_NAME_PREFIX) - len(digest) - len(suffix) - 1
+    stem = re.sub(r"[^a-z0-9]+", "-", job_id.lower())[:room].strip("-")
+    return f"{_NAME_PREFIX}{stem + '-' if stem else ''}{digest}{suffix}"
+
+
+def label_value(value: str) -> str:
+    """`value` if it is a valid label value, else a readable prefix of it plus its hash."""
+    if _LABEL_VALUE.fullmatch(value):
+        return value
+    digest = _digest(value)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[: _MAX_NAME - len(digest) - 1]
+    stem = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", stem)
+    return f"{stem}-{digest}" if stem else digest
+
+
+def attempt_labels(job_id: str, attempt: int) -> dict[str, str]:
+    """Labels of the Job, its pods and its Secret; the pods are found again by them."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_COMPONENT: "trainer",
+        LABEL_JOB_ID: label_value(job_id),
+        LABEL_ATTEMPT: str(attempt),
+    }
+
+
+def attempt_selector(job_id: str, attempt: int) -> str:
+    """The label selector of the attempt's pods."""
+    return ",".join(f"{key}={value}" for key, value in attempt_labels(job_id, attempt).items())
+
+
+def trainer_image(framework: str, images: dict[str, str]) -> str:
+    """The image of `framework`'s trainer; raises TrainerNotInstalledError if none is set."""
+    image = images.get(framework)
+    if not image:
+        configured = ", ".join(sorted(images)) or "none"
+        raise TrainerNotInstalledError(
+            f"no trainer image for framework '{framework}' (configured: {configured}); "
+            f"add it to TRAINYARD_K8S_IMAGES"
+        )
+    return image
+
+
+def secret_manifest(request: LaunchRequest, namespace: str) -> Manifest:
+    """The Secret holding the attempt's secret variables (callback token, S3 credentials)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": job_name(request.job_id, request.attempt),
+            "namespace": namespace,
+            "labels": attempt_labels(request.job_id, request.attempt),
+        },
+        "stringData": {key: value for key, value in request.env.items() if key in SECRET_ENV_VARS},
+    }
+
+
+def owner_reference(name: str, uid: str) -> Manifest:
+    """Makes the Secret a dependent of the Job: deleting the Job deletes the Secret."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": name,
+        "uid": uid,
+        "controller": False,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _env(request: LaunchRequest, secret_name: str) -> list[Manifest]:
+    values = dict(request.env)
+    # The GPU count granted by the resource limit is the one the trainer may use.
+    values["TRAINYARD_GPUS"] = str(request.gpus)
+    env: list[Manifest] = []
+    for key in sorted(values):
+        if key in SECRET_ENV_VARS:
+            reference = {"secretKeyRef": {"name": secret_name, "key": key}}
+            env.append({"name": key, "valueFrom": reference})
+        else:
+            env.append({"name": key, "value": values[key]})
+    return env
+
+
+def _local_output_dir(request: LaunchRequest) -> str | None:
+    output_dir = request.env.get("TRAINYARD_OUTPUT_DIR", "")
+    if "://" in output_dir or not PurePosixPath(output_dir).is_absolute():
+        return None
+    return output_dir
+
+
+def _pod_failure_policy() -> Manifest:
+    return {
+        "rules": [
+            # A bad configuration fails the same way on every pod: end the Job now.
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": [CONTRACT_ERROR_EXIT_CODE],
+                },
+            },
+            # Preemption, eviction, a node drain: not the trainer's fault, so the pod is replaced
+            # without counting against backoffLimit 0.
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
+    }
+
+
+def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
+    """The batch/v1 Job running one attempt: one pod, never restarted in place (a failed
+    attempt is retried by the workflow as the next attempt)."""
+    name = job_name(request.job_id, request.attempt)
+    labels = attempt_labels(request.job_id, request.attempt)
+    container: Manifest = {
+        "name": CONTAINER_NAME,
+        "image": trainer_image(request.framework, settings.k8s_images),
+        "env": _env(request, name),
+    }
+    if request.gpus > 0:
+        container["resources"] = {"limits": {GPU_RESOURCE: str(request.gpus)}}
+    pod_spec: Manifest = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": math.ceil(settings.stop_grace_s),
+        # Trainers talk to the platform over HTTP only, never to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "containers": [container],
+    }
+    output_dir = _local_output_dir(request)
+    if output_dir is not None:
+        # The worker's attempt dir does not exist in the pod; give the trainer a scratch dir at
+        # the same path (artifacts outlive the pod only through TRAINYARD_OUTPUT_URI).
+        container["volumeMounts"] = [{"name": OUTPUT_VOLUME, "mountPath": output_dir}]
+        pod_spec["volumes"] = [{"name": OUTPUT_VOLUME, "emptyDir": {}}]
+    if settings.k8s_node_selector:
+        pod_spec["nodeSelector"] = dict(settings.k8s_node_selector)
+    if settings.k8s_tolerations:
+        pod_spec["tolerations"] = [dict(toleration) for toleration in settings.k8s_tolerations]
+    if settings.k8s_priority_class:
+        pod_spec["priorityClassName"] = settings.k8s_priority_class
+    if settings.k8s_service_account:
+        pod_spec["serviceAccountName"] = settings.k8s_service_account
+    time_limit_s = request.time_limit_s or settings.k8s_default_time_limit_s
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": settings.k8s_namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": max(1, math.ceil(time_limit_s)),
+            "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,
+            "podFailurePolicy": _pod_failure_policy(),
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }

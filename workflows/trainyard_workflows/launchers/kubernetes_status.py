@@ -1,0 +1,98 @@
+"""Reading a trainer Job and its pods: finished or not, exit code, why it is not running yet.
+
+Pure functions over the client's models, so the launcher only fetches and these only interpret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from kubernetes_asyncio.client import CoreV1Event, V1Job, V1Pod
+
+from trainyard_workflows.launchers.base import PendingReason
+from trainyard_workflows.launchers.kubernetes_manifests import CONTAINER_NAME
+
+COMPLETE = "Complete"
+FAILED = "Failed"
+# Normal steps of a start, not reasons worth reporting.
+_STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+_TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def finished_condition(job: V1Job) -> str | None:
+    """`Complete` or `Failed` once the Job is over, else None (still running or starting)."""
+    conditions = job.status.conditions if job.status else None
+    for condition in conditions or []:
+        if condition.type in (COMPLETE, FAILED) and condition.status == "True":
+            return str(condition.type)
+    return None
+
+
+def newest_pod(pods: Iterable[V1Pod]) -> V1Pod | None:
+    """The most recently created pod: the Job replaces a pod lost to preemption or a drain."""
+    return max(
+        pods,
+        key=lambda pod: (pod.metadata.creation_timestamp or _EPOCH, pod.metadata.name or ""),
+        default=None,
+    )
+
+
+def is_terminal(pod: V1Pod) -> bool:
+    return bool(pod.status and pod.status.phase in _TERMINAL_PHASES)
+
+
+def trainer_exit_code(pod: V1Pod | None) -> int | None:
+    """The trainer container's exit code once it terminated, else None."""
+    if pod is None or pod.status is None:
+        return None
+    for status in pod.status.container_statuses or []:
+        if status.name == CONTAINER_NAME and status.state and status.state.terminated:
+            return int(status.state.terminated.exit_code)
+    return None
+
+
+def pod_pending_reasons(pod: V1Pod) -> list[PendingReason]:
+    """Why `pod` is not running: not scheduled, or a container that cannot start."""
+    status = pod.status
+    if status is None or status.phase != "Pending":
+        return []
+    reasons = [
+        PendingReason(condition.reason or "Unschedulable", condition.message or "")
+        for condition in status.conditions or []
+        if condition.type == "PodScheduled" and condition.status == "False"
+    ]
+    for container in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
+        waiting = container.state.waiting if container.state else None
+        if waiting is not None and waiting.reason and waiting.reason not in _STARTING:
+            reasons.append(PendingReason(waiting.reason, waiting.message or ""))
+    return reasons
+
+
+def failed_create_reason(job: V1Job, events: Iterable[CoreV1Event]) -> PendingReason | None:
+    """The Job controller's newest refusal to create the pod (a quota exceeded, an admission
+    webhook's veto), from the Job's events; None if there is none."""
+    uid = job.metadata.uid if job.metadata else None
+    refusals = [
+        event
+        for event in events
+        if event.reason == "FailedCreate"
+        and event.involved_object.kind == "Job"
+        and event.involved_object.name == (job.metadata.name if job.metadata else None)
+        # An earlier Job of the same name (deleted, then launched again) is not this one.
+        and (uid is None or event.involved_object.uid in (None, uid))
+    ]
+    newest = max(refusals, key=_event_time, default=None)
+    if newest is None:
+        return None
+    return PendingReason("FailedCreate", newest.message or "")
+
+
+def _event_time(event: CoreV1Event) -> datetime:
+    return (
+        event.last_timestamp
+        or event.event_time
+        or (event.metadata.creation_timestamp if event.metadata else None)
+        or _EPOCH
+    )

@@ -163,6 +163,8 @@ def test_the_secret_holds_the_secret_variables_only() -> None:
         "name": job_name(JOB_ID, 2),
         "namespace": "training",
         "labels": attempt_labels(JOB_ID, 2),
+        # The exact job id, for the reconciler (a label may hold a hashed stand-in).
+        "annotations": {"trainyard.dev/job-id": JOB_ID},
     }
     assert secret["type"] == "Opaque"
     assert secret["stringData"] == {
@@ -209,6 +211,7 @@ def test_the_job_runs_the_frameworks_image_once_without_retries() -> None:
     assert job["kind"] == "Job"
     assert job["metadata"]["name"] == job_name(JOB_ID, 2)
     assert job["metadata"]["namespace"] == "training"
+    assert job["metadata"]["annotations"] == {"trainyard.dev/job-id": JOB_ID}
     assert container(job)["name"] == "trainer"
     assert container(job)["image"] == "registry.example/trainer-ultralytics:1.2"
     assert pod_spec(job)["restartPolicy"] == "Never"

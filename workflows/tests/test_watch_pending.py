@@ -117,7 +117,7 @@ async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
         # A heartbeat timeout far shorter than the wait: only the pending wait keeps it alive.
         watch = asyncio.create_task(
             ActivityEnvironment().run(
-                activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=0.3)
+                activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=1.0)
             )
         )
         await asyncio.wait_for(backend.pending_posted.wait(), timeout=10)
@@ -127,7 +127,7 @@ async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
             "attempt": 1,
             "reasons": [{"reason": "Unschedulable", "message": UNSCHEDULABLE}],
         }
-        await asyncio.sleep(1.0)  # > the heartbeat timeout, still waiting for a GPU node
+        await asyncio.sleep(2.5)  # > the heartbeat timeout, still waiting for a GPU node
         assert not watch.done()
         assert len(backend.pending_events()) == 1  # one event per change, not per poll
 

@@ -165,15 +165,15 @@ class BackendClient:
     async def liveness(self, job_id: str) -> Liveness:
         """The job's state, current attempt, last trainer heartbeat and whether done arrived."""
         response = await self._request("GET", f"/internal/v1/jobs/{job_id}/liveness", accept=(200,))
-        body = response.json()
-        raw_heartbeat = body.get("last_heartbeat_at")
-        raw_attempt = body.get("attempt")
-        return Liveness(
-            state=str(body["state"]),
-            attempt=int(raw_attempt) if raw_attempt is not None else None,
-            last_heartbeat_at=datetime.fromisoformat(raw_heartbeat) if raw_heartbeat else None,
-            done=bool(body.get("done", False)),
+        return _liveness(response.json())
+
+    async def find_liveness(self, job_id: str) -> Liveness | None:
+        """As `liveness`, but None at once when the backend has no such job (404 is an answer
+        here, not a row about to commit): for the reconciler, which asks about old jobs."""
+        response = await self._request(
+            "GET", f"/internal/v1/jobs/{job_id}/liveness", accept=(200, 404), retry_not_found=False
         )
+        return _liveness(response.json()) if response.status_code == 200 else None
 
     async def job(self, job_id: str) -> dict[str, Any]:
         """The job as the public API shows it (request, state, progress, result, tracking)."""
@@ -208,6 +208,7 @@ class BackendClient:
         *,
         accept: tuple[int, ...],
         json: dict[str, Any] | None = None,
+        retry_not_found: bool = True,
     ) -> httpx.Response:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
@@ -222,7 +223,9 @@ class BackendClient:
             ),
         )
         try:
-            response: httpx.Response = await retrying(self._send, method, path, json)
+            response: httpx.Response = await retrying(
+                self._send, method, path, json, retry_not_found
+            )
         except _RetryableStatus as error:
             raise BackendUnavailableError(
                 f"{error} after retrying for {self._retry_for_s:g}s: {_detail(error.response)}"
@@ -243,8 +246,21 @@ class BackendClient:
             )
         return response
 
-    async def _send(self, method: str, path: str, json: dict[str, Any] | None) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, json: dict[str, Any] | None, retry_not_found: bool
+    ) -> httpx.Response:
         response = await self._http.request(method, path, json=json)
-        if response.status_code == 404 or response.status_code >= 500:
+        if (response.status_code == 404 and retry_not_found) or response.status_code >= 500:
             raise _RetryableStatus(response)
         return response
+
+
+def _liveness(body: dict[str, Any]) -> Liveness:
+    raw_heartbeat = body.get("last_heartbeat_at")
+    raw_attempt = body.get("attempt")
+    return Liveness(
+        state=str(body["state"]),
+        attempt=int(raw_attempt) if raw_attempt is not None else None,
+        last_heartbeat_at=datetime.fromisoformat(raw_heartbeat) if raw_heartbeat else None,
+        done=bool(body.get("done", False)),
+    )

@@ -59,6 +59,8 @@ class WorkerSettings(BaseSettings):
     k8s_priority_class: str | None = None
     k8s_service_account: str | None = None
     k8s_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # How often the reconciler looks for trainer Jobs and Secrets no live attempt needs.
+    reconcile_interval_s: float = Field(default=300.0, gt=0)
     # The Job's activeDeadlineSeconds when a launch request sets no time limit.
     k8s_default_time_limit_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     # Absent: the in-cluster service account (the worker runs as a pod).

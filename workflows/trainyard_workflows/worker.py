@@ -1,4 +1,5 @@
-"""`trainyard-worker`: runs TrainingWorkflow and its activities on the task queue.
+"""`trainyard-worker`: runs TrainingWorkflow (and the reconciler) with their activities on the
+task queue. With the Kubernetes launcher it also makes sure the reconciler's schedule exists.
 
 Stops on SIGINT/SIGTERM. Trainers of running workflows keep running across a worker restart:
 the next worker finds them through their pid files when Temporal retries the watch.
@@ -20,9 +21,11 @@ from temporalio.worker import Worker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from trainyard_workflows.activities import TrainingActivities
+from trainyard_workflows.activities.reconcile_activities import ReconcileActivities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.launchers.factory import build_launcher
+from trainyard_workflows.reconcile import ReconcileWorkflow, ensure_reconcile_schedule
 from trainyard_workflows.settings import EMBEDDED_INTERNAL_TOKEN, WorkerSettings, get_settings
 from trainyard_workflows.tracking import build_tracker
 from trainyard_workflows.training import TrainingWorkflow
@@ -65,13 +68,15 @@ def build_worker(
     settings: WorkerSettings,
     activities: TrainingActivities,
     tracking: TrackingActivities,
+    reconcile: ReconcileActivities,
 ) -> Worker:
     """The worker with every workflow and activity of the training task queue."""
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[TrainingWorkflow],
+        workflows=[TrainingWorkflow, ReconcileWorkflow],
         activities=[
+            reconcile.reconcile_launched,
             activities.report_state,
             activities.validate_dataset,
             activities.launch_trainer,
@@ -102,8 +107,13 @@ async def run_worker(settings: WorkerSettings) -> None:
     async with BackendClient(settings.backend_url, settings.internal_token) as backend:
         activities = TrainingActivities(backend, launcher, settings)
         tracking = TrackingActivities(backend, build_tracker(settings), settings)
+        reconcile = ReconcileActivities(backend, launcher)
+        if settings.launcher == "kubernetes":
+            every = timedelta(seconds=settings.reconcile_interval_s)
+            if await ensure_reconcile_schedule(client, settings.task_queue, every):
+                logger.info("created the reconciler's schedule (every %s)", every)
         try:
-            async with build_worker(client, settings, activities, tracking):
+            async with build_worker(client, settings, activities, tracking, reconcile):
                 logger.info(
                     "trainyard-worker ready: task queue %r on %s (namespace %r), backend %s, "
                     "%s launcher",

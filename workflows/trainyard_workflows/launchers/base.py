@@ -91,6 +91,21 @@ class PendingReason:
     message: str
 
 
+@dataclass(frozen=True)
+class LaunchedObject:
+    """Something a launcher created for an attempt and may have to reclaim (a Kubernetes Job or
+    Secret). `active`: a Job whose pod may still run; `owned`: a Secret the Job will take along
+    when it goes."""
+
+    kind: str
+    namespace: str
+    name: str
+    job_id: str
+    attempt: int
+    active: bool = False
+    owned: bool = False
+
+
 class Launcher(Protocol):
     """Runs trainers. Every method is idempotent on (job_id, attempt)."""
 
@@ -117,6 +132,14 @@ class Launcher(Protocol):
     async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
         """Why the attempt waits to run (no node for it, an image that cannot be pulled, a
         quota); empty once it runs, when it is over, or when the launcher never waits."""
+        ...
+
+    async def launched_objects(self) -> list[LaunchedObject]:
+        """Everything this launcher created that still exists (for the reconciler)."""
+        ...
+
+    async def delete_launched(self, launched: LaunchedObject) -> bool:
+        """Delete `launched` (a Job with its pods); False if it was already gone."""
         ...
 
     async def aclose(self) -> None:

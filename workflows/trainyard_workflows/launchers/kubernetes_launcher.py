@@ -6,8 +6,8 @@ token, S3 credentials) and is owned by the Job: the garbage collector deletes it
 Kubernetes never retries a failed trainer (backoffLimit 0); the workflow does, as a new attempt.
 Only a pod lost to preemption, eviction or a drain is replaced inside the same Job.
 
-Needs, in the training namespace: jobs (create, get, delete), pods (list), pods/log (get),
-secrets (create, patch) and events (list).
+Needs, in the training namespace: jobs (create, get, list, delete), pods (list), pods/log (get),
+secrets (create, list, patch, delete) and events (list).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from kubernetes_asyncio.client import (
     Configuration,
     CoreV1Api,
     V1Job,
+    V1ObjectMeta,
     V1Pod,
     V1Secret,
 )
@@ -38,11 +39,15 @@ from trainyard_workflows.launchers.base import (
     TRAINER_STORAGE_ENV_VARS,
     AttemptHandle,
     AttemptStatus,
+    LaunchedObject,
     LaunchRequest,
     PendingReason,
 )
 from trainyard_workflows.launchers.kubernetes_manifests import (
+    ANNOTATION_JOB_ID,
     CONTAINER_NAME,
+    LABEL_ATTEMPT,
+    MANAGED_SELECTOR,
     Manifest,
     attempt_selector,
     job_manifest,
@@ -90,6 +95,15 @@ async def create_api_client(settings: WorkerSettings) -> ApiClient:
 def _body(manifest: Manifest) -> Any:
     # The client serializes plain dicts as they are; its stubs only name its model classes.
     return manifest
+
+
+def _attempt_of(metadata: V1ObjectMeta) -> tuple[str, str, int] | None:
+    """(name, job id, attempt) of a labelled object; None for one not made by this launcher."""
+    job_id = (metadata.annotations or {}).get(ANNOTATION_JOB_ID)
+    attempt = (metadata.labels or {}).get(LABEL_ATTEMPT, "")
+    if not job_id or not attempt.isdigit():
+        return None
+    return metadata.name, job_id, int(attempt)
 
 
 def _tail_lines(text: str, lines: int) -> list[str]:
@@ -228,6 +242,43 @@ class KubernetesLauncher:
         )
         refusal = failed_create_reason(job, events.items or [])
         return [refusal] if refusal is not None else []
+
+    async def launched_objects(self) -> list[LaunchedObject]:
+        """Trainyard's Jobs and Secrets in the training namespace (by the managed-by label)."""
+        namespace = self._settings.k8s_namespace
+        core, batch = await self._apis()
+        jobs = await batch.list_namespaced_job(namespace, label_selector=MANAGED_SELECTOR)
+        secrets = await core.list_namespaced_secret(namespace, label_selector=MANAGED_SELECTOR)
+        found: list[LaunchedObject] = []
+        for job in jobs.items or []:
+            attempt = _attempt_of(job.metadata)
+            if attempt is not None:
+                active = finished_condition(job) is None
+                found.append(LaunchedObject("Job", namespace, *attempt, active=active))
+        for secret in secrets.items or []:
+            attempt = _attempt_of(secret.metadata)
+            if attempt is not None:
+                owned = bool(secret.metadata.owner_references)
+                found.append(LaunchedObject("Secret", namespace, *attempt, owned=owned))
+        return found
+
+    async def delete_launched(self, launched: LaunchedObject) -> bool:
+        core, batch = await self._apis()
+        try:
+            if launched.kind == "Job":
+                # Foreground: pods (and the Secret the Job owns) go before the Job does.
+                await batch.delete_namespaced_job(
+                    launched.name, launched.namespace, propagation_policy="Foreground"
+                )
+            elif launched.kind == "Secret":
+                await core.delete_namespaced_secret(launched.name, launched.namespace)
+            else:
+                raise ValueError(f"not a Kubernetes object of this launcher: {launched}")
+        except ApiException as error:
+            if error.status == _NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def _wait_gone(self, handle: AttemptHandle, timeout_s: float) -> AttemptStatus:
         deadline = time.monotonic() + timeout_s

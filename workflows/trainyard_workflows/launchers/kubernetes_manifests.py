@@ -23,6 +23,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_JOB_ID = "trainyard.dev/job-id"
 LABEL_ATTEMPT = "trainyard.dev/attempt"
+# The job id exactly (a label value may be a hashed stand-in): how the reconciler finds the job.
+ANNOTATION_JOB_ID = "trainyard.dev/job-id"
 GPU_RESOURCE = "nvidia.com/gpu"
 # The trainer's exit code for a bad configuration (docs/trainer-contract.md): retrying the same
 # pod cannot help.
@@ -81,6 +83,19 @@ def attempt_labels(job_id: str, attempt: int) -> dict[str, str]:
     }
 
 
+def attempt_metadata(name: str, namespace: str, job_id: str, attempt: int) -> Manifest:
+    """The metadata of the attempt's Job and Secret."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": attempt_labels(job_id, attempt),
+        "annotations": {ANNOTATION_JOB_ID: job_id},
+    }
+
+
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+
+
 def attempt_selector(job_id: str, attempt: int) -> str:
     """The label selector of the attempt's pods."""
     return ",".join(f"{key}={value}" for key, value in attempt_labels(job_id, attempt).items())
@@ -104,11 +119,9 @@ def secret_manifest(request: LaunchRequest, namespace: str) -> Manifest:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {
-            "name": job_name(request.job_id, request.attempt),
-            "namespace": namespace,
-            "labels": attempt_labels(request.job_id, request.attempt),
-        },
+        "metadata": attempt_metadata(
+            job_name(request.job_id, request.attempt), namespace, request.job_id, request.attempt
+        ),
         "stringData": {key: value for key, value in request.env.items() if key in SECRET_ENV_VARS},
     }
 
@@ -205,7 +218,7 @@ def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": settings.k8s_namespace, "labels": labels},
+        "metadata": attempt_metadata(name, settings.k8s_namespace, request.job_id, request.attempt),
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": max(1, math.ceil(time_limit_s)),

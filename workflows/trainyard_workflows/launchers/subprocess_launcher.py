@@ -27,6 +27,7 @@ from trainyard_workflows.launchers.base import (
     TRAINER_STORAGE_ENV_VARS,
     AttemptHandle,
     AttemptStatus,
+    LaunchedObject,
     LaunchRequest,
     PendingReason,
     TrainerNotInstalledError,
@@ -205,6 +206,14 @@ class SubprocessLauncher:
 
     async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
         return []  # a local process runs from the moment it is launched
+
+    async def launched_objects(self) -> list[LaunchedObject]:
+        # A trainer process of an ended job is stopped by its workflow's cleanup; nothing of a
+        # local attempt outlives that (no GPU held elsewhere), so there is nothing to reclaim.
+        return []
+
+    async def delete_launched(self, launched: LaunchedObject) -> bool:
+        return False
 
     async def aclose(self) -> None:
         """Nothing to release: trainers are processes of their own and outlive the worker."""

@@ -9,6 +9,7 @@ httpx's mock transport, which records the events the watch posts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +40,7 @@ class Backend:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.pending_posted = asyncio.Event()
+        self.disruption_posted = asyncio.Event()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/liveness"):
@@ -47,11 +49,16 @@ class Backend:
             self.events.append(json.loads(request.content))
             if self.events[-1]["type"] == "attempt_pending":
                 self.pending_posted.set()
+            if self.events[-1]["type"] == "attempt_disrupted":
+                self.disruption_posted.set()
             return httpx.Response(201, json={"seq": len(self.events)})
         return httpx.Response(404, json={"detail": "not here"})
 
     def pending_events(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == "attempt_pending"]
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == type_]
 
 
 @pytest.fixture
@@ -67,14 +74,19 @@ async def launcher(cluster: kmock.KubernetesEmulator) -> AsyncIterator[Kubernete
     await launcher.aclose()
 
 
-def set_pod(cluster: kmock.KubernetesEmulator, status: dict[str, Any]) -> None:
-    cluster.objects["v1/pods", NS, f"{NAME}-x1"] = {
+def set_pod(
+    cluster: kmock.KubernetesEmulator,
+    status: dict[str, Any],
+    suffix: str = "x1",
+    created: str = "2026-01-01T00:00:00Z",
+) -> None:
+    cluster.objects["v1/pods", NS, f"{NAME}-{suffix}"] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": f"{NAME}-x1",
+            "name": f"{NAME}-{suffix}",
             "namespace": NS,
-            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "creationTimestamp": created,
             "labels": attempt_labels(JOB_ID, 1) | {"job-name": NAME},
         },
         "spec": {"containers": [{"name": "trainer", "image": "reg/trainer:1"}]},
@@ -141,3 +153,54 @@ async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
     assert [e["message"] for e in backend.pending_events()][-1] == (
         "attempt 1 is no longer waiting"
     )
+
+
+PREEMPTED = "Preempted in order to admit critical pod"
+
+
+async def test_a_preempted_pod_is_reported_once_and_its_replacement_is_awaited(
+    cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
+) -> None:
+    backend = Backend()
+    handle = await launcher.launch(
+        LaunchRequest(JOB_ID, 1, "ultralytics", "/out", {"TRAINYARD_JOB_ID": JOB_ID}, gpus=1)
+    )
+    set_pod(cluster, {"phase": "Running"})
+
+    async with BackendClient(
+        "http://backend.test", "secret", transport=httpx.MockTransport(backend)
+    ) as client:
+        activities = TrainingActivities(client, launcher, WorkerSettings(watch_poll_s=0.05))
+        watch = asyncio.create_task(
+            ActivityEnvironment().run(
+                activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=1.0)
+            )
+        )
+        await asyncio.sleep(0.3)
+        # The scheduler preempts the pod; the Job (podFailurePolicy: Ignore) makes another.
+        preempted = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+        }
+        set_pod(cluster, {"phase": "Failed", "conditions": [preempted | {"message": PREEMPTED}]})
+        set_pod(cluster, {"phase": "Pending"}, suffix="x2", created="2026-01-01T00:05:00Z")
+        await asyncio.wait_for(backend.disruption_posted.wait(), timeout=10)
+        await asyncio.sleep(2.5)  # > the heartbeat timeout while the replacement starts
+        assert not watch.done()
+        set_pod(cluster, {"phase": "Running"}, suffix="x2", created="2026-01-01T00:05:00Z")
+        await asyncio.sleep(0.3)
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+
+    [disrupted] = backend.of_type("attempt_disrupted")
+    assert disrupted["message"] == (
+        "attempt 1 lost its pod to the cluster (PreemptionByScheduler: "
+        f"{PREEMPTED}); a new pod takes over, not counted as a failure"
+    )
+    assert disrupted["data"] == {
+        "attempt": 1,
+        "reason": "PreemptionByScheduler",
+        "message": PREEMPTED,
+    }

@@ -141,9 +141,16 @@ class TrainingActivities:
         seen_heartbeat: datetime | None = None
         done_reported = False
         reported_pending: list[PendingReason] = []
+        reported_disruptions = 0
         while True:
             activity.heartbeat()
-            pending = await self._pending_reasons_quietly(handle)
+            disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])
+            for disruption in disruptions[reported_disruptions:]:
+                await self._report_disruption(handle, disruption)
+                # The replacement needs time to start; its own wait is reported as pending.
+                last_sign_of_life = max(last_sign_of_life, time.time())
+            reported_disruptions = max(reported_disruptions, len(disruptions))
+            pending = await self._quietly(self._launcher.pending_reasons(handle), handle, [])
             if pending:
                 # Waiting on the cluster (a GPU node, an image, a quota) is not silence: the
                 # heartbeat timeout starts once the trainer can run.
@@ -229,12 +236,30 @@ class TrainingActivities:
         finally:
             task.cancel()
 
-    async def _pending_reasons_quietly(self, handle: AttemptHandle) -> list[PendingReason]:
+    async def _quietly(self, ask: Awaitable[T], handle: AttemptHandle, fallback: T) -> T:
+        """The launcher's answer, or `fallback` when its API hiccups (the next poll asks again)."""
         try:
-            return await self._heartbeating(self._launcher.pending_reasons(handle))
-        except Exception as error:  # the cluster API hiccuped: the next poll asks again
-            logger.warning("job %s: pending reasons unavailable: %s", handle.job_id, error)
-            return []
+            return await self._heartbeating(ask)
+        except Exception as error:
+            logger.warning("job %s: launcher query failed: %s", handle.job_id, error)
+            return fallback
+
+    async def _report_disruption(self, handle: AttemptHandle, disruption: PendingReason) -> None:
+        why = (
+            f"{disruption.reason}: {disruption.message}"
+            if disruption.message
+            else disruption.reason
+        )
+        message = (
+            f"attempt {handle.attempt} lost its pod to the cluster ({why}); a new pod takes "
+            "over, not counted as a failure"
+        )
+        await self._post_event_quietly(
+            handle.job_id,
+            "attempt_disrupted",
+            message[:2000],
+            {"attempt": handle.attempt, **asdict(disruption)},
+        )
 
     async def _report_pending(self, handle: AttemptHandle, pending: list[PendingReason]) -> None:
         """One event per change of why the attempt waits, so the stream shows it live."""

@@ -134,6 +134,11 @@ class Launcher(Protocol):
         quota); empty once it runs, when it is over, or when the launcher never waits."""
         ...
 
+    async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
+        """The attempt's runs the cluster took away (preemption, eviction, a node drain), oldest
+        first; each was replaced without counting as the trainer's failure."""
+        ...
+
     async def launched_objects(self) -> list[LaunchedObject]:
         """Everything this launcher created that still exists (for the reconciler)."""
         ...

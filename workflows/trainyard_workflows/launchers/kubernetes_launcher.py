@@ -57,10 +57,12 @@ from trainyard_workflows.launchers.kubernetes_manifests import (
 )
 from trainyard_workflows.launchers.kubernetes_status import (
     COMPLETE,
+    creation_order,
     failed_create_reason,
     finished_condition,
     is_terminal,
     newest_pod,
+    pod_disruption,
     pod_pending_reasons,
     trainer_exit_code,
 )
@@ -242,6 +244,10 @@ class KubernetesLauncher:
         )
         refusal = failed_create_reason(job, events.items or [])
         return [refusal] if refusal is not None else []
+
+    async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
+        pods = sorted(await self._pods(handle), key=creation_order)
+        return [reason for pod in pods if (reason := pod_disruption(pod)) is not None]
 
     async def launched_objects(self) -> list[LaunchedObject]:
         """Trainyard's Jobs and Secrets in the training namespace (by the managed-by label)."""

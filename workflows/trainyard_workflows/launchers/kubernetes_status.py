@@ -30,13 +30,14 @@ def finished_condition(job: V1Job) -> str | None:
     return None
 
 
+def creation_order(pod: V1Pod) -> tuple[datetime, str]:
+    """Sort key: pods in the order they were created (name breaks ties within a second)."""
+    return (pod.metadata.creation_timestamp or _EPOCH, pod.metadata.name or "")
+
+
 def newest_pod(pods: Iterable[V1Pod]) -> V1Pod | None:
     """The most recently created pod: the Job replaces a pod lost to preemption or a drain."""
-    return max(
-        pods,
-        key=lambda pod: (pod.metadata.creation_timestamp or _EPOCH, pod.metadata.name or ""),
-        default=None,
-    )
+    return max(pods, key=creation_order, default=None)
 
 
 def is_terminal(pod: V1Pod) -> bool:
@@ -68,6 +69,15 @@ def pod_pending_reasons(pod: V1Pod) -> list[PendingReason]:
         if waiting is not None and waiting.reason and waiting.reason not in _STARTING:
             reasons.append(PendingReason(waiting.reason, waiting.message or ""))
     return reasons
+
+
+def pod_disruption(pod: V1Pod) -> PendingReason | None:
+    """Why the cluster took `pod` away (preemption, eviction, a node drain), from its
+    DisruptionTarget condition; None if it was not disrupted."""
+    for condition in (pod.status.conditions if pod.status else None) or []:
+        if condition.type == "DisruptionTarget" and condition.status == "True":
+            return PendingReason(condition.reason or "DisruptionTarget", condition.message or "")
+    return None
 
 
 def failed_create_reason(job: V1Job, events: Iterable[CoreV1Event]) -> PendingReason | None:

@@ -207,6 +207,9 @@ class SubprocessLauncher:
     async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
         return []  # a local process runs from the moment it is launched
 
+    async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
+        return []  # nothing preempts a local process
+
     async def launched_objects(self) -> list[LaunchedObject]:
         # A trainer process of an ended job is stopped by its workflow's cleanup; nothing of a
         # local attempt outlives that (no GPU held elsewhere), so there is nothing to reclaim.

@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 TRAINERS := $(notdir $(wildcard trainers/*))
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install trainers demo dev test test-platform test-trainers lint bench histories clean
+.PHONY: help install trainers demo dev test test-platform test-trainers lint bench histories kind-up clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ demo: install ## THE MAIN JOB: start the embedded platform and train yolo11n on 
 
 dev: install ## Run the embedded platform in the foreground (Ctrl-C stops it)
 	$(UV) run --frozen trainyard up
+
+kind-up: ## Local Kubernetes: kind cluster, images, dependencies, the Helm chart (needs docker, kind, kubectl, helm)
+	bash charts/kind/up.sh
 
 test: install lint test-trainers test-platform ## Everything CI runs: lint, trainer tests, platform tests
 

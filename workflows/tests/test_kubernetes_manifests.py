@@ -305,7 +305,7 @@ def test_the_owner_reference_lets_the_garbage_collector_delete_the_secret_with_t
     }
 
 
-@pytest.mark.parametrize("gpus", [0, 1])
+@pytest.mark.parametrize("gpus", [0, 1, 4])
 def test_the_manifests_are_valid_kubernetes_objects(gpus: int) -> None:
     # Strict: an unknown (misspelt) field fails as well as a wrong type.
     everything = settings(

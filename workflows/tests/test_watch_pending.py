@@ -204,3 +204,52 @@ async def test_a_preempted_pod_is_reported_once_and_its_replacement_is_awaited(
         "reason": "PreemptionByScheduler",
         "message": PREEMPTED,
     }
+
+
+PULL_FAILED = 'Back-off pulling image "reg/trainer:1": not found'
+
+
+async def test_an_image_that_cannot_be_pulled_is_given_up_after_the_configured_wait(
+    cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
+) -> None:
+    backend = Backend()
+    handle = await launcher.launch(
+        LaunchRequest(JOB_ID, 1, "ultralytics", "/out", {"TRAINYARD_JOB_ID": JOB_ID})
+    )
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": PULL_FAILED}}
+    container = {"name": "trainer", "image": "reg/trainer:1", "imageID": "", "ready": False}
+    set_pod(
+        cluster,
+        {
+            "phase": "Pending",
+            "containerStatuses": [container | {"restartCount": 0, "state": waiting}],
+        },
+    )
+    settings = WorkerSettings(watch_poll_s=0.05, unstartable_timeout_s=0.5, stop_grace_s=0)
+
+    async with BackendClient(
+        "http://backend.test", "secret", transport=httpx.MockTransport(backend)
+    ) as client:
+        activities = TrainingActivities(client, launcher, settings)
+        started = asyncio.get_running_loop().time()
+        watch = ActivityEnvironment().run(
+            activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=60)
+        )
+
+        # The Job deleted in the foreground: play the garbage collector once asked.
+        async def collect() -> None:
+            while not any(r.method == "DELETE" for r in cluster):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)  # the emulator has no watch to wait on
+            cluster.objects["v1/pods", NS, f"{NAME}-x1"].delete()
+            path = f"/apis/batch/v1/namespaces/{NS}/jobs/{NAME}"
+            await cluster.patch(path, json={"metadata": {"finalizers": []}})
+
+        collector = asyncio.create_task(collect())
+        result: WatchResult = await asyncio.wait_for(watch, timeout=20)
+        await collector
+
+    assert asyncio.get_running_loop().time() - started >= 0.5
+    assert result.outcome == "unstartable"
+    assert result.reason == f"ImagePullBackOff: {PULL_FAILED} (for more than 0.5s)"
+    [pending] = backend.pending_events()  # the user saw why, live, before the job failed
+    assert "ImagePullBackOff" in pending["message"]

@@ -59,6 +59,9 @@ class WorkerSettings(BaseSettings):
     k8s_priority_class: str | None = None
     k8s_service_account: str | None = None
     k8s_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # How long an attempt may wait on something that waiting does not fix (an image that cannot
+    # be pulled) before its job fails with that reason.
+    unstartable_timeout_s: float = Field(default=300.0, gt=0)
     # How often the reconciler looks for trainer Jobs and Secrets no live attempt needs.
     reconcile_interval_s: float = Field(default=300.0, gt=0)
     # The Job's activeDeadlineSeconds when a launch request sets no time limit.

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from trainyard_workflows.activities.schemas import (
         EXITED,
         LOST,
+        UNSTARTABLE,
         LaunchTrainerInput,
         ReportStateInput,
         ReportStateResult,
@@ -223,6 +224,9 @@ class TrainingWorkflow:
             return await self._conclude_done(training.job_id, self._done)
 
         result: WatchResult = watch.result()
+        if result.outcome == UNSTARTABLE:
+            reason = f"attempt {handle.attempt} could not start: {result.reason}"
+            return await self._finish(training.job_id, FAILED, reason)
         if result.outcome == LOST:
             timeout = f"{training.heartbeat_timeout_s:g}"
             return await self._finish(

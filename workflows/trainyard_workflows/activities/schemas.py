@@ -11,6 +11,8 @@ from trainyard_workflows.launchers.base import AttemptHandle
 # WatchResult.outcome values.
 EXITED = "exited"
 LOST = "lost"
+# Stuck on a wait that does not end by itself (an image that cannot be pulled): given up.
+UNSTARTABLE = "unstartable"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class WatchResult:
     log_tail: list[str] = field(default_factory=list)
     # Whether the backend had received the trainer's `done` callback when the watch ended.
     done_reported: bool = False
+    # Why the attempt could not start (outcome `unstartable`).
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from temporalio import activity
 from trainyard_workflows.activities.schemas import (
     EXITED,
     LOST,
+    UNSTARTABLE,
     LaunchTrainerInput,
     ReportStateInput,
     ReportStateResult,
@@ -28,6 +29,7 @@ from trainyard_workflows.activities.schemas import (
 from trainyard_workflows.activities.trainer_env import trainer_env
 from trainyard_workflows.backend_client import BackendClient, BackendError, Liveness
 from trainyard_workflows.launchers.base import (
+    UNSTARTABLE_REASONS,
     AttemptHandle,
     Launcher,
     LaunchRequest,
@@ -142,6 +144,7 @@ class TrainingActivities:
         done_reported = False
         reported_pending: list[PendingReason] = []
         reported_disruptions = 0
+        stuck_since: float | None = None
         while True:
             activity.heartbeat()
             disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])
@@ -158,6 +161,13 @@ class TrainingActivities:
             if pending != reported_pending:
                 await self._report_pending(handle, pending)
                 reported_pending = pending
+            stuck = [reason for reason in pending if reason.reason in UNSTARTABLE_REASONS]
+            stuck_since = (stuck_since or time.time()) if stuck else None
+            if (
+                stuck_since is not None
+                and time.time() - stuck_since > self._settings.unstartable_timeout_s
+            ):
+                return await self._give_up(handle, stuck, done_reported)
             status = await self._launcher.status(handle)
             if not status.running:
                 liveness = await self._liveness_quietly(handle.job_id)
@@ -198,6 +208,20 @@ class TrainingActivities:
                         done_reported=done_reported,
                     )
             await asyncio.sleep(self._settings.watch_poll_s)
+
+    async def _give_up(
+        self, handle: AttemptHandle, stuck: list[PendingReason], done_reported: bool
+    ) -> WatchResult:
+        """Stop an attempt that cannot start; the workflow fails the job with the reason."""
+        why = "; ".join(f"{p.reason}: {p.message}" if p.message else p.reason for p in stuck)
+        logger.warning("job %s attempt %s cannot start: %s", handle.job_id, handle.attempt, why)
+        stopped = await self._heartbeating(self._launcher.stop(handle, self._settings.stop_grace_s))
+        return WatchResult(
+            outcome=UNSTARTABLE,
+            exit_code=stopped.exit_code,
+            done_reported=done_reported,
+            reason=f"{why} (for more than {self._settings.unstartable_timeout_s:g}s)"[:2000],
+        )
 
     @activity.defn
     async def stop_trainer(self, request: StopTrainerInput) -> StopResult:

@@ -82,6 +82,19 @@ class AttemptStatus:
     exit_code: int | None = None
 
 
+# Waits that do not end by themselves (Kubernetes' words): a wrong or private image, a pod spec
+# the kubelet refuses. An attempt stuck on one of these is given up after a while.
+UNSTARTABLE_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+    }
+)
+
+
 @dataclass(frozen=True)
 class PendingReason:
     """Why a launched attempt is not running yet, in the cluster's words: `reason` is its short

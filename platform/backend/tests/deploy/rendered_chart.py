@@ -14,7 +14,12 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[4]
 CHART_DIR = REPO_ROOT / "charts" / "trainyard"
 VALUES_DIR = Path(__file__).parent / "values"
-VALUES_FILES = sorted(path.stem for path in VALUES_DIR.glob("*.yaml"))
+# The example values files, plus the ones `make kind-up` installs with (charts/kind/).
+KIND_DIR = REPO_ROOT / "charts" / "kind"
+VALUES_PATHS = {path.stem: path for path in VALUES_DIR.glob("*.yaml")} | {
+    "kind": KIND_DIR / "values.yaml"
+}
+VALUES_FILES = sorted(VALUES_PATHS)
 
 RELEASE = "ty"
 NAMESPACE = "trainyard"
@@ -26,9 +31,9 @@ Manifest = dict[str, Any]
 
 
 def values_file(name: str) -> dict[str, Any]:
-    """One of the example values files in values/, by stem."""
-    loaded = yaml.safe_load((VALUES_DIR / f"{name}.yaml").read_text())
-    assert isinstance(loaded, dict), f"values/{name}.yaml is not a mapping"
+    """One of the values files (values/<name>.yaml, or `kind`), by name."""
+    loaded = yaml.safe_load(VALUES_PATHS[name].read_text())
+    assert isinstance(loaded, dict), f"{VALUES_PATHS[name]} is not a mapping"
     return loaded
 
 

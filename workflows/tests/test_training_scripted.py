@@ -1,9 +1,10 @@
-"""A cancel must end the job CANCELLED and stop its trainer whatever the workflow awaits.
+"""TrainingWorkflow on the real dev server with scripted activities (same names and types as
+the real ones): outcomes that are hard to provoke with a real trainer.
 
-The Temporal SDK hands a workflow cancel that arrives while an activity is awaited over as
-that activity's ActivityError, not as CancelledError. These tests run TrainingWorkflow on
-the real dev server with scripted activities (same names and types as the real ones) and
-cancel it while each kind of activity is in flight.
+A cancel must end the job CANCELLED and stop its trainer whatever the workflow awaits: the
+Temporal SDK hands a workflow cancel that arrives while an activity is awaited over as that
+activity's ActivityError, not as CancelledError. An attempt that cannot start (its image cannot
+be pulled) fails the job with the reason the watch gives.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from trainyard_workflows.activities.tracking_schemas import (
 )
 from trainyard_workflows.contracts import WORKFLOW_NAME, TrainingInput
 from trainyard_workflows.launchers.base import AttemptHandle
-from trainyard_workflows.training import TrainingWorkflow
+from trainyard_workflows.training import TrainingResult, TrainingWorkflow
 from trainyard_workflows.validation.report import ValidationReport
 
 # The activity each scenario holds in flight until the workflow is cancelled; sync_tracking
@@ -59,6 +60,8 @@ class ScriptedActivities:
     """Activities that record their calls; `blocking` waits until cancelled (or forever)."""
 
     blocking: str
+    # What watch_trainer returns; None: it blocks like a trainer that keeps training.
+    watch_result: WatchResult | None = None
     entered_blocking: asyncio.Event = field(default_factory=asyncio.Event)
     states: list[str] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
@@ -93,6 +96,8 @@ class ScriptedActivities:
 
         @activity.defn(name="watch_trainer")
         async def watch_trainer(request: WatchTrainerInput) -> WatchResult:
+            if self.watch_result is not None:
+                return self.watch_result
             await _block()  # a trainer that keeps training
             return WatchResult(outcome="exited", exit_code=0)
 
@@ -132,6 +137,20 @@ class ScriptedActivities:
         ]
 
 
+def training_input(job_id: str) -> TrainingInput:
+    return TrainingInput(
+        job_id=job_id,
+        framework="ultralytics",
+        model="yolo11n.yaml",
+        dataset_uri="file:///nonexistent",
+        task="detect",
+        epochs=1,
+        imgsz=64,
+        batch=1,
+        gpus=0,
+    )
+
+
 @pytest.fixture(params=BLOCKING_ACTIVITIES)
 async def running_workflow(
     request: pytest.FixtureRequest, temporal_env: WorkflowEnvironment
@@ -147,17 +166,7 @@ async def running_workflow(
         job_id = f"job_{uuid.uuid4().hex}"
         handle: WorkflowHandle[TrainingWorkflow, object] = await temporal_env.client.start_workflow(
             WORKFLOW_NAME,
-            TrainingInput(
-                job_id=job_id,
-                framework="ultralytics",
-                model="yolo11n.yaml",
-                dataset_uri="file:///nonexistent",
-                task="detect",
-                epochs=1,
-                imgsz=64,
-                batch=1,
-                gpus=0,
-            ),
+            training_input(job_id),
             id=f"training-{job_id}",
             task_queue=queue,
         )
@@ -181,3 +190,31 @@ async def test_a_cancel_ends_the_job_cancelled_whatever_activity_is_in_flight(
     assert scripted.stopped == ([4242] if launched else [])
     tracked = scripted.blocking == "sync_tracking"
     assert scripted.finished_tracking == (["CANCELLED"] if tracked else [])
+
+
+async def test_an_attempt_that_cannot_start_fails_the_job_with_the_watchs_reason(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    why = "ImagePullBackOff: Back-off pulling image (for more than 300s)"
+    scripted = ScriptedActivities(
+        blocking="none", watch_result=WatchResult(outcome="unstartable", exit_code=None, reason=why)
+    )
+    queue = f"unstartable-{uuid.uuid4().hex}"
+    job_id = f"job_{uuid.uuid4().hex}"
+    async with Worker(
+        temporal_env.client,
+        task_queue=queue,
+        workflows=[TrainingWorkflow],
+        activities=scripted.activities(),
+    ):
+        result = await temporal_env.client.execute_workflow(
+            WORKFLOW_NAME,
+            training_input(job_id),
+            id=f"training-{job_id}",
+            task_queue=queue,
+            result_type=TrainingResult,
+        )
+
+    assert (result.state, result.attempt) == ("FAILED", 1)
+    assert result.reason == f"attempt 1 could not start: {why}"
+    assert scripted.states[-1] == "FAILED"

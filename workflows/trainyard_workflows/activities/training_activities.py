@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -44,6 +44,17 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_TAIL_LINES = 20
+
+
+@dataclass
+class _ClusterWait:
+    """What the watch has told about the cluster's doings, so each change is told once."""
+
+    reported_pending: list[PendingReason] = field(default_factory=list)
+    reported_disruptions: int = 0
+    # Reasons that waiting does not fix, and since when (the last poll without one).
+    stuck: list[PendingReason] = field(default_factory=list)
+    stuck_since: float = field(default_factory=time.time)
 
 
 class TrainingActivities:
@@ -142,32 +153,15 @@ class TrainingActivities:
         last_sign_of_life = handle.launched_at
         seen_heartbeat: datetime | None = None
         done_reported = False
-        reported_pending: list[PendingReason] = []
-        reported_disruptions = 0
-        stuck_since: float | None = None
+        cluster = _ClusterWait()
         while True:
             activity.heartbeat()
-            disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])
-            for disruption in disruptions[reported_disruptions:]:
-                await self._report_disruption(handle, disruption)
-                # The replacement needs time to start; its own wait is reported as pending.
+            if await self._follow_cluster(handle, cluster):
+                # Waiting on the cluster (a GPU node, an image, a quota, a replacement pod) is
+                # not silence: the heartbeat timeout starts once the trainer can run.
                 last_sign_of_life = max(last_sign_of_life, time.time())
-            reported_disruptions = max(reported_disruptions, len(disruptions))
-            pending = await self._quietly(self._launcher.pending_reasons(handle), handle, [])
-            if pending:
-                # Waiting on the cluster (a GPU node, an image, a quota) is not silence: the
-                # heartbeat timeout starts once the trainer can run.
-                last_sign_of_life = max(last_sign_of_life, time.time())
-            if pending != reported_pending:
-                await self._report_pending(handle, pending)
-                reported_pending = pending
-            stuck = [reason for reason in pending if reason.reason in UNSTARTABLE_REASONS]
-            stuck_since = (stuck_since or time.time()) if stuck else None
-            if (
-                stuck_since is not None
-                and time.time() - stuck_since > self._settings.unstartable_timeout_s
-            ):
-                return await self._give_up(handle, stuck, done_reported)
+            if cluster.stuck and time.time() - cluster.stuck_since > self._unstartable_s:
+                return await self._give_up(handle, cluster.stuck, done_reported)
             status = await self._launcher.status(handle)
             if not status.running:
                 liveness = await self._liveness_quietly(handle.job_id)
@@ -209,18 +203,48 @@ class TrainingActivities:
                     )
             await asyncio.sleep(self._settings.watch_poll_s)
 
+    @property
+    def _unstartable_s(self) -> float:
+        return self._settings.unstartable_timeout_s
+
+    async def _follow_cluster(self, handle: AttemptHandle, cluster: _ClusterWait) -> bool:
+        """Report what the cluster did to the attempt since the last poll; True while it makes
+        the attempt wait."""
+        disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])
+        for disruption in disruptions[cluster.reported_disruptions :]:
+            message = (
+                f"attempt {handle.attempt} lost its pod to the cluster ({disruption}); a new "
+                "pod takes over, not counted as a failure"
+            )
+            await self._post_event_quietly(
+                handle.job_id,
+                "attempt_disrupted",
+                message[:2000],
+                {"attempt": handle.attempt, **asdict(disruption)},
+            )
+        replaced = len(disruptions) > cluster.reported_disruptions
+        cluster.reported_disruptions = max(cluster.reported_disruptions, len(disruptions))
+        pending = await self._quietly(self._launcher.pending_reasons(handle), handle, [])
+        if pending != cluster.reported_pending:
+            await self._report_pending(handle, pending)
+            cluster.reported_pending = pending
+        cluster.stuck = [reason for reason in pending if reason.reason in UNSTARTABLE_REASONS]
+        if not cluster.stuck:
+            cluster.stuck_since = time.time()
+        return bool(pending) or replaced
+
     async def _give_up(
         self, handle: AttemptHandle, stuck: list[PendingReason], done_reported: bool
     ) -> WatchResult:
         """Stop an attempt that cannot start; the workflow fails the job with the reason."""
-        why = "; ".join(f"{p.reason}: {p.message}" if p.message else p.reason for p in stuck)
+        why = "; ".join(map(str, stuck))
         logger.warning("job %s attempt %s cannot start: %s", handle.job_id, handle.attempt, why)
         stopped = await self._heartbeating(self._launcher.stop(handle, self._settings.stop_grace_s))
         return WatchResult(
             outcome=UNSTARTABLE,
             exit_code=stopped.exit_code,
             done_reported=done_reported,
-            reason=f"{why} (for more than {self._settings.unstartable_timeout_s:g}s)"[:2000],
+            reason=f"{why} (for more than {self._unstartable_s:g}s)"[:2000],
         )
 
     @activity.defn
@@ -268,28 +292,10 @@ class TrainingActivities:
             logger.warning("job %s: launcher query failed: %s", handle.job_id, error)
             return fallback
 
-    async def _report_disruption(self, handle: AttemptHandle, disruption: PendingReason) -> None:
-        why = (
-            f"{disruption.reason}: {disruption.message}"
-            if disruption.message
-            else disruption.reason
-        )
-        message = (
-            f"attempt {handle.attempt} lost its pod to the cluster ({why}); a new pod takes "
-            "over, not counted as a failure"
-        )
-        await self._post_event_quietly(
-            handle.job_id,
-            "attempt_disrupted",
-            message[:2000],
-            {"attempt": handle.attempt, **asdict(disruption)},
-        )
-
     async def _report_pending(self, handle: AttemptHandle, pending: list[PendingReason]) -> None:
         """One event per change of why the attempt waits, so the stream shows it live."""
         if pending:
-            why = "; ".join(f"{p.reason}: {p.message}" if p.message else p.reason for p in pending)
-            message = f"attempt {handle.attempt} is waiting to run: {why}"
+            message = f"attempt {handle.attempt} is waiting to run: {'; '.join(map(str, pending))}"
         else:
             message = f"attempt {handle.attempt} is no longer waiting"
         await self._post_event_quietly(

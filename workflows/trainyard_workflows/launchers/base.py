@@ -103,6 +103,9 @@ class PendingReason:
     reason: str
     message: str
 
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}" if self.message else self.reason
+
 
 @dataclass(frozen=True)
 class LaunchedObject:

@@ -41,12 +41,14 @@ class Backend:
         self.events: list[dict[str, Any]] = []
         self.pending_posted = asyncio.Event()
         self.disruption_posted = asyncio.Event()
+        self.posted = asyncio.Event()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/liveness"):
             return httpx.Response(200, json={"state": "STARTING", "attempt": 1, "done": False})
         if request.url.path.endswith("/events"):
             self.events.append(json.loads(request.content))
+            self.posted.set()
             if self.events[-1]["type"] == "attempt_pending":
                 self.pending_posted.set()
             if self.events[-1]["type"] == "attempt_disrupted":
@@ -59,6 +61,13 @@ class Backend:
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == type_]
+
+    async def until_message(self, message: str, timeout_s: float = 10) -> None:
+        """Until an event with `message` has been posted."""
+        async with asyncio.timeout(timeout_s):
+            while not any(e["message"] == message for e in self.events):
+                self.posted.clear()
+                await self.posted.wait()
 
 
 @pytest.fixture
@@ -143,6 +152,8 @@ async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
         assert not watch.done()
         assert len(backend.pending_events()) == 1  # one event per change, not per poll
 
+        set_pod(cluster, {"phase": "Running"})  # a GPU node freed up
+        await backend.until_message("attempt 1 is no longer waiting")
         cluster.objects["batch/v1/jobs", NS, NAME].patch(
             {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
         )
@@ -150,9 +161,7 @@ async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
         result: WatchResult = await asyncio.wait_for(watch, timeout=10)
 
     assert (result.outcome, result.exit_code) == (EXITED, 0)
-    assert [e["message"] for e in backend.pending_events()][-1] == (
-        "attempt 1 is no longer waiting"
-    )
+    assert len(backend.pending_events()) == 2  # waiting, then no longer
 
 
 PREEMPTED = "Preempted in order to admit critical pod"

@@ -479,14 +479,26 @@ async def test_pending_reasons_report_a_quota_refusal_from_the_jobs_events(
     assert await launcher.pending_reasons(handle) == [PendingReason("FailedCreate", refusal)]
 
 
-async def test_pending_reasons_are_empty_once_the_pod_runs(
+async def test_a_starting_attempt_waits_until_its_pod_runs_then_not(
     cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
 ) -> None:
     handle = await launched(launcher)
-    add_pod(
-        cluster, f"{NAME}-x1", phase="Pending", state={"waiting": {"reason": "ContainerCreating"}}
+    not_yet = PendingReason("Pending", "the Job has not created its pod yet")
+    assert await launcher.pending_reasons(handle) == [not_yet]
+    add_pod(cluster, f"{NAME}-x1", phase="Pending")
+    unscheduled = PendingReason("Pending", "the pod waits to be scheduled and started")
+    assert await launcher.pending_reasons(handle) == [unscheduled]
+    # Pulling the image: a slow start, never to be taken for a silent trainer.
+    cluster.objects[PODS, NS, f"{NAME}-x1"].patch(
+        {
+            "status": {
+                "containerStatuses": [
+                    container_status({"waiting": {"reason": "ContainerCreating"}})
+                ]
+            }
+        }
     )
-    assert await launcher.pending_reasons(handle) == []  # a normal start is no reason
+    assert await launcher.pending_reasons(handle) == [PendingReason("ContainerCreating", "")]
 
     cluster.objects[PODS, NS, f"{NAME}-x1"].patch(
         {"status": {"phase": "Running", "containerStatuses": [container_status({"running": {}})]}}

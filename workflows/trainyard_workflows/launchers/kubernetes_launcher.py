@@ -229,7 +229,8 @@ class KubernetesLauncher:
 
     async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
         """Why the attempt is not running yet (empty once it runs, or when it is over): an
-        unschedulable pod, a container that cannot start, a pod the Job could not create."""
+        unschedulable pod, a container that cannot start or is being created, a pod the Job
+        could not create or has not created yet."""
         job = await self._read_job(handle)
         if job is None or finished_condition(job) is not None:
             return []
@@ -243,7 +244,9 @@ class KubernetesLauncher:
             namespace, field_selector=f"involvedObject.kind=Job,involvedObject.name={name}"
         )
         refusal = failed_create_reason(job, events.items or [])
-        return [refusal] if refusal is not None else []
+        if refusal is None:
+            refusal = PendingReason("Pending", "the Job has not created its pod yet")
+        return [refusal]
 
     async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
         pods = sorted(await self._pods(handle), key=creation_order)

@@ -15,8 +15,6 @@ from trainyard_workflows.launchers.kubernetes_manifests import CONTAINER_NAME
 
 COMPLETE = "Complete"
 FAILED = "Failed"
-# Normal steps of a start, not reasons worth reporting.
-_STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 _TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -55,7 +53,9 @@ def trainer_exit_code(pod: V1Pod | None) -> int | None:
 
 
 def pod_pending_reasons(pod: V1Pod) -> list[PendingReason]:
-    """Why `pod` is not running: not scheduled, or a container that cannot start."""
+    """Why `pod` is not running: not scheduled, a container that cannot start or is still
+    being created (its image pulled); never empty for a pending pod, so a slow start is never
+    mistaken for a trainer gone silent."""
     status = pod.status
     if status is None or status.phase != "Pending":
         return []
@@ -66,9 +66,9 @@ def pod_pending_reasons(pod: V1Pod) -> list[PendingReason]:
     ]
     for container in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
         waiting = container.state.waiting if container.state else None
-        if waiting is not None and waiting.reason and waiting.reason not in _STARTING:
+        if waiting is not None and waiting.reason:
             reasons.append(PendingReason(waiting.reason, waiting.message or ""))
-    return reasons
+    return reasons or [PendingReason("Pending", "the pod waits to be scheduled and started")]
 
 
 def pod_disruption(pod: V1Pod) -> PendingReason | None:

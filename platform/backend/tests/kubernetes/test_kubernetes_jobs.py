@@ -131,8 +131,9 @@ async def test_a_pod_waiting_for_a_node_is_reported_while_the_job_starts(
     }
     set_pod(cluster, job_id, pod_status("Pending", conditions=[unschedulable]))
 
-    waiting = await event_of(live_api, job_id, "attempt_pending")
-    assert waiting["message"] == f"attempt 1 is waiting to run: Unschedulable: {UNSCHEDULABLE}"
+    # (Until the pod appears the attempt may first be reported as waiting for it.)
+    message = f"attempt 1 is waiting to run: Unschedulable: {UNSCHEDULABLE}"
+    waiting = await event_of(live_api, job_id, "attempt_pending", message)
     assert waiting["data"]["reasons"] == [{"reason": "Unschedulable", "message": UNSCHEDULABLE}]
     assert (await get_job(live_api, job_id))["state"] == "STARTING"
 

@@ -54,7 +54,9 @@ notes:
   the next seq, commit, publish); concurrent heartbeats share one transaction (group commit,
   callbacks/ingest.py) of five driver-level statements (callbacks/ingest_sql.py: through
   SQLAlchemy the same batch cost twice the CPU, ~15 hops to aiosqlite's thread instead of 6).
-  A batch's fixed cost is ~0.6 ms of server CPU, ~0.04 ms per heartbeat on top. PostgreSQL's
+  SQLite's pool no longer rolls back every returned connection (only one left inside a
+  transaction, core/db.py), one hop less per batch. A batch's fixed cost is ~0.5 ms of server
+  CPU, ~0.04 ms per heartbeat on top. PostgreSQL's
   own processes share the two cores with the API (each batch is 8 round trips including the
   pool's pre-ping), which is why it trails SQLite. The platform does not trade durability for
   this ratio. SQLite serialises writers (one connection, see core/db.py).

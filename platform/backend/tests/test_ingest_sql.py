@@ -5,6 +5,7 @@ leaves nothing behind and the connection usable."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from trainyard.callbacks.ingest_sql import JobUpdate, ingest_transaction
+from trainyard.core.db import create_engine
 from trainyard.core.runtime import Runtime
 from trainyard.jobs.models import Job, JobEvent
 
@@ -110,3 +112,23 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
         await transaction.insert_events([event(locked.last_seq + 1)])
     timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()
     assert [e["type"] for e in timeline["items"]][-1] == "note"
+
+
+async def test_a_sqlite_connection_returned_inside_a_transaction_is_rolled_back(
+    tmp_path: Path,
+) -> None:
+    # The SQLite pool skips its rollback-on-return (a thread hop each time) unless a transaction
+    # is open: one left open must still be rolled back, or its write lock would stay held.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reset.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        async with engine.connect() as connection:
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN IMMEDIATE")
+            await driver.execute("INSERT INTO t VALUES (1)")
+        async with engine.begin() as connection:
+            count = (await connection.exec_driver_sql("SELECT count(*) FROM t")).scalar()
+        assert count == 0
+    finally:
+        await engine.dispose()

@@ -73,7 +73,10 @@ async def make_launcher(cluster: kmock.KubernetesEmulator) -> AsyncIterator[Laun
         return ApiClient(Configuration(host=str(cluster.url).rstrip("/")))
 
     def make(**options: Any) -> KubernetesLauncher:
-        launcher = KubernetesLauncher(SETTINGS, client, **({"poll_s": 0.01} | options))
+        # observation_s 0: these tests change the cluster between two questions and expect
+        # the second answer to see it (a watch poll shares one observation; tested apart).
+        defaults = {"poll_s": 0.01, "observation_s": 0.0}
+        launcher = KubernetesLauncher(SETTINGS, client, **(defaults | options))
         launchers.append(launcher)
         return launcher
 
@@ -504,6 +507,40 @@ async def test_a_starting_attempt_waits_until_its_pod_runs_then_not(
         {"status": {"phase": "Running", "containerStatuses": [container_status({"running": {}})]}}
     )
     assert await launcher.pending_reasons(handle) == []
+
+
+async def test_one_watch_poll_reads_the_job_once_and_lists_its_pods_once(
+    cluster: kmock.KubernetesEmulator, make_launcher: LauncherFactory
+) -> None:
+    launcher = make_launcher(observation_s=60.0)
+    handle = await launched(launcher)
+    add_pod(cluster, f"{NAME}-x1", phase="Pending")
+    jobs_before, pods_before = len(sent(cluster, "GET", "jobs")), len(sent(cluster, "GET", "pods"))
+
+    # What the watch asks on every poll.
+    await launcher.disruptions(handle)
+    pending = await launcher.pending_reasons(handle)
+    status = await launcher.status(handle)
+
+    assert pending == [PendingReason("Pending", "the pod waits to be scheduled and started")]
+    assert status == AttemptStatus(running=True)
+    assert len(sent(cluster, "GET", "jobs")) - jobs_before == 1
+    assert len(sent(cluster, "GET", "pods")) - pods_before == 1
+
+
+async def test_stopping_forgets_the_observation_so_the_end_is_seen_at_once(
+    cluster: kmock.KubernetesEmulator, make_launcher: LauncherFactory
+) -> None:
+    launcher = make_launcher(observation_s=60.0)
+    handle = await launched(launcher)
+    assert (await launcher.status(handle)).running
+
+    stopping = asyncio.create_task(launcher.stop(handle, grace_s=0))
+    await eventually(lambda: bool(sent(cluster, "DELETE", "jobs")))
+    del cluster.objects[JOBS, NS, NAME]  # the garbage collector's part
+    await stopping
+
+    assert await launcher.status(handle) == AttemptStatus(running=False)
 
 
 # --- client and factory --------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_file_storage_hands_the_trainer_no_output_uri_and_no_credentials(
 
     assert "TRAINYARD_OUTPUT_URI" not in env
     assert not {name for name in env if name.startswith("AWS_")}
-    assert set(env) == TRAINER_ENV_VARS - {"TRAINYARD_OUTPUT_URI"}
+    assert set(env) == TRAINER_ENV_VARS - {"TRAINYARD_OUTPUT_URI", "TRAINYARD_RESUME_FROM"}
 
 
 def test_launch_request_repr_shows_no_secret(tmp_path: Path) -> None:
@@ -126,3 +126,21 @@ async def test_the_subprocess_launcher_passes_the_s3_variables_to_the_trainer(
     assert {name: seen[name] for name in AWS_VARS} == {name: env[name] for name in AWS_VARS}
     assert seen["TRAINYARD_OUTPUT_URI"] == env["TRAINYARD_OUTPUT_URI"]
     assert "AWS_SESSION_TOKEN" not in seen
+
+
+def test_an_attempt_resuming_from_a_checkpoint_is_told_where_it_is(tmp_path: Path) -> None:
+    resumed = trainer_env(
+        TRAINING,
+        attempt=2,
+        callback_url="http://127.0.0.1:8000",
+        callback_token="callback-token",
+        output_dir=tmp_path / "attempt-2",
+        keepalive_s=15,
+        resume_from="s3://bucket/pre/jobs/job_ab12/attempt-1/run/weights/last.pt",
+    )
+
+    assert resumed["TRAINYARD_RESUME_FROM"] == (
+        "s3://bucket/pre/jobs/job_ab12/attempt-1/run/weights/last.pt"
+    )
+    assert "TRAINYARD_RESUME_FROM" not in _env(tmp_path, None)
+    assert set(resumed) <= TRAINER_ENV_VARS

@@ -39,7 +39,12 @@ from trainyard_workflows.activities.tracking_schemas import (
     SyncTrackingInput,
     TrackingRun,
 )
-from trainyard_workflows.contracts import WORKFLOW_NAME, TrainingInput
+from trainyard_workflows.contracts import (
+    TRAINER_DONE_SIGNAL,
+    WORKFLOW_NAME,
+    TrainerDone,
+    TrainingInput,
+)
 from trainyard_workflows.launchers.base import AttemptHandle
 from trainyard_workflows.training import TrainingResult, TrainingWorkflow
 from trainyard_workflows.validation.report import ValidationReport
@@ -62,6 +67,11 @@ class ScriptedActivities:
     blocking: str
     # What watch_trainer returns; None: it blocks like a trainer that keeps training.
     watch_result: WatchResult | None = None
+    # Per attempt (1, 2, ...), overriding watch_result: None blocks.
+    watch_results: list[WatchResult | None] | None = None
+    launches: list[LaunchTrainerInput] = field(default_factory=list)
+    launched: asyncio.Event = field(default_factory=asyncio.Event)
+    cleaned: list[int] = field(default_factory=list)
     entered_blocking: asyncio.Event = field(default_factory=asyncio.Event)
     states: list[str] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
@@ -85,10 +95,12 @@ class ScriptedActivities:
 
         @activity.defn(name="launch_trainer")
         async def launch_trainer(request: LaunchTrainerInput) -> AttemptHandle:
+            self.launches.append(request)
+            self.launched.set()
             return AttemptHandle(
                 job_id=request.training.job_id,
                 attempt=request.attempt,
-                pid=4242,
+                pid=4241 + request.attempt,
                 output_dir="/nonexistent",
                 log_path="/nonexistent/log",
                 launched_at=time.time(),
@@ -96,7 +108,11 @@ class ScriptedActivities:
 
         @activity.defn(name="watch_trainer")
         async def watch_trainer(request: WatchTrainerInput) -> WatchResult:
-            if self.watch_result is not None:
+            if self.watch_results is not None:
+                scripted = self.watch_results[request.handle.attempt - 1]
+                if scripted is not None:
+                    return scripted
+            elif self.watch_result is not None:
                 return self.watch_result
             await _block()  # a trainer that keeps training
             return WatchResult(outcome="exited", exit_code=0)
@@ -108,6 +124,7 @@ class ScriptedActivities:
 
         @activity.defn(name="cleanup")
         async def cleanup(request: StopTrainerInput) -> StopResult:
+            self.cleaned.append(request.handle.attempt)
             return StopResult(was_running=False, exit_code=143)
 
         @activity.defn(name="start_tracking")
@@ -137,7 +154,7 @@ class ScriptedActivities:
         ]
 
 
-def training_input(job_id: str) -> TrainingInput:
+def training_input(job_id: str, max_attempts: int = 3) -> TrainingInput:
     return TrainingInput(
         job_id=job_id,
         framework="ultralytics",
@@ -148,6 +165,7 @@ def training_input(job_id: str) -> TrainingInput:
         imgsz=64,
         batch=1,
         gpus=0,
+        max_attempts=max_attempts,
     )
 
 
@@ -218,3 +236,101 @@ async def test_an_attempt_that_cannot_start_fails_the_job_with_the_watchs_reason
     assert (result.state, result.attempt) == ("FAILED", 1)
     assert result.reason == f"attempt 1 could not start: {why}"
     assert scripted.states[-1] == "FAILED"
+
+
+KILLED = WatchResult(outcome="exited", exit_code=-9, log_tail=["epoch 2/4"])
+LOST_ATTEMPT = WatchResult(outcome="lost", exit_code=-15)
+
+
+async def run_scripted(
+    temporal_env: WorkflowEnvironment,
+    scripted: ScriptedActivities,
+    max_attempts: int = 3,
+    done_for_attempt: int | None = None,
+) -> TrainingResult:
+    """Run the workflow to its end; `done_for_attempt`: once that attempt is launched, the
+    backend's `trainer_done(succeeded)` signal arrives for it."""
+    queue = f"retry-{uuid.uuid4().hex}"
+    job_id = f"job_{uuid.uuid4().hex}"
+    async with Worker(
+        temporal_env.client,
+        task_queue=queue,
+        workflows=[TrainingWorkflow],
+        activities=scripted.activities(),
+    ):
+        handle: WorkflowHandle[
+            TrainingWorkflow, TrainingResult
+        ] = await temporal_env.client.start_workflow(
+            WORKFLOW_NAME,
+            training_input(job_id, max_attempts),
+            id=f"training-{job_id}",
+            task_queue=queue,
+            result_type=TrainingResult,
+        )
+        if done_for_attempt is not None:
+            while len(scripted.launches) < done_for_attempt:
+                scripted.launched.clear()
+                await asyncio.wait_for(scripted.launched.wait(), timeout=30)
+            await handle.signal(
+                TRAINER_DONE_SIGNAL, TrainerDone(attempt=done_for_attempt, status="succeeded")
+            )
+        return await asyncio.wait_for(handle.result(), timeout=60)
+
+
+async def test_a_killed_attempt_is_followed_by_one_that_resumes_and_the_job_succeeds(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="none", watch_results=[KILLED, None])
+
+    result = await run_scripted(temporal_env, scripted, done_for_attempt=2)
+
+    assert (result.state, result.attempt) == ("SUCCEEDED", 2)
+    assert [(launch.attempt, launch.retry_reason) for launch in scripted.launches] == [
+        (1, None),
+        (2, "trainer exited with code -9 (killed by signal 9): epoch 2/4"),
+    ]
+    assert scripted.states == ["VALIDATING", "STARTING", "SUCCEEDED"]
+    assert scripted.cleaned == [1, 2]  # the first attempt's leftovers before the second starts
+    assert scripted.finished_tracking == ["SUCCEEDED"]  # one run for the whole job
+
+
+async def test_a_lost_attempt_is_retried_too(temporal_env: WorkflowEnvironment) -> None:
+    scripted = ScriptedActivities(blocking="none", watch_results=[LOST_ATTEMPT, None])
+
+    result = await run_scripted(temporal_env, scripted, done_for_attempt=2)
+
+    assert result.state == "SUCCEEDED"
+    assert scripted.launches[1].retry_reason == "no heartbeat for 120s: attempt 1 lost"
+
+
+async def test_when_every_attempt_ends_without_a_result_the_job_fails_saying_so(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="none", watch_results=[KILLED, LOST_ATTEMPT])
+
+    result = await run_scripted(temporal_env, scripted, max_attempts=2)
+
+    assert (result.state, result.attempt) == ("FAILED", 2)
+    assert result.reason == (
+        "all 2 attempts ended without a result; the last: no heartbeat for 120s: attempt 2 lost"
+    )
+    assert [launch.attempt for launch in scripted.launches] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "final",
+    [
+        WatchResult(outcome="exited", exit_code=2, log_tail=["TRAINYARD_EPOCHS: must be ≥ 1"]),
+        WatchResult(outcome="unstartable", exit_code=None, reason="ErrImagePull"),
+    ],
+    ids=["contract-error", "unstartable"],
+)
+async def test_a_contract_error_or_an_unstartable_attempt_is_never_retried(
+    temporal_env: WorkflowEnvironment, final: WatchResult
+) -> None:
+    scripted = ScriptedActivities(blocking="none", watch_results=[final, None])
+
+    result = await run_scripted(temporal_env, scripted)
+
+    assert (result.state, result.attempt) == ("FAILED", 1)
+    assert len(scripted.launches) == 1

@@ -87,6 +87,14 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:500]
 
 
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """The newest checkpoint a trainer of the job announced (where a new attempt resumes)."""
+
+    path: str
+    epoch: int | None
+
+
 class BackendClient:
     """Async client of `/internal/v1`. Retries connection errors, 5xx and 404 for up to
     `retry_for_s` seconds with exponential backoff; other answers are returned or raised at once.
@@ -192,6 +200,17 @@ class BackendClient:
         )
         body = response.json()
         return list(body["items"]), int(body["last_seq"])
+
+    async def latest_checkpoint(self, job_id: str) -> SavedCheckpoint | None:
+        """The job's newest `checkpoint_saved` location, None if no trainer saved one yet."""
+        response = await self._request(
+            "GET", f"/internal/v1/jobs/{job_id}/checkpoint", accept=(200,)
+        )
+        checkpoint = response.json().get("checkpoint")
+        if not checkpoint:
+            return None
+        epoch = checkpoint.get("epoch")
+        return SavedCheckpoint(str(checkpoint["path"]), epoch if isinstance(epoch, int) else None)
 
     async def record_tracking(self, job_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
         """Store where the job is tracked (its MLflow run and model version) on the job."""

@@ -35,6 +35,9 @@ class TrainingInput:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     # Seconds without a trainer heartbeat after which an attempt is declared lost.
     heartbeat_timeout_s: float = 120.0
+    # Attempts a job may use: one that ends without a result (killed, crashed, lost) is
+    # followed by the next, resuming from the newest checkpoint, until this many were used.
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
-"""TrainingWorkflow: one job from validation to a terminal state, one attempt for now.
+"""TrainingWorkflow: one job from validation to a terminal state.
 
 VALIDATING -> validate_dataset -> STARTING -> launch_trainer -> watch_trainer until the trainer's
 `done` arrives (signal from the backend) or its process exits or goes silent -> terminal state.
 The first heartbeat of the trainer moves the job to RUNNING (the backend does that).
+
+An attempt that ends without a result (the process was killed or crashed, or went silent) is
+followed by the next one, which resumes from the newest checkpoint, until the job's
+`max_attempts` are used; the trainer's own verdict (`done`), a contract error (exit 2) and a
+trainer that cannot start end the job at once.
 Deterministic code only: every side effect is an activity (activities/).
 """
 
@@ -96,6 +101,10 @@ _DONE_SIGNAL_WAIT = timedelta(seconds=30)
 
 # Workflows started before MLflow tracking existed replay without its activities.
 TRACKING_PATCH = "mlflow-tracking"
+# Workflows started before retries existed failed the job where they now retry.
+RETRY_PATCH = "attempts-resume-from-checkpoint"
+# The contract's exit code for a bad environment: the same configuration fails the same way.
+_CONTRACT_ERROR_EXIT = 2
 _TRACKING_START_TIMEOUT = timedelta(minutes=2)
 _TRACKING_FINISH_TIMEOUT = timedelta(minutes=30)
 
@@ -112,10 +121,18 @@ class TrainingResult:
     attempt: int = 0  # 0: no trainer was launched
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """The attempt ended without a result and the job has attempts left."""
+
+    reason: str
+
+
 @workflow.defn(name=WORKFLOW_NAME)
 class TrainingWorkflow:
     def __init__(self) -> None:
         self._attempt = 0
+        self._handle: AttemptHandle | None = None
         self._done: TrainerDone | None = None
         self._tracking: TrackingRun | None = None
 
@@ -133,7 +150,6 @@ class TrainingWorkflow:
     @workflow.run
     async def run(self, training: TrainingInput) -> TrainingResult:
         job_id = training.job_id
-        handle: AttemptHandle | None = None
         try:
             entered = await self._report(job_id, VALIDATING)
             if entered.state in TERMINAL_STATES:
@@ -155,33 +171,46 @@ class TrainingWorkflow:
 
             # Set before launching: a quick trainer may report done before launch returns.
             self._attempt = 1
-            launch = workflow.start_activity_method(
-                TrainingActivities.launch_trainer,
-                LaunchTrainerInput(training, self._attempt),
-                start_to_close_timeout=_LAUNCH_TIMEOUT,
-                retry_policy=_FEW_RETRIES,
-            )
-            try:
-                handle = await asyncio.shield(launch)
-            except asyncio.CancelledError:
-                # Cancelled mid-launch: let the launch finish so its trainer can be stopped
-                # below instead of running on unseen.
-                handle = await launch
-                raise
-            return await self._supervise(training, handle)
+            await self._launch(LaunchTrainerInput(training, self._attempt))
+            while True:
+                assert self._handle is not None
+                outcome = await self._supervise(training, self._handle)
+                if isinstance(outcome, TrainingResult):
+                    return outcome
+                ended, self._handle = self._handle, None
+                await self._stop(TrainingActivities.cleanup, ended)
+                self._attempt += 1
+                self._done = None
+                await self._launch(LaunchTrainerInput(training, self._attempt, outcome.reason))
         except asyncio.CancelledError:
-            await self._wind_down_cancelled(job_id, handle)
+            await self._wind_down_cancelled(job_id, self._handle)
             raise
         except ActivityError as error:
             if _cancel_requested():
                 # The cancel arrived while an activity was awaited: the SDK hands it over as
                 # that activity's failure, but the job was cancelled, not failed.
-                await self._wind_down_cancelled(job_id, handle)
+                await self._wind_down_cancelled(job_id, self._handle)
                 raise asyncio.CancelledError(workflow.cancellation_reason()) from error
             return await self._finish(job_id, FAILED, _activity_failure_reason(error))
         finally:
-            if handle is not None:
-                await self._stop(TrainingActivities.cleanup, handle)
+            if self._handle is not None:
+                await self._stop(TrainingActivities.cleanup, self._handle)
+
+    async def _launch(self, request: LaunchTrainerInput) -> None:
+        """Start the attempt's trainer; its handle is kept even when a cancel interrupts."""
+        launch = workflow.start_activity_method(
+            TrainingActivities.launch_trainer,
+            request,
+            start_to_close_timeout=_LAUNCH_TIMEOUT,
+            retry_policy=_FEW_RETRIES,
+        )
+        try:
+            self._handle = await asyncio.shield(launch)
+        except asyncio.CancelledError:
+            # Cancelled mid-launch: let the launch finish so its trainer can be stopped
+            # instead of running on unseen.
+            self._handle = await launch
+            raise
 
     async def _wind_down_cancelled(self, job_id: str, handle: AttemptHandle | None) -> None:
         workflow.logger.info("job %s cancelled", job_id)
@@ -190,7 +219,9 @@ class TrainingWorkflow:
         await self._report(job_id, CANCELLED, "cancelled")
         await self._finish_tracking(job_id, CANCELLED)
 
-    async def _supervise(self, training: TrainingInput, handle: AttemptHandle) -> TrainingResult:
+    async def _supervise(
+        self, training: TrainingInput, handle: AttemptHandle
+    ) -> TrainingResult | _Retry:
         """Wait for the first of: the `done` signal, or the watch seeing the process end."""
         watch = workflow.start_activity_method(
             TrainingActivities.watch_trainer,
@@ -229,11 +260,10 @@ class TrainingWorkflow:
             return await self._finish(training.job_id, FAILED, reason)
         if result.outcome == LOST:
             timeout = f"{training.heartbeat_timeout_s:g}"
-            return await self._finish(
-                training.job_id,
-                FAILED,
-                f"no heartbeat for {timeout}s: attempt {handle.attempt} lost",
-            )
+            lost = f"no heartbeat for {timeout}s: attempt {handle.attempt} lost"
+            if self._may_retry(training):
+                return _Retry(lost)
+            return await self._finish(training.job_id, FAILED, self._final(training, lost))
         if result.outcome == EXITED and result.done_reported:
             try:
                 await workflow.wait_condition(
@@ -246,9 +276,26 @@ class TrainingWorkflow:
             if result.exit_code in _EXIT_CODE_TO_STATE:
                 state = _EXIT_CODE_TO_STATE[result.exit_code]
                 return await self._finish(training.job_id, state, None)
-        return await self._finish(
-            training.job_id, FAILED, _exit_reason(result.exit_code, result.log_tail)
-        )
+        reason = _exit_reason(result.exit_code, result.log_tail)
+        if (
+            not result.done_reported
+            and result.exit_code != _CONTRACT_ERROR_EXIT
+            and self._may_retry(training)
+        ):
+            return _Retry(reason)
+        return await self._finish(training.job_id, FAILED, self._final(training, reason))
+
+    def _may_retry(self, training: TrainingInput) -> bool:
+        # patched() last: histories from before retries replay their FAILED ending unchanged.
+        return self._attempt < training.max_attempts and workflow.patched(RETRY_PATCH)
+
+    def _final(self, training: TrainingInput, reason: str) -> str:
+        """The failure reason, saying so when the job used up its attempts."""
+        if self._attempt > 1 and self._attempt >= training.max_attempts:
+            return (
+                f"all {training.max_attempts} attempts ended without a result; the last: {reason}"
+            )
+        return reason
 
     async def _conclude_done(self, job_id: str, done: TrainerDone) -> TrainingResult:
         # The backend may have moved the job already when it stored `done`; then this

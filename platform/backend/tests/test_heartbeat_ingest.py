@@ -7,6 +7,9 @@ import asyncio
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from trainyard.core.runtime import Runtime
 
 from .support import DONE_SUCCEEDED, callback, events, heartbeat, start_attempt, submit
 
@@ -66,3 +69,26 @@ async def test_a_refused_heartbeat_among_concurrent_ones_changes_nothing_and_fai
     assert await events(api, unstarted["id"]) == unstarted_before
     live_seqs = [e["seq"] for e in await events(api, live["id"])]
     assert live_seqs == list(range(1, 2 + 1 + 10 + 1))
+
+
+async def test_the_ingest_gives_its_connection_back_once_the_heartbeats_stop(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    # On PostgreSQL the ingest keeps one connection while batches follow each other; it must
+    # not keep it (a leaked checkout per burst would drain the pool).
+    job = await submit(api, job_body)
+    token = await start_attempt(api, job["id"])
+    runtime: Runtime = app.state.runtime
+
+    for _ in range(3):  # bursts, with the queue running dry in between
+        responses = await asyncio.gather(
+            *(callback(api, job["id"], "heartbeat", token, heartbeat(1)) for _ in range(10))
+        )
+        assert {r.status_code for r in responses} == {202}
+        await asyncio.sleep(0)
+
+    for _ in range(100):
+        if runtime.db.engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    assert runtime.db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -37,10 +37,8 @@ async def test_written_rows_read_back_through_the_orm_unchanged(
 
     async with ingest_transaction(db.engine) as transaction:
         [locked] = await transaction.lock_jobs([job["id"]])
-        await transaction.update_jobs(
-            [JobUpdate(job["id"], "RUNNING", locked.last_seq + 1, progress, at)]
-        )
-        await transaction.insert_events(
+        await transaction.store(
+            [JobUpdate(job["id"], "RUNNING", locked.last_seq + 1, progress, at)],
             [
                 {
                     "job_id": job["id"],
@@ -51,7 +49,7 @@ async def test_written_rows_read_back_through_the_orm_unchanged(
                     "data": progress,
                     "created_at": at,
                 }
-            ]
+            ],
         )
 
     async with db.session() as session:
@@ -73,6 +71,54 @@ async def test_written_rows_read_back_through_the_orm_unchanged(
         ).scalar_one()
         assert (event.data, event.created_at, event.message) == (progress, at, "epoch 1/3")
     assert (locked.state, locked.attempt, locked.progress) == ("PENDING", 1, None)
+
+
+async def test_one_batch_writes_several_jobs_and_their_events_each_in_place(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    first, second = await submit(api, job_body), await submit(api, job_body)
+    db = _runtime(app).db
+    at = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+
+    def beat(job_id: str, seq: int, epoch: int) -> dict[str, Any]:
+        return {
+            "job_id": job_id,
+            "seq": seq,
+            "type": "heartbeat",
+            "source": "trainer",
+            "message": f"epoch {epoch}/3",
+            "data": {"epoch": epoch},
+            "created_at": at,
+        }
+
+    async with ingest_transaction(db.engine) as transaction:
+        locked = {job.id: job for job in await transaction.lock_jobs([first["id"], second["id"]])}
+        one, two = locked[first["id"]].last_seq, locked[second["id"]].last_seq
+        await transaction.store(
+            [
+                JobUpdate(first["id"], "RUNNING", one + 2, {"epoch": 2}, at),
+                JobUpdate(second["id"], "RUNNING", two + 1, {"epoch": 1}, at),
+            ],
+            [
+                beat(first["id"], one + 1, 1),
+                beat(second["id"], two + 1, 1),
+                beat(first["id"], one + 2, 2),
+            ],
+        )
+
+    async with db.session() as session:
+        jobs = {job.id: job for job in (await session.execute(select(Job))).scalars()}
+        events = (
+            await session.execute(select(JobEvent).where(JobEvent.created_at == at))
+        ).scalars()
+        assert {(e.job_id, e.seq, e.message) for e in events} == {
+            (first["id"], one + 1, "epoch 1/3"),
+            (second["id"], two + 1, "epoch 1/3"),
+            (first["id"], one + 2, "epoch 2/3"),
+        }
+    assert (jobs[first["id"]].last_seq, jobs[first["id"]].progress) == (one + 2, {"epoch": 2})
+    assert (jobs[second["id"]].last_seq, jobs[second["id"]].progress) == (two + 1, {"epoch": 1})
+    assert jobs[first["id"]].last_heartbeat_at == at
 
 
 async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
@@ -97,10 +143,10 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
     async def duplicate_seq_batch() -> None:
         async with ingest_transaction(db.engine) as transaction:
             [locked] = await transaction.lock_jobs([job["id"]])
-            await transaction.update_jobs(
-                [JobUpdate(job["id"], "STARTING", locked.last_seq + 1, {"epoch": 9}, at)]
+            await transaction.store(
+                [JobUpdate(job["id"], "STARTING", locked.last_seq + 1, {"epoch": 9}, at)],
+                [event(locked.last_seq)],  # seq already taken
             )
-            await transaction.insert_events([event(locked.last_seq)])  # seq already taken
 
     with pytest.raises(Exception, match=r"(?i)unique"):
         await duplicate_seq_batch()
@@ -109,7 +155,7 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
     assert (after["state"], after["progress"]) == (before["state"], before["progress"])
     async with ingest_transaction(db.engine) as transaction:
         [locked] = await transaction.lock_jobs([job["id"]])
-        await transaction.insert_events([event(locked.last_seq + 1)])
+        await transaction.store([], [event(locked.last_seq + 1)])
     timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()
     assert [e["type"] for e in timeline["items"]][-1] == "note"
 

@@ -211,3 +211,33 @@ async def test_liveness_reports_state_attempt_heartbeat_and_done(
     token_2 = await start_attempt(api, job["id"], 2)
     assert (await callback(api, job["id"], "done", token_2, done)).status_code == 202
     assert (await liveness())["done"] is True
+
+
+async def test_the_newest_checkpoint_a_trainer_announced_is_where_a_new_attempt_resumes(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    url = f"/internal/v1/jobs/{job['id']}/checkpoint"
+    assert (await api.get(url, headers=INTERNAL_HEADERS)).json() == {"checkpoint": None}
+    token = await start_attempt(api, job["id"])
+    for epoch in (1, 2):
+        body = {
+            "type": "checkpoint_saved",
+            "message": f"epoch {epoch}",
+            "data": {"path": f"/runs/attempt-1/last-{epoch}.pt", "epoch": epoch},
+        }
+        assert (await callback(api, job["id"], "event", token, body)).status_code == 202
+    # A worker event of the same type is not a file a trainer wrote.
+    worker = {"type": "checkpoint_saved", "data": {"path": "/elsewhere.pt", "epoch": 9}}
+    posted = await api.post(
+        f"/internal/v1/jobs/{job['id']}/events", json=worker, headers=INTERNAL_HEADERS
+    )
+    assert posted.status_code == 202
+
+    response = await api.get(url, headers=INTERNAL_HEADERS)
+
+    assert response.status_code == 200
+    checkpoint = response.json()["checkpoint"]
+    assert (checkpoint["path"], checkpoint["epoch"]) == ("/runs/attempt-1/last-2.pt", 2)
+    assert (
+        await api.get("/internal/v1/jobs/job_nope/checkpoint", headers=INTERNAL_HEADERS)
+    ).status_code == 404

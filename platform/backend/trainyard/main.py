@@ -25,6 +25,7 @@ from trainyard.jobs.router import router as jobs_router
 from trainyard.migrations import upgrade_to_head
 from trainyard.stream.factory import open_bus
 from trainyard.stream.websocket import router as stream_router
+from trainyard.web.static import CHECKOUT_WEB_DIR, mount_web_app
 from trainyard_workflows.storage import StorageSettings, object_store_from
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def create_app(
             )
         return JSONResponse({"status": "ready", "checks": checks})
 
+    # Last: its catch-all page route must not shadow any API route.
+    mount_web_app(app, settings.web_dir or CHECKOUT_WEB_DIR)
     return app
 
 

@@ -42,6 +42,9 @@ class ValidateDatasetInput:
 class LaunchTrainerInput:
     training: TrainingInput
     attempt: int
+    # Why the previous attempt ended without a result (attempts after the first): the launch
+    # puts it on the timeline with where the new attempt resumes from.
+    retry_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def trainer_env(
     output_dir: Path,
     keepalive_s: float,
     storage: StorageSettings | None = None,
+    resume_from: str | None = None,
 ) -> dict[str, str]:
     """Every variable of the contract, and nothing else."""
     env = {
@@ -47,6 +48,9 @@ def trainer_env(
         "TRAINYARD_HYPERPARAMETERS": json.dumps(training.hyperparameters),
         "TRAINYARD_KEEPALIVE_S": _seconds(keepalive_s),
     }
+    if resume_from is not None:
+        # A checkpoint an earlier attempt of this job saved: continue after its epoch.
+        env["TRAINYARD_RESUME_FROM"] = resume_from
     if storage is not None and storage.is_s3:
         env["TRAINYARD_OUTPUT_URI"] = output_uri(storage, training.job_id, attempt)
         env.update(storage.trainer_env())

@@ -27,7 +27,12 @@ from trainyard_workflows.activities.schemas import (
     WatchTrainerInput,
 )
 from trainyard_workflows.activities.trainer_env import trainer_env
-from trainyard_workflows.backend_client import BackendClient, BackendError, Liveness
+from trainyard_workflows.backend_client import (
+    BackendClient,
+    BackendError,
+    Liveness,
+    SavedCheckpoint,
+)
 from trainyard_workflows.launchers.base import (
     UNSTARTABLE_REASONS,
     AttemptHandle,
@@ -100,9 +105,28 @@ class TrainingActivities:
 
     @activity.defn
     async def launch_trainer(self, request: LaunchTrainerInput) -> AttemptHandle:
-        """Issue the attempt's callback token and start its trainer (or find it running)."""
+        """Issue the attempt's callback token and start its trainer (or find it running).
+
+        An attempt after the first resumes from the newest checkpoint an earlier attempt saved.
+        """
         training = request.training
         token = await self._backend.issue_attempt_token(training.job_id, request.attempt)
+        checkpoint = (
+            await self._backend.latest_checkpoint(training.job_id) if request.attempt > 1 else None
+        )
+        if request.retry_reason is not None:
+            await self._post_event_quietly(
+                training.job_id,
+                "attempt_retried",
+                _retry_message(request, checkpoint),
+                {
+                    "attempt": request.attempt,
+                    "max_attempts": training.max_attempts,
+                    "reason": request.retry_reason,
+                    "resume_from": checkpoint.path if checkpoint else None,
+                    "resume_epoch": checkpoint.epoch if checkpoint else None,
+                },
+            )
         output_dir = self._settings.attempt_dir(training.job_id, request.attempt)
         env = trainer_env(
             training,
@@ -113,6 +137,7 @@ class TrainingActivities:
             keepalive_s=self._settings.keepalive_s,
             # With S3 storage: TRAINYARD_OUTPUT_URI and the AWS_* credentials (secrets).
             storage=StorageSettings(data_dir=self._settings.data_dir),
+            resume_from=checkpoint.path if checkpoint else None,
         )
         handle = await self._launcher.launch(
             LaunchRequest(
@@ -136,6 +161,7 @@ class TrainingActivities:
                 "log_path": handle.log_path,
                 "output_dir": handle.output_dir,
                 "kubernetes_job": f"{handle.namespace}/{handle.name}" if handle.name else None,
+                "resume_from": checkpoint.path if checkpoint else None,
             },
         )
         return handle
@@ -319,6 +345,18 @@ class TrainingActivities:
             await self._backend.post_event(job_id, type_, message, dict(data))
         except BackendError as error:
             logger.warning("job %s: could not post %s event: %s", job_id, type_, error)
+
+
+def _retry_message(request: LaunchTrainerInput, checkpoint: SavedCheckpoint | None) -> str:
+    ended = f"attempt {request.attempt - 1} ended without a result ({request.retry_reason})"
+    if checkpoint is None:
+        resume = "no checkpoint was saved, so it starts from scratch"
+    elif checkpoint.epoch is not None:
+        resume = f"it resumes after epoch {checkpoint.epoch}"
+    else:
+        resume = "it resumes from the newest checkpoint"
+    used = f"attempt {request.attempt} of {request.training.max_attempts}"
+    return f"{ended}: starting {used}; {resume}"[:2000]
 
 
 def _where(handle: AttemptHandle) -> str:

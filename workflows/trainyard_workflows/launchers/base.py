@@ -25,6 +25,7 @@ TRAINER_ENV_VARS = frozenset(
         "TRAINYARD_HYPERPARAMETERS",
         "TRAINYARD_KEEPALIVE_S",
         "TRAINYARD_OUTPUT_URI",
+        "TRAINYARD_RESUME_FROM",
     }
 )
 # The standard boto3 variables, handed over only when storage is S3 (secrets: never logged).

@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -116,6 +117,17 @@ def _tail_lines(text: str, lines: int) -> list[str]:
     return split[-lines:]
 
 
+# How long one read of an attempt's Job and pods answers the launcher's questions (one poll).
+_OBSERVATION_S = 0.25
+
+
+@dataclass(frozen=True)
+class _Observation:
+    at: float
+    job: V1Job | None
+    pods: list[V1Pod]
+
+
 class KubernetesLauncher:
     """Runs trainers as Kubernetes Jobs; see the module docstring."""
 
@@ -126,6 +138,7 @@ class KubernetesLauncher:
         *,
         poll_s: float = 1.0,
         gone_margin_s: float = _GONE_MARGIN_S,
+        observation_s: float = _OBSERVATION_S,
     ) -> None:
         self._settings = settings
         # Created on first use: loading a kubeconfig is a coroutine, building the launcher is not.
@@ -134,6 +147,8 @@ class KubernetesLauncher:
         self._client_lock = asyncio.Lock()
         self._poll_s = poll_s
         self._gone_margin_s = gone_margin_s
+        self._observation_s = observation_s
+        self._observed: dict[tuple[str, str], _Observation] = {}
 
     async def aclose(self) -> None:
         """Close the API client (its connection pool)."""
@@ -170,22 +185,25 @@ class KubernetesLauncher:
         return self._handle(request, created, launched_at)
 
     async def status(self, handle: AttemptHandle) -> AttemptStatus:
-        job = await self._read_job(handle)
-        if job is None:
+        observed = await self._observe(handle)
+        if observed.job is None:
             return AttemptStatus(running=False)
-        finished = finished_condition(job)
+        finished = finished_condition(observed.job)
         if finished is None:
             return AttemptStatus(running=True)
         if finished == COMPLETE:
             return AttemptStatus(running=False, exit_code=0)
-        return AttemptStatus(running=False, exit_code=trainer_exit_code(await self._newest(handle)))
+        return AttemptStatus(running=False, exit_code=trainer_exit_code(newest_pod(observed.pods)))
 
     async def stop(self, handle: AttemptHandle, grace_s: float) -> AttemptStatus:
+        namespace, name = self._address(handle)
+        # Deciding to delete needs the Job as it is now, not as the last poll saw it.
+        self._observed.pop((namespace, name), None)
         status = await self.status(handle)
+        self._observed.pop((namespace, name), None)
         if not status.running:
             # Finished (kept for its logs until ttlSecondsAfterFinished) or already gone.
             return status
-        namespace, name = self._address(handle)
         _, batch = await self._apis()
         logger.info("deleting Job %s/%s (%.1fs grace)", namespace, name, grace_s)
         try:
@@ -231,10 +249,11 @@ class KubernetesLauncher:
         """Why the attempt is not running yet (empty once it runs, or when it is over): an
         unschedulable pod, a container that cannot start or is being created, a pod the Job
         could not create or has not created yet."""
-        job = await self._read_job(handle)
+        observed = await self._observe(handle)
+        job = observed.job
         if job is None or finished_condition(job) is not None:
             return []
-        live = [pod for pod in await self._pods(handle) if not is_terminal(pod)]
+        live = [pod for pod in observed.pods if not is_terminal(pod)]
         pod = newest_pod(live)
         if pod is not None:
             return pod_pending_reasons(pod)
@@ -249,7 +268,7 @@ class KubernetesLauncher:
         return [refusal]
 
     async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
-        pods = sorted(await self._pods(handle), key=creation_order)
+        pods = sorted((await self._observe(handle)).pods, key=creation_order)
         return [reason for pod in pods if (reason := pod_disruption(pod)) is not None]
 
     async def launched_objects(self) -> list[LaunchedObject]:
@@ -316,6 +335,25 @@ class KubernetesLauncher:
         return await core.patch_namespaced_secret(
             name, namespace, {"stringData": secret["stringData"]}
         )
+
+    async def _observe(self, handle: AttemptHandle) -> _Observation:
+        """The attempt's Job and pods as read within the last moment.
+
+        One watch poll asks for the status, the pending reasons and the disruptions; they
+        share one read of the Job and one list of its pods, so a poll costs two API calls
+        rather than five, which matters with many jobs watched against one API server.
+        """
+        key = self._address(handle)
+        observed = self._observed.get(key)
+        if observed is None or time.monotonic() - observed.at >= self._observation_s:
+            pods = await self._pods(handle)  # pods first: none can appear once the Job is gone
+            observed = _Observation(time.monotonic(), await self._read_job(handle), pods)
+            # Forget attempts nobody asked about for a minute (finished, stopped).
+            self._observed = {
+                k: v for k, v in self._observed.items() if time.monotonic() - v.at < 60
+            }
+            self._observed[key] = observed
+        return observed
 
     async def _read_job(self, handle: AttemptHandle) -> V1Job | None:
         namespace, name = self._address(handle)

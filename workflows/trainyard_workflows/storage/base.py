@@ -7,6 +7,7 @@ through `asyncio.to_thread`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -70,6 +71,11 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes:
         """The object's content; ObjectNotFound if there is none."""
+        ...
+
+    def read_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes in chunks (ObjectNotFound before the first one if it is absent),
+        so large files (weights) are served without holding them in memory."""
         ...
 
     def download_file(self, key: str, path: Path) -> None:

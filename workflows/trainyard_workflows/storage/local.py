@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -71,6 +72,14 @@ class LocalObjectStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(key) from exc
 
+    def read_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            source = path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+        return _chunks_of(source, chunk_size)
+
     def download_file(self, key: str, path: Path) -> None:
         source = self._path(key)
         if not source.is_file():
@@ -112,6 +121,12 @@ class LocalObjectStore:
         elif base.is_file():
             base.unlink(missing_ok=True)
         return count
+
+
+def _chunks_of(source: BinaryIO, chunk_size: int) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(chunk_size):
+            yield chunk
 
 
 class _AtomicFile:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -122,6 +122,21 @@ class S3ObjectStore:
             return self._client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
 
         return self._call(f"reading {key}", read, key)
+
+    def read_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        full = self._key(key)
+        # Opened here, so a missing key fails before the caller starts answering.
+        body = self._call(
+            f"reading {key}", lambda: self._client.get_object(Bucket=self.bucket, Key=full), key
+        )["Body"]
+        return self._chunks_of(key, body, chunk_size)
+
+    def _chunks_of(self, key: str, body: Any, chunk_size: int) -> Iterator[bytes]:
+        try:
+            while chunk := self._call(f"reading {key}", lambda: body.read(chunk_size), key):
+                yield chunk
+        finally:
+            body.close()
 
     def download_file(self, key: str, path: Path) -> None:
         full = self._key(key)

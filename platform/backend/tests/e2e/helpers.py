@@ -81,14 +81,26 @@ def pid_exists(pid: int) -> bool:
     return status.exists() and status.read_text().split()[2] != "Z"
 
 
-def trainer_pid(api: httpx.Client, job_id: str) -> int:
-    """The process id of the job's first trainer (from its `attempt_launched` event)."""
+def trainer_pid(api: httpx.Client, job_id: str, attempt: int = 1) -> int:
+    """The process id of the job's trainer of `attempt` (from its `attempt_launched` event)."""
     launched = [
         e
         for e in api.get(f"/v1/jobs/{job_id}/events").json()["items"]
-        if e["type"] == "attempt_launched"
+        if e["type"] == "attempt_launched" and e["data"]["attempt"] == attempt
     ]
     return int(launched[0]["data"]["pid"])
+
+
+def event_of(api: httpx.Client, job_id: str, type_: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The job's first event of `type_`, waiting for it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in api.get(f"/v1/jobs/{job_id}/events").json()["items"]:
+            if event["type"] == type_:
+                found: dict[str, Any] = event
+                return found
+        time.sleep(0.5)
+    raise AssertionError(f"no {type_} event of {job_id} within {timeout_s:g}s")
 
 
 def wait_until_gone(pid: int, timeout_s: float = 30) -> bool:
@@ -121,7 +133,8 @@ def cancel_and_check_trainer_gone(api: httpx.Client, job_id: str) -> dict[str, A
 
     Returns the final job.
     """
-    pid = trainer_pid(api, job_id)
+    current = api.get(f"/v1/jobs/{job_id}").json()["attempt"]
+    pid = trainer_pid(api, job_id, current)
     assert pid_exists(pid)
 
     response = api.post(f"/v1/jobs/{job_id}/cancel")

@@ -14,6 +14,7 @@ from trainyard.datasets.synthetic_shapes import GeneratedDataset
 from .helpers import (
     TERMINAL,
     cancel_and_check_trainer_gone,
+    event_of,
     read_stream,
     states_of,
     submit,
@@ -77,18 +78,23 @@ def test_cancel_mid_run_ends_cancelled_and_the_trainer_process_is_gone(
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
 
 
-def test_a_killed_trainer_fails_the_job_with_its_last_log_lines(
+def test_a_killed_trainer_is_followed_by_a_new_attempt_that_says_why(
     api: httpx.Client, shapes: GeneratedDataset
 ) -> None:
     job = submit(api, shapes.uri, epochs=200)
     wait_for(api, job["id"], lambda j: j["state"] == "RUNNING" or j["state"] in TERMINAL)
-    pid = trainer_pid(api, job["id"])
+    first = trainer_pid(api, job["id"])
 
-    os.kill(pid, signal.SIGKILL)
+    os.kill(first, signal.SIGKILL)
 
-    final = wait_for(api, job["id"], lambda j: j["state"] in TERMINAL, timeout_s=60)
-    assert final["state"] == "FAILED"
-    assert "exited with code" in final["reason"]
+    retried = event_of(api, job["id"], "attempt_retried")
+    assert retried["data"]["attempt"] == 2
+    assert "attempt 1 ended without a result (trainer exited with code -9" in retried["message"]
+    wait_for(api, job["id"], lambda j: j["attempt"] == 2 or j["state"] in TERMINAL)
+    assert trainer_pid(api, job["id"], attempt=2) != first
+    # Still the same job: it goes on (and stops when asked, its second trainer included).
+    final = cancel_and_check_trainer_gone(api, job["id"])
+    assert final["attempt"] == 2
 
 
 def test_a_dataset_that_fails_validation_fails_the_job_before_any_trainer_starts(

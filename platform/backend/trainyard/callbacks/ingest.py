@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from trainyard.callbacks.ingest_sql import JobUpdate, ingest_transaction
+from trainyard.callbacks.ingest_sql import ConnectionLease, JobUpdate
 from trainyard.callbacks.schemas import Heartbeat
 from trainyard.callbacks.service import StaleAttempt, merged_progress
 from trainyard.callbacks.tokens import TokenClaims
@@ -96,29 +96,36 @@ class HeartbeatIngest:
         return await asyncio.shield(pending.answer)
 
     async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                await self._store(batch)
-            except Exception as exc:
-                if len(batch) == 1:
-                    _answer(batch[0], exc)
-                    continue
-                logger.warning("storing %d heartbeats together failed; one by one", len(batch))
-                for pending in batch:
-                    try:
-                        await self._store([pending])
-                    except Exception as single:
-                        _answer(pending, single)
-            except BaseException as exc:  # cancelled (shutdown): nobody is left waiting forever
-                for pending in [*batch, *self._queue]:
-                    _answer(pending, exc)
-                self._queue = []
-                raise
+        lease = ConnectionLease(self._db.engine)
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._store_or_answer(batch, lease)
+        finally:
+            await lease.release()
 
-    async def _store(self, batch: list[_Pending]) -> None:
+    async def _store_or_answer(self, batch: list[_Pending], lease: ConnectionLease) -> None:
+        try:
+            await self._store(batch, lease)
+        except Exception as exc:
+            if len(batch) == 1:
+                _answer(batch[0], exc)
+                return
+            logger.warning("storing %d heartbeats together failed; one by one", len(batch))
+            for pending in batch:
+                try:
+                    await self._store([pending], lease)
+                except Exception as single:
+                    _answer(pending, single)
+        except BaseException as exc:  # cancelled (shutdown): nobody is left waiting forever
+            for pending in [*batch, *self._queue]:
+                _answer(pending, exc)
+            self._queue = []
+            raise
+
+    async def _store(self, batch: list[_Pending], lease: ConnectionLease) -> None:
         ids = sorted({pending.claims.job_id for pending in batch})
-        async with ingest_transaction(self._db.engine) as transaction:
+        async with lease.transaction() as transaction:
             decided = _Batch(
                 now=utcnow(),
                 rows={
@@ -133,8 +140,7 @@ class HeartbeatIngest:
                 if row.changed
             ]
             if updates:
-                await transaction.update_jobs(updates)
-                await transaction.insert_events(decided.events)
+                await transaction.store(updates, decided.events)
         # Committed: publish in seq order (the order they were added), then answer.
         payloads = [_payload(event) for event in decided.events]
         for payload in payloads:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trainyard.jobs.models import Job, JobEvent
 
@@ -50,8 +50,10 @@ class JobUpdate:
 
 class IngestTransaction(Protocol):
     async def lock_jobs(self, ids: Sequence[str]) -> list[LockedJob]: ...
-    async def update_jobs(self, updates: Sequence[JobUpdate]) -> None: ...
-    async def insert_events(self, events: Sequence[dict[str, Any]]) -> None: ...
+
+    async def store(self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]) -> None:
+        """Write the jobs' new rows and insert their events."""
+        ...
 
 
 Processor = Callable[[Any], Any]
@@ -72,6 +74,9 @@ class _Codec:
         self.update_binds = [bind(_JOBS, name) for name in UPDATED_COLUMNS] + [bind(_JOBS, "id")]
         self.event_binds = [bind(_EVENTS, name) for name in EVENT_COLUMNS]
         self.locked_results = [result(_JOBS, name) for name in LOCKED_COLUMNS]
+        self.postgres_store_sql = (
+            _postgres_store_sql(dialect) if dialect.name == "postgresql" else ""
+        )
 
     def update_row(self, update: JobUpdate) -> tuple[Any, ...]:
         values = (update.state, update.last_seq, update.progress, update.at, update.at, update.id)
@@ -131,18 +136,39 @@ class _SQLiteTransaction:
         )
         return [self._codec.locked(row) for row in rows]
 
-    async def update_jobs(self, updates: Sequence[JobUpdate]) -> None:
+    async def store(self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]) -> None:
         await self._driver.executemany(self._UPDATE, [self._codec.update_row(u) for u in updates])
-
-    async def insert_events(self, events: Sequence[dict[str, Any]]) -> None:
         await self._driver.executemany(self._INSERT, [self._codec.event_row(e) for e in events])
 
 
-class _PostgresTransaction:
-    """asyncpg: $n placeholders; executemany is one pipelined round trip."""
+def _postgres_store_sql(dialect: Dialect) -> str:
+    """Update the jobs and insert the events in ONE statement (one round trip): each column's
+    values arrive as one array, unnested into rows server-side."""
 
-    _UPDATE = _update_sql([f"${n}" for n in range(1, len(UPDATED_COLUMNS) + 2)])
-    _INSERT = _insert_sql([f"${n}" for n in range(1, len(EVENT_COLUMNS) + 1)])
+    def array(table: Table, name: str, n: int) -> str:
+        return f"${n}::{table.c[name].type.dialect_impl(dialect).compile(dialect=dialect)}[]"
+
+    update_columns = (*UPDATED_COLUMNS, "id")
+    update_arrays = ", ".join(
+        array(_JOBS, name, n) for n, name in enumerate(update_columns, start=1)
+    )
+    event_arrays = ", ".join(
+        array(_EVENTS, name, n)
+        for n, name in enumerate(EVENT_COLUMNS, start=len(update_columns) + 1)
+    )
+    assignments = ", ".join(f"{name} = new.{name}" for name in UPDATED_COLUMNS)
+    return (
+        f"WITH updated AS (UPDATE {_JOBS.name} SET {assignments} "
+        f"FROM unnest({update_arrays}) AS new({', '.join(update_columns)}) "
+        f"WHERE {_JOBS.name}.id = new.id) "
+        f"INSERT INTO {_EVENTS.name} ({', '.join(EVENT_COLUMNS)}) "
+        f"SELECT * FROM unnest({event_arrays})"
+    )
+
+
+class _PostgresTransaction:
+    """asyncpg: the lock, then one statement that updates and inserts."""
+
     _LOCK = f"{_SELECT_LOCKED} WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
 
     def __init__(self, driver: Any, codec: _Codec) -> None:
@@ -153,11 +179,19 @@ class _PostgresTransaction:
         rows = await self._driver.fetch(self._LOCK, list(ids))
         return [self._codec.locked(tuple(row)) for row in rows]
 
-    async def update_jobs(self, updates: Sequence[JobUpdate]) -> None:
-        await self._driver.executemany(self._UPDATE, [self._codec.update_row(u) for u in updates])
+    async def store(self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]) -> None:
+        update_rows = [self._codec.update_row(u) for u in updates]
+        event_rows = [self._codec.event_row(e) for e in events]
+        columns = [
+            *_columns_of(update_rows, len(UPDATED_COLUMNS) + 1),
+            *_columns_of(event_rows, len(EVENT_COLUMNS)),
+        ]
+        await self._driver.execute(self._codec.postgres_store_sql, *columns)
 
-    async def insert_events(self, events: Sequence[dict[str, Any]]) -> None:
-        await self._driver.executemany(self._INSERT, [self._codec.event_row(e) for e in events])
+
+def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows turned into one list per column (empty lists when there are no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 _BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}
@@ -168,27 +202,71 @@ _TRANSACTIONS: dict[str, type[_SQLiteTransaction] | type[_PostgresTransaction]] 
 _CODECS: dict[str, _Codec] = {}
 
 
+class ConnectionLease:
+    """The ingest's connection while batches keep coming.
+
+    On PostgreSQL one checkout serves every back-to-back batch: the pool's pre-ping and its
+    reset on return are two round trips a batch would otherwise pay (the pool has many
+    connections, so holding one costs nobody a wait). SQLite has one connection in all, so it
+    goes back after every batch and other writers get their turn between batches.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        dialect = engine.dialect
+        self._transaction_type = _TRANSACTIONS.get(dialect.name)
+        if self._transaction_type is None:
+            raise RuntimeError(f"no heartbeat ingest for the {dialect.name} dialect")
+        codec = _CODECS.get(dialect.name)
+        if codec is None:
+            codec = _CODECS[dialect.name] = _Codec(dialect)
+        self._codec = codec
+        self._begin = _BEGIN[dialect.name]
+        self._engine = engine
+        self._hold = dialect.name == "postgresql"
+        self._connection: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[IngestTransaction]:
+        """One transaction: committed on exit, rolled back on error."""
+        assert self._transaction_type is not None
+        connection, self._connection = self._connection, None
+        if connection is None:
+            connection = await self._engine.connect()
+        try:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection  # aiosqlite.Connection or asyncpg.Connection
+            await driver.execute(self._begin)
+            try:
+                yield self._transaction_type(driver, self._codec)
+                await driver.execute("COMMIT")
+            except BaseException:
+                # Back to the pool with no transaction open; dropped if even that fails.
+                try:
+                    await driver.execute("ROLLBACK")
+                except Exception:
+                    await connection.invalidate()
+                raise
+        except BaseException:
+            await connection.close()
+            raise
+        if self._hold:
+            self._connection = connection
+        else:
+            await connection.close()
+
+    async def release(self) -> None:
+        """Give a held connection back to the pool (when no batch is waiting)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+
 @asynccontextmanager
 async def ingest_transaction(engine: AsyncEngine) -> AsyncIterator[IngestTransaction]:
     """A pooled connection in one transaction: committed on exit, rolled back on error."""
-    dialect = engine.dialect
-    transaction_type = _TRANSACTIONS.get(dialect.name)
-    if transaction_type is None:
-        raise RuntimeError(f"no heartbeat ingest for the {dialect.name} dialect")
-    codec = _CODECS.get(dialect.name)
-    if codec is None:
-        codec = _CODECS[dialect.name] = _Codec(dialect)
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection  # aiosqlite.Connection or asyncpg.Connection
-        try:
-            await driver.execute(_BEGIN[dialect.name])
-            yield transaction_type(driver, codec)
-            await driver.execute("COMMIT")
-        except BaseException:
-            # Back to the pool with no transaction open; dropped if even that fails.
-            try:
-                await driver.execute("ROLLBACK")
-            except Exception:
-                await connection.invalidate()
-            raise
+    lease = ConnectionLease(engine)
+    try:
+        async with lease.transaction() as transaction:
+            yield transaction
+    finally:
+        await lease.release()

@@ -59,9 +59,15 @@ class BackendSettings(BaseSettings):
     max_gpus: int = Field(default=8, ge=0)
     max_batch: int = Field(default=1024, ge=1)
     heartbeat_timeout_s: float = Field(default=120.0, gt=0)
+    # Attempts per job: one that ends without a result (killed, crashed, silent) is followed by
+    # the next, resuming from the newest checkpoint, until this many were used.
+    max_attempts: int = Field(default=3, ge=1, le=100)
 
     # Events a slow WebSocket subscriber may lag behind before it is closed (it reconnects).
     stream_queue_size: int = Field(default=1000, ge=1)
+
+    # The built web app (platform/web/dist); empty: the checkout's build, if there is one.
+    web_dir: Path | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)

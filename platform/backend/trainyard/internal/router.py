@@ -16,6 +16,7 @@ from trainyard.deps import SessionDep, Settings
 from trainyard.internal import service
 from trainyard.internal.schemas import (
     AttemptGrant,
+    LatestCheckpoint,
     Liveness,
     TrackingUpdate,
     TransitionRequest,
@@ -104,3 +105,9 @@ async def record_tracking(
 @router.get("/{job_id}/liveness", response_model=Liveness)
 async def liveness(job_id: str, session: SessionDep) -> Liveness:
     return await service.liveness(session, job_id)
+
+
+@router.get("/{job_id}/checkpoint", response_model=LatestCheckpoint)
+async def latest_checkpoint(job_id: str, session: SessionDep) -> LatestCheckpoint:
+    """The newest checkpoint the job's trainers announced: where a new attempt resumes."""
+    return await service.latest_checkpoint(session, job_id)

@@ -49,3 +49,17 @@ class Liveness(BaseModel):
     last_heartbeat_at: datetime | None
     # True once the job is terminal (the trainer's `done` arrived, or it ended otherwise).
     done: bool
+
+
+class Checkpoint(BaseModel):
+    """The newest checkpoint a trainer of the job announced (`checkpoint_saved`)."""
+
+    path: str
+    epoch: int | None
+    attempt: int | None
+    seq: int
+
+
+class LatestCheckpoint(BaseModel):
+    # null: no trainer of the job saved one yet (a new attempt then starts from scratch).
+    checkpoint: Checkpoint | None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.callbacks import tokens
 from trainyard.core.errors import Conflict
 from trainyard.internal.schemas import (
     AttemptGrant,
+    Checkpoint,
+    LatestCheckpoint,
     Liveness,
     TrackingUpdate,
     TransitionRequest,
@@ -91,3 +94,36 @@ async def liveness(session: AsyncSession, job_id: str) -> Liveness:
         last_heartbeat_at=job.last_heartbeat_at,
         done=state.terminal,
     )
+
+
+async def latest_checkpoint(session: AsyncSession, job_id: str) -> LatestCheckpoint:
+    """Where a new attempt resumes: the newest `checkpoint_saved` event a trainer sent.
+
+    Only trainer-sent events count (a worker or API event of that type is not a file the
+    trainer wrote), and only those naming a path.
+    """
+    await job_by_id(session, job_id)
+    rows = await session.execute(
+        select(JobEvent)
+        .where(
+            JobEvent.job_id == job_id,
+            JobEvent.type == "checkpoint_saved",
+            JobEvent.source == "trainer",
+        )
+        .order_by(JobEvent.seq.desc())
+        .limit(20)
+    )
+    for event in rows.scalars():
+        data = event.data or {}
+        path = data.get("path")
+        if isinstance(path, str) and path:
+            epoch, attempt = data.get("epoch"), data.get("attempt")
+            return LatestCheckpoint(
+                checkpoint=Checkpoint(
+                    path=path,
+                    epoch=epoch if isinstance(epoch, int) else None,
+                    attempt=attempt if isinstance(attempt, int) else None,
+                    seq=event.seq,
+                )
+            )
+    return LatestCheckpoint(checkpoint=None)

@@ -35,6 +35,7 @@ def training_input(job: Job, settings: BackendSettings) -> TrainingInput:
         gpus=job.gpus,
         hyperparameters=dict(job.hyperparameters),
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        max_attempts=settings.max_attempts,
     )
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Temporal
+from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Store, Temporal
 from trainyard.jobs import service
+from trainyard.jobs.artifacts import LocalArtifact, open_artifact
 from trainyard.jobs.schemas import EventPage, EventRead, JobCreate, JobPage, JobRead
 from trainyard.jobs.states import JobState
 
@@ -83,3 +86,29 @@ async def list_events(
     """The job's timeline after `after_seq`, in seq order."""
     events, last_seq = await service.list_events(session, owner, job_id, after_seq, limit)
     return EventPage(items=[EventRead.model_validate(e) for e in events], last_seq=last_seq)
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+)
+async def download_artifact(
+    job_id: str,
+    name: str,
+    session: SessionDep,
+    settings: Settings,
+    storage: Storage,
+    store: Store,
+    owner: CurrentOwner,
+) -> Response:
+    """Download one of the job's artifacts (`weights`, `last`, `results`: `result.artifacts`)."""
+    job = await service.get_job(session, owner, job_id)
+    artifact = await run_in_threadpool(open_artifact, job, name, settings.data_dir, storage, store)
+    if isinstance(artifact, LocalArtifact):
+        return FileResponse(artifact.path, filename=artifact.filename)
+    return StreamingResponse(
+        artifact.chunks,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{artifact.filename}"'},
+    )

@@ -1,0 +1,1 @@
+"""The web app (platform/web, built by Vite) served by the backend at `/`."""

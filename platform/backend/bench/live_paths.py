@@ -50,16 +50,16 @@ notes:
   stream clients, PostgreSQL, Redis and the Temporal dev server, and whatever else is running
   (check the load average). Figures vary by tens of percent from run to run; tails most.
 - Ingest ratio: the no-op endpoint is ~0.11 ms of server CPU. A heartbeat is stored durably
-  before its 202 (verify the token, lock the job rows, update progress, insert the event with
-  the next seq, commit, publish); concurrent heartbeats share one transaction (group commit,
-  callbacks/ingest.py) of five driver-level statements (callbacks/ingest_sql.py: through
-  SQLAlchemy the same batch cost twice the CPU, ~15 hops to aiosqlite's thread instead of 6).
-  SQLite's pool no longer rolls back every returned connection (only one left inside a
-  transaction, core/db.py), one hop less per batch. A batch's fixed cost is ~0.5 ms of server
-  CPU, ~0.04 ms per heartbeat on top. PostgreSQL's
-  own processes share the two cores with the API (each batch is 8 round trips including the
-  pool's pre-ping), which is why it trails SQLite. The platform does not trade durability for
-  this ratio. SQLite serialises writers (one connection, see core/db.py).
+  before its 202 (verify the token, read the job rows, update progress, insert the event with
+  the next seq, publish); concurrent heartbeats share one database round (group commit,
+  callbacks/ingest.py) of driver-level statements (callbacks/ingest_sql.py: through
+  SQLAlchemy the same batch cost twice the CPU). SQLite: one transaction under its write lock
+  (begin, read, update, insert, commit; one connection, so writers are serialised). PostgreSQL:
+  two round trips per batch on a connection the ingest holds while batches keep coming (no
+  pre-ping, no reset): a plain read, then ONE statement that updates the jobs whose last_seq is
+  still the one read and inserts their events (optimistic; a job another writer changed is
+  decided again). PostgreSQL's own processes share the two cores with the API. The platform
+  does not trade durability for this ratio.
 - Relay tail: each event is sent to the 1000 sockets one after another from one event loop
   (one frame text per event, shared by every client): ~10 ms ingest, then ~25-30 ms until the
   last client has it (one send syscall per socket). The p99 over 30 events is set by the worst

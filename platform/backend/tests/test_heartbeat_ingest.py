@@ -11,7 +11,15 @@ from fastapi import FastAPI
 
 from trainyard.core.runtime import Runtime
 
-from .support import DONE_SUCCEEDED, callback, events, heartbeat, start_attempt, submit
+from .support import (
+    DONE_SUCCEEDED,
+    INTERNAL_HEADERS,
+    callback,
+    events,
+    heartbeat,
+    start_attempt,
+    submit,
+)
 
 
 async def test_concurrent_heartbeats_of_several_jobs_keep_per_job_gap_free_seqs(
@@ -92,3 +100,38 @@ async def test_the_ingest_gives_its_connection_back_once_the_heartbeats_stop(
             break
         await asyncio.sleep(0.01)
     assert runtime.db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_heartbeats_racing_other_writers_of_their_job_all_land_exactly_once(
+    api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    # The worker appends events to the same job while heartbeats stream in: on PostgreSQL the
+    # ingest's optimistic rounds lose some races and decide those heartbeats again.
+    job = await submit(api, job_body)
+    token = await start_attempt(api, job["id"])
+
+    async def worker_note(n: int) -> httpx.Response:
+        return await api.post(
+            f"/internal/v1/jobs/{job['id']}/events",
+            json={"type": "note", "message": f"note {n}"},
+            headers=INTERNAL_HEADERS,
+        )
+
+    responses = await asyncio.gather(
+        *(
+            call
+            for n in range(15)
+            for call in (
+                callback(api, job["id"], "heartbeat", token, heartbeat(1)),
+                worker_note(n),
+            )
+        )
+    )
+
+    assert {r.status_code for r in responses} == {202}
+    timeline = await events(api, job["id"])
+    assert [e["seq"] for e in timeline] == list(range(1, len(timeline) + 1))
+    kinds = [e["type"] for e in timeline]
+    assert (kinds.count("heartbeat"), kinds.count("note")) == (15, 15)
+    answered = sorted(r.json()["seq"] for r in responses if r.json()["type"] == "heartbeat")
+    assert answered == [e["seq"] for e in timeline if e["type"] == "heartbeat"]

@@ -4,6 +4,7 @@ leaves nothing behind and the connection usable."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from trainyard.callbacks.ingest_sql import JobUpdate, ingest_transaction
+from trainyard.callbacks.ingest_sql import JobUpdate, ingest_round
 from trainyard.core.db import create_engine
 from trainyard.core.runtime import Runtime
 from trainyard.jobs.models import Job, JobEvent
 
-from .support import start_attempt, submit
+from .support import INTERNAL_HEADERS, start_attempt, submit
+
+
+PROGRESS = {"epoch": 1, "epochs": 3, "metrics": {}}
 
 
 def _runtime(app: FastAPI) -> Runtime:
@@ -35,10 +39,10 @@ async def test_written_rows_read_back_through_the_orm_unchanged(
     at = datetime(2026, 11, 23, 20, 1, 2, 345678, tzinfo=UTC)
     progress = {"epoch": 1, "epochs": 3, "metrics": {"loss": 0.5, "ünïcode": 1e-9}}
 
-    async with ingest_transaction(db.engine) as transaction:
-        [locked] = await transaction.lock_jobs([job["id"]])
+    async with ingest_round(db.engine) as transaction:
+        [locked] = await transaction.read_jobs([job["id"]])
         await transaction.store(
-            [JobUpdate(job["id"], "RUNNING", locked.last_seq + 1, progress, at)],
+            [JobUpdate(job["id"], "RUNNING", locked.last_seq + 1, progress, at, locked.last_seq)],
             [
                 {
                     "job_id": job["id"],
@@ -91,13 +95,13 @@ async def test_one_batch_writes_several_jobs_and_their_events_each_in_place(
             "created_at": at,
         }
 
-    async with ingest_transaction(db.engine) as transaction:
-        locked = {job.id: job for job in await transaction.lock_jobs([first["id"], second["id"]])}
+    async with ingest_round(db.engine) as transaction:
+        locked = {job.id: job for job in await transaction.read_jobs([first["id"], second["id"]])}
         one, two = locked[first["id"]].last_seq, locked[second["id"]].last_seq
         await transaction.store(
             [
-                JobUpdate(first["id"], "RUNNING", one + 2, {"epoch": 2}, at),
-                JobUpdate(second["id"], "RUNNING", two + 1, {"epoch": 1}, at),
+                JobUpdate(first["id"], "RUNNING", one + 2, {"epoch": 2}, at, one),
+                JobUpdate(second["id"], "RUNNING", two + 1, {"epoch": 1}, at, two),
             ],
             [
                 beat(first["id"], one + 1, 1),
@@ -141,10 +145,19 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
         }
 
     async def duplicate_seq_batch() -> None:
-        async with ingest_transaction(db.engine) as transaction:
-            [locked] = await transaction.lock_jobs([job["id"]])
+        async with ingest_round(db.engine) as transaction:
+            [locked] = await transaction.read_jobs([job["id"]])
             await transaction.store(
-                [JobUpdate(job["id"], "STARTING", locked.last_seq + 1, {"epoch": 9}, at)],
+                [
+                    JobUpdate(
+                        job["id"],
+                        "STARTING",
+                        locked.last_seq + 1,
+                        {"epoch": 9},
+                        at,
+                        locked.last_seq,
+                    )
+                ],
                 [event(locked.last_seq)],  # seq already taken
             )
 
@@ -153,11 +166,64 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
 
     after = (await api.get(f"/v1/jobs/{job['id']}")).json()
     assert (after["state"], after["progress"]) == (before["state"], before["progress"])
-    async with ingest_transaction(db.engine) as transaction:
-        [locked] = await transaction.lock_jobs([job["id"]])
-        await transaction.store([], [event(locked.last_seq + 1)])
+    async with ingest_round(db.engine) as transaction:
+        [locked] = await transaction.read_jobs([job["id"]])
+        update = JobUpdate(
+            job["id"], before["state"], locked.last_seq + 1, locked.progress, at, locked.last_seq
+        )
+        assert await transaction.store([update], [event(locked.last_seq + 1)]) == {job["id"]}
     timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()
     assert [e["type"] for e in timeline["items"]][-1] == "note"
+
+
+async def test_a_job_another_writer_changed_during_a_round_is_never_overwritten(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    job = await submit(api, job_body)
+    db = _runtime(app).db
+    at = datetime.now(UTC)
+    postgres = db.engine.dialect.name == "postgresql"
+
+    async with ingest_round(db.engine) as round_:
+        [read] = await round_.read_jobs([job["id"]])
+        # The worker records an event meanwhile: it takes the job's next seq.
+        other = asyncio.create_task(
+            api.post(
+                f"/internal/v1/jobs/{job['id']}/events",
+                json={"type": "note", "message": "worker"},
+                headers=INTERNAL_HEADERS,
+            )
+        )
+        if postgres:
+            assert (await other).status_code == 202  # no lock held: it goes first
+        stored = await round_.store(
+            [JobUpdate(job["id"], "RUNNING", read.last_seq + 1, PROGRESS, at, read.last_seq)],
+            [
+                {
+                    "job_id": job["id"],
+                    "seq": read.last_seq + 1,
+                    "type": "heartbeat",
+                    "source": "trainer",
+                    "message": "epoch 1/3",
+                    "data": {"epoch": 1},
+                    "created_at": at,
+                }
+            ],
+        )
+    if postgres:
+        # The guard saw the row change: nothing of the round was written, the caller retries.
+        assert stored == set()
+    else:
+        # SQLite: the round held the write lock, so the other writer waited for it.
+        assert stored == {job["id"]}
+        assert (await other).status_code == 202
+
+    timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()["items"]
+    assert [e["seq"] for e in timeline] == list(range(1, len(timeline) + 1))
+    assert [e["type"] for e in timeline].count("note") == 1
+    after = (await api.get(f"/v1/jobs/{job['id']}")).json()
+    assert after["last_seq"] == len(timeline)
+    assert after["state"] == ("PENDING" if postgres else "RUNNING")
 
 
 async def test_a_sqlite_connection_returned_inside_a_transaction_is_rolled_back(

@@ -5,9 +5,10 @@ several database round trips plus the ORM around them. Here heartbeats queue up 
 previous batch commits (no timer: an idle server stores a lone heartbeat at once) and the next
 batch is stored with a fixed number of driver-level statements whatever its size (ingest_sql):
 
-    lock every job of the batch (ORDER BY id, so two batches never deadlock)
+    read every job of the batch (SQLite: under its write lock)
     decide each heartbeat in arrival order (stale attempt 403, terminal 409, unknown 404)
-    update each job once, insert every event (one executemany each), commit
+    update each job once and insert every event (PostgreSQL: one statement, and only for
+    jobs still as read; the heartbeats of a job another writer changed are decided again)
 
 then the events are published in seq order and only then is each request answered. The rules
 are those of jobs.events (next seq under the job's row lock, forward-only state, progress
@@ -29,6 +30,7 @@ from trainyard.callbacks.schemas import Heartbeat
 from trainyard.callbacks.service import StaleAttempt, merged_progress
 from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import Database, utcnow
+from trainyard.core.errors import TrainyardError
 from trainyard.jobs.errors import JobNotFound, JobTerminal
 from trainyard.jobs.events import state_event_data
 from trainyard.jobs.schemas import EventRead
@@ -51,6 +53,7 @@ class _JobRow:
     last_seq: int
     progress: dict[str, Any] | None
     changed: bool = False
+    read_seq: int = 0
 
 
 @dataclass
@@ -124,26 +127,49 @@ class HeartbeatIngest:
             raise
 
     async def _store(self, batch: list[_Pending], lease: ConnectionLease) -> None:
+        remaining = batch
+        for _ in range(_MAX_ROUNDS):
+            remaining = await self._store_round(remaining, lease)
+            if not remaining:
+                return
+        raise IngestBusy(
+            f"{len(remaining)} heartbeat(s) lost the race for their job {_MAX_ROUNDS} times"
+        )
+
+    async def _store_round(self, batch: list[_Pending], lease: ConnectionLease) -> list[_Pending]:
+        """Decide and store `batch`; the heartbeats of jobs another writer changed meanwhile
+        (decided on a stale row, so nothing of theirs was written) are returned to go again."""
         ids = sorted({pending.claims.job_id for pending in batch})
-        async with lease.transaction() as transaction:
+        async with lease.round() as round_:
             decided = _Batch(
                 now=utcnow(),
                 rows={
-                    job.id: _JobRow(JobState(job.state), job.attempt, job.last_seq, job.progress)
-                    for job in await transaction.lock_jobs(ids)
+                    job.id: _JobRow(
+                        JobState(job.state),
+                        job.attempt,
+                        job.last_seq,
+                        job.progress,
+                        read_seq=job.last_seq,
+                    )
+                    for job in await round_.read_jobs(ids)
                 },
             )
             indexes = [_decide(decided, pending) for pending in batch]
             updates = [
-                JobUpdate(job_id, row.state.value, row.last_seq, row.progress, decided.now)
+                JobUpdate(
+                    job_id, row.state.value, row.last_seq, row.progress, decided.now, row.read_seq
+                )
                 for job_id, row in decided.rows.items()
                 if row.changed
             ]
-            if updates:
-                await transaction.store(updates, decided.events)
-        # Committed: publish in seq order (the order they were added), then answer.
-        payloads = [_payload(event) for event in decided.events]
-        for payload in payloads:
+            stored = await round_.store(updates, decided.events) if updates else set()
+        # Stored: publish in seq order (the order they were added), then answer.
+        payloads = {
+            index: _payload(event)
+            for index, event in enumerate(decided.events)
+            if event["job_id"] in stored
+        }
+        for payload in payloads.values():
             try:
                 await self._db.bus.publish(payload["job_id"], payload)
             except Exception:
@@ -151,8 +177,23 @@ class HeartbeatIngest:
                 logger.exception(
                     "publishing event %s of job %s failed", payload["seq"], payload["job_id"]
                 )
+        again: list[_Pending] = []
         for pending, index in zip(batch, indexes, strict=True):
-            _answer(pending, payloads[index] if isinstance(index, int) else index)
+            if not isinstance(index, int):
+                _answer(pending, index)
+            elif index in payloads:
+                _answer(pending, payloads[index])
+            else:
+                again.append(pending)
+        return again
+
+
+class IngestBusy(TrainyardError):
+    """Other writers kept changing the job while its heartbeat was being stored."""
+
+    status_code = 503
+    code = "busy"
+    headers = {"Retry-After": "1"}  # noqa: RUF012  (never mutated)
 
 
 def _decide(batch: _Batch, pending: _Pending) -> int | Exception:
@@ -199,6 +240,10 @@ def _answer(pending: _Pending, outcome: dict[str, Any] | BaseException) -> None:
     else:
         pending.answer.set_result(outcome)
 
+
+# Rounds one batch may take when other writers keep changing its jobs (PostgreSQL's
+# optimistic rounds; on SQLite the first round always stores everything).
+_MAX_ROUNDS = 5
 
 _INGESTS: WeakKeyDictionary[Database, HeartbeatIngest] = WeakKeyDictionary()
 

@@ -1,12 +1,18 @@
-"""The heartbeat ingest's transaction, spoken to the database driver directly.
+"""The heartbeat ingest's database rounds, spoken to the database driver directly.
 
-One batch of heartbeats is five statements (begin, lock the jobs, update them, insert the
-events, commit). Through SQLAlchemy each costs an execution context and, on SQLite, three or
-four hops to aiosqlite's thread; that fixed cost was most of a heartbeat's server CPU. Here
-each statement is one driver call. Values are encoded and decoded by the columns' own
-SQLAlchemy types (bind/result processors of the dialect), so what is stored is exactly what
-the ORM writes and reads elsewhere. The SQL differs per dialect only in placeholders, the id
-list and row locking (SQLite has none: BEGIN IMMEDIATE takes its write lock up front).
+One round reads the batch's jobs, then writes their new rows and inserts their events. Through
+SQLAlchemy each statement costs an execution context and, on SQLite, three or four hops to
+aiosqlite's thread; that fixed cost was most of a heartbeat's server CPU. Here each statement
+is one driver call. Values are encoded and decoded by the columns' own SQLAlchemy types
+(bind/result processors of the dialect), so what is stored is exactly what the ORM writes and
+reads elsewhere.
+
+The dialects differ in how a round keeps other writers out (decision 007):
+- SQLite: one transaction, BEGIN IMMEDIATE taking the write lock before the read (four calls).
+- PostgreSQL: no explicit transaction. The read is a plain SELECT; the write is ONE statement
+  that updates each job only if its `last_seq` is still the one read (optimistic concurrency)
+  and inserts the events of exactly the jobs it updated (two round trips instead of five).
+  Jobs another writer changed in between are reported back; the ingest decides them again.
 """
 
 from __future__ import annotations
@@ -46,13 +52,18 @@ class JobUpdate:
     last_seq: int
     progress: dict[str, Any] | None
     at: datetime
+    # The last_seq this round read: the update applies only if the row still has it.
+    read_seq: int
 
 
-class IngestTransaction(Protocol):
-    async def lock_jobs(self, ids: Sequence[str]) -> list[LockedJob]: ...
+class IngestRound(Protocol):
+    async def read_jobs(self, ids: Sequence[str]) -> list[LockedJob]: ...
 
-    async def store(self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]) -> None:
-        """Write the jobs' new rows and insert their events."""
+    async def store(
+        self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]
+    ) -> set[str]:
+        """Write the jobs' new rows and insert their events; the ids of the jobs stored (the
+        others changed since `read_jobs`: none of their rows or events were written)."""
         ...
 
 
@@ -119,8 +130,9 @@ def _insert_sql(placeholders: list[str]) -> str:
 _SELECT_LOCKED = f"SELECT {', '.join(LOCKED_COLUMNS)} FROM {_JOBS.name}"
 
 
-class _SQLiteTransaction:
-    """aiosqlite: qmark placeholders; every call is one hop to the connection's thread."""
+class _SQLiteRound:
+    """aiosqlite: qmark placeholders; every call is one hop to the connection's thread. The
+    round's transaction holds SQLite's write lock from before the read: nothing can change."""
 
     _UPDATE = _update_sql(["?"] * (len(UPDATED_COLUMNS) + 1))
     _INSERT = _insert_sql(["?"] * len(EVENT_COLUMNS))
@@ -129,64 +141,78 @@ class _SQLiteTransaction:
         self._driver = driver
         self._codec = codec
 
-    async def lock_jobs(self, ids: Sequence[str]) -> list[LockedJob]:
+    async def read_jobs(self, ids: Sequence[str]) -> list[LockedJob]:
         marks = ", ".join("?" * len(ids))
         rows = await self._driver.execute_fetchall(
             f"{_SELECT_LOCKED} WHERE id IN ({marks}) ORDER BY id", list(ids)
         )
         return [self._codec.locked(row) for row in rows]
 
-    async def store(self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]) -> None:
+    async def store(
+        self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]
+    ) -> set[str]:
         await self._driver.executemany(self._UPDATE, [self._codec.update_row(u) for u in updates])
         await self._driver.executemany(self._INSERT, [self._codec.event_row(e) for e in events])
+        return {update.id for update in updates}
 
 
 def _postgres_store_sql(dialect: Dialect) -> str:
-    """Update the jobs and insert the events in ONE statement (one round trip): each column's
-    values arrive as one array, unnested into rows server-side."""
+    """Update the jobs whose last_seq is still the one read and insert the events of exactly
+    those jobs, in ONE statement; it answers the ids of the jobs it updated. Each column's
+    values arrive as one array, unnested into rows server-side.
+
+    Under READ COMMITTED an UPDATE that meets a row another transaction changed re-checks its
+    WHERE on the new version, so a concurrent writer makes the guard fail, never slip past.
+    """
 
     def array(table: Table, name: str, n: int) -> str:
         return f"${n}::{table.c[name].type.dialect_impl(dialect).compile(dialect=dialect)}[]"
 
     update_columns = (*UPDATED_COLUMNS, "id")
-    update_arrays = ", ".join(
-        array(_JOBS, name, n) for n, name in enumerate(update_columns, start=1)
-    )
+    update_arrays = [array(_JOBS, name, n) for n, name in enumerate(update_columns, start=1)]
+    update_arrays.append(f"${len(update_columns) + 1}::integer[]")  # the last_seq read
     event_arrays = ", ".join(
         array(_EVENTS, name, n)
-        for n, name in enumerate(EVENT_COLUMNS, start=len(update_columns) + 1)
+        for n, name in enumerate(EVENT_COLUMNS, start=len(update_columns) + 2)
     )
     assignments = ", ".join(f"{name} = new.{name}" for name in UPDATED_COLUMNS)
     return (
         f"WITH updated AS (UPDATE {_JOBS.name} SET {assignments} "
-        f"FROM unnest({update_arrays}) AS new({', '.join(update_columns)}) "
-        f"WHERE {_JOBS.name}.id = new.id) "
-        f"INSERT INTO {_EVENTS.name} ({', '.join(EVENT_COLUMNS)}) "
-        f"SELECT * FROM unnest({event_arrays})"
+        f"FROM unnest({', '.join(update_arrays)}) "
+        f"AS new({', '.join(update_columns)}, read_seq) "
+        f"WHERE {_JOBS.name}.id = new.id AND {_JOBS.name}.last_seq = new.read_seq "
+        f"RETURNING {_JOBS.name}.id), "
+        f"inserted AS (INSERT INTO {_EVENTS.name} ({', '.join(EVENT_COLUMNS)}) "
+        f"SELECT * FROM unnest({event_arrays}) AS event({', '.join(EVENT_COLUMNS)}) "
+        f"WHERE event.job_id IN (SELECT id FROM updated)) "
+        f"SELECT id FROM updated"
     )
 
 
-class _PostgresTransaction:
-    """asyncpg: the lock, then one statement that updates and inserts."""
+class _PostgresRound:
+    """asyncpg outside a transaction: a read, then one guarded statement (see the module)."""
 
-    _LOCK = f"{_SELECT_LOCKED} WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
+    _READ = f"{_SELECT_LOCKED} WHERE id = ANY($1::varchar[])"
 
     def __init__(self, driver: Any, codec: _Codec) -> None:
         self._driver = driver
         self._codec = codec
 
-    async def lock_jobs(self, ids: Sequence[str]) -> list[LockedJob]:
-        rows = await self._driver.fetch(self._LOCK, list(ids))
+    async def read_jobs(self, ids: Sequence[str]) -> list[LockedJob]:
+        rows = await self._driver.fetch(self._READ, list(ids))
         return [self._codec.locked(tuple(row)) for row in rows]
 
-    async def store(self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]) -> None:
-        update_rows = [self._codec.update_row(u) for u in updates]
+    async def store(
+        self, updates: Sequence[JobUpdate], events: Sequence[dict[str, Any]]
+    ) -> set[str]:
+        update_rows = [(*self._codec.update_row(u), u.read_seq) for u in updates]
         event_rows = [self._codec.event_row(e) for e in events]
         columns = [
-            *_columns_of(update_rows, len(UPDATED_COLUMNS) + 1),
+            *_columns_of(update_rows, len(UPDATED_COLUMNS) + 2),
             *_columns_of(event_rows, len(EVENT_COLUMNS)),
         ]
-        await self._driver.execute(self._codec.postgres_store_sql, *columns)
+        rows = await self._driver.fetch(self._codec.postgres_store_sql, *columns)
+        return {row[0] for row in rows}
 
 
 def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -194,10 +220,11 @@ def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-_BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}
-_TRANSACTIONS: dict[str, type[_SQLiteTransaction] | type[_PostgresTransaction]] = {
-    "sqlite": _SQLiteTransaction,
-    "postgresql": _PostgresTransaction,
+# How a round begins and ends: SQLite in one transaction, PostgreSQL in autocommit statements.
+_BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": None}
+_ROUNDS: dict[str, type[_SQLiteRound] | type[_PostgresRound]] = {
+    "sqlite": _SQLiteRound,
+    "postgresql": _PostgresRound,
 }
 _CODECS: dict[str, _Codec] = {}
 
@@ -213,9 +240,10 @@ class ConnectionLease:
 
     def __init__(self, engine: AsyncEngine) -> None:
         dialect = engine.dialect
-        self._transaction_type = _TRANSACTIONS.get(dialect.name)
-        if self._transaction_type is None:
+        round_type = _ROUNDS.get(dialect.name)
+        if round_type is None:
             raise RuntimeError(f"no heartbeat ingest for the {dialect.name} dialect")
+        self._round_type = round_type
         codec = _CODECS.get(dialect.name)
         if codec is None:
             codec = _CODECS[dialect.name] = _Codec(dialect)
@@ -226,26 +254,28 @@ class ConnectionLease:
         self._connection: AsyncConnection | None = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[IngestTransaction]:
-        """One transaction: committed on exit, rolled back on error."""
-        assert self._transaction_type is not None
+    async def round(self) -> AsyncIterator[IngestRound]:
+        """One round; on SQLite a transaction, committed on exit and rolled back on error."""
         connection, self._connection = self._connection, None
         if connection is None:
             connection = await self._engine.connect()
         try:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection  # aiosqlite.Connection or asyncpg.Connection
-            await driver.execute(self._begin)
-            try:
-                yield self._transaction_type(driver, self._codec)
-                await driver.execute("COMMIT")
-            except BaseException:
-                # Back to the pool with no transaction open; dropped if even that fails.
+            if self._begin is None:
+                yield self._round_type(driver, self._codec)
+            else:
+                await driver.execute(self._begin)
                 try:
-                    await driver.execute("ROLLBACK")
-                except Exception:
-                    await connection.invalidate()
-                raise
+                    yield self._round_type(driver, self._codec)
+                    await driver.execute("COMMIT")
+                except BaseException:
+                    # Back to the pool with no transaction open; dropped if even that fails.
+                    try:
+                        await driver.execute("ROLLBACK")
+                    except Exception:
+                        await connection.invalidate()
+                    raise
         except BaseException:
             await connection.close()
             raise
@@ -262,11 +292,11 @@ class ConnectionLease:
 
 
 @asynccontextmanager
-async def ingest_transaction(engine: AsyncEngine) -> AsyncIterator[IngestTransaction]:
-    """A pooled connection in one transaction: committed on exit, rolled back on error."""
+async def ingest_round(engine: AsyncEngine) -> AsyncIterator[IngestRound]:
+    """One round on a pooled connection of `engine` (given back afterwards)."""
     lease = ConnectionLease(engine)
     try:
-        async with lease.transaction() as transaction:
-            yield transaction
+        async with lease.round() as round_:
+            yield round_
     finally:
         await lease.release()

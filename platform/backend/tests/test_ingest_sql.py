@@ -21,7 +21,6 @@ from trainyard.jobs.models import Job, JobEvent
 
 from .support import INTERNAL_HEADERS, start_attempt, submit
 
-
 PROGRESS = {"epoch": 1, "epochs": 3, "metrics": {}}
 
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from trainyard.callbacks.router import router as callbacks_router
+from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
 from trainyard.core.errors import install_error_handlers
 from trainyard.core.runtime import Runtime, runtime_of
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(jobs_router)
     app.include_router(callbacks_router)
     app.include_router(datasets_router)
+    app.include_router(chat_router)
     app.include_router(stream_router)
     app.include_router(internal_router)
 

@@ -66,6 +66,14 @@ class BackendSettings(BaseSettings):
     # Events a slow WebSocket subscriber may lag behind before it is closed (it reconnects).
     stream_queue_size: int = Field(default=1000, ge=1)
 
+    # The chat planner's language model: any OpenAI-compatible server (vLLM, Ollama, OpenAI).
+    # Unset: the built-in grammar parser plans alone (it is also the fallback when the model
+    # is down).
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+
     # The built web app (platform/web/dist); empty: the checkout's build, if there is one.
     web_dir: Path | None = None
 

@@ -22,6 +22,17 @@ MODEL_PATTERN = re.compile(
 EXAMPLE_MODELS = ("yolo11n.yaml", "yolo11n.pt", "yolov8s.pt", "yolov10n.yaml", "rtdetr-l.pt")
 
 
+def recognise_model(word: str) -> str | None:
+    """The model a word names: itself (`yolo11n.pt`), or for a bare name its architecture
+    (`yolo11n` -> `yolo11n.yaml`, trained from random init: nothing to download)."""
+    word = word.lower()
+    if MODEL_PATTERN.fullmatch(word):
+        return word
+    if MODEL_PATTERN.fullmatch(f"{word}.yaml"):
+        return f"{word}.yaml"
+    return None
+
+
 def check_model(name: str) -> str:
     """Return `name` if it names an ultralytics detection model, else raise ValueError."""
     if not MODEL_PATTERN.fullmatch(name):

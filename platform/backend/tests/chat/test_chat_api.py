@@ -1,0 +1,230 @@
+"""POST /v1/chat and friends on both tiers: words in, a plan card out, a job only on Start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from trainyard.core.settings import BackendSettings
+from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
+from trainyard.main import create_app
+
+from ..support import callback, start_attempt
+
+ASK = "train yolo11n on my shapes dataset for 5 epochs at 64 with batch 4"
+
+
+@pytest.fixture
+async def shapes(api: httpx.AsyncClient, tmp_path: Path) -> dict[str, Any]:
+    """A valid registered dataset `shapes` (validated at registration)."""
+    generated = make_shapes(tmp_path / "shapes", ShapesSpec(train_images=6, val_images=2))
+    created = await api.post("/v1/datasets", json={"name": "shapes", "uri": generated.uri})
+    assert created.status_code == 201, created.text
+    dataset: dict[str, Any] = created.json()
+    return dataset
+
+
+async def say(api: httpx.AsyncClient, message: str, conversation: str | None = None) -> Any:
+    body: dict[str, Any] = {"message": message}
+    if conversation is not None:
+        body["conversation_id"] = conversation
+    response = await api.post("/v1/chat", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def job_count(api: httpx.AsyncClient) -> int:
+    total: int = (await api.get("/v1/jobs")).json()["total"]
+    return total
+
+
+async def test_a_request_in_words_becomes_a_ready_plan_card_and_no_job(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    reply = await say(api, ASK)
+
+    plan = reply["plan"]
+    assert reply["planner"] == "grammar"
+    assert plan["ready"] is True
+    assert plan["request"] | {"hyperparameters": {}} == {
+        "framework": "ultralytics",
+        "model": "yolo11n.yaml",
+        "dataset": "shapes",
+        "task": "detect",
+        "epochs": 5,
+        "imgsz": 64,
+        "batch": 4,
+        "gpus": 0,
+        "hyperparameters": {},
+    }
+    assert plan["dataset"]["status"] == "valid"
+    assert plan["dataset"]["classes"] == len(shapes["report"]["class_histogram"])
+    assert plan["dataset"]["images"] == 8
+    assumed = {a["field"]: a["value"] for a in plan["assumed"]}
+    assert assumed == {"model": "yolo11n.yaml", "gpus": 0}
+    assert "rough guess" in plan["estimate"]["basis"]
+    assert "Here is the plan: train yolo11n.yaml" in reply["text"]
+    assert await job_count(api) == 0
+
+
+async def test_a_follow_up_refines_the_plan_in_the_same_conversation(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    first = await say(api, ASK)
+
+    second = await say(api, "make it 20 epochs", first["conversation_id"])
+
+    assert second["conversation_id"] == first["conversation_id"]
+    assert second["plan"]["request"]["epochs"] == 20
+    assert second["plan"]["request"]["imgsz"] == 64
+    stored = (await api.get(f"/v1/chat/{first['conversation_id']}")).json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"] * 2
+    assert stored["messages"][3]["plan"]["request"]["epochs"] == 20
+    assert stored["title"] == ASK
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "words"),
+    [
+        ("train yolo11n on shapes on 10,000 GPUs", "gpus", "at most 8 GPUs"),
+        ("train resnet9000 on shapes", "model", "resnet9000"),
+        ("train yolo11n on nosuchset for 3 epochs", "dataset", "no dataset named 'nosuchset'"),
+        ("train yolo11n on shapes at 500", "imgsz", "multiple of 32: 480 or 512"),
+        ("hello there", "model", "Which model"),
+    ],
+)
+async def test_what_trainyard_cannot_do_is_a_clear_answer_and_no_job(
+    api: httpx.AsyncClient, shapes: dict[str, Any], message: str, field: str, words: str
+) -> None:
+    reply = await say(api, message)
+
+    plan = reply["plan"]
+    assert plan["ready"] is False
+    asked = [q for q in plan["questions"] if q["field"] == field]
+    assert asked, plan["questions"]
+    assert words in asked[0]["question"]
+    assert words in reply["text"]
+    started = await api.post(
+        f"/v1/chat/{reply['conversation_id']}/start", json={"request": plan["request"]}
+    )
+    assert started.status_code == 422
+    assert started.json()["code"] == "plan_not_ready"
+    assert await job_count(api) == 0
+
+
+async def test_another_owners_dataset_is_as_unknown_as_a_missing_one(
+    api: httpx.AsyncClient, settings: BackendSettings, shapes: dict[str, Any]
+) -> None:
+    other = create_app(settings.model_copy(update={"owner": "someone-else"}))
+    async with (
+        other.router.lifespan_context(other),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://t") as client,
+    ):
+        reply = await say(client, ASK)
+
+    [question] = [q for q in reply["plan"]["questions"] if q["field"] == "dataset"]
+    assert "no dataset named 'shapes'" in question["question"]
+    assert reply["plan"]["dataset"] is None
+
+
+async def test_start_submits_the_confirmed_card_and_records_the_job_on_the_conversation(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    reply = await say(api, ASK)
+    edited = reply["plan"]["request"] | {"epochs": 2}
+
+    started = await api.post(
+        f"/v1/chat/{reply['conversation_id']}/start",
+        json={"request": edited, "message_id": reply["message_id"]},
+    )
+
+    assert started.status_code == 201, started.text
+    job = started.json()
+    assert (job["model"], job["dataset"], job["epochs"], job["state"]) == (
+        "yolo11n.yaml",
+        "shapes",
+        2,
+        "PENDING",
+    )
+    stored = (await api.get(f"/v1/chat/{reply['conversation_id']}")).json()
+    assert stored["messages"][1]["job_id"] == job["id"]
+    assert stored["messages"][1]["plan"]["request"]["epochs"] == 2
+    listed = (await api.get("/v1/chat")).json()["items"]
+    assert listed[0]["job_ids"] == [job["id"]]
+
+
+async def test_an_edited_card_is_checked_again(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    reply = await say(api, ASK)
+
+    too_many = await api.post(
+        "/v1/chat/plan", json={"request": reply["plan"]["request"] | {"gpus": 64}}
+    )
+    fine = await api.post(
+        "/v1/chat/plan", json={"request": reply["plan"]["request"] | {"epochs": 50}}
+    )
+
+    assert too_many.json()["ready"] is False
+    assert too_many.json()["questions"][0]["field"] == "gpus"
+    assert fine.json()["ready"] is True
+    assert fine.json()["estimate"]["seconds"] > reply["plan"]["estimate"]["seconds"]
+
+
+async def test_the_estimate_learns_from_a_finished_run_of_the_same_model(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    reply = await say(api, ASK)
+    started = await api.post(
+        f"/v1/chat/{reply['conversation_id']}/start", json={"request": reply["plan"]["request"]}
+    )
+    job_id = started.json()["id"]
+    token = await start_attempt(api, job_id)
+    beat = {"epoch": 5, "epochs": 5, "metrics": {}, "elapsed_s": 95.0}
+    assert (await callback(api, job_id, "heartbeat", token, beat)).status_code == 202
+    done = {"status": "succeeded", "metrics": {}, "artifacts": {}}
+    assert (await callback(api, job_id, "done", token, done)).status_code == 202
+
+    again = await say(api, ASK)
+
+    estimate = again["plan"]["estimate"]
+    assert estimate["basis"] == "from 1 finished run of yolo11n.yaml"
+    # 95 s, 15 s of it start-up, for 5 epochs of 8 images: the same run again takes as long.
+    assert estimate["seconds"] == pytest.approx(95.0, rel=0.01)
+
+
+async def test_the_stream_sends_the_reply_in_pieces_then_the_plan(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    async with api.stream("POST", "/v1/chat/stream", json={"message": ASK}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) async for line in response.aiter_lines() if line]
+
+    deltas = [line for line in lines if line["type"] == "delta"]
+    assert len(deltas) > 3
+    assert lines[-1]["type"] == "reply"
+    assert "".join(d["text"] for d in deltas) == lines[-1]["text"]
+    assert lines[-1]["plan"]["ready"] is True
+
+
+async def test_an_unknown_conversation_is_404_for_every_route(
+    api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    body = {"message": ASK, "conversation_id": "conv_nope"}
+
+    assert (await api.post("/v1/chat", json=body)).status_code == 404
+    assert (await api.post("/v1/chat/stream", json=body)).status_code == 404
+    assert (await api.get("/v1/chat/conv_nope")).status_code == 404
+    started = await api.post("/v1/chat/conv_nope/start", json={"request": {}})
+    assert started.status_code == 404
+
+
+@pytest.mark.parametrize("body", [{"message": ""}, {"message": "x" * 4001}, {"text": "hi"}])
+async def test_a_malformed_message_is_422(api: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    assert (await api.post("/v1/chat", json=body)).status_code == 422

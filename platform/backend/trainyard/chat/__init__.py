@@ -1,0 +1,1 @@
+"""The chat planner: a conversation turns into a typed, previewed `TrainingPlan`."""

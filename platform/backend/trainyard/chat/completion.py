@@ -1,0 +1,212 @@
+"""From what a planner read to the plan card: the same for the grammar parser and the LLM.
+
+Defaults become visible assumptions; what is missing or cannot run becomes a question (an
+unknown model, a dataset the user does not have, more GPUs than the platform allows); the
+dataset is looked up (status, classes, images) and the duration estimated. A plan is `ready`
+only with no question left and a request that `POST /v1/jobs` would accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from trainyard.chat.context import DatabaseContext
+from trainyard.chat.estimate import estimate_duration
+from trainyard.chat.plan import (
+    Assumption,
+    DatasetSummary,
+    PlanDraft,
+    PlanRequest,
+    Question,
+    TrainingPlan,
+)
+from trainyard.frameworks import known_model, model_examples
+from trainyard.jobs.schemas import JobCreate
+
+_DEFAULTS: dict[str, Any] = {
+    name: JobCreate.model_fields[name].default
+    for name in ("task", "epochs", "imgsz", "batch", "gpus")
+}
+_LABELS = {"epochs": "epochs", "imgsz": "image size", "batch": "batch size", "gpus": "GPUs"}
+
+
+async def complete(draft: PlanDraft, context: DatabaseContext) -> TrainingPlan:
+    request = draft.request.model_copy(deep=True)
+    questions = list(draft.questions)
+    asked = {question.field for question in questions}
+    assumed: list[Assumption] = []
+
+    _complete_model(request, questions, asked, assumed)
+    datasets = {summary.name: summary for summary in await context.datasets()}
+    dataset = _complete_dataset(request, questions, asked, datasets)
+    for name, default in _DEFAULTS.items():
+        if getattr(request, name) is None and name not in asked:
+            setattr(request, name, default)
+            if name != "task":
+                why = "Trainyard's default" + (" (train on the CPU)" if name == "gpus" else "")
+                assumed.append(Assumption(field=name, value=default, reason=why))
+    questions += _limit_questions(request, context, asked)
+    if not questions:
+        questions += _validation_questions(request)
+
+    estimate = None
+    if request.model and request.epochs and request.imgsz and request.gpus is not None:
+        past = [
+            (job, datasets[job.dataset].images or 0)
+            for job in await context.finished_jobs(request.model)
+            if job.dataset in datasets
+        ]
+        estimate = estimate_duration(
+            model=request.model,
+            epochs=request.epochs,
+            imgsz=request.imgsz,
+            gpus=request.gpus,
+            dataset=dataset,
+            past=past,
+        )
+    return TrainingPlan(
+        request=request,
+        assumed=assumed,
+        questions=questions,
+        dataset=dataset,
+        estimate=estimate,
+        based_on_job=draft.based_on_job,
+        ready=not questions,
+    )
+
+
+def _complete_model(
+    request: PlanRequest,
+    questions: list[Question],
+    asked: set[str | None],
+    assumed: list[Assumption],
+) -> None:
+    if request.model is None:
+        if "model" not in asked:
+            questions.append(
+                Question(
+                    field="model",
+                    question="Which model should I train?",
+                    choices=list(model_examples()),
+                )
+            )
+        return
+    recognised = known_model(request.model)
+    if recognised is None:
+        questions.append(
+            Question(
+                field="model",
+                question=f"Trainyard cannot train {request.model!r}. Which model should I train?",
+                choices=list(model_examples()),
+            )
+        )
+        request.model = None
+        return
+    framework, model = recognised
+    if model.endswith(".yaml") and not request.model.endswith(".yaml"):
+        assumed.append(
+            Assumption(
+                field="model",
+                value=model,
+                reason="the architecture from its config, trained from random weights "
+                "(name a .pt file to start from pretrained weights)",
+            )
+        )
+    request.model = model
+    if request.framework is not None and request.framework != framework:
+        questions.append(
+            Question(
+                field="framework",
+                question=f"{model} is a {framework} model, not {request.framework}: "
+                f"train it with {framework}?",
+                choices=[framework],
+            )
+        )
+    request.framework = framework
+
+
+def _complete_dataset(
+    request: PlanRequest,
+    questions: list[Question],
+    asked: set[str | None],
+    datasets: dict[str, DatasetSummary],
+) -> DatasetSummary | None:
+    names = sorted(datasets)
+    if request.dataset is None:
+        if "dataset" not in asked:
+            mine = f" Yours: {', '.join(names)}." if names else " You have none yet: upload one."
+            questions.append(
+                Question(field="dataset", question=f"Which dataset?{mine}", choices=names)
+            )
+        return None
+    if ":" in request.dataset:  # a file:// or s3:// URI: checked when the job is submitted
+        return None
+    summary = datasets.get(request.dataset)
+    if summary is None:
+        mine = f"Yours: {', '.join(names)}." if names else "You have none yet: upload one."
+        questions.append(
+            Question(
+                field="dataset",
+                question=f"You have no dataset named {request.dataset!r}. {mine}",
+                choices=names,
+            )
+        )
+        return None
+    if summary.status == "invalid":
+        questions.append(
+            Question(
+                field="dataset",
+                question=f"Dataset {summary.name!r} failed validation ({summary.errors} "
+                "error(s), see its report). Which dataset should I use instead?",
+                choices=[name for name in names if datasets[name].status != "invalid"],
+            )
+        )
+    return summary
+
+
+def _limit_questions(
+    request: PlanRequest, context: DatabaseContext, asked: set[str | None]
+) -> list[Question]:
+    settings = context.settings
+    limits = {"epochs": settings.max_epochs, "batch": settings.max_batch, "gpus": settings.max_gpus}
+    questions = []
+    for name, limit in limits.items():
+        value = getattr(request, name)
+        if value is not None and value > limit and name not in asked:
+            questions.append(
+                Question(
+                    field=name,
+                    question=f"Trainyard allows at most {limit} {_LABELS[name]} per job "
+                    f"(you asked for {value}). How many should I use?",
+                    choices=[str(limit)],
+                )
+            )
+    return questions
+
+
+def _validation_questions(request: PlanRequest) -> list[Question]:
+    """What `POST /v1/jobs` would refuse, as questions naming the field."""
+    try:
+        JobCreate.model_validate(request.model_dump(exclude_none=True))
+    except ValidationError as error:
+        return [
+            Question(
+                field=str(detail["loc"][0]) if detail["loc"] else None,
+                question=_field_message(detail),
+            )
+            for detail in error.errors()
+        ]
+    return []
+
+
+def _field_message(detail: Any) -> str:
+    loc = ".".join(str(part) for part in detail["loc"])
+    name = _LABELS.get(loc, loc)
+    if detail["type"] == "multiple_of":
+        value = detail.get("input")
+        if isinstance(value, int):
+            lower, upper = value // 32 * 32, (value // 32 + 1) * 32
+            return f"The image size must be a multiple of 32: {lower or 32} or {upper}?"
+    return f"The {name} is not valid: {detail['msg']}."

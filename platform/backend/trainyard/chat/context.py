@@ -1,0 +1,96 @@
+"""The planners' read-only view of the user's world, from the database (owner-scoped)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trainyard.chat.plan import DatasetSummary, JobSummary, PlanDraft
+from trainyard.core.settings import BackendSettings
+from trainyard.datasets.models import Dataset
+from trainyard.frameworks import models_by_framework
+from trainyard.jobs.models import Job
+
+
+def dataset_summary(dataset: Dataset) -> DatasetSummary:
+    """A dataset as the plan card shows it: status, classes and images from its report."""
+    report: dict[str, Any] = dataset.report or {}
+    histogram = report.get("class_histogram") or {}
+    counts = report.get("counts") or {}
+    images = sum(int(split.get("images", 0)) for split in counts.values()) if counts else None
+    return DatasetSummary(
+        name=dataset.name,
+        status=dataset.status,
+        format=dataset.format,
+        classes=len(histogram) if histogram else None,
+        class_names=sorted(histogram)[:50],
+        images=images,
+        warnings=len(report.get("warnings") or []),
+        errors=len(report.get("errors") or []),
+    )
+
+
+def job_summary(job: Job) -> JobSummary:
+    return JobSummary(
+        id=job.id,
+        framework=job.framework,
+        model=job.model,
+        dataset=job.dataset,
+        epochs=job.epochs,
+        imgsz=job.imgsz,
+        batch=job.batch,
+        gpus=job.gpus,
+        state=job.state,
+        hyperparameters=dict(job.hyperparameters or {}),
+    )
+
+
+class DatabaseContext:
+    """`PlannerContext` over one request's session."""
+
+    def __init__(self, session: AsyncSession, settings: BackendSettings, owner: str) -> None:
+        self.session = session
+        self.settings = settings
+        self.owner = owner
+
+    async def datasets(self) -> list[DatasetSummary]:
+        query = select(Dataset).where(Dataset.owner == self.owner).order_by(Dataset.name)
+        return [dataset_summary(d) for d in (await self.session.execute(query)).scalars()]
+
+    async def models(self) -> dict[str, list[str]]:
+        return models_by_framework()
+
+    async def recent_jobs(self, limit: int = 5) -> list[JobSummary]:
+        query = (
+            select(Job)
+            .where(Job.owner == self.owner)
+            .order_by(Job.created_at.desc(), Job.id.desc())
+            .limit(limit)
+        )
+        return [job_summary(job) for job in (await self.session.execute(query)).scalars()]
+
+    async def finished_jobs(self, model: str, limit: int = 10) -> list[Job]:
+        """The owner's newest SUCCEEDED jobs of `model` (for the duration estimate)."""
+        query = (
+            select(Job)
+            .where(Job.owner == self.owner, Job.model == model, Job.state == "SUCCEEDED")
+            .order_by(Job.created_at.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def problems(self, draft: PlanDraft) -> list[str]:
+        """What is wrong with the values the draft gives (an unknown model, too many GPUs, a
+        dataset the user does not have). Values it leaves out are not problems: the card asks
+        for them."""
+        from trainyard.chat.completion import complete  # completion needs this context
+
+        plan = await complete(draft, self)
+        given = draft.request.model_dump(exclude_none=True)
+        return [
+            question.question
+            for question in plan.questions
+            if question not in draft.questions and question.field in given
+        ]

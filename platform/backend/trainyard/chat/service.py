@@ -1,0 +1,192 @@
+"""Conversations with the planner: a message in, a reply with a plan card out, stored."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trainyard.chat.completion import complete
+from trainyard.chat.context import DatabaseContext
+from trainyard.chat.errors import ConversationNotFound, PlanNotReady
+from trainyard.chat.models import ChatMessage, Conversation
+from trainyard.chat.plan import ChatTurn, PlanDraft, PlanRequest, TrainingPlan
+from trainyard.chat.planner import draft_plan
+from trainyard.chat.reply import reply_text
+from trainyard.chat.schemas import (
+    ChatReply,
+    ChatRequest,
+    ConversationRead,
+    ConversationSummary,
+    MessageRead,
+    StartRequest,
+)
+from trainyard.core.db import utcnow
+from trainyard.core.settings import BackendSettings
+from trainyard.core.temporal import TemporalGateway
+from trainyard.jobs import service as jobs
+from trainyard.jobs.models import Job
+from trainyard_workflows.storage import StorageSettings
+
+_TITLE_CHARS = 80
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+async def _conversation(session: AsyncSession, owner: str, conversation_id: str) -> Conversation:
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.owner != owner:
+        raise ConversationNotFound(conversation_id)
+    return conversation
+
+
+async def _messages(session: AsyncSession, conversation_id: str) -> list[ChatMessage]:
+    query = (
+        select(ChatMessage)
+        .where(ChatMessage.conversation_id == conversation_id)
+        .order_by(ChatMessage.seq)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def check_conversation(session: AsyncSession, owner: str, conversation_id: str) -> None:
+    """404 for a conversation that is not the owner's (before a stream starts)."""
+    await _conversation(session, owner, conversation_id)
+
+
+async def chat(
+    session: AsyncSession, settings: BackendSettings, owner: str, body: ChatRequest
+) -> ChatReply:
+    now = utcnow()
+    if body.conversation_id is None:
+        conversation = Conversation(
+            id=_new_id("conv"),
+            owner=owner,
+            title=" ".join(body.message.split())[:_TITLE_CHARS],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(conversation)
+        earlier: list[ChatMessage] = []
+    else:
+        conversation = await _conversation(session, owner, body.conversation_id)
+        conversation.updated_at = now
+        earlier = await _messages(session, conversation.id)
+    history = [ChatTurn.model_validate({"role": m.role, "content": m.content}) for m in earlier]
+
+    context = DatabaseContext(session, settings, owner)
+    drafted = await draft_plan(history, body.message, context)
+    plan = await complete(drafted.draft, context)
+    text = reply_text(plan, drafted.draft.note)
+
+    seq = len(earlier)
+    session.add(
+        ChatMessage(
+            id=_new_id("msg"),
+            conversation_id=conversation.id,
+            seq=seq + 1,
+            role="user",
+            content=body.message,
+            created_at=now,
+        )
+    )
+    reply = ChatMessage(
+        id=_new_id("msg"),
+        conversation_id=conversation.id,
+        seq=seq + 2,
+        role="assistant",
+        content=text,
+        plan=plan.model_dump(mode="json"),
+        planner=drafted.planner,
+        notice=drafted.notice,
+        created_at=now,
+    )
+    session.add(reply)
+    return ChatReply(
+        conversation_id=conversation.id,
+        message_id=reply.id,
+        text=text,
+        plan=plan,
+        planner=drafted.planner,
+        notice=drafted.notice,
+    )
+
+
+async def check_plan(
+    session: AsyncSession, settings: BackendSettings, owner: str, request: PlanRequest
+) -> TrainingPlan:
+    """An edited card checked again (nothing stored)."""
+    return await complete(PlanDraft(request=request), DatabaseContext(session, settings, owner))
+
+
+async def start(
+    session: AsyncSession,
+    settings: BackendSettings,
+    storage: StorageSettings,
+    temporal: TemporalGateway,
+    owner: str,
+    conversation_id: str,
+    body: StartRequest,
+    idempotency_key: str | None,
+) -> Job:
+    """Submit the confirmed plan as a job (422 with its questions if it is not ready)."""
+    conversation = await _conversation(session, owner, conversation_id)
+    plan = await check_plan(session, settings, owner, body.request)
+    if not plan.ready:
+        raise PlanNotReady(plan.questions)
+    submission = await jobs.submit(
+        session, settings, storage, temporal, owner, plan.job_create(), idempotency_key
+    )
+    messages = await _messages(session, conversation.id)
+    proposals = [m for m in messages if m.role == "assistant" and m.plan is not None]
+    chosen = next((m for m in proposals if m.id == body.message_id), None)
+    if chosen is None and proposals:
+        chosen = proposals[-1]
+    if chosen is not None:
+        # The plan as started (the card may have been edited since the reply).
+        chosen.plan = plan.model_dump(mode="json")
+        chosen.job_id = submission.job.id
+    conversation.updated_at = utcnow()
+    return submission.job
+
+
+async def read_conversation(
+    session: AsyncSession, owner: str, conversation_id: str
+) -> ConversationRead:
+    conversation = await _conversation(session, owner, conversation_id)
+    messages = await _messages(session, conversation.id)
+    return ConversationRead(
+        id=conversation.id,
+        title=conversation.title,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        messages=[MessageRead.model_validate(m) for m in messages],
+    )
+
+
+async def list_conversations(
+    session: AsyncSession, owner: str, limit: int = 50
+) -> list[ConversationSummary]:
+    query = (
+        select(Conversation)
+        .where(Conversation.owner == owner)
+        .order_by(Conversation.updated_at.desc())
+        .limit(limit)
+    )
+    conversations = list((await session.execute(query)).scalars())
+    jobs_of: dict[str, list[str]] = {c.id: [] for c in conversations}
+    if conversations:
+        started = await session.execute(
+            select(ChatMessage.conversation_id, func.coalesce(ChatMessage.job_id, ""))
+            .where(ChatMessage.conversation_id.in_(list(jobs_of)), ChatMessage.job_id.is_not(None))
+            .order_by(ChatMessage.seq)
+        )
+        for conversation_id, job_id in started:
+            jobs_of[conversation_id].append(job_id)
+    return [
+        ConversationSummary(id=c.id, title=c.title, updated_at=c.updated_at, job_ids=jobs_of[c.id])
+        for c in conversations
+    ]

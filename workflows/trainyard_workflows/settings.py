@@ -73,6 +73,9 @@ class WorkerSettings(BaseSettings):
     # Also the watch's heartbeat period: must stay well under its 30 s heartbeat timeout.
     watch_poll_s: float = Field(default=1.0, gt=0, le=10)
     keepalive_s: float = Field(default=15.0, gt=0)
+    # How often the watch copies the trainer's newest log lines onto the job's timeline as a
+    # `log` event (the web UI's log tail); also once when the attempt ends.
+    log_ship_s: float = Field(default=10.0, ge=1)
 
     # MLflow tracking server (http://host:port); absent: jobs are not tracked.
     mlflow_tracking_uri: str | None = None

@@ -49,6 +49,23 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_TAIL_LINES = 20
+# Lines of the trainer's log the watch reads each time it ships the log tail.
+LOG_SHIP_LINES = 50
+
+
+def new_lines(shipped: list[str], tail: list[str]) -> list[str]:
+    """The lines of `tail` that come after what was shipped: `tail` may start inside the
+    shipped lines (the overlap is the longest end of `shipped` that begins `tail`)."""
+    for overlap in range(min(len(shipped), len(tail)), 0, -1):
+        if shipped[-overlap:] == tail[:overlap]:
+            return tail[overlap:]
+    return tail
+
+
+@dataclass
+class _LogShipping:
+    shipped: list[str] = field(default_factory=list)
+    last_at: float = 0.0
 
 
 @dataclass
@@ -180,6 +197,7 @@ class TrainingActivities:
         seen_heartbeat: datetime | None = None
         done_reported = False
         cluster = _ClusterWait()
+        logs = _LogShipping(last_at=time.time())
         while True:
             activity.heartbeat()
             if await self._follow_cluster(handle, cluster):
@@ -190,6 +208,7 @@ class TrainingActivities:
                 return await self._give_up(handle, cluster.stuck, done_reported)
             status = await self._launcher.status(handle)
             if not status.running:
+                await self._ship_log(handle, logs)
                 liveness = await self._liveness_quietly(handle.job_id)
                 tail = await self._launcher.log_tail(handle, LOG_TAIL_LINES)
                 return WatchResult(
@@ -198,6 +217,8 @@ class TrainingActivities:
                     log_tail=tail,
                     done_reported=liveness.done if liveness else done_reported,
                 )
+            if time.time() - logs.last_at >= self._settings.log_ship_s:
+                await self._ship_log(handle, logs)
             liveness = await self._liveness_quietly(handle.job_id)
             if liveness is not None:
                 done_reported = liveness.done
@@ -228,6 +249,19 @@ class TrainingActivities:
                         done_reported=done_reported,
                     )
             await asyncio.sleep(self._settings.watch_poll_s)
+
+    async def _ship_log(self, handle: AttemptHandle, logs: _LogShipping) -> None:
+        """Post the trainer's log lines written since the last time as one `log` event."""
+        logs.last_at = time.time()
+        tail = await self._quietly(self._launcher.log_tail(handle, LOG_SHIP_LINES), handle, [])
+        fresh = new_lines(logs.shipped, tail)
+        if tail:
+            logs.shipped = tail
+        if fresh:
+            lines = [line[:1000] for line in fresh]
+            await self._post_event_quietly(
+                handle.job_id, "log", "", {"attempt": handle.attempt, "lines": lines}
+            )
 
     @property
     def _unstartable_s(self) -> float:

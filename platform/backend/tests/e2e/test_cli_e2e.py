@@ -135,6 +135,7 @@ def test_demo_starts_the_platform_trains_live_and_stops_everything_it_started(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 2/2" in result.stdout
     assert "SUCCEEDED" in result.stdout
+    assert "watch it in the browser" in result.stdout  # the web UI's job page, while it runs
     assert (data_dir / "temporal.db").is_file()
     # The demo waits for the workflow to close the MLflow run before stopping the platform.
     with closing(sqlite3.connect(data_dir / "mlflow.db")) as mlflow_db:

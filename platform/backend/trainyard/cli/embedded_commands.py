@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,12 @@ from temporalio.client import Client, WorkflowFailureError
 
 from trainyard.cli import app as cli
 from trainyard.cli.client import PlatformClient
-from trainyard.cli.embedded import EmbeddedConfig, EmbeddedStartError, running_platform
+from trainyard.cli.embedded import (
+    EmbeddedConfig,
+    EmbeddedPlatform,
+    EmbeddedStartError,
+    running_platform,
+)
 from trainyard.cli.progress_view import TERMINAL_STATES
 from trainyard.cli.settings import get_cli_settings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
@@ -75,8 +81,17 @@ def demo(
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     temporal_ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
     mlflow_port: MlflowPortOption = 5000,
+    keep_running: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-running/--exit",
+            help="after the run, keep the platform up for the web UI until Ctrl-C "
+            "(default: when run from a terminal)",
+        ),
+    ] = None,
 ) -> None:
-    """Generate shapes, start the platform, train yolo11n on it live, then stop everything."""
+    """Generate shapes, start the platform, train yolo11n on it live (in the terminal and in
+    the web UI), then stop everything (or keep it up for the browser)."""
     config = _config(data_dir, api_port, temporal_port, temporal_ui_port, mlflow_port)
     # Big enough that mAP visibly rises within a minute of CPU training from random init.
     spec = ShapesSpec(train_images=64, val_images=16)
@@ -89,8 +104,9 @@ def demo(
     try:
         with running_platform(config) as platform:
             cli.console.print(
-                f"      API {config.api_url}/docs · Temporal UI {config.temporal_ui_url} · "
-                f"MLflow UI {config.mlflow_url} · logs {platform.log_dir}"
+                f"      [bold]web UI {config.api_url}[/] · API {config.api_url}/docs · "
+                f"Temporal UI {config.temporal_ui_url} · MLflow UI {config.mlflow_url} · "
+                f"logs {platform.log_dir}"
             )
             cli.register_dataset("shapes", dataset.uri)
             cli.console.print(f"[bold]3/3[/] training yolo11n on shapes for {epochs} epochs")
@@ -106,6 +122,7 @@ def demo(
                     "gpus": 0,
                 }
             )
+            cli.console.print(f"      watch it in the browser: {config.api_url}/jobs/{job['id']}")
             try:
                 final = cli.watch_job(job["id"])
                 # The job is terminal, but its workflow may still be closing the MLflow run
@@ -116,10 +133,26 @@ def demo(
                 cli.console.print(f"interrupted: cancelling {job['id']}…")
                 _cancel_and_wait(job["id"])
                 raise typer.Exit(130) from None
+            if keep_running if keep_running is not None else sys.stdin.isatty():
+                _serve_until_interrupted(platform, config)
     except EmbeddedStartError as exc:
         cli.err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     raise typer.Exit(0 if final["state"] == "SUCCEEDED" else 1)
+
+
+def _serve_until_interrupted(platform: EmbeddedPlatform, config: EmbeddedConfig) -> None:
+    """Keep the platform up so the run can be explored (and more started from the chat)."""
+    cli.console.print(
+        f"The platform stays up: open [bold]{config.api_url}[/] to ask for more runs in the "
+        "chat. Ctrl-C stops everything."
+    )
+    try:
+        while True:
+            platform.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        cli.console.print("stopping…")
 
 
 def _wait_for_workflow(config: EmbeddedConfig, job_id: str, timeout_s: float = 60.0) -> None:

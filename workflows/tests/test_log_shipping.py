@@ -1,0 +1,92 @@
+"""The watch copies the trainer's newest log lines onto the job's timeline (`log` events, the
+web UI's log tail): each line once, also the last ones when the trainer exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from trainyard_workflows.activities.schemas import EXITED, WatchTrainerInput
+from trainyard_workflows.activities.training_activities import TrainingActivities, new_lines
+from trainyard_workflows.backend_client import BackendClient
+from trainyard_workflows.launchers import LaunchRequest
+from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
+from trainyard_workflows.settings import WorkerSettings
+
+TRAINER = """\
+#!{python}
+import time
+for number in range(8):
+    print(f"epoch {{number}}", flush=True)
+    time.sleep(0.3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("shipped", "tail", "fresh"),
+    [
+        ([], ["a", "b"], ["a", "b"]),
+        (["a", "b"], ["a", "b", "c"], ["c"]),
+        (["a", "b", "c"], ["b", "c", "d", "e"], ["d", "e"]),  # the tail moved on
+        (["a", "b"], ["a", "b"], []),
+        (["x", "y"], ["p", "q"], ["p", "q"]),  # nothing in common: all of it is new
+    ],
+)
+def test_only_lines_after_what_was_shipped_are_new(
+    shipped: list[str], tail: list[str], fresh: list[str]
+) -> None:
+    assert new_lines(shipped, tail) == fresh
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/liveness"):
+            return httpx.Response(200, json={"state": "RUNNING", "attempt": 1, "done": False})
+        if request.url.path.endswith("/events"):
+            self.events.append(json.loads(request.content))
+            return httpx.Response(201, json={"seq": len(self.events)})
+        return httpx.Response(404, json={"detail": "not here"})
+
+
+async def test_the_watch_ships_each_log_line_once_while_running_and_at_the_end(
+    tmp_path: Path,
+) -> None:
+    executable = tmp_path / "trainers" / "fake" / ".venv" / "bin" / "trainyard-trainer"
+    executable.parent.mkdir(parents=True)
+    executable.write_text(TRAINER.format(python=sys.executable))
+    executable.chmod(0o755)
+    launcher = SubprocessLauncher(tmp_path / "trainers")
+    output_dir = tmp_path / "attempt-1"
+    handle = await launcher.launch(
+        LaunchRequest(
+            job_id="job_ab12",
+            attempt=1,
+            framework="fake",
+            output_dir=str(output_dir),
+            env={"TRAINYARD_JOB_ID": "job_ab12", "TRAINYARD_OUTPUT_DIR": str(output_dir)},
+        )
+    )
+    backend = Backend()
+    settings = WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0)
+    async with BackendClient(
+        "http://backend.test", "secret", transport=httpx.MockTransport(backend)
+    ) as client:
+        activities = TrainingActivities(client, launcher, settings)
+        result = await ActivityEnvironment().run(
+            activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=60)
+        )
+
+    assert result.outcome == EXITED
+    shipped = [e["data"]["lines"] for e in backend.events if e["type"] == "log"]
+    assert len(shipped) >= 2  # while it ran, and what was left at the end
+    lines = [line for batch in shipped for line in batch]
+    assert [line for line in lines if line.startswith("epoch")] == [f"epoch {n}" for n in range(8)]

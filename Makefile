@@ -31,6 +31,8 @@ trainers: $(UV) ## Install each trainer's own locked environment (trainers/<name
 
 web: $(WEB)/dist/index.html ## Build the web app (platform/web) the backend serves at /
 
+# npm ci: exactly the lockfile. (package.json pins rollup with `overrides` to a release whose
+# per-platform builds are all on the registry, so the lockfile lists every one of them.)
 $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 	cd $(WEB) && $(WITH_NODE) npm ci --no-audit --no-fund --loglevel=error
 

@@ -45,21 +45,22 @@ def test_only_lines_after_what_was_shipped_are_new(
 
 
 class Backend:
-    def __init__(self) -> None:
+    def __init__(self, done: bool = False) -> None:
         self.events: list[dict[str, Any]] = []
+        self.done = done
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/liveness"):
-            return httpx.Response(200, json={"state": "RUNNING", "attempt": 1, "done": False})
+            state = "SUCCEEDED" if self.done else "RUNNING"
+            return httpx.Response(200, json={"state": state, "attempt": 1, "done": self.done})
         if request.url.path.endswith("/events"):
             self.events.append(json.loads(request.content))
             return httpx.Response(201, json={"seq": len(self.events)})
         return httpx.Response(404, json={"detail": "not here"})
 
 
-async def test_the_watch_ships_each_log_line_once_while_running_and_at_the_end(
-    tmp_path: Path,
-) -> None:
+async def watch_fake_trainer(tmp_path: Path, backend: Backend) -> str:
+    """Run the watch over a fake trainer printing 8 epochs; the watch's outcome."""
     executable = tmp_path / "trainers" / "fake" / ".venv" / "bin" / "trainyard-trainer"
     executable.parent.mkdir(parents=True)
     executable.write_text(TRAINER.format(python=sys.executable))
@@ -75,7 +76,6 @@ async def test_the_watch_ships_each_log_line_once_while_running_and_at_the_end(
             env={"TRAINYARD_JOB_ID": "job_ab12", "TRAINYARD_OUTPUT_DIR": str(output_dir)},
         )
     )
-    backend = Backend()
     settings = WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0)
     async with BackendClient(
         "http://backend.test", "secret", transport=httpx.MockTransport(backend)
@@ -84,9 +84,26 @@ async def test_the_watch_ships_each_log_line_once_while_running_and_at_the_end(
         result = await ActivityEnvironment().run(
             activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=60)
         )
+    return result.outcome
 
-    assert result.outcome == EXITED
+
+async def test_the_watch_ships_each_log_line_once_while_running_and_at_the_end(
+    tmp_path: Path,
+) -> None:
+    backend = Backend()
+
+    assert await watch_fake_trainer(tmp_path, backend) == EXITED
+
     shipped = [e["data"]["lines"] for e in backend.events if e["type"] == "log"]
     assert len(shipped) >= 2  # while it ran, and what was left at the end
     lines = [line for batch in shipped for line in batch]
     assert [line for line in lines if line.startswith("epoch")] == [f"epoch {n}" for n in range(8)]
+
+
+async def test_nothing_is_shipped_once_the_job_ended(tmp_path: Path) -> None:
+    # Its stream already closed with the terminal state: a later event would never be streamed.
+    backend = Backend(done=True)
+
+    assert await watch_fake_trainer(tmp_path, backend) == EXITED
+
+    assert [e for e in backend.events if e["type"] == "log"] == []

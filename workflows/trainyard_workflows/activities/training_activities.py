@@ -208,8 +208,9 @@ class TrainingActivities:
                 return await self._give_up(handle, cluster.stuck, done_reported)
             status = await self._launcher.status(handle)
             if not status.running:
-                await self._ship_log(handle, logs)
                 liveness = await self._liveness_quietly(handle.job_id)
+                if liveness is not None and not liveness.done:
+                    await self._ship_log(handle, logs)
                 tail = await self._launcher.log_tail(handle, LOG_TAIL_LINES)
                 return WatchResult(
                     outcome=EXITED,
@@ -218,7 +219,9 @@ class TrainingActivities:
                     done_reported=liveness.done if liveness else done_reported,
                 )
             if time.time() - logs.last_at >= self._settings.log_ship_s:
-                await self._ship_log(handle, logs)
+                now = await self._liveness_quietly(handle.job_id)
+                if now is not None and not now.done:
+                    await self._ship_log(handle, logs)
             liveness = await self._liveness_quietly(handle.job_id)
             if liveness is not None:
                 done_reported = liveness.done
@@ -251,7 +254,11 @@ class TrainingActivities:
             await asyncio.sleep(self._settings.watch_poll_s)
 
     async def _ship_log(self, handle: AttemptHandle, logs: _LogShipping) -> None:
-        """Post the trainer's log lines written since the last time as one `log` event."""
+        """Post the trainer's log lines written since the last time as one `log` event.
+
+        Only while the job is not terminal: a job's stream ends with its terminal state, so
+        an event after it would be on the timeline but never streamed.
+        """
         logs.last_at = time.time()
         tail = await self._quietly(self._launcher.log_tail(handle, LOG_SHIP_LINES), handle, [])
         fresh = new_lines(logs.shipped, tail)

@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from temporalio.testing import WorkflowEnvironment
 
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard.main import create_app
+from trainyard_workflows.contracts import workflow_id_for
 
 from ..support import callback, start_attempt
 
@@ -133,7 +135,10 @@ async def test_another_owners_dataset_is_as_unknown_as_a_missing_one(
 
 
 async def test_start_submits_the_confirmed_card_and_records_the_job_on_the_conversation(
-    api: httpx.AsyncClient, shapes: dict[str, Any]
+    api: httpx.AsyncClient,
+    shapes: dict[str, Any],
+    temporal_env: WorkflowEnvironment,
+    settings: BackendSettings,
 ) -> None:
     reply = await say(api, ASK)
     edited = reply["plan"]["request"] | {"epochs": 2}
@@ -156,6 +161,29 @@ async def test_start_submits_the_confirmed_card_and_records_the_job_on_the_conve
     assert stored["messages"][1]["plan"]["request"]["epochs"] == 2
     listed = (await api.get("/v1/chat")).json()["items"]
     assert listed[0]["job_ids"] == [job["id"]]
+    workflow = temporal_env.client.get_workflow_handle(workflow_id_for(job["id"]))
+    description = await workflow.describe()
+    assert (description.workflow_type, description.task_queue) == (
+        "TrainingWorkflow",
+        settings.task_queue,
+    )
+
+
+async def test_starting_again_with_the_same_idempotency_key_replays_the_first_job(
+    api: httpx.AsyncClient, shapes: dict[str, Any]
+) -> None:
+    reply = await say(api, ASK)
+    url = f"/v1/chat/{reply['conversation_id']}/start"
+    body = {"request": reply["plan"]["request"]}
+
+    first = await api.post(url, json=body, headers={"Idempotency-Key": "k1"})
+    again = await api.post(url, json=body, headers={"Idempotency-Key": "k1"})
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert await job_count(api) == 1
 
 
 async def test_an_edited_card_is_checked_again(

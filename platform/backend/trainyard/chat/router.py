@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Response, status
 from fastapi.responses import StreamingResponse
 
 from trainyard.chat import service
@@ -95,6 +95,7 @@ async def read_conversation(
 async def start(
     conversation_id: str,
     body: StartRequest,
+    response: Response,
     session: SessionDep,
     settings: Settings,
     storage: Storage,
@@ -103,8 +104,10 @@ async def start(
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
     """Start the confirmed plan: the same submission as `POST /v1/jobs` (422 with the plan's
-    open questions when it is not ready)."""
-    job = await service.start(
+    open questions when it is not ready; an Idempotency-Key replays the first job)."""
+    submission = await service.start(
         session, settings, storage, temporal, owner, conversation_id, body, idempotency_key
     )
-    return JobRead.model_validate(job)
+    if not submission.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobRead.model_validate(submission.job)

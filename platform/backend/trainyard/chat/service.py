@@ -26,7 +26,6 @@ from trainyard.core.db import utcnow
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs import service as jobs
-from trainyard.jobs.models import Job
 from trainyard_workflows.storage import StorageSettings
 
 _TITLE_CHARS = 80
@@ -131,7 +130,7 @@ async def start(
     conversation_id: str,
     body: StartRequest,
     idempotency_key: str | None,
-) -> Job:
+) -> jobs.Submission:
     """Submit the confirmed plan as a job (422 with its questions if it is not ready)."""
     conversation = await _conversation(session, owner, conversation_id)
     plan = await check_plan(session, settings, owner, body.request)
@@ -140,6 +139,8 @@ async def start(
     submission = await jobs.submit(
         session, settings, storage, temporal, owner, plan.job_create(), idempotency_key
     )
+    if not submission.created:  # a replayed start: the first one recorded its job
+        return submission
     messages = await _messages(session, conversation.id)
     proposals = [m for m in messages if m.role == "assistant" and m.plan is not None]
     chosen = next((m for m in proposals if m.id == body.message_id), None)
@@ -150,7 +151,7 @@ async def start(
         chosen.plan = plan.model_dump(mode="json")
         chosen.job_id = submission.job.id
     conversation.updated_at = utcnow()
-    return submission.job
+    return submission
 
 
 async def read_conversation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -155,7 +156,8 @@ def _handler(server_state: CallbackServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(payload)  # the trainer may have been killed meanwhile
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -163,8 +165,9 @@ def _handler(server_state: CallbackServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def callback_server() -> Iterator[CallbackServer]:
+@contextlib.contextmanager
+def serve_callbacks() -> Iterator[CallbackServer]:
+    """A recording callback server on a free local port, for as long as the block runs."""
     state = CallbackServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
@@ -176,6 +179,12 @@ def callback_server() -> Iterator[CallbackServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def callback_server() -> Iterator[CallbackServer]:
+    with serve_callbacks() as state:
+        yield state
 
 
 # -- launching the trainer ----------------------------------------------------------------------

@@ -5,8 +5,8 @@
   ``trainer.metrics``, the mean training losses as ``train/<name>``, learning rates as
   ``lr/pg<i>``), ``elapsed_s`` and ``eta_s``. The extra ``on_fit_epoch_end`` Ultralytics runs
   for its final validation of ``best.pt`` sends nothing: its metrics become the final metrics.
-* ``on_model_save`` publishes the checkpoint (``last.pt``, and ``best.pt`` when this epoch is the
-  best so far) through ``publish`` — an atomic upload to object storage when the run has an
+* ``on_model_save`` publishes the checkpoint (``best.pt`` when this epoch is the best so far,
+  then ``last.pt``) through ``publish`` — an atomic upload to object storage when the run has an
   output URI — and sends a ``checkpoint_saved`` event carrying what ``publish`` returned (the
   storage URI, or the local path). A failed upload raises out of the hook and fails the run.
 * ``on_train_batch_end`` (and a few other hooks) check the `StopFlag`, so SIGTERM or a refused
@@ -73,7 +73,14 @@ class ResultsWatcher:
         self.csv_path = run_dir / "results.csv"
         self.last_path = run_dir / "weights" / "last.pt"
         self.best_path = run_dir / "weights" / "best.pt"
-        self._last_mtime: int | None = None
+        # A last.pt already there (restored for a resume) was not written by this run.
+        self._last_mtime: int | None = self._mtime()
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.last_path.stat().st_mtime_ns
+        except OSError:
+            return None
 
     def latest_epoch(self) -> tuple[int, dict[str, float]] | None:
         """The last complete row of results.csv as (completed epoch, metrics), if any."""
@@ -99,9 +106,8 @@ class ResultsWatcher:
 
     def checkpoint_changed(self) -> bool:
         """True once for every new write of last.pt."""
-        try:
-            mtime = self.last_path.stat().st_mtime_ns
-        except OSError:
+        mtime = self._mtime()
+        if mtime is None:
             return False
         changed = mtime != self._last_mtime
         self._last_mtime = mtime
@@ -236,14 +242,26 @@ class ProgressReporter:
         except CallbackError as exc:
             log.warning("event %s not delivered: %s", type_, exc)
 
-    def start(self, *, watch_run_dir: Path | None = None) -> None:
-        """Send the first heartbeat (epoch 0) now, then keep the attempt alive from a thread.
+    def start(
+        self,
+        *,
+        watch_run_dir: Path | None = None,
+        epoch: int = 0,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Send the first heartbeat now, then keep the attempt alive from a thread.
 
-        With ``watch_run_dir`` (DDP), the thread also reports epochs and checkpoints that
-        worker processes write into that run folder.
+        ``epoch`` is the number of epochs already completed and ``metrics`` that epoch's: 0 and
+        none, or those of the resumed checkpoint (so progress goes on from where the earlier
+        attempt stopped). With ``watch_run_dir`` (DDP), the thread also reports epochs and
+        checkpoints that worker processes write into that run folder.
         """
+        with self._state_lock:
+            self._epoch = self._start_epoch = epoch
+            self._epochs = max(self._epochs, epoch)
+            self._metrics = dict(metrics or {})
         self._watcher = ResultsWatcher(watch_run_dir) if watch_run_dir is not None else None
-        self.heartbeat(with_metrics=False)
+        self.heartbeat(with_metrics=bool(metrics))
         self._thread = threading.Thread(target=self._keepalive, name="keepalive", daemon=True)
         self._thread.start()
 
@@ -340,9 +358,14 @@ class ProgressReporter:
         if not self._active:
             return
         completed = int(trainer.epoch) + 1
-        data: dict[str, Any] = {"path": self._publish(Path(trainer.last)), "epoch": completed}
+        # best.pt before last.pt (as on disk, trainer/atomic_save.py): the checkpoint a retry
+        # resumes from is then never newer than the best.pt beside it.
+        best = None
         if getattr(trainer, "best_fitness", None) == getattr(trainer, "fitness", object()):
-            data["best"] = self._publish(Path(trainer.best))
+            best = self._publish(Path(trainer.best))
+        data: dict[str, Any] = {"path": self._publish(Path(trainer.last)), "epoch": completed}
+        if best is not None:
+            data["best"] = best
         self.event("checkpoint_saved", f"epoch {completed} checkpoint", data)
         self._stop.check()
 

@@ -35,6 +35,15 @@ the contract; the defaults ``workers=2`` and ``amp=False`` may be overridden by 
 Ultralytics train argument given in ``TRAINYARD_HYPERPARAMETERS`` (lr0, lrf, momentum,
 weight_decay, optimizer, patience, mosaic, seed, …); Ultralytics validates them.
 
+Resume
+------
+With ``TRAINYARD_RESUME_FROM`` set, the checkpoint is copied (or downloaded) into this attempt's
+``run/weights/last.pt`` and prepared for Ultralytics' own resume before the first heartbeat,
+which then already reports the checkpoint's completed epochs (trainer/resume.py); training goes
+on with the next epoch: ``YOLO(last.pt).train(..., resume=last.pt)``. Every save is atomic
+(trainer/atomic_save.py) and ``save`` cannot be switched off, so each epoch leaves a whole
+checkpoint to resume from.
+
 Object storage
 --------------
 With ``TRAINYARD_OUTPUT_URI`` set, every checkpoint is published there as it is saved (atomic
@@ -54,11 +63,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainer.atomic_save import make_saves_atomic
 from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused, DoneStatus
 from trainer.callbacks import clean_metrics as _clean
 from trainer.control import StopFlag, TrainingCancelled
 from trainer.dataset import LazyStorage, prepare_data
 from trainer.progress import ProgressReporter, local_path
+from trainer.resume import RestoredCheckpoint, restore_checkpoint
 from trainer.settings import TrainerSettings
 from trainer.storage import RunPublisher
 
@@ -133,6 +144,39 @@ def train_args(settings: TrainerSettings, data: str) -> dict[str, Any]:
         "exist_ok": True,
         "plots": False,
     }
+
+
+def resume_train_args(settings: TrainerSettings) -> dict[str, Any]:
+    """The arguments written into a resumed checkpoint: this attempt's, and its run folder as
+    ``save_dir`` (the checkpoint's names the earlier attempt's). ``data`` is left out: it is
+    only known once the dataset is ready, and ``train(data=…)`` overrides it on resume."""
+    args = train_args(settings, "")
+    del args["data"]
+    return {**args, "save": True, "save_dir": str(run_dir(settings))}
+
+
+def load_ultralytics(output_dir: Path) -> Path:
+    """Set up the environment, import Ultralytics and configure it; returns the private dir."""
+    private = prepare_environment(output_dir)
+    import ultralytics  # noqa: F401  after prepare_environment: settings are read at import
+
+    configure_ultralytics(private)
+    return private
+
+
+def restore(settings: TrainerSettings, storage: LazyStorage) -> RestoredCheckpoint | None:
+    """Prepare this attempt's resume from ``TRAINYARD_RESUME_FROM``, if set."""
+    source = settings.resume_source()
+    if source is None:
+        return None
+    load_ultralytics(settings.output_dir)  # the checkpoint pickles Ultralytics' classes
+    return restore_checkpoint(
+        source,
+        run_dir(settings),
+        train_args=resume_train_args(settings),
+        epochs=settings.epochs,
+        storage=storage,
+    )
 
 
 _ARTIFACT_FILES: Mapping[str, str] = {
@@ -213,16 +257,22 @@ def train(
     reporter: ProgressReporter,
     stop: StopFlag,
     storage: LazyStorage | None = None,
+    restored: RestoredCheckpoint | None = None,
 ) -> dict[str, float]:
-    """Run Ultralytics; return the final metrics. Raises on failure or when stopped."""
-    private = prepare_environment(settings.output_dir)
+    """Run Ultralytics (resuming ``restored`` if given); return the final metrics. Raises on
+    failure or when stopped."""
+    private = load_ultralytics(settings.output_dir)
     stop.check()
-    from ultralytics import YOLO  # after prepare_environment: settings are read at import
+    from ultralytics import YOLO
 
-    configure_ultralytics(private)
     args = train_args(settings, prepare_data(settings, private, storage, stop))
     stop.check()
-    model = YOLO(settings.model, task=settings.task)
+    if restored is None:
+        model = YOLO(settings.model, task=settings.task)
+    else:
+        model = YOLO(str(restored.path), task=settings.task)
+        args["resume"] = str(restored.path)
+    model.add_callback("on_pretrain_routine_start", make_saves_atomic)
     reporter.attach(model)
     log.info("training %s on %s with %s", settings.model, args["device"], args)
     result = model.train(**args)
@@ -278,11 +328,24 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
                     "device": settings.ultralytics_device(),
                     "attempt": settings.attempt,
                     "pid": os.getpid(),
+                    **({"resume_from": settings.resume_from} if settings.resume_from else {}),
                 },
             )
             try:
-                reporter.start(watch_run_dir=folder if ddp else None)
-                metrics = train(settings, reporter, stop, storage)
+                restored = restore(settings, storage)
+                if restored is not None:
+                    reporter.event(
+                        "checkpoint_restored",
+                        f"resuming after epoch {restored.completed_epochs} from {restored.source}",
+                        {"path": restored.source, "epoch": restored.completed_epochs},
+                    )
+                stop.check()
+                reporter.start(
+                    watch_run_dir=folder if ddp else None,
+                    epoch=0 if restored is None else restored.completed_epochs,
+                    metrics=None if restored is None else restored.metrics,
+                )
+                metrics = train(settings, reporter, stop, storage, restored)
                 if publisher is not None:  # keep-alives go on while the run is uploaded
                     publisher.publish_folder(folder)
                     stop.check()

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from trainer.resume import ResumeSource
 from trainer.storage import S3Location
 
 ENV_PREFIX = "TRAINYARD_"
@@ -36,7 +37,8 @@ RESERVED_HYPERPARAMETERS: Mapping[str, str] = {
     "save_dir": "TRAINYARD_OUTPUT_DIR",
     "exist_ok": "the trainer",
     "mode": "the trainer",
-    "resume": "the trainer",
+    "resume": "the trainer (the platform decides resumes: TRAINYARD_RESUME_FROM)",
+    "save": "the trainer (a checkpoint after every epoch is what a retried attempt resumes from)",
     "plots": "the trainer (plots need fonts that would be downloaded)",
 }
 
@@ -57,6 +59,7 @@ _EXPECTED: Mapping[str, str] = {
     "hyperparameters": "a JSON object",
     "keepalive_s": "a number > 0",
     "output_uri": "an s3://bucket[/prefix] URI",
+    "resume_from": "an absolute path, file:///abs/path or s3://bucket/key URI of a checkpoint",
 }
 
 
@@ -91,6 +94,9 @@ class TrainerSettings(BaseSettings):
     # Object storage the run is published to (checkpoints, weights, result files); unset:
     # artifacts stay in output_dir and are reported as local paths.
     output_uri: str | None = None
+    # A checkpoint an earlier attempt of this job saved (the `data.path` of its newest
+    # checkpoint_saved event): continue training from it (trainer/resume.py).
+    resume_from: str | None = None
 
     @field_validator("job_id", "model", "dataset_uri", "task", mode="before")
     @classmethod
@@ -129,6 +135,16 @@ class TrainerSettings(BaseSettings):
         S3Location.parse(value.strip())  # raises ValueError naming the problem
         return value.strip().rstrip("/")
 
+    @field_validator("resume_from", mode="before")
+    @classmethod
+    def _check_resume_from(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        ResumeSource.parse(value.strip())  # raises ValueError naming the problem
+        return value.strip()
+
     @field_validator("hyperparameters", mode="before")
     @classmethod
     def _parse_hyperparameters(cls, value: Any) -> Any:
@@ -143,6 +159,10 @@ class TrainerSettings(BaseSettings):
             if key in RESERVED_HYPERPARAMETERS:
                 raise ValueError(f"key {key!r} is set by {RESERVED_HYPERPARAMETERS[key]}")
         return value
+
+    def resume_source(self) -> ResumeSource | None:
+        """Where the checkpoint to resume from is, if this attempt resumes."""
+        return None if self.resume_from is None else ResumeSource.parse(self.resume_from)
 
     def ultralytics_device(self) -> str:
         """Ultralytics' ``device`` argument: ``cpu`` for 0 GPUs, else ``0`` or ``0,1,…``."""

@@ -8,6 +8,8 @@ code. Credentials and the endpoint come from the standard variables boto3 reads 
 * `S3Storage.download_prefix` mirrors ``s3://bucket/prefix/…`` into a local folder, skipping
   files already there with the same size (an attempt started again on the same output dir
   does not fetch the dataset twice), logging its progress.
+* `S3Storage.download_object` fetches one object (the checkpoint a retried attempt resumes
+  from, see trainer/resume.py).
 * `S3Storage.upload_atomic` uploads to a temporary key, copies it server-side to the final key
   and deletes the temporary one, so a reader never sees a half-written checkpoint under the
   final key.
@@ -223,6 +225,20 @@ class S3Storage:
                 )
         if todo:
             log.info("dataset downloaded in %.1f s", time.monotonic() - started)
+        return target
+
+    def download_object(self, location: S3Location, target: Path) -> Path:
+        """Download the one object whose key is ``location.prefix`` to ``target`` (through a
+        partial file renamed into place); returns ``target``."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        self._retry(
+            f"download of {location.uri()}",
+            functools.partial(
+                self._client.download_file, location.bucket, location.prefix, str(partial)
+            ),
+        )
+        partial.replace(target)
         return target
 
     # -- writing ----------------------------------------------------------------------------

@@ -1,0 +1,274 @@
+"""End to end: an attempt SIGKILLed after its epoch-2 checkpoint, and the attempts after it that
+resume from that checkpoint (``TRAINYARD_RESUME_FROM``) — the real entrypoint, real training."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import (
+    Call,
+    CallbackServer,
+    S3Endpoint,
+    make_dataset,
+    run_trainer,
+    serve_callbacks,
+    start_trainer,
+    trainer_env,
+)
+
+EPOCHS = 4
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
+
+    output_dir: Path
+    checkpoint: Path  # the `data.path` of its last checkpoint_saved event
+    dataset: Path  # where the dataset is now: a new mirror, the old path is gone
+    calls: list[Call]
+    files: dict[str, str]  # sha256 of every file attempt 1 left, by relative path
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _results_rows(path: Path) -> list[list[str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.split(",") for line in lines[1:]]
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
+    root = tmp_path_factory.mktemp("interrupted")
+    first_mirror = make_dataset(root / "mirror-1")
+    reached, release = threading.Event(), threading.Event()
+
+    def responder(kind: str, body: dict[str, Any]) -> int:
+        if body.get("type") == "checkpoint_saved" and body["data"]["epoch"] == 2:
+            reached.set()
+            release.wait(60)  # the trainer waits for this answer inside epoch 2's save hook
+        return 202
+
+    with serve_callbacks() as server:
+        server.responder = responder
+        out = root / "attempt-1"
+        env = trainer_env(
+            server.url, first_mirror, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
+        )
+        proc = start_trainer(env, root)
+        try:
+            assert reached.wait(120), "attempt 1 never announced its epoch-2 checkpoint"
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        assert server.wait_for(lambda calls: len(_checkpoints(calls)) == 2, timeout=10)
+        calls = server.snapshot()
+    checkpoint = _checkpoints(calls)[-1]["path"]
+    # The next attempt may get another mirror of the same dataset; the old one is gone.
+    shutil.rmtree(first_mirror)
+    dataset = make_dataset(root / "mirror-2")
+    return Interrupted(out, Path(checkpoint), dataset, calls, _hashes(out))
+
+
+def _checkpoints(calls: list[Call]) -> list[dict[str, Any]]:
+    return [
+        c.body["data"] for c in calls if c.kind == "event" and c.body["type"] == "checkpoint_saved"
+    ]
+
+
+def _metric_epochs(calls: list[Call]) -> list[int]:
+    return [c.body["epoch"] for c in calls if c.kind == "heartbeat" and c.body["metrics"]]
+
+
+def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) -> None:
+    assert [c["epoch"] for c in _checkpoints(interrupted.calls)] == [1, 2]
+    assert interrupted.checkpoint == interrupted.output_dir / "run" / "weights" / "last.pt"
+    # Killed while announcing the checkpoint: epoch 2's heartbeat never went out.
+    assert _metric_epochs(interrupted.calls) == [1]
+    assert all(c.kind != "done" for c in interrupted.calls)
+    assert not any(name.endswith(".partial") for name in interrupted.files)
+
+
+def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
+    callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path
+) -> None:
+    out = tmp_path / "attempt-2"
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        out,
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS=str(EPOCHS),
+        TRAINYARD_RESUME_FROM=str(interrupted.checkpoint),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "from epoch 3 to 4 total epochs" in output  # Ultralytics' own resume
+    calls = callback_server.snapshot()
+    events = [c.body for c in calls if c.kind == "event"]
+    assert events[0]["data"]["resume_from"] == str(interrupted.checkpoint)
+    assert events[1]["type"] == "checkpoint_restored"
+    assert events[1]["data"] == {"path": str(interrupted.checkpoint), "epoch": 2}
+
+    heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
+    assert heartbeats[0]["epoch"] == 2, "progress goes on from the checkpoint"
+    assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
+    assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
+    # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
+    assert _metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
+    first = _results_rows(interrupted.output_dir / "run" / "results.csv")
+    header = (interrupted.output_dir / "run" / "results.csv").read_text().splitlines()[0]
+    expected = dict(zip(header.split(",")[2:], map(float, first[1][2:]), strict=True))
+    assert heartbeats[0]["metrics"] == pytest.approx(expected)
+    checkpoints = _checkpoints(calls)
+    assert [c["epoch"] for c in checkpoints] == [3, 4]
+    assert {c["path"] for c in checkpoints} == {str(out / "run" / "weights" / "last.pt")}
+
+    done = calls[-1].body
+    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
+    assert set(done["artifacts"]) == {"weights", "last", "results", "run_dir"}
+    for path in done["artifacts"].values():
+        assert Path(path).is_relative_to(out)
+        assert Path(path).exists()
+    # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
+    rows = _results_rows(out / "run" / "results.csv")
+    assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
+    assert rows[:2] == first[:2]
+    args = yaml.safe_load((out / "run" / "args.yaml").read_text(encoding="utf-8"))
+    assert (args["epochs"], args["save_dir"]) == (EPOCHS, str(out / "run"))
+    data = yaml.safe_load(Path(args["data"]).read_text(encoding="utf-8"))
+    assert data["path"] == str(interrupted.dataset)
+    # Attempt 1's folder is left exactly as it was.
+    assert _hashes(interrupted.output_dir) == interrupted.files
+
+
+def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
+    callback_server: CallbackServer, s3: S3Endpoint, interrupted: Interrupted, tmp_path: Path
+) -> None:
+    bucket = s3.bucket(f"trainyard-{uuid.uuid4().hex[:8]}")
+    s3.upload_folder(interrupted.checkpoint.parent, bucket, "jobs/job_test/attempt-1/run/weights")
+    out = tmp_path / "attempt-2"
+    output_uri = f"s3://{bucket}/jobs/job_test/attempt-2"
+    resume_from = f"s3://{bucket}/jobs/job_test/attempt-1/run/weights/last.pt"
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        out,
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS="3",  # this attempt's total wins over the checkpoint's 4
+        TRAINYARD_OUTPUT_URI=output_uri,
+        TRAINYARD_RESUME_FROM=resume_from,
+        **s3.env(),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = callback_server.snapshot()
+    heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
+    assert heartbeats[0]["epoch"] == 2
+    assert all(hb["epochs"] == 3 for hb in heartbeats)
+    assert _metric_epochs(calls) == [2, 3]
+    [checkpoint] = _checkpoints(calls)
+    assert (checkpoint["path"], checkpoint["epoch"]) == (f"{output_uri}/run/weights/last.pt", 3)
+    # Whether epoch 3 beats the restored best is up to the training; if so, it is published too.
+    assert checkpoint.get("best", f"{output_uri}/run/weights/best.pt") == (
+        f"{output_uri}/run/weights/best.pt"
+    )
+    done = calls[-1].body
+    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
+    assert done["artifacts"] == {
+        "weights": f"{output_uri}/run/weights/best.pt",
+        "last": f"{output_uri}/run/weights/last.pt",
+        "results": f"{output_uri}/run/results.csv",
+        "run_dir": f"{output_uri}/run",
+    }
+    assert [int(row[0]) for row in _results_rows(out / "run" / "results.csv")] == [1, 2, 3]
+    keys = s3.keys(bucket)
+    assert not [k for k in keys if k.endswith(".partial")]
+    assert all(k.startswith("jobs/job_test/attempt-2/") for k in keys if "attempt-1" not in k)
+
+
+@pytest.mark.parametrize("problem", ["missing", "truncated", "already complete"])
+def test_unusable_checkpoint_fails_the_attempt_naming_it(
+    callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
+) -> None:
+    epochs = EPOCHS
+    if problem == "missing":
+        checkpoint = tmp_path / "gone" / "last.pt"
+        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) not found"
+    elif problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
+        checkpoint = tmp_path / "torn" / "last.pt"
+        checkpoint.parent.mkdir()
+        whole = interrupted.checkpoint.read_bytes()
+        checkpoint.write_bytes(whole[: len(whole) // 2])
+        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) is unreadable"
+    else:
+        checkpoint, epochs = interrupted.checkpoint, 2
+        expected = (
+            f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) already holds 2 of 2 "
+            "epochs: nothing left to resume"
+        )
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        tmp_path / "out",
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS=str(epochs),
+        TRAINYARD_RESUME_FROM=str(checkpoint),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    done = callback_server.of("done")
+    assert [d.body["status"] for d in done] == ["failed"]
+    assert done[0].body["reason"].startswith(expected)
+    assert callback_server.of("heartbeat") == [], "no progress is claimed from a bad checkpoint"
+
+
+def test_malformed_resume_from_exits_2_naming_it(
+    callback_server: CallbackServer, dataset: Path, tmp_path: Path
+) -> None:
+    env = trainer_env(
+        callback_server.url,
+        dataset,
+        tmp_path / "out",
+        tmp_path / "home",
+        TRAINYARD_RESUME_FROM="runs/last.pt",
+    )
+
+    result = run_trainer(env, tmp_path, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "TRAINYARD_RESUME_FROM: must be an absolute path, file:///abs/path or s3://bucket/key "
+        "URI of a checkpoint, got 'runs/last.pt'"
+    )
+    assert callback_server.snapshot() == []

@@ -1,0 +1,227 @@
+"""Resuming from a checkpoint an earlier attempt of the same job saved (``TRAINYARD_RESUME_FROM``).
+
+The platform hands the new attempt the ``data.path`` of the job's newest ``checkpoint_saved``
+event: ``<old output dir>/run/weights/last.pt``, or its ``s3://`` URI when the run was published
+to object storage. The new attempt has its own output dir (and perhaps a new dataset mirror), so
+`restore_checkpoint` prepares Ultralytics' own resume (``YOLO(last.pt).train(resume=last.pt)``,
+which restores weights, EMA, optimizer, AMP scaler, LR schedule position, best fitness and the
+early-stopping state) inside *this* attempt's run folder:
+
+1. copy (or download) the checkpoint to ``<output dir>/run/weights/last.pt``, and ``best.pt``
+   from beside it when there is one — otherwise a resumed run whose later epochs never beat the
+   earlier best would end without a ``best.pt``; with none, the best fitness is forgotten so
+   this attempt's best epoch becomes ``best.pt``;
+2. rewrite the ``train_args`` stored in the copy with this attempt's arguments. Ultralytics'
+   resume takes its arguments from the checkpoint and lets only a few be overridden (not
+   ``epochs``, and ``save_dir`` would still name the old attempt's folder); the dataset path is
+   overridden by the ``data`` argument of ``train()`` itself;
+3. write ``results.csv`` from the rows stored in the checkpoint, so the new run folder holds the
+   whole history and Ultralytics appends the next epochs to it, as its in-place resume does.
+   The checkpoint's last row also becomes the first heartbeat's metrics: a trainer killed while
+   announcing its checkpoint never sent that epoch's heartbeat.
+
+Any problem — missing, unreadable, finished (optimizer stripped) or already complete — raises
+`ResumeError`, whose message names the checkpoint; the attempt then ends in ``done(failed)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from trainer.atomic_save import replace_atomically
+from trainer.callbacks import clean_metrics
+from trainer.storage import S3Location, S3Storage, StorageError
+
+log = logging.getLogger("trainyard.trainer.resume")
+
+VARIABLE = "TRAINYARD_RESUME_FROM"
+
+
+class ResumeError(Exception):
+    """The checkpoint to resume from cannot be used; fails the attempt."""
+
+
+@dataclass(frozen=True)
+class ResumeSource:
+    """Where the checkpoint is: exactly one of ``path`` (local) and ``s3`` is set."""
+
+    uri: str
+    path: Path | None = None
+    s3: S3Location | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> ResumeSource:
+        """An absolute path, ``file:///abs/path`` or ``s3://bucket/key``; raises ValueError."""
+        parts = urlsplit(value)
+        if parts.scheme == "s3":
+            location = S3Location.parse(value)
+            if not location.prefix:
+                raise ValueError(f"s3 URI names no object: {value!r}")
+            return cls(uri=value, s3=location)
+        if parts.scheme == "file":
+            if parts.netloc not in {"", "localhost"} or parts.query or parts.fragment:
+                raise ValueError(f"not a local file:// URI: {value!r}")
+            path = Path(unquote(parts.path))
+        elif parts.scheme == "":
+            path = Path(value)
+        else:
+            raise ValueError(f"unsupported scheme {parts.scheme!r}: {value!r}")
+        if not path.is_absolute() or path.name in {"", ".", ".."}:
+            raise ValueError(f"not an absolute file path: {value!r}")
+        return cls(uri=value, path=path)
+
+    def sibling(self, name: str) -> ResumeSource:
+        """The file ``name`` in the same folder (prefix)."""
+        if self.s3 is not None:
+            key = posixpath.join(posixpath.dirname(self.s3.prefix), name)
+            location = S3Location(self.s3.bucket, key)
+            return ResumeSource(uri=location.uri(), s3=location)
+        assert self.path is not None
+        sibling = self.path.with_name(name)
+        return ResumeSource(uri=str(sibling), path=sibling)
+
+
+@dataclass(frozen=True)
+class RestoredCheckpoint:
+    """The checkpoint, ready for ``YOLO(path).train(resume=path)``; ``metrics`` are those of
+    its last epoch (as results.csv names them), for the first heartbeat."""
+
+    path: Path
+    completed_epochs: int
+    source: str
+    metrics: dict[str, float]
+
+
+def _fetch(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> None:
+    """Copy or download ``source`` to ``target`` atomically; raises ResumeError or OSError."""
+    if source.s3 is not None:
+        try:
+            storage().download_object(source.s3, target)
+        except StorageError as exc:
+            raise ResumeError(
+                f"checkpoint {source.uri} ({VARIABLE}) not downloaded: {exc}"
+            ) from exc
+        return
+    path = source.path
+    assert path is not None
+    if not path.is_file():
+        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not found")
+    if target.exists() and path.resolve() == target.resolve():
+        return  # the platform reused the output dir: the checkpoint is already in place
+    replace_atomically(target, lambda temporary: shutil.copyfile(path, temporary))
+
+
+def _fetch_best(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> bool:
+    """Bring ``best.pt`` from beside the checkpoint, if there is one."""
+    best = source.sibling(target.name)
+    if best.path is not None and not best.path.is_file():
+        return False
+    try:
+        _fetch(best, target, storage)
+    except (ResumeError, OSError) as exc:
+        log.warning("%s not restored (%s): this attempt's best epoch makes best.pt", best.uri, exc)
+        return False
+    return True
+
+
+def _load(path: Path, source: str) -> dict[str, Any]:
+    import torch  # after the caller has set up Ultralytics: the checkpoint pickles its classes
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        message = " ".join(str(exc).split())[:300]
+        raise ResumeError(
+            f"checkpoint {source} ({VARIABLE}) is unreadable: {type(exc).__name__}: {message}"
+        ) from exc
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("train_args"), dict):
+        raise ResumeError(f"checkpoint {source} ({VARIABLE}) is not an Ultralytics checkpoint")
+    if checkpoint.get("optimizer") is None or int(checkpoint.get("epoch", -1)) < 0:
+        raise ResumeError(
+            f"checkpoint {source} ({VARIABLE}) holds no training state to resume "
+            "(a finished run's stripped weights)"
+        )
+    return checkpoint
+
+
+def _csv_value(value: Any) -> str:
+    # Ultralytics writes every results.csv value with "%.6g"; the same text comes back out.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def results_csv(train_results: Mapping[str, Any], completed_epochs: int) -> str | None:
+    """``results.csv`` text of the rows stored in a checkpoint, up to ``completed_epochs``."""
+    columns = [str(name) for name in train_results]
+    values = [list(train_results[name]) for name in train_results]
+    if not columns or columns[0] != "epoch" or len({len(v) for v in values}) != 1:
+        return None
+    lines = [",".join(columns)]
+    for row in zip(*values, strict=True):
+        if float(row[0]) <= completed_epochs:
+            lines.append(",".join(_csv_value(value) for value in row))
+    return "\n".join(lines) + "\n"
+
+
+def epoch_row(train_results: Mapping[str, Any], epoch: int) -> dict[str, float]:
+    """The metrics of ``epoch`` in the results stored in a checkpoint (``epoch``/``time`` left
+    out): the killed attempt may have died before its heartbeat for that epoch went out."""
+    rows = {str(name): list(values) for name, values in train_results.items()}
+    epochs = rows.pop("epoch", [])
+    rows.pop("time", None)
+    for index, value in enumerate(epochs):
+        if value == epoch:
+            return clean_metrics({name: values[index] for name, values in rows.items()})
+    return {}
+
+
+def restore_checkpoint(
+    source: ResumeSource,
+    run_dir: Path,
+    *,
+    train_args: Mapping[str, Any],
+    epochs: int,
+    storage: Callable[[], S3Storage],
+) -> RestoredCheckpoint:
+    """Put the checkpoint into ``run_dir/weights/last.pt``, ready to resume this attempt with
+    ``train_args`` (this attempt's Ultralytics arguments) for ``epochs`` epochs in total."""
+    weights = run_dir / "weights"
+    last = weights / "last.pt"
+    try:
+        _fetch(source, last, storage)
+    except OSError as exc:
+        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not copied: {exc}") from exc
+    checkpoint = _load(last, source.uri)
+    completed = int(checkpoint["epoch"]) + 1
+    if completed >= epochs:
+        raise ResumeError(
+            f"checkpoint {source.uri} ({VARIABLE}) already holds {completed} of {epochs} "
+            "epochs: nothing left to resume"
+        )
+    if not _fetch_best(source, weights / "best.pt", storage):
+        checkpoint["best_fitness"] = None
+    checkpoint["train_args"] = {**checkpoint["train_args"], **train_args, "epochs": epochs}
+
+    import torch
+
+    replace_atomically(last, lambda temporary: torch.save(checkpoint, temporary))
+    train_results = checkpoint.get("train_results") or {}
+    rows = results_csv(train_results, completed)
+    if rows is not None:
+        csv_path = run_dir / "results.csv"
+        replace_atomically(csv_path, lambda temporary: temporary.write_text(rows, encoding="utf-8"))
+    log.info("resuming from %s after epoch %d of %d", source.uri, completed, epochs)
+    return RestoredCheckpoint(
+        path=last,
+        completed_epochs=completed,
+        source=source.uri,
+        metrics=epoch_row(train_results, completed),
+    )

@@ -154,7 +154,9 @@ class ScriptedActivities:
         ]
 
 
-def training_input(job_id: str, max_attempts: int = 3) -> TrainingInput:
+def training_input(
+    job_id: str, max_attempts: int = 3, max_interruptions: int = 10
+) -> TrainingInput:
     return TrainingInput(
         job_id=job_id,
         framework="ultralytics",
@@ -166,6 +168,7 @@ def training_input(job_id: str, max_attempts: int = 3) -> TrainingInput:
         batch=1,
         gpus=0,
         max_attempts=max_attempts,
+        max_interruptions=max_interruptions,
     )
 
 
@@ -247,9 +250,15 @@ async def run_scripted(
     scripted: ScriptedActivities,
     max_attempts: int = 3,
     done_for_attempt: int | None = None,
+    dones: dict[int, str] | None = None,
+    max_interruptions: int = 10,
 ) -> TrainingResult:
     """Run the workflow to its end; `done_for_attempt`: once that attempt is launched, the
-    backend's `trainer_done(succeeded)` signal arrives for it."""
+    backend's `trainer_done(succeeded)` signal arrives for it; `dones`: the statuses the
+    signals of several attempts carry, each sent once its attempt is launched."""
+    dones = dict(dones or {})
+    if done_for_attempt is not None:
+        dones[done_for_attempt] = "succeeded"
     queue = f"retry-{uuid.uuid4().hex}"
     job_id = f"job_{uuid.uuid4().hex}"
     async with Worker(
@@ -262,18 +271,16 @@ async def run_scripted(
             TrainingWorkflow, TrainingResult
         ] = await temporal_env.client.start_workflow(
             WORKFLOW_NAME,
-            training_input(job_id, max_attempts),
+            training_input(job_id, max_attempts, max_interruptions),
             id=f"training-{job_id}",
             task_queue=queue,
             result_type=TrainingResult,
         )
-        if done_for_attempt is not None:
-            while len(scripted.launches) < done_for_attempt:
+        for attempt, status in sorted(dones.items()):
+            while len(scripted.launches) < attempt:
                 scripted.launched.clear()
                 await asyncio.wait_for(scripted.launched.wait(), timeout=30)
-            await handle.signal(
-                TRAINER_DONE_SIGNAL, TrainerDone(attempt=done_for_attempt, status="succeeded")
-            )
+            await handle.signal(TRAINER_DONE_SIGNAL, TrainerDone(attempt=attempt, status=status))
         return await asyncio.wait_for(handle.result(), timeout=60)
 
 
@@ -334,3 +341,76 @@ async def test_a_contract_error_or_an_unstartable_attempt_is_never_retried(
 
     assert (result.state, result.attempt) == ("FAILED", 1)
     assert len(scripted.launches) == 1
+
+
+DISRUPTED_POD = WatchResult(
+    outcome="disrupted", exit_code=143, reason="DisruptionTarget: PreemptionByScheduler"
+)
+STOPPED_FROM_OUTSIDE = WatchResult(outcome="exited", exit_code=143, log_tail=["stopping"])
+
+
+async def test_interruptions_start_new_attempts_without_spending_the_failure_budget(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(
+        blocking="none", watch_results=[DISRUPTED_POD, STOPPED_FROM_OUTSIDE, KILLED, None]
+    )
+
+    # One failure allowed: the two interruptions before it do not count.
+    result = await run_scripted(temporal_env, scripted, max_attempts=2, done_for_attempt=4)
+
+    assert (result.state, result.attempt) == ("SUCCEEDED", 4)
+    assert [(launch.retry_reason, launch.interrupted) for launch in scripted.launches] == [
+        (None, False),
+        ("its pod was taken by the cluster: DisruptionTarget: PreemptionByScheduler", True),
+        ("stopped from outside: trainer exited with code 143: stopping", True),
+        ("trainer exited with code -9 (killed by signal 9): epoch 2/4", False),
+    ]
+    assert scripted.cleaned == [1, 2, 3, 4]
+
+
+async def test_a_trainer_reporting_cancelled_nobody_asked_for_is_interrupted_not_cancelled(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="none", watch_results=[None, None])
+
+    result = await run_scripted(
+        temporal_env, scripted, dones={1: "cancelled", 2: "succeeded"}, max_attempts=1
+    )
+
+    assert (result.state, result.attempt) == ("SUCCEEDED", 2)
+    second = scripted.launches[1]
+    assert second.interrupted
+    assert second.retry_reason == ("the trainer of attempt 1 was stopped without a cancel request")
+    assert "CANCELLED" not in scripted.states
+
+
+async def test_a_job_interrupted_more_often_than_allowed_fails_saying_so(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="none", watch_results=[DISRUPTED_POD, DISRUPTED_POD])
+
+    result = await run_scripted(temporal_env, scripted, max_interruptions=1)
+
+    assert (result.state, result.attempt) == ("FAILED", 2)
+    assert result.reason == (
+        "interrupted 2 times; the last: its pod was taken by the cluster: "
+        "DisruptionTarget: PreemptionByScheduler"
+    )
+
+
+async def test_a_lost_attempt_whose_trainer_answers_the_stop_with_cancelled_still_counts(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    # The watch stops a silent trainer (SIGTERM); it answers done(cancelled): lost, not
+    # interrupted, whichever of the two the workflow sees first.
+    scripted = ScriptedActivities(blocking="none", watch_results=[LOST_ATTEMPT, None])
+
+    result = await run_scripted(temporal_env, scripted, dones={1: "cancelled", 2: "succeeded"})
+
+    assert (result.state, result.attempt) == ("SUCCEEDED", 2)
+    second = scripted.launches[1]
+    assert (second.retry_reason, second.interrupted) == (
+        "no heartbeat for 120s: attempt 1 lost",
+        False,
+    )

@@ -9,7 +9,6 @@ httpx's mock transport, which records the events the watch posts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 from temporalio.testing import ActivityEnvironment
 
-from trainyard_workflows.activities.schemas import EXITED, WatchResult, WatchTrainerInput
+from trainyard_workflows.activities.schemas import DISRUPTED, EXITED, WatchResult, WatchTrainerInput
 from trainyard_workflows.activities.training_activities import TrainingActivities
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.launchers import LaunchRequest
@@ -167,7 +166,7 @@ async def test_a_pending_pod_is_reported_live_and_its_wait_is_not_silence(
 PREEMPTED = "Preempted in order to admit critical pod"
 
 
-async def test_a_preempted_pod_is_reported_once_and_its_replacement_is_awaited(
+async def test_a_preempted_pod_is_reported_and_ends_the_attempt(
     cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
 ) -> None:
     backend = Backend()
@@ -179,14 +178,16 @@ async def test_a_preempted_pod_is_reported_once_and_its_replacement_is_awaited(
     async with BackendClient(
         "http://backend.test", "secret", transport=httpx.MockTransport(backend)
     ) as client:
-        activities = TrainingActivities(client, launcher, WorkerSettings(watch_poll_s=0.05))
+        settings = WorkerSettings(watch_poll_s=0.05, stop_grace_s=0)
+        activities = TrainingActivities(client, launcher, settings)
         watch = asyncio.create_task(
             ActivityEnvironment().run(
-                activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=1.0)
+                activities.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=60)
             )
         )
         await asyncio.sleep(0.3)
-        # The scheduler preempts the pod; the Job (podFailurePolicy: Ignore) makes another.
+        # The scheduler preempts the pod; the Job (podFailurePolicy: Ignore) makes another,
+        # which would train from scratch: the watch deletes the Job instead.
         preempted = {
             "type": "DisruptionTarget",
             "status": "True",
@@ -195,24 +196,33 @@ async def test_a_preempted_pod_is_reported_once_and_its_replacement_is_awaited(
         set_pod(cluster, {"phase": "Failed", "conditions": [preempted | {"message": PREEMPTED}]})
         set_pod(cluster, {"phase": "Pending"}, suffix="x2", created="2026-01-01T00:05:00Z")
         await asyncio.wait_for(backend.disruption_posted.wait(), timeout=10)
-        await asyncio.sleep(2.5)  # > the heartbeat timeout while the replacement starts
-        assert not watch.done()
-        set_pod(cluster, {"phase": "Running"}, suffix="x2", created="2026-01-01T00:05:00Z")
-        await asyncio.sleep(0.3)
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await collect_after_foreground_delete(cluster, pods=("x1", "x2"))
+        result: WatchResult = await asyncio.wait_for(watch, timeout=10)
 
+    assert (result.outcome, result.reason) == (DISRUPTED, f"PreemptionByScheduler: {PREEMPTED}")
     [disrupted] = backend.of_type("attempt_disrupted")
     assert disrupted["message"] == (
         "attempt 1 lost its pod to the cluster (PreemptionByScheduler: "
-        f"{PREEMPTED}); a new pod takes over, not counted as a failure"
+        f"{PREEMPTED}); a new attempt resumes from the newest checkpoint, not counted as a "
+        "failure"
     )
     assert disrupted["data"] == {
         "attempt": 1,
         "reason": "PreemptionByScheduler",
         "message": PREEMPTED,
     }
+
+
+async def collect_after_foreground_delete(
+    cluster: kmock.KubernetesEmulator, pods: tuple[str, ...] = ("x1",)
+) -> None:
+    """The garbage collector, once the Job was deleted in the foreground: pods, then the Job."""
+    while not any(r.method == "DELETE" for r in cluster):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)  # the emulator has no watch to wait on
+    for suffix in pods:
+        cluster.objects["v1/pods", NS, f"{NAME}-{suffix}"].delete()
+    path = f"/apis/batch/v1/namespaces/{NS}/jobs/{NAME}"
+    await cluster.patch(path, json={"metadata": {"finalizers": []}})
 
 
 PULL_FAILED = 'Back-off pulling image "reg/trainer:1": not found'
@@ -246,14 +256,7 @@ async def test_an_image_that_cannot_be_pulled_is_given_up_after_the_configured_w
         )
 
         # The Job deleted in the foreground: play the garbage collector once asked.
-        async def collect() -> None:
-            while not any(r.method == "DELETE" for r in cluster):  # noqa: ASYNC110
-                await asyncio.sleep(0.02)  # the emulator has no watch to wait on
-            cluster.objects["v1/pods", NS, f"{NAME}-x1"].delete()
-            path = f"/apis/batch/v1/namespaces/{NS}/jobs/{NAME}"
-            await cluster.patch(path, json={"metadata": {"finalizers": []}})
-
-        collector = asyncio.create_task(collect())
+        collector = asyncio.create_task(collect_after_foreground_delete(cluster))
         result: WatchResult = await asyncio.wait_for(watch, timeout=20)
         await collector
 

@@ -38,6 +38,10 @@ class TrainingInput:
     # Attempts a job may use: one that ends without a result (killed, crashed, lost) is
     # followed by the next, resuming from the newest checkpoint, until this many were used.
     max_attempts: int = 3
+    # Attempts ended from outside (a pod preempted, evicted or drained; a trainer stopped by a
+    # SIGTERM nobody on the platform sent) are not the trainer's failures and do not count
+    # against max_attempts; this many at most, so a job cannot be bounced forever.
+    max_interruptions: int = 10
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ The first heartbeat of the trainer moves the job to RUNNING (the backend does th
 An attempt that ends without a result (the process was killed or crashed, or went silent) is
 followed by the next one, which resumes from the newest checkpoint, until the job's
 `max_attempts` are used; the trainer's own verdict (`done`), a contract error (exit 2) and a
-trainer that cannot start end the job at once.
+trainer that cannot start end the job at once. An attempt interrupted from outside (its pod
+preempted, evicted or drained; the trainer stopped by a SIGTERM the platform did not send,
+which it answers with `done(cancelled)` and exit 143) is not the trainer's failure: the next
+attempt resumes without spending `max_attempts`, up to `max_interruptions` times.
 Deterministic code only: every side effect is an activity (activities/).
 """
 
@@ -28,6 +31,7 @@ from temporalio.exceptions import ActivityError
 # sandbox only modules imported by name are there to look in.
 with workflow.unsafe.imports_passed_through():
     from trainyard_workflows.activities.schemas import (
+        DISRUPTED,
         EXITED,
         LOST,
         UNSTARTABLE,
@@ -67,6 +71,8 @@ _DONE_STATUS_TO_STATE = {"succeeded": SUCCEEDED, "failed": FAILED, "cancelled": 
 # Contract exit codes (docs/trainer-contract.md), used only when `done` was stored by the
 # backend but its signal never reached the workflow.
 _EXIT_CODE_TO_STATE = {0: SUCCEEDED, 143: CANCELLED}
+# A trainer that exits like this without a cancel request was stopped from outside.
+_STOPPED_EXIT_CODES = frozenset({143, -15})
 
 # Errors that another try cannot fix; everything else (backend unreachable, 5xx) is retried.
 _PERMANENT_ERRORS = [
@@ -103,6 +109,8 @@ _DONE_SIGNAL_WAIT = timedelta(seconds=30)
 TRACKING_PATCH = "mlflow-tracking"
 # Workflows started before retries existed failed the job where they now retry.
 RETRY_PATCH = "attempts-resume-from-checkpoint"
+# Workflows started before interruptions were told apart ended CANCELLED on an outside SIGTERM.
+INTERRUPT_PATCH = "interruptions-resume"
 # The contract's exit code for a bad environment: the same configuration fails the same way.
 _CONTRACT_ERROR_EXIT = 2
 _TRACKING_START_TIMEOUT = timedelta(minutes=2)
@@ -126,12 +134,15 @@ class _Retry:
     """The attempt ended without a result and the job has attempts left."""
 
     reason: str
+    # Interrupted from outside: not counted against max_attempts.
+    interrupted: bool = False
 
 
 @workflow.defn(name=WORKFLOW_NAME)
 class TrainingWorkflow:
     def __init__(self) -> None:
         self._attempt = 0
+        self._interruptions = 0
         self._handle: AttemptHandle | None = None
         self._done: TrainerDone | None = None
         self._tracking: TrackingRun | None = None
@@ -181,7 +192,9 @@ class TrainingWorkflow:
                 await self._stop(TrainingActivities.cleanup, ended)
                 self._attempt += 1
                 self._done = None
-                await self._launch(LaunchTrainerInput(training, self._attempt, outcome.reason))
+                await self._launch(
+                    LaunchTrainerInput(training, self._attempt, outcome.reason, outcome.interrupted)
+                )
         except asyncio.CancelledError:
             await self._wind_down_cancelled(job_id, self._handle)
             raise
@@ -251,10 +264,19 @@ class TrainingWorkflow:
                     with contextlib.suppress(ActivityError):
                         await running
 
-        if self._done is not None:
-            return await self._conclude_done(training.job_id, self._done)
+        watched = _verdict(watch)
+        # A trainer the watch stopped (lost, disrupted) answers SIGTERM with done(cancelled):
+        # the watch's verdict says why the attempt ended, not that done.
+        watch_decided = (
+            watched is not None and watched.outcome != EXITED and workflow.patched(INTERRUPT_PATCH)
+        )
+        if self._done is not None and not watch_decided:
+            return await self._after_done(training, handle, self._done)
 
-        result: WatchResult = watch.result()
+        result: WatchResult = watched if watched is not None else watch.result()
+        if result.outcome == DISRUPTED:
+            lost_pod = f"its pod was taken by the cluster: {result.reason}"
+            return await self._interrupted(training, lost_pod)
         if result.outcome == UNSTARTABLE:
             reason = f"attempt {handle.attempt} could not start: {result.reason}"
             return await self._finish(training.job_id, FAILED, reason)
@@ -272,11 +294,18 @@ class TrainingWorkflow:
             except TimeoutError:
                 workflow.logger.warning("done stored by the backend but no signal arrived")
             if self._done is not None:
-                return await self._conclude_done(training.job_id, self._done)
+                return await self._after_done(training, handle, self._done)
             if result.exit_code in _EXIT_CODE_TO_STATE:
                 state = _EXIT_CODE_TO_STATE[result.exit_code]
                 return await self._finish(training.job_id, state, None)
         reason = _exit_reason(result.exit_code, result.log_tail)
+        if (
+            result.exit_code in _STOPPED_EXIT_CODES
+            and not result.done_reported
+            and not _cancel_requested()
+            and workflow.patched(INTERRUPT_PATCH)
+        ):
+            return await self._interrupted(training, f"stopped from outside: {reason}")
         if (
             not result.done_reported
             and result.exit_code != _CONTRACT_ERROR_EXIT
@@ -287,15 +316,42 @@ class TrainingWorkflow:
 
     def _may_retry(self, training: TrainingInput) -> bool:
         # patched() last: histories from before retries replay their FAILED ending unchanged.
-        return self._attempt < training.max_attempts and workflow.patched(RETRY_PATCH)
+        return self._failed_attempts < training.max_attempts and workflow.patched(RETRY_PATCH)
+
+    @property
+    def _failed_attempts(self) -> int:
+        return self._attempt - self._interruptions
 
     def _final(self, training: TrainingInput, reason: str) -> str:
         """The failure reason, saying so when the job used up its attempts."""
-        if self._attempt > 1 and self._attempt >= training.max_attempts:
+        failed = self._failed_attempts
+        if failed > 1 and failed >= training.max_attempts:
             return (
                 f"all {training.max_attempts} attempts ended without a result; the last: {reason}"
             )
         return reason
+
+    async def _after_done(
+        self, training: TrainingInput, handle: AttemptHandle, done: TrainerDone
+    ) -> TrainingResult | _Retry:
+        """The trainer's verdict ends the job, unless it says `cancelled` when nobody asked:
+        then something outside stopped it (a pod preempted or drained, a kill -TERM)."""
+        if (
+            done.status == "cancelled"
+            and not _cancel_requested()
+            and workflow.patched(INTERRUPT_PATCH)
+        ):
+            why = f"the trainer of attempt {handle.attempt} was stopped without a cancel request"
+            return await self._interrupted(training, why)
+        return await self._conclude_done(training.job_id, done)
+
+    async def _interrupted(self, training: TrainingInput, reason: str) -> TrainingResult | _Retry:
+        """Another attempt, not counted as a failure, unless interruptions are used up."""
+        if self._interruptions < training.max_interruptions and workflow.patched(RETRY_PATCH):
+            self._interruptions += 1
+            return _Retry(reason, interrupted=True)
+        limit = f"interrupted {self._interruptions + 1} times"
+        return await self._finish(training.job_id, FAILED, f"{limit}; the last: {reason}")
 
     async def _conclude_done(self, job_id: str, done: TrainerDone) -> TrainingResult:
         # The backend may have moved the job already when it stored `done`; then this
@@ -366,6 +422,13 @@ class TrainingWorkflow:
             heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
             retry_policy=_FEW_RETRIES,
         )
+
+
+def _verdict(watch: workflow.ActivityHandle[WatchResult]) -> WatchResult | None:
+    """The watch's result if it ended with one (not cancelled, not failed)."""
+    if not watch.done() or watch.cancelled() or watch.exception() is not None:
+        return None
+    return watch.result()
 
 
 def _cancel_requested() -> bool:

@@ -114,6 +114,32 @@ async def test_done_failed_records_the_reason(
     assert last["data"] == {"from": "STARTING", "to": "FAILED", "reason": "CUDA out of memory"}
 
 
+async def test_done_cancelled_nobody_asked_for_ends_the_attempt_not_the_job(
+    api: httpx.AsyncClient, job: dict[str, Any], token: str, temporal_env: WorkflowEnvironment
+) -> None:
+    # A preempted pod or a kill -TERM: the trainer stops cleanly and says cancelled.
+    stopped = {"status": "cancelled", "reason": None, "metrics": {"loss": 1.0}, "artifacts": {}}
+
+    assert (await callback(api, job["id"], "done", token, stopped)).status_code == 202
+
+    after = await get_job(api, job["id"])
+    assert (after["state"], after["result"]) == ("STARTING", None)
+    last = (await events(api, job["id"]))[-1]
+    assert (last["type"], last["message"]) == (
+        "done",
+        "trainer of attempt 1 stopped without a cancel request",
+    )
+    # The workflow decides: it starts the next attempt (workflows/tests/test_training_scripted).
+    handle = temporal_env.client.get_workflow_handle(f"training-{job['id']}")
+    history = await handle.fetch_history()
+    names = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert names == ["trainer_done"]
+
+
 async def test_done_signals_the_workflow(
     api: httpx.AsyncClient, job: dict[str, Any], token: str, temporal_env: WorkflowEnvironment
 ) -> None:

@@ -207,7 +207,7 @@ async def test_liveness_reports_state_attempt_heartbeat_and_done(
     await start_attempt(api, job["id"], 2)
     assert (await liveness())["last_heartbeat_at"] is None  # attempt 2 has not beaten yet
 
-    done: dict[str, Any] = {"status": "cancelled", "reason": None, "metrics": {}, "artifacts": {}}
+    done: dict[str, Any] = {"status": "failed", "reason": "boom", "metrics": {}, "artifacts": {}}
     token_2 = await start_attempt(api, job["id"], 2)
     assert (await callback(api, job["id"], "done", token_2, done)).status_code == 202
     assert (await liveness())["done"] is True

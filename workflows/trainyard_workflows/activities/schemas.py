@@ -13,6 +13,9 @@ EXITED = "exited"
 LOST = "lost"
 # Stuck on a wait that does not end by itself (an image that cannot be pulled): given up.
 UNSTARTABLE = "unstartable"
+# The cluster took the attempt's pod away (preemption, eviction, node drain): the watch
+# stopped the attempt so the next one resumes from the newest checkpoint.
+DISRUPTED = "disrupted"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class LaunchTrainerInput:
     # Why the previous attempt ended without a result (attempts after the first): the launch
     # puts it on the timeline with where the new attempt resumes from.
     retry_reason: str | None = None
+    # The previous attempt was interrupted from outside (not counted against max_attempts).
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class WatchResult:
     log_tail: list[str] = field(default_factory=list)
     # Whether the backend had received the trainer's `done` callback when the watch ended.
     done_reported: bool = False
-    # Why the attempt could not start (outcome `unstartable`).
+    # Why the attempt could not start (`unstartable`) or what took its pod (`disrupted`).
     reason: str | None = None
 
 

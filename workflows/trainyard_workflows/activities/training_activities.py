@@ -14,6 +14,7 @@ from typing import TypeVar
 from temporalio import activity
 
 from trainyard_workflows.activities.schemas import (
+    DISRUPTED,
     EXITED,
     LOST,
     UNSTARTABLE,
@@ -73,7 +74,8 @@ class _ClusterWait:
     """What the watch has told about the cluster's doings, so each change is told once."""
 
     reported_pending: list[PendingReason] = field(default_factory=list)
-    reported_disruptions: int = 0
+    # Pods the cluster took away (preemption, eviction, node drain), seen at the last poll.
+    disrupted: list[PendingReason] = field(default_factory=list)
     # Reasons that waiting does not fix, and since when (the last poll without one).
     stuck: list[PendingReason] = field(default_factory=list)
     stuck_since: float = field(default_factory=time.time)
@@ -140,6 +142,7 @@ class TrainingActivities:
                     "attempt": request.attempt,
                     "max_attempts": training.max_attempts,
                     "reason": request.retry_reason,
+                    "interrupted": request.interrupted,
                     "resume_from": checkpoint.path if checkpoint else None,
                     "resume_epoch": checkpoint.epoch if checkpoint else None,
                 },
@@ -201,9 +204,11 @@ class TrainingActivities:
         while True:
             activity.heartbeat()
             if await self._follow_cluster(handle, cluster):
-                # Waiting on the cluster (a GPU node, an image, a quota, a replacement pod) is
-                # not silence: the heartbeat timeout starts once the trainer can run.
+                # Waiting on the cluster (a GPU node, an image, a quota) is not silence: the
+                # heartbeat timeout starts once the trainer can run.
                 last_sign_of_life = max(last_sign_of_life, time.time())
+            if cluster.disrupted:
+                return await self._end_disrupted(handle, cluster.disrupted, done_reported)
             if cluster.stuck and time.time() - cluster.stuck_since > self._unstartable_s:
                 return await self._give_up(handle, cluster.stuck, done_reported)
             status = await self._launcher.status(handle)
@@ -278,10 +283,10 @@ class TrainingActivities:
         """Report what the cluster did to the attempt since the last poll; True while it makes
         the attempt wait."""
         disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])
-        for disruption in disruptions[cluster.reported_disruptions :]:
+        for disruption in disruptions:
             message = (
                 f"attempt {handle.attempt} lost its pod to the cluster ({disruption}); a new "
-                "pod takes over, not counted as a failure"
+                "attempt resumes from the newest checkpoint, not counted as a failure"
             )
             await self._post_event_quietly(
                 handle.job_id,
@@ -289,8 +294,9 @@ class TrainingActivities:
                 message[:2000],
                 {"attempt": handle.attempt, **asdict(disruption)},
             )
-        replaced = len(disruptions) > cluster.reported_disruptions
-        cluster.reported_disruptions = max(cluster.reported_disruptions, len(disruptions))
+        cluster.disrupted = disruptions
+        if disruptions:
+            return False
         pending = await self._quietly(self._launcher.pending_reasons(handle), handle, [])
         if pending != cluster.reported_pending:
             await self._report_pending(handle, pending)
@@ -298,7 +304,22 @@ class TrainingActivities:
         cluster.stuck = [reason for reason in pending if reason.reason in UNSTARTABLE_REASONS]
         if not cluster.stuck:
             cluster.stuck_since = time.time()
-        return bool(pending) or replaced
+        return bool(pending)
+
+    async def _end_disrupted(
+        self, handle: AttemptHandle, disrupted: list[PendingReason], done_reported: bool
+    ) -> WatchResult:
+        """Stop an attempt whose pod the cluster took: the Job would only start the trainer
+        afresh in a new pod, while the next attempt resumes from the newest checkpoint."""
+        why = "; ".join(map(str, disrupted))
+        logger.info("job %s attempt %s disrupted: %s", handle.job_id, handle.attempt, why)
+        stopped = await self._heartbeating(self._launcher.stop(handle, self._settings.stop_grace_s))
+        return WatchResult(
+            outcome=DISRUPTED,
+            exit_code=stopped.exit_code,
+            done_reported=done_reported,
+            reason=why[:2000],
+        )
 
     async def _give_up(
         self, handle: AttemptHandle, stuck: list[PendingReason], done_reported: bool
@@ -389,14 +410,22 @@ class TrainingActivities:
 
 
 def _retry_message(request: LaunchTrainerInput, checkpoint: SavedCheckpoint | None) -> str:
-    ended = f"attempt {request.attempt - 1} ended without a result ({request.retry_reason})"
+    previous = request.attempt - 1
+    if request.interrupted:
+        ended = f"attempt {previous} was interrupted ({request.retry_reason})"
+    else:
+        ended = f"attempt {previous} ended without a result ({request.retry_reason})"
     if checkpoint is None:
         resume = "no checkpoint was saved, so it starts from scratch"
     elif checkpoint.epoch is not None:
         resume = f"it resumes after epoch {checkpoint.epoch}"
     else:
         resume = "it resumes from the newest checkpoint"
-    used = f"attempt {request.attempt} of {request.training.max_attempts}"
+    if request.interrupted:
+        used = f"attempt {request.attempt}, an interruption is not counted as a failure"
+    else:
+        budget = request.training.max_attempts
+        used = f"attempt {request.attempt} (a job may have {budget} failed attempts)"
     return f"{ended}: starting {used}; {resume}"[:2000]
 
 

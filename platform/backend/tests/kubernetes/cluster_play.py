@@ -83,10 +83,10 @@ async def event_of(
 # --- the cluster -------------------------------------------------------------------------------
 
 
-async def launched(cluster: kmock.KubernetesEmulator, job_id: str) -> str:
+async def launched(cluster: kmock.KubernetesEmulator, job_id: str, attempt: int = 1) -> str:
     """Wait for the worker to create the attempt's Job; the callback token from its Secret
     (what the kubelet hands the trainer as TRAINYARD_CALLBACK_TOKEN)."""
-    name = job_name(job_id, 1)
+    name = job_name(job_id, attempt)
 
     def exists(kind: kmock.resource) -> bool:
         key = (kind, NAMESPACE, name)
@@ -103,8 +103,10 @@ async def launched(cluster: kmock.KubernetesEmulator, job_id: str) -> str:
     return await wait_until(check, f"the Job of {job_id}")
 
 
-def trainer_container(cluster: kmock.KubernetesEmulator, job_id: str) -> dict[str, Any]:
-    job = cluster.objects[JOBS, NAMESPACE, job_name(job_id, 1)]
+def trainer_container(
+    cluster: kmock.KubernetesEmulator, job_id: str, attempt: int = 1
+) -> dict[str, Any]:
+    job = cluster.objects[JOBS, NAMESPACE, job_name(job_id, attempt)]
     [container] = job["spec"]["template"]["spec"]["containers"]
     assert isinstance(container, dict)
     return container
@@ -137,9 +139,10 @@ def set_pod(
     status: dict[str, Any],
     suffix: str = "x1",
     created: str = "2026-01-01T00:00:00Z",
+    attempt: int = 1,
 ) -> str:
     """Create or replace one of the Job's pods (the job controller, then the kubelet)."""
-    name = f"{job_name(job_id, 1)}-{suffix}"
+    name = f"{job_name(job_id, attempt)}-{suffix}"
     cluster.objects[PODS, NAMESPACE, name] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -147,7 +150,7 @@ def set_pod(
             "name": name,
             "namespace": NAMESPACE,
             "creationTimestamp": created,
-            "labels": attempt_labels(job_id, 1) | {"job-name": job_name(job_id, 1)},
+            "labels": attempt_labels(job_id, attempt) | {"job-name": job_name(job_id, attempt)},
         },
         "spec": {"containers": [{"name": CONTAINER_NAME, "image": TRAINER_IMAGE}]},
         "status": status,
@@ -156,17 +159,23 @@ def set_pod(
 
 
 def finish_job(
-    cluster: kmock.KubernetesEmulator, job_id: str, condition: str, reason: str = ""
+    cluster: kmock.KubernetesEmulator,
+    job_id: str,
+    condition: str,
+    reason: str = "",
+    attempt: int = 1,
 ) -> None:
     """The job controller's verdict: condition `Complete` or `Failed`."""
-    cluster.objects[JOBS, NAMESPACE, job_name(job_id, 1)].patch(
+    cluster.objects[JOBS, NAMESPACE, job_name(job_id, attempt)].patch(
         {"status": {"conditions": [{"type": condition, "status": "True", "reason": reason}]}}
     )
 
 
-def job_deletions(cluster: kmock.KubernetesEmulator, job_id: str) -> list[kmock.Request]:
+def job_deletions(
+    cluster: kmock.KubernetesEmulator, job_id: str, attempt: int = 1
+) -> list[kmock.Request]:
     """The DELETE requests the API server received for the attempt's Job."""
-    name = job_name(job_id, 1)
+    name = job_name(job_id, attempt)
     return [
         request
         for request in cluster
@@ -177,10 +186,10 @@ def job_deletions(cluster: kmock.KubernetesEmulator, job_id: str) -> list[kmock.
     ]
 
 
-async def collect_garbage(cluster: kmock.KubernetesEmulator, job_id: str) -> None:
+async def collect_garbage(cluster: kmock.KubernetesEmulator, job_id: str, attempt: int = 1) -> None:
     """The garbage collector after a foreground delete of the Job: its pods go, then the
     Secret it owns, then the foregroundDeletion finalizer comes off and the Job goes."""
-    name = job_name(job_id, 1)
+    name = job_name(job_id, attempt)
     for (resource, _, pod_name), pod in list(cluster.objects.items()):
         if resource.plural == "pods" and pod_name.startswith(f"{name}-") and not pod.deleted:
             pod.delete()
@@ -190,9 +199,11 @@ async def collect_garbage(cluster: kmock.KubernetesEmulator, job_id: str) -> Non
     assert response.status == 200
 
 
-async def remaining_objects(cluster: kmock.KubernetesEmulator, job_id: str) -> list[str]:
-    """`kind/name` of everything of the job the API server still lists (by its labels)."""
-    selector = {"labelSelector": attempt_selector(job_id, 1)}
+async def remaining_objects(
+    cluster: kmock.KubernetesEmulator, job_id: str, attempt: int = 1
+) -> list[str]:
+    """`kind/name` of everything of the attempt the API server still lists (by its labels)."""
+    selector = {"labelSelector": attempt_selector(job_id, attempt)}
     found: list[str] = []
     for kind, path in [
         ("Job", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"),

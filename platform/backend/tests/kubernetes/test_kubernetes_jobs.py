@@ -70,12 +70,18 @@ async def trainer_runs(api: httpx.AsyncClient, cluster: KubernetesApi, job_id: s
 
 
 async def trainer_succeeds(
-    api: httpx.AsyncClient, cluster: KubernetesApi, job_id: str, token: str, pod: str = "x1"
+    api: httpx.AsyncClient,
+    cluster: KubernetesApi,
+    job_id: str,
+    token: str,
+    pod: str = "x1",
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """The trainer reports done and exits 0: its pod succeeds, the Job completes."""
     assert (await callback(api, job_id, "done", token, DONE_SUCCEEDED)).status_code == 202
-    set_pod(cluster, job_id, pod_status("Succeeded", exit_code=0), suffix=pod)
-    finish_job(cluster, job_id, "Complete")
+    succeeded = pod_status("Succeeded", exit_code=0)
+    set_pod(cluster, job_id, succeeded, suffix=pod, attempt=attempt)
+    finish_job(cluster, job_id, "Complete", attempt=attempt)
     return await job_reaches(api, job_id, "SUCCEEDED")
 
 
@@ -212,7 +218,7 @@ async def test_cancel_deletes_the_kubernetes_job_and_waits_for_its_pods_to_go(
     assert await remaining_objects(cluster, job_id) == []
 
 
-async def test_a_preempted_pod_is_replaced_without_failing_the_job(
+async def test_a_preempted_pod_ends_its_attempt_and_the_next_resumes_without_failing_the_job(
     live_api: httpx.AsyncClient,
     worker: WorkerSettings,
     cluster: KubernetesApi,
@@ -221,8 +227,12 @@ async def test_a_preempted_pod_is_replaced_without_failing_the_job(
 ) -> None:
     job_id = (await submit(live_api, gpu_job))["id"]
     token = await trainer_runs(live_api, cluster, job_id)
+    checkpoint = f"s3://trainyard/jobs/{job_id}/attempt-1/run/weights/last.pt"
+    saved = {"type": "checkpoint_saved", "message": "", "data": {"path": checkpoint, "epoch": 1}}
+    assert (await callback(live_api, job_id, "event", token, saved)).status_code == 202
 
-    # The scheduler preempts the pod; the Job (podFailurePolicy: Ignore) makes another.
+    # The scheduler preempts the pod; the Job (podFailurePolicy: Ignore) makes another, which
+    # would start training from scratch: the watch ends the attempt instead.
     preempted = {
         "type": "DisruptionTarget",
         "status": "True",
@@ -235,19 +245,38 @@ async def test_a_preempted_pod_is_replaced_without_failing_the_job(
     disrupted = await event_of(live_api, job_id, "attempt_disrupted")
     assert disrupted["message"] == (
         f"attempt 1 lost its pod to the cluster (PreemptionByScheduler: {PREEMPTED}); "
-        "a new pod takes over, not counted as a failure"
+        "a new attempt resumes from the newest checkpoint, not counted as a failure"
     )
     assert disrupted["data"] == {
         "attempt": 1,
         "reason": "PreemptionByScheduler",
         "message": PREEMPTED,
     }
+
+    async def deleted() -> bool | None:
+        return True if job_deletions(cluster, job_id) else None
+
+    await wait_until(deleted, "the delete of attempt 1's Job")
+    await collect_garbage(cluster, job_id)
+    second = await launched(cluster, job_id, attempt=2)
+    env = {var["name"]: var.get("value") for var in trainer_container(cluster, job_id, 2)["env"]}
+    assert env["TRAINYARD_RESUME_FROM"] == checkpoint
+    assert env["TRAINYARD_ATTEMPT"] == "2"
+    retried = await event_of(live_api, job_id, "attempt_retried")
+    assert retried["data"]["interrupted"] is True
+    assert retried["message"] == (
+        "attempt 1 was interrupted (its pod was taken by the cluster: PreemptionByScheduler: "
+        f"{PREEMPTED}): starting attempt 2, an interruption is not counted as a failure; "
+        "it resumes after epoch 1"
+    )
+    assert await remaining_objects(cluster, job_id, attempt=1) == []
     assert (await get_job(live_api, job_id))["state"] == "RUNNING"
 
-    set_pod(cluster, job_id, pod_status("Running"), suffix="x2", created="2026-01-01T00:05:00Z")
-    assert (await callback(live_api, job_id, "heartbeat", token, heartbeat(1))).status_code == 202
-    await trainer_succeeds(live_api, cluster, job_id, token, pod="x2")
+    set_pod(cluster, job_id, pod_status("Running"), attempt=2)
+    assert (await callback(live_api, job_id, "heartbeat", second, heartbeat(2))).status_code == 202
+    # The first attempt's token is spent: its replacement pod could not report any more.
+    assert (await callback(live_api, job_id, "heartbeat", token, heartbeat(2))).status_code == 403
+    await trainer_succeeds(live_api, cluster, job_id, second, attempt=2)
 
     result = await workflow_result(temporal_env, job_id)
-    assert (result.state, result.attempt) == ("SUCCEEDED", 1)
-    assert job_deletions(cluster, job_id) == []
+    assert (result.state, result.attempt) == ("SUCCEEDED", 2)

@@ -77,21 +77,25 @@ async def trainer_event(session: AsyncSession, claims: TokenClaims, body: Traine
 async def done(
     session: AsyncSession, temporal: TemporalGateway, claims: TokenClaims, body: Done
 ) -> JobEvent:
-    """Record the outcome, end the job, and (after commit) signal the workflow."""
+    """Record the outcome, end the job, and (after commit) signal the workflow.
+
+    A trainer stopped by a SIGTERM the platform did not send (its pod preempted or drained, a
+    kill -TERM) also reports `cancelled`; without a cancel request that ends the attempt, not
+    the job: the workflow starts the next attempt, resuming from the newest checkpoint.
+    """
     job = await authorized_job(session, claims)
     reason = body.reason
     if body.status == "failed" and not reason:
         reason = "the trainer reported a failure without a reason"
-    event = append_event(
-        session,
-        job,
-        "done",
-        "trainer",
-        f"trainer finished: {body.status}" + (f" ({reason})" if reason else ""),
-        body.model_dump(mode="json"),
-    )
-    job.result = {"metrics": dict(body.metrics), "artifacts": dict(body.artifacts)}
-    transition(session, job, _DONE_STATES[body.status], "trainer", reason)
+    interrupted = body.status == "cancelled" and not job.cancel_requested
+    if interrupted:
+        message = f"trainer of attempt {claims.attempt} stopped without a cancel request"
+    else:
+        message = f"trainer finished: {body.status}" + (f" ({reason})" if reason else "")
+    event = append_event(session, job, "done", "trainer", message, body.model_dump(mode="json"))
+    if not interrupted:
+        job.result = {"metrics": dict(body.metrics), "artifacts": dict(body.artifacts)}
+        transition(session, job, _DONE_STATES[body.status], "trainer", reason)
     signal = TrainerDone(attempt=claims.attempt, status=body.status, reason=reason)
     job_id = job.id
 

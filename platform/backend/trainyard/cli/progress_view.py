@@ -81,7 +81,8 @@ class JobProgress:
                 self.metrics = headline_metrics(data["metrics"])
             self.artifacts = {k: str(v) for k, v in (data.get("artifacts") or {}).items()}
             self.eta_s = 0
-            return f"trainer finished: {data.get('status')}"
+            # The backend's message: it tells a finished trainer from an interrupted one.
+            return str(event.get("message") or f"trainer finished: {data.get('status')}")
         message = event.get("message") or ""
         return f"{kind}: {message}" if message else str(kind)
 

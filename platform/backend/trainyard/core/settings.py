@@ -62,6 +62,9 @@ class BackendSettings(BaseSettings):
     # Attempts per job: one that ends without a result (killed, crashed, silent) is followed by
     # the next, resuming from the newest checkpoint, until this many were used.
     max_attempts: int = Field(default=3, ge=1, le=100)
+    # Attempts ended from outside (preemption, eviction, node drain, an outside SIGTERM) do not
+    # count against max_attempts; a job is failed after this many of them.
+    max_interruptions: int = Field(default=10, ge=0, le=1000)
 
     # Events a slow WebSocket subscriber may lag behind before it is closed (it reconnects).
     stream_queue_size: int = Field(default=1000, ge=1)

@@ -36,6 +36,7 @@ def training_input(job: Job, settings: BackendSettings) -> TrainingInput:
         hyperparameters=dict(job.hyperparameters),
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         max_attempts=settings.max_attempts,
+        max_interruptions=settings.max_interruptions,
     )
 
 

@@ -69,8 +69,9 @@ lint: $(UV) ## ruff + mypy (strict) over the platform, workflows and trainers
 	$(UV) run --frozen mypy workflows
 	@for t in $(TRAINERS); do (cd trainers/$$t && $(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy .) || exit 1; done
 
-bench: install ## Print benchmark figures (platform overhead, callback ingest, event relay)
+bench: install ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay)
 	$(UV) run --frozen python platform/backend/bench/platform_overhead.py
+	$(UV) run --frozen python platform/backend/bench/trainer_throughput.py
 	cd platform/backend && $(UV) run --frozen python -m bench.live_paths all
 
 histories: install ## Re-record the workflow histories the replay tests check (only with Temporal versioning!)

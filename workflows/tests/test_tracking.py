@@ -26,7 +26,7 @@ from trainyard_workflows.tracking import (
     run_params,
 )
 from trainyard_workflows.tracking.metrics import final_metrics
-from trainyard_workflows.tracking.mlflow_tracker import SYNCED_SEQ_TAG
+from trainyard_workflows.tracking.mlflow_tracker import SYNCED_SEQ_TAG, SyncCursor
 
 # A fresh SQLite store runs all of MLflow's migrations first: ~10 s idle, more on a busy machine.
 _START_TIMEOUT_S = 180
@@ -154,6 +154,17 @@ def test_heartbeats_give_one_metric_per_key_and_epoch_and_skip_keepalives_and_ga
     ]
 
 
+def test_epochs_already_on_the_run_are_skipped_when_a_resumed_attempt_reports_them_again() -> None:
+    events = [
+        _heartbeat(7, 2, **{"metrics/mAP50(B)": 0.21}),  # attempt 2: its checkpoint's epoch
+        _heartbeat(9, 3, **{"metrics/mAP50(B)": 0.3}),
+    ]
+
+    metrics = heartbeat_metrics(events, after_epoch=2)
+
+    assert [(m.step, m.value) for m in metrics] == [(3, 0.3)]
+
+
 def test_final_metrics_get_their_own_keys_so_epoch_curves_keep_one_point_per_epoch() -> None:
     metrics = final_metrics({"metrics/mAP50(B)": 0.5, "fitness": None, "n": True}, 3, 1000)
 
@@ -200,6 +211,17 @@ def test_epoch_metrics_are_logged_as_steps_and_the_cursor_moves_with_them(
     assert sorted((m.step, m.value) for m in history) == [(1, 0.1), (2, 0.2), (3, 0.3)]
     assert tracker.synced_seq(ref.run_id) == 3
     assert client.get_run(ref.run_id).data.tags[SYNCED_SEQ_TAG] == "3"
+
+
+def test_the_cursor_also_keeps_the_newest_epoch_logged(
+    tracker: MlflowTracker, client: MlflowClient
+) -> None:
+    ref = tracker.ensure_run(_job_id(), {}, [])
+    beats = [_heartbeat(seq, seq, **{"metrics/mAP50(B)": seq / 10}) for seq in (1, 2)]
+
+    tracker.log_metrics(ref.run_id, heartbeat_metrics(beats), SyncCursor(seq=5, epoch=2))
+
+    assert tracker.sync_cursor(ref.run_id) == SyncCursor(seq=5, epoch=2)
 
 
 def test_weights_are_uploaded_and_registered_once_as_a_model_version(

@@ -21,6 +21,7 @@ from trainyard.core.runtime import Runtime, runtime_of
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
 from trainyard.datasets.router import router as datasets_router
+from trainyard.frameworks.router import router as frameworks_router
 from trainyard.internal.router import router as internal_router
 from trainyard.jobs.router import router as jobs_router
 from trainyard.migrations import upgrade_to_head
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(jobs_router)
     app.include_router(callbacks_router)
     app.include_router(datasets_router)
+    app.include_router(frameworks_router)
     app.include_router(chat_router)
     app.include_router(stream_router)
     app.include_router(internal_router)

@@ -28,7 +28,7 @@ from trainyard_workflows.backend_client import BackendClient, BackendError
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.storage import StorageSettings, object_store_for_uri
 from trainyard_workflows.tracking.metrics import final_metrics, heartbeat_metrics, run_params
-from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, model_name_for
+from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, SyncCursor, model_name_for
 
 logger = logging.getLogger(__name__)
 
@@ -150,15 +150,17 @@ class TrackingActivities:
         tracker = self._tracker
         if tracker is None:
             return
-        cursor = await self._in_thread(tracker.synced_seq, run_id)
+        cursor = await self._in_thread(tracker.sync_cursor, run_id)
         while True:
-            events, _ = await self._backend.events_after(job_id, cursor, _EVENTS_PAGE)
+            events, _ = await self._backend.events_after(job_id, cursor.seq, _EVENTS_PAGE)
             if not events:
                 return
-            newest = int(events[-1]["seq"])
-            metrics = heartbeat_metrics(events)
-            await self._in_thread(tracker.log_metrics, run_id, metrics, newest)
-            cursor = newest
+            metrics = heartbeat_metrics(events, after_epoch=cursor.epoch)
+            cursor = SyncCursor(
+                seq=int(events[-1]["seq"]),
+                epoch=max([cursor.epoch, *(metric.step for metric in metrics)]),
+            )
+            await self._in_thread(tracker.log_metrics, run_id, metrics, cursor)
             if len(events) < _EVENTS_PAGE:
                 return
 
@@ -193,19 +195,35 @@ class TrackingActivities:
 
     @staticmethod
     def _upload(tracker: MlflowTracker, run_id: str, location: str, folder: str) -> None:
-        """A local path is uploaded as is; an object-storage URI is downloaded first (the
-        MLflow server keeps its own copy, so the run outlives the job's storage prefix)."""
+        """A local file or folder (a Hugging Face model is a `save_pretrained` folder) is
+        uploaded as is; an object-storage object or prefix is downloaded first (the MLflow
+        server keeps its own copy, so the run outlives the job's storage prefix)."""
         if "://" not in location or location.startswith("file://"):
             path = Path(location.removeprefix("file://"))
-            if not path.is_file():
-                raise FileNotFoundError(f"artifact {location} is not a file on this worker")
-            tracker.log_file(run_id, path, folder)
+            if path.is_dir():
+                tracker.log_folder(run_id, path, folder)
+            elif path.is_file():
+                tracker.log_file(run_id, path, folder)
+            else:
+                raise FileNotFoundError(f"artifact {location} is not on this worker")
             return
         store, key = object_store_for_uri(StorageSettings(), location)
         with tempfile.TemporaryDirectory(prefix="trainyard-artifact-") as scratch:
-            path = Path(scratch) / Path(key).name
-            store.download_file(key, path)
-            tracker.log_file(run_id, path, folder)
+            if store.exists(key):
+                path = Path(scratch) / Path(key).name
+                store.download_file(key, path)
+                tracker.log_file(run_id, path, folder)
+                return
+            prefix = key.rstrip("/") + "/"
+            objects = store.list(prefix)
+            if not objects:
+                raise FileNotFoundError(f"artifact {location} is not in storage")
+            local = Path(scratch) / Path(key.rstrip("/")).name
+            for item in objects:
+                target = local / item.key.removeprefix(prefix)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                store.download_file(item.key, target)
+            tracker.log_folder(run_id, local, folder)
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking MLflow call in a thread, heartbeating so a slow upload is not taken

@@ -33,8 +33,10 @@ def _epoch_ms(value: Any) -> int:
     return 0
 
 
-def heartbeat_metrics(events: Iterable[Mapping[str, Any]]) -> list[Metric]:
-    """One metric per (key, epoch): the epoch's last heartbeat wins, keep-alives add nothing.
+def heartbeat_metrics(events: Iterable[Mapping[str, Any]], after_epoch: int = 0) -> list[Metric]:
+    """One metric per (key, epoch): the epoch's last heartbeat wins, keep-alives add nothing,
+    and epochs up to `after_epoch` (already on the run) are skipped: an attempt resumed from a
+    checkpoint reports that checkpoint's epoch once more.
 
     The timestamp is the event's, so logging the same events twice logs identical metrics.
     """
@@ -45,7 +47,7 @@ def heartbeat_metrics(events: Iterable[Mapping[str, Any]]) -> list[Metric]:
         data = event.get("data") or {}
         epoch = data.get("epoch")
         metrics = data.get("metrics") or {}
-        if not isinstance(epoch, int) or not isinstance(metrics, Mapping):
+        if not isinstance(epoch, int) or not isinstance(metrics, Mapping) or epoch <= after_epoch:
             continue
         timestamp = _epoch_ms(event.get("created_at"))
         for name, value in metrics.items():

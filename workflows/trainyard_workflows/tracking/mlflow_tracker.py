@@ -21,6 +21,9 @@ from mlflow.tracking import MlflowClient
 EXPERIMENT_NAME = "trainyard"
 JOB_ID_TAG = "trainyard.job_id"
 SYNCED_SEQ_TAG = "trainyard.synced_seq"
+# The newest epoch whose metrics are on the run: a resumed attempt reports its checkpoint's
+# epoch again, and an epoch is logged once.
+SYNCED_EPOCH_TAG = "trainyard.synced_epoch"
 # MLflow's limit on metrics in one log_batch request.
 _BATCH = 1000
 _JOB_ID = re.compile(r"^job_[A-Za-z0-9_-]+$")
@@ -28,6 +31,14 @@ _MODEL_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 # Terminal job state -> MLflow run status.
 RUN_STATUS = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELLED": "KILLED"}
+
+
+@dataclass(frozen=True)
+class SyncCursor:
+    """How far the job's events are on the run: the newest event seq and epoch."""
+
+    seq: int = 0
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,13 +106,29 @@ class MlflowTracker:
 
     def synced_seq(self, run_id: str) -> int:
         """The seq of the newest job event whose metrics are on the run (0: none yet)."""
-        value = self._client.get_run(run_id).data.tags.get(SYNCED_SEQ_TAG, "0")
-        return int(value) if value.isdigit() else 0
+        return self.sync_cursor(run_id).seq
 
-    def log_metrics(self, run_id: str, metrics: Sequence[Metric], synced_seq: int | None) -> None:
-        """Log the metrics in batches; the cursor (if given) moves with the last batch, in the
-        same request, so metrics and cursor never disagree."""
-        cursor = [] if synced_seq is None else [RunTag(SYNCED_SEQ_TAG, str(synced_seq))]
+    def sync_cursor(self, run_id: str) -> SyncCursor:
+        tags = self._client.get_run(run_id).data.tags
+
+        def number(tag: str) -> int:
+            value = tags.get(tag, "0")
+            return int(value) if value.isdigit() else 0
+
+        return SyncCursor(number(SYNCED_SEQ_TAG), number(SYNCED_EPOCH_TAG))
+
+    def log_metrics(
+        self, run_id: str, metrics: Sequence[Metric], synced: int | SyncCursor | None
+    ) -> None:
+        """Log the metrics in batches; the cursor (if given: a seq, or seq and epoch) moves
+        with the last batch, in the same request, so metrics and cursor never disagree."""
+        if isinstance(synced, int):
+            synced = SyncCursor(seq=synced)
+        cursor = []
+        if synced is not None:
+            cursor.append(RunTag(SYNCED_SEQ_TAG, str(synced.seq)))
+            if synced.epoch:
+                cursor.append(RunTag(SYNCED_EPOCH_TAG, str(synced.epoch)))
         if not metrics:
             if cursor:
                 self._client.log_batch(run_id, tags=cursor)
@@ -117,6 +144,10 @@ class MlflowTracker:
 
     def log_file(self, run_id: str, path: Path, artifact_path: str) -> None:
         self._client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_folder(self, run_id: str, path: Path, artifact_path: str) -> None:
+        """The folder's files under `artifact_path` (a saved model is registered from there)."""
+        self._client.log_artifacts(run_id, str(path), artifact_path)
 
     def end(self, run_id: str, job_state: str) -> str:
         """Close the run with the status matching the job's terminal state."""

@@ -17,12 +17,18 @@ from trainyard_workflows.storage import (
 from trainyard_workflows.validation.files import DatasetFiles
 from trainyard_workflows.validation.imagefolder import validate_imagefolder_files
 from trainyard_workflows.validation.report import ValidationReport
+from trainyard_workflows.validation.text import validate_text_files
 from trainyard_workflows.validation.yolo import validate_yolo_files
 
-DatasetFormat = Literal["yolo", "imagefolder"]
+DatasetFormat = Literal["yolo", "imagefolder", "text"]
 
 # The dataset layout each training task reads.
-FORMAT_OF_TASK: dict[str, DatasetFormat] = {"detect": "yolo", "classify": "imagefolder"}
+FORMAT_OF_TASK: dict[str, DatasetFormat] = {
+    "detect": "yolo",
+    "classify": "imagefolder",
+    "image-classification": "imagefolder",
+    "text-classification": "text",
+}
 
 
 def local_path(dataset_uri: str) -> Path | None:
@@ -44,6 +50,8 @@ def validate_location(
     files = DatasetFiles(store, prefix, display)
     if dataset_format == "imagefolder":
         return validate_imagefolder_files(files)
+    if dataset_format == "text":
+        return validate_text_files(files)
     return validate_yolo_files(files)
 
 

@@ -23,6 +23,8 @@ class SplitCounts:
     corrupt_images: int = 0
     bad_label_files: int = 0
     out_of_range_labels: int = 0
+    # Text datasets: records with a text and a label (their bad lines count as bad_label_files).
+    samples: int = 0
 
 
 @dataclass
@@ -48,7 +50,10 @@ class ValidationReport:
     def summary(self) -> str:
         """One line for the job's timeline."""
         text = "dataset valid" if self.ok else "dataset invalid"
-        sizes = ", ".join(f"{split} {c.images} images" for split, c in self.counts.items())
+        sizes = ", ".join(
+            f"{split} {c.samples} samples" if c.samples else f"{split} {c.images} images"
+            for split, c in self.counts.items()
+        )
         if sizes:
             text += f": {sizes}"
         if self.warnings:
@@ -103,8 +108,9 @@ class Findings:
             if first in splits and second in splits
         ]
         if pairs:
+            items = "sample(s)" if self.format == "text" else "image(s)"
             self.warnings.add(
-                f"{len(pairs)} image(s) in {second} have identical content in {first} "
+                f"{len(pairs)} {items} in {second} have identical content in {first} "
                 "(validation scores will be optimistic)"
             )
         return sorted(pairs)[:MAX_MESSAGES]

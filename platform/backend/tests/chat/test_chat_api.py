@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from trainyard.core.settings import BackendSettings
+from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
+from trainyard.datasets.synthetic_text import TextSpec, make_text
 from trainyard.main import create_app
 from trainyard_workflows.contracts import workflow_id_for
 
@@ -256,3 +258,41 @@ async def test_an_unknown_conversation_is_404_for_every_route(
 @pytest.mark.parametrize("body", [{"message": ""}, {"message": "x" * 4001}, {"text": "hi"}])
 async def test_a_malformed_message_is_422(api: httpx.AsyncClient, body: dict[str, Any]) -> None:
     assert (await api.post("/v1/chat", json=body)).status_code == 422
+
+
+async def test_a_timm_model_plans_a_classification_job_with_timm_defaults(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    classes = make_classes(tmp_path / "classes", ClassesSpec(train_per_class=2, val_per_class=1))
+    body = {"name": "classes", "uri": classes.uri, "format": "imagefolder"}
+    assert (await api.post("/v1/datasets", json=body)).status_code == 201
+
+    reply = await say(api, "train resnet18 on my classes dataset for 3 epochs")
+
+    plan = reply["plan"]
+    assert plan["ready"], plan["questions"]
+    request = plan["request"]
+    assert (request["framework"], request["model"], request["task"]) == (
+        "timm",
+        "resnet18",
+        "classify",
+    )
+    assert (request["imgsz"], request["batch"], request["epochs"]) == (224, 32, 3)
+
+
+async def test_a_text_model_on_a_text_dataset_plans_text_classification(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    topics = make_text(tmp_path / "topics", TextSpec(train_per_label=3, val_per_label=1))
+    body = {"name": "topics", "uri": topics.uri, "format": "text"}
+    assert (await api.post("/v1/datasets", json=body)).status_code == 201
+
+    reply = await say(api, "train bert on topics for 2 epochs")
+
+    plan = reply["plan"]
+    assert plan["ready"], plan["questions"]
+    assert (plan["request"]["framework"], plan["request"]["task"]) == (
+        "huggingface",
+        "text-classification",
+    )
+    assert plan["dataset"]["format"] == "text"

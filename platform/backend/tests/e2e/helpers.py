@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from mlflow.tracking import MlflowClient
 from websockets.sync.client import connect
+
+from trainyard.cli.embedded import EmbeddedPlatform
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
@@ -144,3 +148,61 @@ def cancel_and_check_trainer_gone(api: httpx.Client, job_id: str) -> dict[str, A
     assert final["state"] == "CANCELLED"
     assert wait_until_gone(pid)
     return final
+
+
+def checkpoint_of_epoch(api: httpx.Client, job_id: str, epoch: int) -> dict[str, Any]:
+    """The first `checkpoint_saved` event for `epoch` or later, once the trainer sent it."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        for event in api.get(f"/v1/jobs/{job_id}/events").json()["items"]:
+            if event["type"] == "checkpoint_saved" and event["data"]["epoch"] >= epoch:
+                return dict(event)
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of epoch {epoch} from {job_id}")
+
+
+def metric_epochs(events: list[dict[str, Any]]) -> list[int]:
+    return [e["data"]["epoch"] for e in events if e["type"] == "heartbeat" and e["data"]["metrics"]]
+
+
+def resumed_to_success(
+    api: httpx.Client,
+    platform: EmbeddedPlatform,
+    job_id: str,
+    stop: signal.Signals,
+    epochs: int,
+    epoch_metric: str,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Stop attempt 1 with `stop` after its epoch-2 checkpoint; check the job then succeeds
+    with every one of its `epochs` trained once (its timeline, its run's results.csv, the
+    `epoch_metric` curve of its MLflow run); the job, the attempt_retried event and the whole
+    timeline."""
+    checkpoint_of_epoch(api, job_id, 2)
+    os.kill(trainer_pid(api, job_id), stop)
+    final = wait_for(api, job_id, lambda j: j["state"] in TERMINAL)
+    events, close_code = read_stream(api, job_id)
+    assert close_code == 1000
+    assert (final["state"], final["attempt"]) == ("SUCCEEDED", 2), final["reason"]
+    [retried] = [e for e in events if e["type"] == "attempt_retried"]
+    saved = [e for e in events if e["type"] == "checkpoint_saved" and e["seq"] < retried["seq"]]
+    assert retried["data"]["resume_from"] == saved[-1]["data"]["path"]
+    assert retried["data"]["resume_epoch"] == saved[-1]["data"]["epoch"] >= 2
+    # Every epoch was trained once: attempt 2 picks up after the checkpoint, and the run's
+    # history (results.csv, carried over from attempt 1) lists each epoch once.
+    before = metric_epochs([e for e in events if e["seq"] < retried["seq"]])
+    after = metric_epochs([e for e in events if e["seq"] > retried["seq"]])
+    resumed = retried["data"]["resume_epoch"]
+    assert before == list(range(1, len(before) + 1))
+    assert after == list(range(resumed, epochs + 1)), "attempt 2 goes on after the checkpoint"
+    assert len(before) in (resumed - 1, resumed)  # killed before or after that epoch's heartbeat
+    results = Path(final["result"]["artifacts"]["results"])
+    assert results.parent.parent.name == "attempt-2"
+    rows = results.read_text(encoding="utf-8").splitlines()[1:]
+    assert [int(float(row.split(",")[0])) for row in rows] == list(range(1, epochs + 1))
+    # The job's one MLflow run has each epoch once.
+    tracked = wait_for(api, job_id, lambda j: bool((j.get("tracking") or {}).get("model_version")))
+    mlflow_url = platform.config.mlflow_url
+    client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
+    losses = client.get_metric_history(tracked["tracking"]["mlflow_run_id"], epoch_metric)
+    assert sorted(m.step for m in losses) == list(range(1, epochs + 1))
+    return final, retried, events

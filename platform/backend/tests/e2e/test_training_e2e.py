@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from trainyard.cli.embedded import EmbeddedPlatform
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
 from .helpers import (
     TERMINAL,
     cancel_and_check_trainer_gone,
-    event_of,
     read_stream,
+    resumed_to_success,
     states_of,
     submit,
-    trainer_pid,
     ultralytics_task_of,
     wait_for,
 )
@@ -78,23 +77,23 @@ def test_cancel_mid_run_ends_cancelled_and_the_trainer_process_is_gone(
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
 
 
-def test_a_killed_trainer_is_followed_by_a_new_attempt_that_says_why(
-    api: httpx.Client, shapes: GeneratedDataset
+EPOCHS = 5
+
+
+def test_a_trainer_stopped_from_outside_is_interrupted_and_resumed_not_cancelled(
+    api: httpx.Client, platform: EmbeddedPlatform, shapes: GeneratedDataset
 ) -> None:
-    job = submit(api, shapes.uri, epochs=200)
-    wait_for(api, job["id"], lambda j: j["state"] == "RUNNING" or j["state"] in TERMINAL)
-    first = trainer_pid(api, job["id"])
+    # What a preempted pod's trainer sees: SIGTERM that nobody on the platform sent.
+    job = submit(api, shapes.uri, epochs=EPOCHS)
 
-    os.kill(first, signal.SIGKILL)
+    _, retried, events = resumed_to_success(
+        api, platform, job["id"], signal.SIGTERM, EPOCHS, "train/box_loss"
+    )
 
-    retried = event_of(api, job["id"], "attempt_retried")
-    assert retried["data"]["attempt"] == 2
-    assert "attempt 1 ended without a result (trainer exited with code -9" in retried["message"]
-    wait_for(api, job["id"], lambda j: j["attempt"] == 2 or j["state"] in TERMINAL)
-    assert trainer_pid(api, job["id"], attempt=2) != first
-    # Still the same job: it goes on (and stops when asked, its second trainer included).
-    final = cancel_and_check_trainer_gone(api, job["id"])
-    assert final["attempt"] == 2
+    assert retried["data"]["interrupted"] is True
+    assert retried["message"].startswith("attempt 1 was interrupted (")
+    assert "not counted as a failure" in retried["message"]
+    assert "CANCELLED" not in states_of(events)
 
 
 def test_a_dataset_that_fails_validation_fails_the_job_before_any_trainer_starts(

@@ -23,12 +23,10 @@ from trainyard.chat.plan import (
     TrainingPlan,
 )
 from trainyard.frameworks import known_model, model_examples
-from trainyard.jobs.schemas import JobCreate
+from trainyard.jobs.schemas import job_defaults, parse_job_create
 
-_DEFAULTS: dict[str, Any] = {
-    name: JobCreate.model_fields[name].default
-    for name in ("task", "epochs", "imgsz", "batch", "gpus")
-}
+# The task a framework trains on a dataset of this format, where it is not its default.
+_TASK_OF_FORMAT = {("huggingface", "text"): "text-classification"}
 _LABELS = {"epochs": "epochs", "imgsz": "image size", "batch": "batch size", "gpus": "GPUs"}
 
 
@@ -41,7 +39,12 @@ async def complete(draft: PlanDraft, context: DatabaseContext) -> TrainingPlan:
     _complete_model(request, questions, asked, assumed)
     datasets = {summary.name: summary for summary in await context.datasets()}
     dataset = _complete_dataset(request, questions, asked, datasets)
-    for name, default in _DEFAULTS.items():
+    framework = request.framework or "ultralytics"
+    defaults = job_defaults(framework if framework in ("timm", "huggingface") else "ultralytics")
+    task = _TASK_OF_FORMAT.get((framework, dataset.format)) if dataset else None
+    if task is not None:
+        defaults["task"] = task
+    for name, default in defaults.items():
         if getattr(request, name) is None and name not in asked:
             setattr(request, name, default)
             if name != "task":
@@ -189,7 +192,7 @@ def _limit_questions(
 def _validation_questions(request: PlanRequest) -> list[Question]:
     """What `POST /v1/jobs` would refuse, as questions naming the field."""
     try:
-        JobCreate.model_validate(request.model_dump(exclude_none=True))
+        parse_job_create(request.model_dump(exclude_none=True))
     except ValidationError as error:
         return [
             Question(

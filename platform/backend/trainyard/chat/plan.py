@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.jobs.schemas import JobCreate
+from trainyard.jobs.schemas import JobCreate, parse_job_create
 
 PlannerName = Literal["grammar", "llm"]
 
@@ -90,7 +90,7 @@ class TrainingPlan(BaseModel):
 
     def job_create(self) -> JobCreate:
         """The job to submit (raises pydantic.ValidationError if a field is still invalid)."""
-        return JobCreate.model_validate(self.request.model_dump(exclude_none=True))
+        return parse_job_create(self.request.model_dump(exclude_none=True))
 
 
 class ChatTurn(BaseModel):

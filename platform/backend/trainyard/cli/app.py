@@ -22,7 +22,10 @@ from trainyard.cli.hyperparameters import BadHyperparameter, parse_overrides
 from trainyard.cli.progress_view import JobProgress, format_duration
 from trainyard.cli.settings import get_cli_settings
 from trainyard.cli.stream import follow_events
+from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
+from trainyard.datasets.synthetic_text import TextSpec, make_text
+from trainyard.frameworks import known_model
 
 app = typer.Typer(help="Trainyard: train vision and ML models.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Create and list datasets.", no_args_is_help=True)
@@ -43,23 +46,44 @@ def _stream_url() -> str:
 
 
 def infer_framework(model: str) -> str:
+    """The framework whose model `model` names (`yolo11n.yaml`, `resnet18`, `bert`)."""
+    recognised = known_model(model)
+    if recognised is not None:
+        return recognised[0]
     if model.lower().startswith("yolo"):
         return "ultralytics"
-    raise PlatformError(f"cannot tell the framework of model {model!r}: pass --framework")
+    raise PlatformError(
+        f"cannot tell the framework of model {model!r}: pass --framework "
+        "(ultralytics, timm or huggingface)"
+    )
 
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Argument(help="e.g. yolo11n.yaml (random init) or a .pt file")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="yolo11n.yaml (ultralytics), resnet18 (timm), bert or vit (huggingface), "
+            "or a weights file"
+        ),
+    ],
     data: Annotated[str, typer.Option("--data", "-d", help="dataset name or URI")],
     epochs: Annotated[int, typer.Option(help="number of epochs")] = 10,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="hyperparameters as key=value")
     ] = None,
-    imgsz: Annotated[int, typer.Option(help="image size (multiple of 32)")] = 640,
-    batch: Annotated[int, typer.Option(help="batch size")] = 16,
+    imgsz: Annotated[
+        int | None, typer.Option(help="image size (default: the framework's: 640 or 224)")
+    ] = None,
+    batch: Annotated[int | None, typer.Option(help="batch size (default: the framework's)")] = None,
     gpus: Annotated[int, typer.Option(help="GPUs (0 = CPU)")] = 0,
-    task: Annotated[str, typer.Option(help="detect, classify, ...")] = "detect",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="detect (ultralytics), classify (timm), image-classification or "
+            "text-classification (huggingface); default: the framework's first"
+        ),
+    ] = None,
     framework: Annotated[str | None, typer.Option(help="inferred from the model")] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="resubmits return the same job")
@@ -72,13 +96,13 @@ def train(
             "framework": framework or infer_framework(model),
             "model": model,
             "dataset": data,
-            "task": task,
             "epochs": epochs,
-            "imgsz": imgsz,
-            "batch": batch,
             "gpus": gpus,
             "hyperparameters": parse_overrides(overrides or []),
         }
+        # Left out when not given: the framework's defaults apply.
+        optional = {"task": task, "imgsz": imgsz, "batch": batch}
+        body |= {name: value for name, value in optional.items() if value is not None}
     except (BadHyperparameter, PlatformError) as exc:
         _fail(str(exc))
     job = submit_job(body, idempotency_key)
@@ -149,6 +173,52 @@ def make_shapes_command(
         console.print(f"registered dataset [bold]{dataset['name']}[/] → {dataset['uri']}")
 
 
+@datasets_app.command("make-classification")
+def make_classification_command(
+    out: Annotated[Path, typer.Option(help="folder to write")] = Path(
+        ".trainyard/datasets/shape-classes"
+    ),
+    name: Annotated[str, typer.Option(help="name to register it under")] = "shape-classes",
+    train_per_class: Annotated[int, typer.Option(min=1, help="training images per class")] = 12,
+    val_per_class: Annotated[int, typer.Option(min=1, help="validation images per class")] = 4,
+    size: Annotated[int, typer.Option(min=16, help="image side in pixels")] = 64,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    register: Annotated[bool, typer.Option("--register/--no-register")] = True,
+) -> None:
+    """Generate a synthetic image-classification dataset, ImageFolder layout (timm, Hugging
+    Face), and register it."""
+    spec = ClassesSpec(train_per_class, val_per_class, size, seed)
+    generated = make_classes(out.resolve(), spec)
+    console.print(
+        f"wrote {generated.train_images} train + {generated.val_images} val images of "
+        f"{len(generated.classes)} classes ({', '.join(generated.classes)}) to {generated.root}"
+    )
+    if register:
+        dataset = register_dataset(name, generated.uri, "imagefolder")
+        console.print(f"registered dataset [bold]{dataset['name']}[/] → {dataset['uri']}")
+
+
+@datasets_app.command("make-text")
+def make_text_command(
+    out: Annotated[Path, typer.Option(help="folder to write")] = Path(".trainyard/datasets/topics"),
+    name: Annotated[str, typer.Option(help="name to register it under")] = "topics",
+    train_per_label: Annotated[int, typer.Option(min=1, help="training samples per label")] = 40,
+    val_per_label: Annotated[int, typer.Option(min=1, help="validation samples per label")] = 10,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    register: Annotated[bool, typer.Option("--register/--no-register")] = True,
+) -> None:
+    """Generate a synthetic text-classification dataset (train/val JSONL with text and
+    label: Hugging Face), and register it."""
+    generated = make_text(out.resolve(), TextSpec(train_per_label, val_per_label, seed=seed))
+    console.print(
+        f"wrote {generated.train_samples} train + {generated.val_samples} val samples of "
+        f"{len(generated.labels)} labels ({', '.join(generated.labels)}) to {generated.root}"
+    )
+    if register:
+        dataset = register_dataset(name, generated.uri, "text")
+        console.print(f"registered dataset [bold]{dataset['name']}[/] → {dataset['uri']}")
+
+
 @datasets_app.command("list")
 def list_datasets(output: OutputOption = "table") -> None:
     """List registered datasets."""
@@ -167,7 +237,8 @@ def upload_dataset(
     path: Annotated[Path, typer.Argument(help="a dataset folder, or a .zip of one")],
     name: Annotated[str | None, typer.Option(help="default: the folder name")] = None,
     fmt: Annotated[
-        DatasetFormat, typer.Option("--format", help="yolo (detection) or imagefolder")
+        DatasetFormat,
+        typer.Option("--format", help="yolo (detection), imagefolder or text (classification)"),
     ] = DatasetFormat.yolo,
     output: OutputOption = "table",
 ) -> None:
@@ -206,7 +277,7 @@ def show_dataset(
     show_dataset_report(_call(lambda c: c.get_dataset(name)), output)
 
 
-def register_dataset(name: str, uri: str) -> dict[str, Any]:
+def register_dataset(name: str, uri: str, fmt: str = "yolo") -> dict[str, Any]:
     """Register `uri` as `name`, or reuse the registration when it already points there."""
     with _client() as client:
         try:
@@ -218,7 +289,7 @@ def register_dataset(name: str, uri: str) -> dict[str, Any]:
         if existing:
             _fail(f"dataset {name!r} already exists and points to {existing['uri']}")
         try:
-            created: dict[str, Any] = client.register_dataset(name, uri)
+            created: dict[str, Any] = client.register_dataset(name, uri, fmt)
         except PlatformError as exc:
             _fail(str(exc))
         return created

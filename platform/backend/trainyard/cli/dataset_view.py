@@ -21,6 +21,7 @@ console = Console()
 class DatasetFormat(enum.StrEnum):
     yolo = "yolo"
     imagefolder = "imagefolder"
+    text = "text"
 
 
 @contextmanager

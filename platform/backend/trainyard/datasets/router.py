@@ -31,7 +31,7 @@ _BODY_DOC: dict[str, Any] = {
                     "required": ["name", "file"],
                     "properties": {
                         "name": {"type": "string"},
-                        "format": {"type": "string", "enum": ["yolo", "imagefolder"]},
+                        "format": {"type": "string", "enum": ["yolo", "imagefolder", "text"]},
                         "file": {"type": "string", "format": "binary"},
                     },
                 }

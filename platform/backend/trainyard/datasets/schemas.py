@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # A name is a word a person types (`trainyard train --dataset shapes`), never a URI.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
-DatasetFormat = Literal["yolo", "imagefolder"]
+DatasetFormat = Literal["yolo", "imagefolder", "text"]
 DatasetStatus = Literal["pending", "valid", "invalid"]
 
 

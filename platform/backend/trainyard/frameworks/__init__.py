@@ -1,15 +1,17 @@
 """What the backend knows about each training framework: valid models and hyperparameters.
 
-Adding a framework means a module here, a `framework` literal in `jobs.schemas` and a
-trainer under `trainers/<framework>/` that honours docs/trainer-contract.md.
+Adding a framework means a module here (models, hyperparameters), a job model in
+`jobs.schemas`, a trainer under `trainers/<framework>/` that honours docs/trainer-contract.md,
+its image in the Helm values, and its entry in the conformance suite's list.
 """
 
 from __future__ import annotations
 
-from trainyard.frameworks import ultralytics
+from trainyard.frameworks import huggingface, timm, ultralytics
 
-# Each framework's reader of a model word and its example models, for the planner.
-_FRAMEWORKS = {"ultralytics": ultralytics}
+# Each framework's reader of a model word and its example models, for the planner; the
+# order settles words two frameworks know (ultralytics' and timm's names do not overlap).
+_FRAMEWORKS = {"ultralytics": ultralytics, "timm": timm, "huggingface": huggingface}
 
 
 def known_model(word: str) -> tuple[str, str] | None:

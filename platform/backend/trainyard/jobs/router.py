@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Store, Temporal
 from trainyard.jobs import service
 from trainyard.jobs.artifacts import LocalArtifact, open_artifact
-from trainyard.jobs.schemas import EventPage, EventRead, JobCreate, JobPage, JobRead
+from trainyard.jobs.schemas import (
+    EventPage,
+    EventRead,
+    JobCreate,
+    JobPage,
+    JobRead,
+    parse_job_create,
+)
 from trainyard.jobs.states import JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -27,9 +36,30 @@ IdempotencyKey = Annotated[
 ]
 
 
+def job_create_body(
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description=(
+                "a job of one framework (`framework`: ultralytics (default), timm or "
+                "huggingface); each framework's fields, defaults and hyperparameters: "
+                "GET /v1/frameworks"
+            ),
+            examples=[{"model": "yolo11n.yaml", "dataset": "shapes", "epochs": 10}],
+        ),
+    ],
+) -> JobCreate:
+    """The body as its framework's job model; a 422 names each bad field."""
+    try:
+        return parse_job_create(body)
+    except ValidationError as error:
+        details = [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors()]
+        raise RequestValidationError(details) from error
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
 async def create_job(
-    body: JobCreate,
+    body: Annotated[JobCreate, Depends(job_create_body)],
     response: Response,
     session: SessionDep,
     settings: Settings,

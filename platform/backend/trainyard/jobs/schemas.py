@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from trainyard.frameworks.ultralytics import UltralyticsHyperparameters, check_model
+from trainyard.frameworks import huggingface, timm, ultralytics
+from trainyard.frameworks.huggingface import HuggingfaceHyperparameters
+from trainyard.frameworks.timm import TimmHyperparameters
+from trainyard.frameworks.ultralytics import UltralyticsHyperparameters
 from trainyard.jobs.states import JobState
 
 # Absolute ceilings; the deployment's own (lower) limits come from settings and are checked
@@ -17,12 +21,11 @@ _MAX_GPUS = 1024
 _MAX_BATCH = 1_000_000
 
 
-class JobCreate(BaseModel):
-    """A training job to submit. Unknown fields are refused."""
+class _JobCreateBase(BaseModel):
+    """The fields every framework's job has. Unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    framework: Literal["ultralytics"] = "ultralytics"
     model: str = Field(min_length=1, max_length=256, examples=["yolo11n.yaml"])
     dataset: str = Field(
         min_length=1,
@@ -33,21 +36,125 @@ class JobCreate(BaseModel):
         ),
         examples=["shapes", "file:///data/shapes", "s3://trainyard/datasets/shapes"],
     )
-    task: Literal["detect"] = "detect"
     epochs: int = Field(default=10, ge=1, le=_MAX_EPOCHS)
-    imgsz: int = Field(default=640, ge=32, le=4096, multiple_of=32)
     batch: int = Field(default=16, ge=1, le=_MAX_BATCH)
     gpus: int = Field(default=0, ge=0, le=_MAX_GPUS)
+
+    def field_problems(self) -> dict[str, str]:
+        """Problems of one field that depend on another (field -> message); none by default."""
+        return {}
+
+    def hyperparameters_dict(self) -> dict[str, Any]:
+        """Only what the client set: the trainer keeps the framework's defaults for the rest."""
+        hyperparameters: BaseModel = getattr(self, "hyperparameters")  # noqa: B009
+        return hyperparameters.model_dump(exclude_none=True, by_alias=True)
+
+
+class UltralyticsJobCreate(_JobCreateBase):
+    """A YOLO detection job (trainers/ultralytics)."""
+
+    framework: Literal["ultralytics"] = "ultralytics"
+    task: Literal["detect"] = "detect"
+    imgsz: int = Field(default=640, ge=32, le=4096, multiple_of=32)
     hyperparameters: UltralyticsHyperparameters = Field(default_factory=UltralyticsHyperparameters)
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        return check_model(value)
+        return ultralytics.check_model(value)
 
-    def hyperparameters_dict(self) -> dict[str, Any]:
-        """Only what the client set: the trainer keeps the framework's defaults for the rest."""
-        return self.hyperparameters.model_dump(exclude_none=True)
+
+class TimmJobCreate(_JobCreateBase):
+    """An image-classification job on an ImageFolder dataset (trainers/timm)."""
+
+    framework: Literal["timm"]
+    task: Literal["classify"] = "classify"
+    imgsz: int = Field(default=224, ge=16, le=4096)
+    batch: int = Field(default=32, ge=1, le=_MAX_BATCH)
+    hyperparameters: TimmHyperparameters = Field(default_factory=TimmHyperparameters)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return timm.check_model(value)
+
+
+class HuggingfaceJobCreate(_JobCreateBase):
+    """An image- or text-classification job with transformers' Trainer (trainers/huggingface)."""
+
+    framework: Literal["huggingface"]
+    task: Literal["image-classification", "text-classification"] = "image-classification"
+    imgsz: int = Field(default=224, ge=16, le=4096)
+    hyperparameters: HuggingfaceHyperparameters = Field(default_factory=HuggingfaceHyperparameters)
+
+    def field_problems(self) -> dict[str, str]:
+        # Checked once every field is valid: which models fit depends on the task.
+        try:
+            huggingface.check_model(self.model, self.task)
+        except ValueError as error:
+            return {"model": str(error)}
+        return {}
+
+
+JobCreate = UltralyticsJobCreate | TimmJobCreate | HuggingfaceJobCreate
+JOB_CREATE_BY_FRAMEWORK: dict[str, type[JobCreate]] = {
+    "ultralytics": UltralyticsJobCreate,
+    "timm": TimmJobCreate,
+    "huggingface": HuggingfaceJobCreate,
+}
+Framework = Literal["ultralytics", "timm", "huggingface"]
+
+
+class _FrameworkOnly(BaseModel):
+    framework: Framework = "ultralytics"
+
+
+def parse_job_create(data: Any) -> JobCreate:
+    """The framework's job model for `data` (`framework` defaults to ultralytics); raises
+    pydantic.ValidationError with the same field paths as a plain model would (no union tag)."""
+    framework = data.get("framework", "ultralytics") if isinstance(data, dict) else None
+    model = JOB_CREATE_BY_FRAMEWORK.get(framework) if isinstance(framework, str) else None
+    if model is None:
+        # Raises the error naming `framework` (or the body, when it is not an object).
+        _FrameworkOnly.model_validate(data)
+        raise AssertionError("unreachable: a known framework has a job model")
+    job = model.model_validate(data)
+    problems = job.field_problems()
+    if problems:
+        raise ValidationError.from_exception_data(
+            model.__name__,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "value_error", "Value error, {reason}", {"reason": why}
+                    ),
+                    loc=(field,),
+                    input=getattr(job, field),
+                )
+                for field, why in problems.items()
+            ],
+        )
+    return job
+
+
+def job_defaults(framework: str) -> dict[str, Any]:
+    """The defaults of a framework's job (task, epochs, imgsz, batch, gpus)."""
+    model = JOB_CREATE_BY_FRAMEWORK[framework]
+    return {
+        name: model.model_fields[name].default
+        for name in ("task", "epochs", "imgsz", "batch", "gpus")
+    }
+
+
+def job_tasks(framework: str) -> list[str]:
+    """The tasks a framework's job may name, its default first."""
+    field = JOB_CREATE_BY_FRAMEWORK[framework].model_fields["task"]
+    return sorted(get_args(field.annotation), key=lambda task: task != field.default)
+
+
+def job_create_schemas() -> dict[str, dict[str, Any]]:
+    """Each framework's request body as JSON Schema (for `GET /v1/frameworks`)."""
+    return {name: model.model_json_schema() for name, model in JOB_CREATE_BY_FRAMEWORK.items()}
 
 
 class Progress(BaseModel):

@@ -1,0 +1,225 @@
+"""Benchmark: each trainer's training throughput with the platform's callbacks and tracking on
+vs off, side by side in one run (target on/off >= 0.99x).
+
+* on: the job goes through the embedded platform — the trainer's callbacks are stored and
+  relayed by the real backend, the worker watches it and ships its log, and MLflow tracking
+  copies every epoch to the run;
+* off: the same trainer, same environment (`trainer_env`), same data, its callbacks answered by
+  a bare sink that stores nothing, no worker, no tracking.
+
+Throughput is train images (samples) per second over epochs 2..N, from the `elapsed_s` the
+trainer reports with each epoch's heartbeat: start-up and the first epoch (warm-up) are left
+out, each epoch's validation and checkpoint save (and its `checkpoint_saved` callback) are in.
+Datasets are sized so an epoch takes a few seconds on a 2-core CPU: per-epoch costs (a
+callback, a checkpoint) are then weighed against some training, not against a 0.2 s epoch.
+Runs alternate off, on, off, on… so machine noise hits both alike; medians are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
+from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
+from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
+from trainyard.datasets.synthetic_text import TextSpec, make_text
+from trainyard_workflows.activities.trainer_env import trainer_env
+from trainyard_workflows.contracts import TrainingInput
+
+REPO = Path(__file__).resolve().parents[3]
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    framework: str
+    model: str
+    task: str
+    imgsz: int
+    batch: int
+    make_dataset: Callable[[Path], tuple[Path, int]]  # (folder, train samples)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _shapes(root: Path) -> tuple[Path, int]:
+    made = make_shapes(root, ShapesSpec(train_images=192, val_images=8, image_size=96))
+    return made.root, made.train_images
+
+
+def _classes(per_class: int) -> Callable[[Path], tuple[Path, int]]:
+    def make(root: Path) -> tuple[Path, int]:
+        spec = ClassesSpec(train_per_class=per_class, val_per_class=8, image_size=64)
+        made = make_classes(root, spec)
+        return made.root, made.train_images
+
+    return make
+
+
+def _topics(root: Path) -> tuple[Path, int]:
+    made = make_text(root, TextSpec(train_per_label=1500, val_per_label=8, words=12))
+    return made.root, made.train_samples
+
+
+CASES = [
+    Case("ultralytics yolo11n", "ultralytics", "yolo11n.yaml", "detect", 96, 8, _shapes,
+         {"workers": 0}),
+    Case("timm resnet10t", "timm", "resnet10t", "classify", 64, 16, _classes(256),
+         {"workers": 0}),
+    Case("huggingface vit (tiny)", "huggingface", "vit", "image-classification", 64, 16,
+         _classes(1000), {"model_config": TINY | {"patch_size": 8}}),
+    Case("huggingface bert (tiny)", "huggingface", "bert", "text-classification", 64, 16,
+         _topics, {"model_config": TINY, "max_length": 32}),
+]  # fmt: skip
+
+
+def throughput(heartbeats: list[dict[str, Any]], samples: int) -> float:
+    """Train samples per second over epochs 2..N (each epoch's last heartbeat with metrics)."""
+    at: dict[int, float] = {}
+    for beat in heartbeats:
+        if beat.get("metrics") and beat.get("elapsed_s") is not None:
+            at[int(beat["epoch"])] = float(beat["elapsed_s"])
+    epochs = sorted(at)
+    if len(epochs) < 2:
+        raise SystemExit(f"too few epoch heartbeats to time: {epochs}")
+    first, last = epochs[0], epochs[-1]
+    return samples * (last - first) / (at[last] - at[first])
+
+
+@contextmanager
+def null_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Answers every callback 202 and keeps the heartbeat bodies (nothing else)."""
+    heartbeats: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path.endswith("/heartbeat"):
+                heartbeats.append(json.loads(body))
+            self.send_response(202)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", heartbeats
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_off(case: Case, dataset: Path, samples: int, out: Path, epochs: int) -> float:
+    training = TrainingInput(
+        job_id="job_bench", framework=case.framework, model=case.model,
+        dataset_uri=dataset.resolve().as_uri(), task=case.task, epochs=epochs,
+        imgsz=case.imgsz, batch=case.batch, gpus=0, hyperparameters=case.hyperparameters,
+    )  # fmt: skip
+    with null_sink() as (url, heartbeats):
+        env = trainer_env(
+            training, attempt=1, callback_url=url, callback_token="bench",
+            output_dir=out, keepalive_s=15,
+        )  # fmt: skip
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+        executable = REPO / "trainers" / case.framework / ".venv" / "bin" / "trainyard-trainer"
+        done = subprocess.run(
+            [str(executable)], env=base | env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{case.name} (off) exited {done.returncode}: {done.stderr[-2000:]}")
+        return throughput(heartbeats, samples)
+
+
+def run_on(case: Case, dataset: Path, samples: int, api_url: str, epochs: int) -> float:
+    body = {
+        "framework": case.framework, "model": case.model,
+        "dataset": dataset.resolve().as_uri(), "task": case.task, "epochs": epochs,
+        "imgsz": case.imgsz, "batch": case.batch, "gpus": 0,
+        "hyperparameters": case.hyperparameters,
+    }  # fmt: skip
+    with httpx.Client(base_url=api_url, timeout=30) as api:
+        response = api.post("/v1/jobs", json=body)
+        if response.status_code != 201:
+            raise SystemExit(f"{case.name}: submission refused: {response.text}")
+        job_id = response.json()["id"]
+        while (job := api.get(f"/v1/jobs/{job_id}").json())["state"] not in {
+            "SUCCEEDED", "FAILED", "CANCELLED",
+        }:  # fmt: skip
+            time.sleep(0.5)
+        if job["state"] != "SUCCEEDED":
+            raise SystemExit(f"{case.name} (on) ended {job['state']}: {job['reason']}")
+        events = api.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}).json()["items"]
+    return throughput([e["data"] for e in events if e["type"] == "heartbeat"], samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", help="run the cases whose name contains this")
+    args = parser.parse_args()
+    cases = [case for case in CASES if args.only is None or args.only in case.name]
+
+    with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
+        root = Path(tmp)
+        config = EmbeddedConfig(
+            data_dir=root / "platform",
+            api_port=free_local_port(),
+            temporal_port=free_local_port(),
+            temporal_ui_port=free_local_port(),
+            mlflow_port=free_local_port(),
+        )
+        results: list[tuple[Case, list[float], list[float]]] = []
+        with running_platform(config):
+            for case in cases:
+                dataset, samples = case.make_dataset(root / "data" / case.name.replace(" ", "-"))
+                off: list[float] = []
+                on: list[float] = []
+                for index in range(args.repeats):
+                    out = root / "off" / f"{case.framework}-{index}"
+                    off.append(run_off(case, dataset, samples, out, args.epochs))
+                    on.append(run_on(case, dataset, samples, config.api_url, args.epochs))
+                    print(
+                        f"{case.name} repeat {index + 1}: off {off[-1]:.1f}/s  on {on[-1]:.1f}/s",
+                        flush=True,
+                    )
+                results.append((case, off, on))
+    print(
+        f"\ntraining throughput, train samples/s over epochs 2..{args.epochs}, CPU, "
+        f"{os.cpu_count()} cores; medians of {args.repeats} interleaved runs"
+    )
+    print(f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}  (target >= 0.99x)")
+    for case, off, on in results:
+        off_median, on_median = statistics.median(off), statistics.median(on)
+        print(
+            f"{case.name:<26}{off_median:>9.1f}/s{on_median:>9.1f}/s{on_median / off_median:>8.3f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

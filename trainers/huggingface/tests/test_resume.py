@@ -1,0 +1,311 @@
+"""End to end: an attempt SIGKILLed right after its epoch-2 checkpoint, and the attempts after it
+that resume from that checkpoint folder (``TRAINYARD_RESUME_FROM``) — the real entrypoint, real
+training, locally and through object storage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    S3_SECRET,
+    Call,
+    CallbackServer,
+    S3Endpoint,
+    make_image_dataset,
+    run_trainer,
+    serve_callbacks,
+    start_trainer,
+    trainer_env,
+)
+
+from trainer.storage import S3Location, S3Storage
+
+EPOCHS = 4
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
+
+    output_dir: Path
+    checkpoint: Path  # the `data.path` of its last checkpoint_saved event: a folder
+    dataset: Path  # where the dataset is now: a new mirror, the old path is gone
+    calls: list[Call]
+    files: dict[str, str]  # sha256 of every file attempt 1 left, by relative path
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _results_rows(path: Path) -> list[list[str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.split(",") for line in lines[1:]]
+
+
+def _checkpoints(calls: list[Call]) -> list[dict[str, Any]]:
+    return [
+        c.body["data"] for c in calls if c.kind == "event" and c.body["type"] == "checkpoint_saved"
+    ]
+
+
+def _metric_epochs(calls: list[Call]) -> list[int]:
+    return [c.body["epoch"] for c in calls if c.kind == "heartbeat" and c.body["metrics"]]
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
+    root = tmp_path_factory.mktemp("interrupted")
+    first_mirror = make_image_dataset(root / "mirror-1")
+    reached, release = threading.Event(), threading.Event()
+
+    def responder(kind: str, body: dict[str, Any]) -> int:
+        if body.get("type") == "checkpoint_saved" and body["data"]["epoch"] == 2:
+            reached.set()
+            release.wait(60)  # the trainer waits for this answer inside epoch 2's on_save
+        return 202
+
+    with serve_callbacks() as server:
+        server.responder = responder
+        out = root / "attempt-1"
+        env = trainer_env(
+            server.url, first_mirror, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
+        )
+        proc = start_trainer(env, root)
+        try:
+            assert reached.wait(180), "attempt 1 never announced its epoch-2 checkpoint"
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        assert server.wait_for(lambda calls: len(_checkpoints(calls)) == 2, timeout=10)
+        calls = server.snapshot()
+    checkpoint = _checkpoints(calls)[-1]["path"]
+    # The next attempt may get another mirror of the same dataset; the old one is gone.
+    shutil.rmtree(first_mirror)
+    dataset = make_image_dataset(root / "mirror-2")
+    return Interrupted(out, Path(checkpoint), dataset, calls, _hashes(out))
+
+
+def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) -> None:
+    assert [c["epoch"] for c in _checkpoints(interrupted.calls)] == [1, 2]
+    assert interrupted.checkpoint.parent == interrupted.output_dir / "run" / "checkpoints"
+    assert (interrupted.checkpoint / "COMPLETE").is_file()
+    # Killed while announcing the checkpoint: epoch 2's heartbeat never went out.
+    assert _metric_epochs(interrupted.calls) == [1]
+    assert all(c.kind != "done" for c in interrupted.calls)
+    assert not any(".partial" in name for name in interrupted.files)
+
+
+def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
+    callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path
+) -> None:
+    out = tmp_path / "attempt-2"
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        out,
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS=str(EPOCHS),
+        TRAINYARD_RESUME_FROM=interrupted.checkpoint.as_uri(),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"resuming from {interrupted.checkpoint.as_uri()} after epoch 2 of 4" in output
+    calls = callback_server.snapshot()
+    events = [c.body for c in calls if c.kind == "event"]
+    assert events[0]["data"]["resume_from"] == interrupted.checkpoint.as_uri()
+    assert events[1]["type"] == "checkpoint_restored"
+    assert events[1]["data"] == {"path": interrupted.checkpoint.as_uri(), "epoch": 2}
+
+    heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
+    assert heartbeats[0]["epoch"] == 2, "progress goes on from the checkpoint"
+    assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
+    assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
+    # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
+    assert _metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
+    first = _results_rows(interrupted.output_dir / "run" / "results.csv")
+    header = (interrupted.output_dir / "run" / "results.csv").read_text().splitlines()[0]
+    expected = {
+        name: float(value)
+        for name, value in zip(header.split(",")[1:], first[1][1:], strict=True)
+        if value
+    }
+    assert heartbeats[0]["metrics"] == pytest.approx(expected)
+    checkpoints = _checkpoints(calls)
+    assert [c["epoch"] for c in checkpoints] == [3, 4]
+    assert all(Path(c["path"]).parent == out / "run" / "checkpoints" for c in checkpoints)
+    state = json.loads((Path(checkpoints[-1]["path"]) / "trainer_state.json").read_text())
+    assert state["epoch"] == EPOCHS
+    assert (
+        state["global_step"]
+        == 2
+        * json.loads((interrupted.checkpoint / "trainer_state.json").read_text())["global_step"]
+    )
+
+    done = calls[-1].body
+    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
+    assert set(done["artifacts"]) == {"weights", "last", "results", "run_dir"}
+    for path in done["artifacts"].values():
+        assert Path(path).is_relative_to(out)
+        assert Path(path).exists()
+    # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
+    rows = _results_rows(out / "run" / "results.csv")
+    assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
+    assert rows[:2] == first[:2]
+    # Attempt 1's folder is left exactly as it was.
+    assert _hashes(interrupted.output_dir) == interrupted.files
+
+
+def test_resume_from_s3_with_the_dataset_in_s3_publishes_under_the_new_attempt(
+    callback_server: CallbackServer, s3: S3Endpoint, interrupted: Interrupted, tmp_path: Path
+) -> None:
+    bucket = s3.bucket(f"trainyard-{uuid.uuid4().hex[:8]}")
+    # Attempt 1 as if it had published to storage: the checkpoint folder with its marker.
+    attempt_1 = S3Location.parse(f"s3://{bucket}/jobs/job_test/attempt-1")
+    relative = f"run/checkpoints/{interrupted.checkpoint.name}"
+    resume_from = S3Storage(s3.client()).upload_folder_atomic(
+        interrupted.checkpoint,
+        attempt_1,
+        relative,
+        "COMPLETE",
+        (interrupted.checkpoint / "COMPLETE").read_bytes(),
+    )
+    s3.upload_folder(interrupted.dataset, bucket, "datasets/alice/ds 1")
+    out = tmp_path / "attempt-2"
+    output_uri = f"s3://{bucket}/jobs/job_test/attempt-2"
+    env = trainer_env(
+        callback_server.url,
+        tmp_path / "nowhere",
+        out,
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS="3",  # this attempt's total wins over the checkpoint's 4
+        TRAINYARD_DATASET_URI=f"s3://{bucket}/datasets/alice/ds%201",
+        TRAINYARD_OUTPUT_URI=output_uri,
+        TRAINYARD_RESUME_FROM=resume_from,
+        **s3.env(),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "to download" in output  # dataset download progress in the log
+    calls = callback_server.snapshot()
+    heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
+    assert heartbeats[0]["epoch"] == 2
+    assert all(hb["epochs"] == 3 for hb in heartbeats)
+    assert _metric_epochs(calls) == [2, 3]
+    [checkpoint] = _checkpoints(calls)
+    step = Path(checkpoint["path"]).name
+    assert checkpoint == {"path": f"{output_uri}/run/checkpoints/{step}", "epoch": 3}
+    done = calls[-1].body
+    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
+    assert done["artifacts"] == {
+        "weights": f"{output_uri}/run/model",
+        "last": checkpoint["path"],
+        "results": f"{output_uri}/run/results.csv",
+        "run_dir": f"{output_uri}/run",
+    }
+    keys = s3.keys(bucket)
+    assert not [k for k in keys if ".partial" in k], "temporary keys left behind"
+    published = f"jobs/job_test/attempt-2/run/checkpoints/{step}/"
+    names = {k.removeprefix(published) for k in keys if k.startswith(published)}
+    assert {"COMPLETE", "model.safetensors", "optimizer.pt", "trainer_state.json"} <= names
+    assert "jobs/job_test/attempt-2/run/model/model.safetensors" in keys
+    assert "jobs/job_test/attempt-2/run/model/COMPLETE" in keys
+    body = s3.client().get_object(Bucket=bucket, Key="jobs/job_test/attempt-2/run/results.csv")
+    assert [line.split(",")[0] for line in body["Body"].read().decode().splitlines()[1:]] == [
+        "1",
+        "2",
+        "3",
+    ]
+    assert S3_SECRET not in output + json.dumps([c.body for c in calls])
+
+
+@pytest.mark.parametrize("problem", ["missing", "truncated", "already complete"])
+def test_unusable_checkpoint_fails_the_attempt_naming_it(
+    callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
+) -> None:
+    epochs = EPOCHS
+    if problem == "missing":
+        checkpoint = tmp_path / "gone" / "checkpoint-4"
+        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) not found"
+    elif problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
+        checkpoint = tmp_path / "torn" / interrupted.checkpoint.name
+        shutil.copytree(interrupted.checkpoint, checkpoint)
+        weights = checkpoint / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+        expected = (
+            f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) is damaged: "
+            "model.safetensors has 100 bytes"
+        )
+    else:
+        checkpoint, epochs = interrupted.checkpoint, 2
+        expected = (
+            f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) already holds 2 of 2 "
+            "epochs: nothing left to resume"
+        )
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        tmp_path / "out",
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS=str(epochs),
+        TRAINYARD_RESUME_FROM=str(checkpoint),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    done = callback_server.of("done")
+    assert [d.body["status"] for d in done] == ["failed"]
+    assert done[0].body["reason"].startswith(expected)
+    assert callback_server.of("heartbeat") == [], "no progress is claimed from a bad checkpoint"
+    assert not (tmp_path / "out" / "run" / "checkpoints").exists() or not list(
+        (tmp_path / "out" / "run" / "checkpoints").iterdir()
+    )
+
+
+def test_malformed_resume_from_exits_2_naming_it(
+    callback_server: CallbackServer, image_dataset: Path, tmp_path: Path
+) -> None:
+    env = trainer_env(
+        callback_server.url,
+        image_dataset,
+        tmp_path / "out",
+        tmp_path / "home",
+        TRAINYARD_RESUME_FROM="run/checkpoints/checkpoint-4",
+    )
+
+    result = run_trainer(env, tmp_path, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "TRAINYARD_RESUME_FROM: must be an absolute path, file:///abs/path or s3://bucket/prefix "
+        "URI of a checkpoint folder, got 'run/checkpoints/checkpoint-4'"
+    )
+    assert callback_server.snapshot() == []

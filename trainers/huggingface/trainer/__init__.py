@@ -1,0 +1,1 @@
+"""Trainyard trainer for Hugging Face transformers."""

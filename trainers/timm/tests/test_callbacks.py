@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from conftest import CallbackServer
+
+from trainer.callbacks import (
+    CallbackClient,
+    CallbackRefused,
+    CallbackRejected,
+    CallbackUnavailable,
+    clean_metrics,
+)
+
+
+def _client(url: str, **kwargs: Any) -> CallbackClient:
+    return CallbackClient(url, "job_1", "tok", sleep=lambda _: None, **kwargs)
+
+
+def test_posts_json_with_bearer_token(callback_server: CallbackServer) -> None:
+    with _client(callback_server.url) as client:
+        client.heartbeat(epoch=1, epochs=3, metrics={"a": 1}, elapsed_s=2.5, eta_s=None)
+        client.event("log", "hello", {"x": 1})
+        client.done("succeeded", metrics={"m": 0.5}, artifacts={"weights": "/w/best.pt"})
+
+    calls = callback_server.snapshot()
+    assert [c.path for c in calls] == [
+        "/v1/jobs/job_1/heartbeat",
+        "/v1/jobs/job_1/event",
+        "/v1/jobs/job_1/done",
+    ]
+    assert {c.authorization for c in calls} == {"Bearer tok"}
+    assert calls[0].body == {
+        "epoch": 1,
+        "epochs": 3,
+        "metrics": {"a": 1.0},
+        "elapsed_s": 2.5,
+        "eta_s": None,
+    }
+    assert calls[1].body == {"type": "log", "message": "hello", "data": {"x": 1}}
+    assert calls[2].body == {
+        "status": "succeeded",
+        "reason": None,
+        "metrics": {"m": 0.5},
+        "artifacts": {"weights": "/w/best.pt"},
+    }
+
+
+def test_retries_5xx_until_accepted(callback_server: CallbackServer) -> None:
+    answers = iter([503, 500, 202])
+    callback_server.responder = lambda kind, body: next(answers)
+
+    with _client(callback_server.url) as client:
+        client.event("log", "x")
+
+    assert [c.status for c in callback_server.snapshot()] == [503, 500, 202]
+
+
+@pytest.mark.parametrize("status", [401, 403, 409])
+def test_refusal_stops_all_further_callbacks(callback_server: CallbackServer, status: int) -> None:
+    callback_server.responder = lambda kind, body: status
+
+    with _client(callback_server.url) as client:
+        with pytest.raises(CallbackRefused) as info:
+            client.heartbeat(epoch=0, epochs=1, metrics={}, elapsed_s=0, eta_s=None)
+        assert info.value.status_code == status
+        assert client.refused is info.value
+        with pytest.raises(CallbackRefused):
+            client.done("failed", reason="x")
+
+    assert len(callback_server.snapshot()) == 1, "never retried, nothing sent afterwards"
+
+
+def test_other_4xx_is_rejected_without_retry(callback_server: CallbackServer) -> None:
+    answers = iter([422, 202])
+    callback_server.responder = lambda kind, body: next(answers)
+
+    with _client(callback_server.url) as client:
+        with pytest.raises(CallbackRejected, match="422"):
+            client.event("log", "x")
+        client.event("log", "still usable")
+
+    assert [c.status for c in callback_server.snapshot()] == [422, 202]
+
+
+def test_unreachable_backend_gives_up_after_the_retry_window() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    attempts: list[float] = []
+
+    with CallbackClient(
+        f"http://127.0.0.1:{port}",
+        "job_1",
+        "tok",
+        retry_for_s=0.3,
+        max_backoff_s=0.05,
+        sleep=attempts.append,
+    ) as client:
+        with pytest.raises(CallbackUnavailable, match="not delivered"):
+            client.event("log", "x")
+        assert client.refused is None
+
+    assert attempts, "connection errors are retried"
+
+
+def test_clean_metrics_keeps_finite_numbers_only() -> None:
+    raw = {"a": 1, "b": 0.5, "nan": float("nan"), "inf": float("inf"), "s": "x", "flag": True}
+    assert clean_metrics(raw) == {"a": 1.0, "b": 0.5}
+
+
+def test_done_409_after_an_ambiguous_failure_counts_as_delivered(
+    callback_server: CallbackServer,
+) -> None:
+    answers = iter([502, 409])  # stored, then the proxy failed; the retry finds the token spent
+    callback_server.responder = lambda kind, body: next(answers)
+
+    with _client(callback_server.url) as client:
+        client.done("succeeded")
+        assert client.refused is None
+
+
+def test_done_409_straight_away_is_a_refusal(callback_server: CallbackServer) -> None:
+    callback_server.responder = lambda kind, body: 409
+
+    with _client(callback_server.url) as client, pytest.raises(CallbackRefused):
+        client.done("succeeded")
+
+
+def test_job_id_is_quoted_in_the_path(callback_server: CallbackServer) -> None:
+    with CallbackClient(callback_server.url, "job/../x", "tok") as client:
+        client.event("log", "x")
+    assert callback_server.snapshot()[0].path == "/v1/jobs/job%2F..%2Fx/event"

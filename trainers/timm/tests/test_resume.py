@@ -1,0 +1,264 @@
+"""An attempt SIGKILLed after its epoch-2 checkpoint, and the attempts after it that resume from
+that checkpoint (``TRAINYARD_RESUME_FROM``): the real entrypoint, real training."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import signal
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    Call,
+    CallbackServer,
+    S3Endpoint,
+    make_dataset,
+    run_in_process,
+    run_trainer,
+    serve_callbacks,
+    start_trainer,
+    trainer_env,
+)
+
+EPOCHS = 4
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
+
+    output_dir: Path
+    checkpoint: Path  # the `data.path` of its last checkpoint_saved event
+    dataset: Path  # where the dataset is now: a new mirror, the old path is gone
+    calls: list[Call]
+    files: dict[str, str]  # sha256 of every file attempt 1 left, by relative path
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _results_rows(path: Path) -> list[list[str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.split(",") for line in lines[1:]]
+
+
+def _checkpoints(calls: list[Call]) -> list[dict[str, Any]]:
+    return [
+        c.body["data"] for c in calls if c.kind == "event" and c.body["type"] == "checkpoint_saved"
+    ]
+
+
+def _metric_epochs(calls: list[Call]) -> list[int]:
+    return [c.body["epoch"] for c in calls if c.kind == "heartbeat" and c.body["metrics"]]
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
+    root = tmp_path_factory.mktemp("interrupted")
+    first_mirror = make_dataset(root / "mirror-1")
+    reached, release = threading.Event(), threading.Event()
+
+    def responder(kind: str, body: dict[str, Any]) -> int:
+        if body.get("type") == "checkpoint_saved" and body["data"]["epoch"] == 2:
+            reached.set()
+            release.wait(60)  # the trainer waits for this answer right after epoch 2's save
+        return 202
+
+    with serve_callbacks() as server:
+        server.responder = responder
+        out = root / "attempt-1"
+        env = trainer_env(
+            server.url, first_mirror, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
+        )
+        proc = start_trainer(env, root)
+        try:
+            assert reached.wait(120), "attempt 1 never announced its epoch-2 checkpoint"
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        assert server.wait_for(lambda calls: len(_checkpoints(calls)) == 2, timeout=10)
+        calls = server.snapshot()
+    checkpoint = _checkpoints(calls)[-1]["path"]
+    # The next attempt may get another mirror of the same dataset; the old one is gone.
+    shutil.rmtree(first_mirror)
+    dataset = make_dataset(root / "mirror-2")
+    return Interrupted(out, Path(checkpoint), dataset, calls, _hashes(out))
+
+
+def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) -> None:
+    assert [c["epoch"] for c in _checkpoints(interrupted.calls)] == [1, 2]
+    assert interrupted.checkpoint == interrupted.output_dir / "run" / "weights" / "last.pt"
+    # Killed while announcing the checkpoint: epoch 2's heartbeat never went out.
+    assert _metric_epochs(interrupted.calls) == [1]
+    assert all(c.kind != "done" for c in interrupted.calls)
+    assert not any(name.endswith(".partial") for name in interrupted.files)
+
+
+def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
+    callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path
+) -> None:
+    out = tmp_path / "attempt-2"
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        out,
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS=str(EPOCHS),
+        TRAINYARD_RESUME_FROM=str(interrupted.checkpoint),
+    )
+
+    result = run_trainer(env, tmp_path)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "resuming after epoch 2 of 4" in output
+    calls = callback_server.snapshot()
+    events = [c.body for c in calls if c.kind == "event"]
+    assert events[0]["data"]["resume_from"] == str(interrupted.checkpoint)
+    assert events[1]["type"] == "checkpoint_restored"
+    assert events[1]["data"] == {"path": str(interrupted.checkpoint), "epoch": 2}
+
+    heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
+    assert heartbeats[0]["epoch"] == 2, "progress goes on from the checkpoint"
+    assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
+    assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
+    # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
+    assert _metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
+    first = _results_rows(interrupted.output_dir / "run" / "results.csv")
+    header = (interrupted.output_dir / "run" / "results.csv").read_text().splitlines()[0]
+    expected = dict(zip(header.split(",")[1:], map(float, first[1][1:]), strict=True))
+    assert heartbeats[0]["metrics"] == expected
+    checkpoints = _checkpoints(calls)
+    assert [c["epoch"] for c in checkpoints] == [3, 4]
+    assert {c["path"] for c in checkpoints} == {str(out / "run" / "weights" / "last.pt")}
+    # The learning-rate schedule goes on where it was: cosine from 0.001 over 4 epochs.
+    lrs = [hb["metrics"]["lr"] for hb in heartbeats if hb["metrics"]]
+    assert lrs == pytest.approx([0.0005 * (1 + math.cos(math.pi * e / 4)) for e in (1, 2, 3)])
+
+    done = calls[-1].body
+    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
+    assert set(done["artifacts"]) == {"weights", "last", "results", "run_dir"}
+    for path in done["artifacts"].values():
+        assert Path(path).is_relative_to(out)
+        assert Path(path).exists()
+    # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
+    rows = _results_rows(out / "run" / "results.csv")
+    assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
+    assert rows[:2] == first[:2]
+    # Attempt 1's folder is left exactly as it was.
+    assert _hashes(interrupted.output_dir) == interrupted.files
+
+
+def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
+    callback_server: CallbackServer,
+    s3: S3Endpoint,
+    interrupted: Interrupted,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = s3.bucket(f"trainyard-{uuid.uuid4().hex[:8]}")
+    s3.upload_folder(interrupted.checkpoint.parent, bucket, "jobs/job_test/attempt-1/run/weights")
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "attempt-2"
+    output_uri = f"s3://{bucket}/jobs/job_test/attempt-2"
+    resume_from = f"s3://{bucket}/jobs/job_test/attempt-1/run/weights/last.pt"
+    env = trainer_env(
+        callback_server.url,
+        interrupted.dataset,
+        out,
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS="3",  # this attempt's total wins over the checkpoint's 4
+        TRAINYARD_OUTPUT_URI=output_uri,
+        TRAINYARD_RESUME_FROM=resume_from,
+    )
+
+    assert run_in_process(env) == 0
+
+    calls = callback_server.snapshot()
+    heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
+    assert heartbeats[0]["epoch"] == 2
+    assert all(hb["epochs"] == 3 for hb in heartbeats)
+    assert _metric_epochs(calls) == [2, 3]
+    [checkpoint] = _checkpoints(calls)
+    assert (checkpoint["path"], checkpoint["epoch"]) == (f"{output_uri}/run/weights/last.pt", 3)
+    done = calls[-1].body
+    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
+    assert done["artifacts"] == {
+        "weights": f"{output_uri}/run/weights/best.pt",
+        "last": f"{output_uri}/run/weights/last.pt",
+        "results": f"{output_uri}/run/results.csv",
+        "run_dir": f"{output_uri}/run",
+    }
+    assert [int(row[0]) for row in _results_rows(out / "run" / "results.csv")] == [1, 2, 3]
+    keys = s3.keys(bucket)
+    assert not [k for k in keys if k.endswith(".partial")]
+    assert all(k.startswith("jobs/job_test/attempt-2/") for k in keys if "attempt-1" not in k)
+
+
+@pytest.mark.parametrize(
+    "problem", ["missing", "truncated", "weights only", "already complete", "other classes"]
+)
+def test_unusable_checkpoint_fails_the_attempt_naming_it(
+    callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
+) -> None:
+    epochs, dataset = EPOCHS, interrupted.dataset
+    checkpoint = interrupted.checkpoint
+    prefix = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM)"
+    if problem == "missing":
+        checkpoint = tmp_path / "gone" / "last.pt"
+        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) not found"
+    elif problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
+        checkpoint = tmp_path / "torn" / "last.pt"
+        checkpoint.parent.mkdir()
+        whole = interrupted.checkpoint.read_bytes()
+        checkpoint.write_bytes(whole[: len(whole) // 2])
+        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) is unreadable"
+    elif problem == "weights only":
+        checkpoint = interrupted.checkpoint.with_name("best.pt")
+        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) holds no training"
+    elif problem == "already complete":
+        epochs = 2
+        expected = f"{prefix} already holds 2 of 2 epochs: nothing left to resume"
+    else:
+        dataset = make_dataset(tmp_path / "other")
+        (dataset / "train" / "circle").rename(dataset / "train" / "disc")
+        (dataset / "val" / "circle").rename(dataset / "val" / "disc")
+        expected = "ResumeError: checkpoint "
+    env = trainer_env(
+        callback_server.url,
+        dataset,
+        tmp_path / "out",
+        tmp_path / "home",
+        TRAINYARD_ATTEMPT="2",
+        TRAINYARD_EPOCHS=str(epochs),
+        TRAINYARD_RESUME_FROM=str(checkpoint),
+    )
+
+    assert run_in_process(env) == 1
+
+    done = callback_server.of("done")
+    assert [d.body["status"] for d in done] == ["failed"]
+    assert done[0].body["reason"].startswith(expected), done[0].body["reason"]
+    if problem == "other classes":
+        assert "was trained on classes" in done[0].body["reason"]
+    else:
+        assert callback_server.of("heartbeat") == [], "no progress claimed from a bad checkpoint"

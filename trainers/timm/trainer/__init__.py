@@ -1,0 +1,1 @@
+"""Trainyard's timm trainer: a standalone program that honours docs/trainer-contract.md."""

@@ -1,0 +1,266 @@
+"""HTTP client for the platform's trainer callbacks: ``heartbeat``, ``event`` and ``done``.
+
+Every call is ``POST {callback_url}/v1/jobs/{job_id}/<kind>`` with the attempt's bearer token.
+Connection errors (and timeouts) and 5xx answers are retried with exponential backoff for up
+to ``retry_for_s`` seconds; 4xx answers are never retried:
+
+* 401, 403 and 409 raise `CallbackRefused` — the token is bad or stale, or the job is already
+  terminal. The client then refuses to send anything else (the trainer must stop training and
+  exit without further callbacks).
+* any other 4xx (422: a trainer bug) raises `CallbackRejected`.
+* exhausted retries raise `CallbackUnavailable`.
+
+The client is safe to use from the training thread and the keep-alive thread at once; calls are
+serialised so heartbeats reach the backend in the order they were made. The token never appears
+in logs or exception messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+log = logging.getLogger("trainyard.trainer.callbacks")
+
+DoneStatus = Literal["succeeded", "failed", "cancelled"]
+REFUSING_STATUSES = frozenset({401, 403, 409})
+
+
+class CallbackError(Exception):
+    """A callback could not be delivered."""
+
+
+class CallbackRefused(CallbackError):  # noqa: N818 - reads as "the callback was refused"
+    """401/403/409: the backend refuses this attempt's callbacks; training must stop."""
+
+    def __init__(self, kind: str, status_code: int, detail: str = "") -> None:
+        self.kind = kind
+        self.status_code = status_code
+        self.detail = detail
+        meaning = {
+            401: "token not accepted",
+            403: "token belongs to another job or a stale attempt",
+            409: "job already terminal",
+        }.get(status_code, "refused")
+        super().__init__(f"{kind} callback refused with {status_code} ({meaning})")
+
+
+class CallbackRejected(CallbackError):  # noqa: N818
+    """Another 4xx (422 means a malformed body: a trainer bug)."""
+
+    def __init__(self, kind: str, status_code: int, detail: str = "") -> None:
+        self.kind = kind
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"{kind} callback rejected with {status_code}: {detail[:500]}")
+
+
+class CallbackUnavailable(CallbackError):  # noqa: N818
+    """The backend could not be reached (or kept answering 5xx) until retries ran out."""
+
+
+class _Attempt:
+    """One POST, retried by tenacity; remembers whether a failed try may have been delivered."""
+
+    def __init__(self, http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+        self._http = http
+        self._path = path
+        self._body = body
+        self.maybe_delivered = False
+
+    def __call__(self) -> httpx.Response:
+        try:
+            response = self._http.post(self._path, json=self._body)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise  # never reached the backend
+        except httpx.TransportError:
+            self.maybe_delivered = True
+            raise
+        if response.status_code >= 500:
+            self.maybe_delivered = True
+            raise _ServerError(response.status_code)
+        return response
+
+
+class _ServerError(Exception):
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(f"server answered {status_code}")
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON-safe float for a metric value, or None for non-numbers, NaN and infinities."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    """Keep the numeric, finite metric values (JSON has no NaN) as plain floats."""
+    cleaned: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        number = _finite(value)
+        if number is not None:
+            cleaned[str(key)] = number
+    return cleaned
+
+
+class CallbackClient:
+    """Posts callbacks for one job attempt."""
+
+    def __init__(
+        self,
+        base_url: str,
+        job_id: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        retry_for_s: float = 60.0,
+        max_backoff_s: float = 8.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._job_path = quote(job_id, safe="")
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+        self._retry_for_s = retry_for_s
+        self._max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._refused: CallbackRefused | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CallbackClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def refused(self) -> CallbackRefused | None:
+        """The refusal that closed this client, if any."""
+        return self._refused
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def heartbeat(
+        self,
+        *,
+        epoch: int,
+        epochs: int,
+        metrics: Mapping[str, Any] | None,
+        elapsed_s: float,
+        eta_s: float | None,
+    ) -> None:
+        self._post(
+            "heartbeat",
+            {
+                "epoch": epoch,
+                "epochs": epochs,
+                "metrics": clean_metrics(metrics),
+                "elapsed_s": round(max(elapsed_s, 0.0), 3),
+                "eta_s": None if eta_s is None else round(max(eta_s, 0.0), 3),
+            },
+        )
+
+    def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        self._post("event", {"type": type_, "message": message, "data": dict(data or {})})
+
+    def done(
+        self,
+        status: DoneStatus,
+        *,
+        reason: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        artifacts: Mapping[str, str] | None = None,
+    ) -> None:
+        self._post(
+            "done",
+            {
+                "status": status,
+                "reason": reason,
+                "metrics": clean_metrics(metrics),
+                "artifacts": dict(artifacts or {}),
+            },
+        )
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _post(self, kind: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            if self._refused is not None:
+                raise self._refused
+            attempt = _Attempt(self._http, f"/v1/jobs/{self._job_path}/{kind}", body)
+            retrying = Retrying(
+                retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
+                wait=wait_exponential(multiplier=0.5, max=self._max_backoff_s),
+                stop=stop_after_delay(self._retry_for_s),
+                before_sleep=self._log_retry(kind),
+                reraise=True,
+                sleep=self._sleep,
+            )
+            try:
+                response = retrying(attempt)
+            except (httpx.TransportError, _ServerError) as exc:
+                raise CallbackUnavailable(
+                    f"{kind} callback not delivered after {self._retry_for_s:.0f} s: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            status = response.status_code
+            if status == 409 and kind == "done" and attempt.maybe_delivered:
+                # An earlier try may have reached the backend (timeout after sending, 5xx after
+                # storing): that done spent the token, so this 409 is our own first done.
+                log.warning("done answered 409 after an ambiguous failure; taking it as delivered")
+                return
+            if status in REFUSING_STATUSES:
+                self._refused = CallbackRefused(kind, status, response.text)
+                raise self._refused
+            if status >= 400:
+                raise CallbackRejected(kind, status, response.text)
+
+    @staticmethod
+    def _log_retry(kind: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "%s callback attempt %d failed (%s); retrying in %.1f s",
+                kind,
+                state.attempt_number,
+                f"{type(exc).__name__}: {exc}" if exc else "?",
+                wait,
+            )
+
+        return before_sleep

@@ -1,0 +1,313 @@
+"""One training attempt: set-up, the epochs (in this process or in DDP workers), ``done``.
+
+Order of events
+---------------
+1. ``trainer_started`` event (framework, timm/torch versions, model, task, device, world size,
+   attempt, pid, and ``resume_from`` when set).
+2. ``TRAINYARD_GPUS`` > 0: that many CUDA devices must be visible, else ``done(failed)`` with a
+   reason naming ``TRAINYARD_GPUS``.
+3. With ``TRAINYARD_RESUME_FROM``: the checkpoint is copied (or downloaded) into this attempt's
+   ``run/weights/last.pt`` and checked (trainer/resume.py); a ``checkpoint_restored`` event
+   ``{"path", "epoch"}`` follows.
+4. The first heartbeat (epoch 0, or the checkpoint's epoch with that epoch's metrics), then
+   keep-alives from a thread until the end.
+5. The dataset: an ``s3://`` prefix is mirrored into ``<output>/.trainer/dataset/`` first;
+   then the image folder is checked (trainer/dataset.py).
+6. Training (trainer/engine.py): in this process for 0 or 1 GPU, else in ``TRAINYARD_GPUS``
+   torchrun workers (trainer/distributed.py). Per epoch: ``checkpoint_saved``, then the
+   heartbeat with the epoch's metrics.
+7. With ``TRAINYARD_OUTPUT_URI``: the run folder is uploaded (keep-alives go on meanwhile).
+8. ``done``: succeeded (metrics: the final epoch's, plus ``best/epoch`` and ``best/val/top1``),
+   failed (``<ExceptionType>: <message>``) or cancelled; artifacts ``weights`` (best.pt),
+   ``last`` (last.pt), ``results`` (results.csv) and ``run_dir`` — local paths, or ``s3://``
+   URIs of what was uploaded.
+
+Offline: nothing is downloaded (``pretrained=False``; ``HF_HUB_OFFLINE=1``; the Hugging Face
+and torch caches point into ``<output>/.trainer/``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused, DoneStatus
+from trainer.control import StopFlag, TrainingCancelled
+from trainer.dataset import LazyStorage, local_dataset, scan_dataset
+from trainer.engine import TrainJob
+from trainer.progress import EpochAnnouncer, ProgressReporter, local_path
+from trainer.resume import RestoredCheckpoint, restore_checkpoint
+from trainer.settings import TrainerSettings
+from trainer.storage import RunPublisher
+
+log = logging.getLogger("trainyard.trainer.run")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 143
+
+
+class GPUUnavailableError(RuntimeError):
+    """TRAINYARD_GPUS asks for more CUDA devices than are visible."""
+
+
+def trainer_dir(output_dir: Path) -> Path:
+    """The trainer's private folder inside the output dir (dataset mirror, DDP files)."""
+    return output_dir / ".trainer"
+
+
+def run_dir(settings: TrainerSettings) -> Path:
+    """Where this attempt's run is written (weights/, results.csv)."""
+    return settings.output_dir / "run"
+
+
+def prepare_environment(output_dir: Path, environ: dict[str, str] | None = None) -> Path:
+    """Create the output folders; keep every library offline and its caches in the output dir."""
+    env = os.environ if environ is None else environ
+    private = trainer_dir(output_dir)
+    private.mkdir(parents=True, exist_ok=True)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    env.setdefault("HF_HOME", str(private / "huggingface"))
+    env.setdefault("TORCH_HOME", str(private / "torch"))
+    return private
+
+
+def check_gpus(settings: TrainerSettings) -> None:
+    """Raise `GPUUnavailableError` when fewer CUDA devices are visible than requested."""
+    if settings.gpus == 0:
+        return
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if visible < settings.gpus:
+        raise GPUUnavailableError(
+            f"TRAINYARD_GPUS={settings.gpus} but {visible} CUDA device(s) are visible"
+        )
+
+
+def restore(settings: TrainerSettings, storage: LazyStorage) -> RestoredCheckpoint | None:
+    """Prepare this attempt's resume from ``TRAINYARD_RESUME_FROM``, if set."""
+    source = settings.resume_source()
+    if source is None:
+        return None
+    return restore_checkpoint(source, run_dir(settings), epochs=settings.epochs, storage=storage)
+
+
+_ARTIFACT_FILES: Mapping[str, str] = {
+    "weights": "weights/best.pt",
+    "last": "weights/last.pt",
+    "results": "results.csv",
+}
+
+
+def collect_artifacts(folder: Path, publisher: RunPublisher | None = None) -> dict[str, str]:
+    """The run's files: absolute paths of those that exist, or with a publisher the ``s3://``
+    URIs of those published so far."""
+    if publisher is None:
+        candidates = {key: folder / name for key, name in _ARTIFACT_FILES.items()}
+        artifacts = {key: str(path.resolve()) for key, path in candidates.items() if path.is_file()}
+        if folder.is_dir():
+            artifacts["run_dir"] = str(folder.resolve())
+        return artifacts
+    run = publisher.relative(folder)
+    uploaded = dict(publisher.uploaded)
+    artifacts = {
+        key: uploaded[f"{run}/{name}"]
+        for key, name in _ARTIFACT_FILES.items()
+        if f"{run}/{name}" in uploaded
+    }
+    if any(relative.startswith(f"{run}/") for relative in uploaded):
+        artifacts["run_dir"] = publisher.location.uri(run)
+    return artifacts
+
+
+def describe(exc: BaseException) -> str:
+    """``<type>: <message>`` on one line, for ``done(failed).reason``."""
+    reason = getattr(exc, "reason", None)  # a DDP worker's own description
+    if isinstance(reason, str) and reason:
+        return reason
+    message = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        return None
+
+
+def train(
+    settings: TrainerSettings,
+    reporter: ProgressReporter,
+    announcer: EpochAnnouncer,
+    stop: StopFlag,
+    storage: LazyStorage,
+    *,
+    restored: RestoredCheckpoint | None,
+    nproc: int,
+) -> dict[str, float]:
+    """Fetch and check the dataset, then run the epochs; returns the final metrics."""
+    private = prepare_environment(settings.output_dir)
+    dataset = local_dataset(settings, private, storage, stop)
+    scan_dataset(dataset)  # fail fast, before any worker starts
+    stop.check()
+    job = TrainJob(
+        model=settings.model,
+        dataset=dataset,
+        run_dir=run_dir(settings),
+        epochs=settings.epochs,
+        imgsz=settings.imgsz,
+        batch=settings.batch,
+        cuda=settings.gpus > 0,
+        hyperparameters=settings.hyperparameters,
+        resume=restored.path if restored is not None else None,
+        best_known=restored.best_known if restored is not None else True,
+    )
+    log.info("training %s for %d epochs in %d process(es)", settings.model, job.epochs, nproc)
+    if nproc > 1:
+        from trainer.distributed import run_distributed
+
+        return run_distributed(
+            job, nproc, private=private, reporter=reporter, sink=announcer, stop=stop
+        )
+    import torch
+
+    from trainer.engine import Distributed
+    from trainer.engine import train as train_job
+
+    device = torch.device("cuda", 0) if job.cuda else torch.device("cpu")
+    if job.cuda:
+        torch.cuda.set_device(device)
+    return train_job(job, announcer, stop, Distributed(device))
+
+
+def _send_done(
+    client: CallbackClient,
+    status: DoneStatus,
+    *,
+    reason: str | None,
+    metrics: Mapping[str, float],
+    artifacts: Mapping[str, str],
+) -> bool:
+    if client.refused is not None:
+        log.error("not sending done(%s): callbacks were refused (%s)", status, client.refused)
+        return False
+    try:
+        client.done(status, reason=reason, metrics=metrics, artifacts=artifacts)
+    except CallbackError as exc:
+        log.error("done(%s) not delivered: %s", status, exc)
+        return False
+    return True
+
+
+def run_attempt(
+    settings: TrainerSettings,
+    client: CallbackClient,
+    stop: StopFlag,
+    *,
+    nproc: int | None = None,
+) -> int:
+    """Train once and report the outcome; returns the process exit code.
+
+    ``nproc`` is the number of training processes: by default one per GPU (at least one). More
+    than one trains with DDP — on CUDA when ``TRAINYARD_GPUS`` > 0, else on CPU with gloo.
+    """
+    processes = nproc if nproc is not None else max(1, settings.gpus)
+    storage = LazyStorage()
+    publisher: RunPublisher | None = None
+    if settings.output_uri is not None:
+        prepare_environment(settings.output_dir)  # the publisher's scratch space lives there
+        publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
+    reporter = ProgressReporter(
+        client, stop, epochs=settings.epochs, keepalive_s=settings.keepalive_s
+    )
+    announcer = EpochAnnouncer(reporter, publisher.publish if publisher is not None else local_path)
+    folder = run_dir(settings)
+    metrics: dict[str, float] = {}
+    try:
+        try:
+            reporter.event(
+                "trainer_started",
+                f"timm trainer started (attempt {settings.attempt})",
+                {
+                    "framework": "timm",
+                    "timm_version": _version("timm"),
+                    "torch_version": _version("torch"),
+                    "model": settings.model,
+                    "task": settings.task,
+                    "device": settings.device_name(),
+                    "world_size": processes,
+                    "attempt": settings.attempt,
+                    "pid": os.getpid(),
+                    **({"resume_from": settings.resume_from} if settings.resume_from else {}),
+                },
+            )
+            check_gpus(settings)
+            stop.check()
+            restored = restore(settings, storage)
+            if restored is not None:
+                reporter.event(
+                    "checkpoint_restored",
+                    f"resuming after epoch {restored.completed_epochs} from {restored.source}",
+                    {"path": restored.source, "epoch": restored.completed_epochs},
+                )
+            stop.check()
+            reporter.start(
+                epoch=0 if restored is None else restored.completed_epochs,
+                metrics=None if restored is None else restored.metrics,
+            )
+            metrics = train(
+                settings,
+                reporter,
+                announcer,
+                stop,
+                storage,
+                restored=restored,
+                nproc=processes,
+            )
+            if publisher is not None:  # keep-alives go on while the run is uploaded
+                publisher.publish_folder(folder)
+            stop.check()
+        finally:
+            reporter.close()
+    except BaseException as exc:
+        refusal = exc if isinstance(exc, CallbackRefused) else (stop.refused or client.refused)
+        cancelled = stop.cancel_requested or isinstance(exc, TrainingCancelled)
+        if refusal is not None:
+            log.error("%s: stopping without further callbacks", refusal)
+            return EXIT_CANCELLED if cancelled else EXIT_FAILED
+        artifacts = collect_artifacts(folder, publisher)
+        if cancelled:
+            log.warning("stopped by SIGTERM")
+            _send_done(
+                client,
+                "cancelled",
+                reason="stopped by SIGTERM",
+                metrics=reporter.metrics,
+                artifacts=artifacts,
+            )
+            return EXIT_CANCELLED
+        failure = stop.failure or exc  # an upload failure is the cause, not the teardown
+        log.error("training failed", exc_info=failure)
+        _send_done(
+            client,
+            "failed",
+            reason=describe(failure),
+            metrics=reporter.metrics,
+            artifacts=artifacts,
+        )
+        return EXIT_FAILED
+    delivered = _send_done(
+        client,
+        "succeeded",
+        reason=None,
+        metrics=metrics,
+        artifacts=collect_artifacts(folder, publisher),
+    )
+    return EXIT_OK if delivered else EXIT_FAILED

@@ -44,6 +44,7 @@ export function DatasetsPage() {
         <select name="format" defaultValue="yolo">
           <option value="yolo">YOLO detection</option>
           <option value="imagefolder">ImageFolder classification</option>
+          <option value="text">Text classification (JSONL/CSV)</option>
         </select>
         <input name="file" type="file" accept=".zip" required />
         <button type="submit" disabled={uploading}>

@@ -86,14 +86,11 @@ class TrackingActivities:
         Failures are retried on the next round; only the first is posted as a warning.
         """
         warned = False
-        # Kept here between rounds: the run's tag is read once, not every few seconds.
-        cursor: SyncCursor | None = None
         while True:
             activity.heartbeat()
             try:
-                cursor = await self._sync(request.job_id, request.run_id, cursor)
+                await self._sync(request.job_id, request.run_id)
             except Exception as error:
-                cursor = None  # read it again from the run
                 if not warned:
                     await self._warn(request.job_id, "could not sync metrics to MLflow", error)
                     warned = True
@@ -148,31 +145,24 @@ class TrackingActivities:
             warnings=warnings,
         )
 
-    async def _sync(
-        self, job_id: str, run_id: str, cursor: SyncCursor | None = None
-    ) -> SyncCursor | None:
-        """Log the metrics of every heartbeat after the cursor (the run's, unless given), page
-        by page; the cursor after them."""
+    async def _sync(self, job_id: str, run_id: str) -> None:
+        """Log the metrics of every heartbeat after the run's cursor, page by page."""
         tracker = self._tracker
         if tracker is None:
-            return None
-        if cursor is None:
-            cursor = await self._in_thread(tracker.sync_cursor, run_id)
+            return
+        cursor = await self._in_thread(tracker.sync_cursor, run_id)
         while True:
             events, _ = await self._backend.events_after(job_id, cursor.seq, _EVENTS_PAGE)
             if not events:
-                return cursor
+                return
             metrics = heartbeat_metrics(events, after_epoch=cursor.epoch)
             cursor = SyncCursor(
                 seq=int(events[-1]["seq"]),
                 epoch=max([cursor.epoch, *(metric.step for metric in metrics)]),
             )
-            # The run's cursor moves with metrics only: events without any (keep-alives) would
-            # log nothing if read again, so they are not worth an MLflow request each round.
-            if metrics:
-                await self._in_thread(tracker.log_metrics, run_id, metrics, cursor)
+            await self._in_thread(tracker.log_metrics, run_id, metrics, cursor)
             if len(events) < _EVENTS_PAGE:
-                return cursor
+                return
 
     async def _log_final_metrics(
         self, tracker: MlflowTracker, run_id: str, job: dict[str, Any]

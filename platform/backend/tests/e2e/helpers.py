@@ -204,5 +204,6 @@ def resumed_to_success(
     mlflow_url = platform.config.mlflow_url
     client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
     losses = client.get_metric_history(tracked["tracking"]["mlflow_run_id"], epoch_metric)
-    assert sorted(m.step for m in losses) == list(range(1, epochs + 1))
+    steps = sorted(m.step for m in losses)
+    assert steps == list(range(1, epochs + 1)), steps
     return final, retried, events

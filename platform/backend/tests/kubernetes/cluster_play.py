@@ -63,7 +63,9 @@ async def job_reaches(api: httpx.AsyncClient, job_id: str, state: str) -> dict[s
             pytest.fail(f"job ended {job['state']} ({job['reason']}), not {state}: {timeline}")
         return None
 
-    return await wait_until(check, f"job {job_id} to be {state}")
+    # The worker's whole loop (poll, report, workflow task) lies in between: on two loaded
+    # cores (the suite runs beside the e2e group) that can take longer than a single wait.
+    return await wait_until(check, f"job {job_id} to be {state}", timeout_s=60)
 
 
 async def event_of(

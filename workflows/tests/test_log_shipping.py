@@ -12,8 +12,9 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+from trainyard_workflows.activities.log_shipping import new_lines
 from trainyard_workflows.activities.schemas import EXITED, WatchTrainerInput
-from trainyard_workflows.activities.training_activities import TrainingActivities, new_lines
+from trainyard_workflows.activities.training_activities import TrainingActivities
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.launchers import LaunchRequest
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
@@ -48,9 +49,11 @@ class Backend:
     def __init__(self, done: bool = False) -> None:
         self.events: list[dict[str, Any]] = []
         self.done = done
+        self.liveness_requests = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/liveness"):
+            self.liveness_requests += 1
             state = "SUCCEEDED" if self.done else "RUNNING"
             return httpx.Response(200, json={"state": state, "attempt": 1, "done": self.done})
         if request.url.path.endswith("/events"):
@@ -59,7 +62,9 @@ class Backend:
         return httpx.Response(404, json={"detail": "not here"})
 
 
-async def watch_fake_trainer(tmp_path: Path, backend: Backend) -> str:
+async def watch_fake_trainer(
+    tmp_path: Path, backend: Backend, settings: WorkerSettings | None = None
+) -> str:
     """Run the watch over a fake trainer printing 8 epochs; the watch's outcome."""
     executable = tmp_path / "trainers" / "fake" / ".venv" / "bin" / "trainyard-trainer"
     executable.parent.mkdir(parents=True)
@@ -76,7 +81,7 @@ async def watch_fake_trainer(tmp_path: Path, backend: Backend) -> str:
             env={"TRAINYARD_JOB_ID": "job_ab12", "TRAINYARD_OUTPUT_DIR": str(output_dir)},
         )
     )
-    settings = WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0)
+    settings = settings or WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0)
     async with BackendClient(
         "http://backend.test", "secret", transport=httpx.MockTransport(backend)
     ) as client:
@@ -107,3 +112,16 @@ async def test_nothing_is_shipped_once_the_job_ended(tmp_path: Path) -> None:
     assert await watch_fake_trainer(tmp_path, backend) == EXITED
 
     assert [e for e in backend.events if e["type"] == "log"] == []
+
+
+async def test_the_watch_polls_the_process_often_but_asks_the_backend_seldom(
+    tmp_path: Path,
+) -> None:
+    # 2.4 s of training, the process polled every 0.1 s: the backend is asked about the
+    # trainer's heartbeats once a second (plus log shipping and the exit), not 24 times.
+    backend = Backend()
+    settings = WorkerSettings(watch_poll_s=0.1, log_ship_s=60, liveness_poll_s=1.0)
+
+    assert await watch_fake_trainer(tmp_path, backend, settings) == EXITED
+
+    assert 2 <= backend.liveness_requests <= 6

@@ -72,6 +72,11 @@ class WorkerSettings(BaseSettings):
     stop_grace_s: float = Field(default=10.0, ge=0)
     # Also the watch's heartbeat period: must stay well under its 30 s heartbeat timeout.
     watch_poll_s: float = Field(default=1.0, gt=0, le=10)
+    # How often the watch asks the backend when the trainer last called (to notice a silent
+    # one); at most a quarter of the heartbeat timeout. The process itself is polled every
+    # watch_poll_s: that is local and cheap, the backend request is not (the API shares the
+    # machine with the training it watches on the embedded tier).
+    liveness_poll_s: float = Field(default=5.0, gt=0)
     keepalive_s: float = Field(default=15.0, gt=0)
     # How often the watch copies the trainer's newest log lines onto the job's timeline as a
     # `log` event (the web UI's log tail); also once when the attempt ends.

@@ -1,27 +1,95 @@
-"""Tracking never fails a job: an unreachable MLflow server only leaves `tracking_warning`s."""
+"""Tracking activities against the real backend app: an unreachable MLflow server only leaves
+`tracking_warning`s (never fails a job); with a real MLflow server the sync loop writes to the
+run only when there are new epoch metrics, each epoch once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 from temporalio.testing import ActivityEnvironment
 
-from trainyard.cli.embedded import free_local_port
+from trainyard.cli.embedded import (
+    find_mlflow_cli,
+    free_local_port,
+    mlflow_server_command,
+    mlflow_server_env,
+)
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.activities.tracking_schemas import (
     FinishTrackingInput,
     StartTrackingInput,
+    SyncTrackingInput,
 )
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.tracking import build_tracker
+from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, SyncCursor
 
-from .support import INTERNAL_TOKEN, events, get_job, submit
+from .support import INTERNAL_TOKEN, callback, events, get_job, heartbeat, start_attempt, submit
+
+# A fresh SQLite store runs all of MLflow's migrations first: seconds idle, more under load.
+_MLFLOW_START_S = 180
+
+
+@pytest.fixture(scope="module")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow server, started as the embedded tier starts it."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_local_port()
+    with (root / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            mlflow_server_command(find_mlflow_cli(), root, port),
+            env=mlflow_server_env(dict(os.environ)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + _MLFLOW_START_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not answer /health in time")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+class CountingTracker(MlflowTracker):
+    """The real tracker, counting the requests the sync makes to the MLflow server."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        super().__init__(tracking_uri)
+        self.requests = 0
+
+    def sync_cursor(self, run_id: str) -> SyncCursor:
+        self.requests += 1
+        return super().sync_cursor(run_id)
+
+    def log_metrics(
+        self, run_id: str, metrics: Sequence[Metric], synced: int | SyncCursor | None
+    ) -> None:
+        self.requests += 1
+        super().log_metrics(run_id, metrics, synced)
 
 
 @pytest.fixture
@@ -81,3 +149,66 @@ async def test_without_a_tracking_uri_the_activities_do_nothing(
     assert finished.status is None
     assert finished.warnings == 0
     assert not [e for e in await events(api, job["id"]) if e["type"] == "tracking_warning"]
+
+
+async def _until(check: Any, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_each_epoch_once(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    tmp_path: Path,
+    mlflow_url: str,
+) -> None:
+    job = await submit(api, job_body)
+    token = await start_attempt(api, job["id"])
+    settings = WorkerSettings(
+        data_dir=tmp_path, mlflow_tracking_uri=mlflow_url, tracking_sync_s=0.05
+    )
+    tracker = CountingTracker(mlflow_url)
+    activities = TrackingActivities(backend, tracker, settings)
+    run = await ActivityEnvironment().run(
+        activities.start_tracking, StartTrackingInput(job["id"], 1)
+    )
+    assert run is not None
+    client = MlflowClient(tracking_uri=mlflow_url)
+
+    def steps() -> list[int]:
+        return sorted(m.step for m in client.get_metric_history(run.run_id, "train/loss"))
+
+    async def beat(epoch: int, **metrics: float) -> None:
+        response = await callback(api, job["id"], "heartbeat", token, heartbeat(epoch, **metrics))
+        assert response.status_code == 202, response.text
+
+    await beat(1, train__loss=0.9)
+    environment = ActivityEnvironment()
+    syncing = asyncio.create_task(
+        environment.run(activities.sync_tracking, SyncTrackingInput(job["id"], run.run_id))
+    )
+    try:
+        await _until(lambda: asyncio.to_thread(lambda: steps() == [1]))
+        quiet_from = tracker.requests
+        for _ in range(10):  # keep-alives over ~20 rounds: nothing to log
+            await beat(1)
+            await asyncio.sleep(0.1)
+        assert tracker.requests == quiet_from, "rounds without new metrics went to MLflow"
+
+        await beat(2, train__loss=0.7)
+        await _until(lambda: asyncio.to_thread(lambda: steps() == [1, 2]))
+        assert tracker.requests == quiet_from + 2  # read the run's cursor, log from it
+    finally:
+        environment.cancel()
+        with pytest.raises(BaseException):
+            await syncing
+
+    # The last sync (finish_tracking's) starts from the run's own cursor: nothing twice.
+    await beat(3, train__loss=0.5)
+    await ActivityEnvironment().run(
+        activities.finish_tracking, FinishTrackingInput(job["id"], run.run_id, "FAILED")
+    )
+    assert await asyncio.to_thread(steps) == [1, 2, 3]

@@ -86,10 +86,11 @@ class TrackingActivities:
         Failures are retried on the next round; only the first is posted as a warning.
         """
         warned = False
+        seen = 0  # the newest event seq this loop has looked at
         while True:
             activity.heartbeat()
             try:
-                await self._sync(request.job_id, request.run_id)
+                seen = await self._sync_if_new_metrics(request.job_id, request.run_id, seen)
             except Exception as error:
                 if not warned:
                     await self._warn(request.job_id, "could not sync metrics to MLflow", error)
@@ -145,16 +146,32 @@ class TrackingActivities:
             warnings=warnings,
         )
 
-    async def _sync(self, job_id: str, run_id: str) -> None:
-        """Log the metrics of every heartbeat after the run's cursor, page by page."""
+    async def _sync_if_new_metrics(self, job_id: str, run_id: str, seen: int) -> int:
+        """`_sync` when a heartbeat with metrics came after event `seen`; the newest seq seen.
+
+        Most rounds find only keep-alives (or nothing) and then cost one request to the backend
+        and none to MLflow: the platform must not slow the training it tracks. The cursor the
+        metrics are logged after is still the run's own, read when there is something to log,
+        so a second writer (a retried activity, `finish_tracking`) never makes a duplicate.
+        """
+        events, _ = await self._backend.events_after(job_id, seen, _EVENTS_PAGE)
+        if not events:
+            return seen
+        if len(events) == _EVENTS_PAGE or heartbeat_metrics(events):
+            return max(await self._sync(job_id, run_id), int(events[-1]["seq"]))
+        return int(events[-1]["seq"])
+
+    async def _sync(self, job_id: str, run_id: str) -> int:
+        """Log the metrics of every heartbeat after the run's cursor, page by page; the seq of
+        the newest event read."""
         tracker = self._tracker
         if tracker is None:
-            return
+            return 0
         cursor = await self._in_thread(tracker.sync_cursor, run_id)
         while True:
             events, _ = await self._backend.events_after(job_id, cursor.seq, _EVENTS_PAGE)
             if not events:
-                return
+                return cursor.seq
             metrics = heartbeat_metrics(events, after_epoch=cursor.epoch)
             cursor = SyncCursor(
                 seq=int(events[-1]["seq"]),
@@ -162,7 +179,7 @@ class TrackingActivities:
             )
             await self._in_thread(tracker.log_metrics, run_id, metrics, cursor)
             if len(events) < _EVENTS_PAGE:
-                return
+                return cursor.seq
 
     async def _log_final_metrics(
         self, tracker: MlflowTracker, run_id: str, job: dict[str, Any]

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 from temporalio import activity
 
+from trainyard_workflows.activities.attempt_messages import retry_message, where_it_runs
+from trainyard_workflows.activities.log_shipping import LogShipping, new_lines
 from trainyard_workflows.activities.schemas import (
     DISRUPTED,
     EXITED,
@@ -32,7 +34,6 @@ from trainyard_workflows.backend_client import (
     BackendClient,
     BackendError,
     Liveness,
-    SavedCheckpoint,
 )
 from trainyard_workflows.launchers.base import (
     UNSTARTABLE_REASONS,
@@ -52,21 +53,6 @@ T = TypeVar("T")
 LOG_TAIL_LINES = 20
 # Lines of the trainer's log the watch reads each time it ships the log tail.
 LOG_SHIP_LINES = 50
-
-
-def new_lines(shipped: list[str], tail: list[str]) -> list[str]:
-    """The lines of `tail` that come after what was shipped: `tail` may start inside the
-    shipped lines (the overlap is the longest end of `shipped` that begins `tail`)."""
-    for overlap in range(min(len(shipped), len(tail)), 0, -1):
-        if shipped[-overlap:] == tail[:overlap]:
-            return tail[overlap:]
-    return tail
-
-
-@dataclass
-class _LogShipping:
-    shipped: list[str] = field(default_factory=list)
-    last_at: float = 0.0
 
 
 @dataclass
@@ -137,7 +123,7 @@ class TrainingActivities:
             await self._post_event_quietly(
                 training.job_id,
                 "attempt_retried",
-                _retry_message(request, checkpoint),
+                retry_message(request, checkpoint),
                 {
                     "attempt": request.attempt,
                     "max_attempts": training.max_attempts,
@@ -174,7 +160,7 @@ class TrainingActivities:
         await self._post_event_quietly(
             training.job_id,
             "attempt_launched",
-            f"attempt {handle.attempt} launched ({_where(handle)})",
+            f"attempt {handle.attempt} launched ({where_it_runs(handle)})",
             {
                 "attempt": handle.attempt,
                 "pid": handle.pid,
@@ -200,7 +186,9 @@ class TrainingActivities:
         seen_heartbeat: datetime | None = None
         done_reported = False
         cluster = _ClusterWait()
-        logs = _LogShipping(last_at=time.time())
+        logs = LogShipping(last_at=time.time())
+        liveness_every = min(self._settings.liveness_poll_s, request.heartbeat_timeout_s / 4)
+        next_liveness_at = 0.0
         while True:
             activity.heartbeat()
             if await self._follow_cluster(handle, cluster):
@@ -227,6 +215,10 @@ class TrainingActivities:
                 now = await self._liveness_quietly(handle.job_id)
                 if now is not None and not now.done:
                     await self._ship_log(handle, logs)
+            if time.monotonic() < next_liveness_at:
+                await asyncio.sleep(self._settings.watch_poll_s)
+                continue
+            next_liveness_at = time.monotonic() + liveness_every
             liveness = await self._liveness_quietly(handle.job_id)
             if liveness is not None:
                 done_reported = liveness.done
@@ -258,7 +250,7 @@ class TrainingActivities:
                     )
             await asyncio.sleep(self._settings.watch_poll_s)
 
-    async def _ship_log(self, handle: AttemptHandle, logs: _LogShipping) -> None:
+    async def _ship_log(self, handle: AttemptHandle, logs: LogShipping) -> None:
         """Post the trainer's log lines written since the last time as one `log` event.
 
         Only while the job is not terminal: a job's stream ends with its terminal state, so
@@ -407,29 +399,3 @@ class TrainingActivities:
             await self._backend.post_event(job_id, type_, message, dict(data))
         except BackendError as error:
             logger.warning("job %s: could not post %s event: %s", job_id, type_, error)
-
-
-def _retry_message(request: LaunchTrainerInput, checkpoint: SavedCheckpoint | None) -> str:
-    previous = request.attempt - 1
-    if request.interrupted:
-        ended = f"attempt {previous} was interrupted ({request.retry_reason})"
-    else:
-        ended = f"attempt {previous} ended without a result ({request.retry_reason})"
-    if checkpoint is None:
-        resume = "no checkpoint was saved, so it starts from scratch"
-    elif checkpoint.epoch is not None:
-        resume = f"it resumes after epoch {checkpoint.epoch}"
-    else:
-        resume = "it resumes from the newest checkpoint"
-    if request.interrupted:
-        used = f"attempt {request.attempt}, an interruption is not counted as a failure"
-    else:
-        budget = request.training.max_attempts
-        used = f"attempt {request.attempt} (a job may have {budget} failed attempts)"
-    return f"{ended}: starting {used}; {resume}"[:2000]
-
-
-def _where(handle: AttemptHandle) -> str:
-    return (
-        f"Kubernetes Job {handle.namespace}/{handle.name}" if handle.name else f"pid {handle.pid}"
-    )

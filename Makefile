@@ -26,7 +26,7 @@ install: $(UV) ## Install the platform, workflows, temporal CLI, every trainer a
 	$(UV) sync --locked
 	@$(MAKE) --no-print-directory trainers web
 
-trainers: $(UV) ## Install each trainer's own locked environment (trainers/<name>/.venv)
+trainers: $(UV) ## Install each trainer's own locked environment (trainers/<name>/.venv; the shared kit too)
 	@for t in $(TRAINERS); do echo "trainer $$t: uv sync --locked"; (cd trainers/$$t && $(UV) sync --locked --quiet) || exit 1; done
 
 web: $(WEB)/dist/index.html ## Build the web app (platform/web) the backend serves at /

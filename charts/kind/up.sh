@@ -23,7 +23,7 @@ fi
 kubectl config use-context "kind-$CLUSTER" >/dev/null
 
 docker build -f platform/Dockerfile -t "trainyard:$TAG" .
-docker build -t "trainyard-trainer-ultralytics:$TAG" trainers/ultralytics
+docker build -f trainers/ultralytics/Dockerfile -t "trainyard-trainer-ultralytics:$TAG" trainers
 kind load docker-image --name "$CLUSTER" "trainyard:$TAG" "trainyard-trainer-ultralytics:$TAG"
 
 kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -

@@ -7,7 +7,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import S3Endpoint
+from trainer_kit.publishing import RunPublisher
+from trainer_kit.resume import ResumeError, ResumeSource
+from trainer_kit.storage import S3Location, S3Storage
+from trainer_kit.testing.s3 import S3Endpoint
 
 from trainer.checkpoints import (
     MARKER,
@@ -19,13 +22,7 @@ from trainer.checkpoints import (
     verify,
     write_marker,
 )
-from trainer.resume import (
-    ResumeError,
-    ResumeSource,
-    check_compatible,
-    restore_checkpoint,
-)
-from trainer.storage import RunPublisher, S3Location, S3Storage
+from trainer.resume import check_compatible, restore_checkpoint
 
 
 def _state(**changes: object) -> CheckpointState:

@@ -6,38 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import make_image_dataset, make_text_dataset
 
-from trainer.dataset import (
-    DatasetError,
-    UnsupportedDatasetURIError,
-    dataset_folder,
-    detect_task,
-    load_data,
-)
-
-
-@pytest.mark.parametrize(
-    ("uri", "path"),
-    [
-        ("file:///data/my%20set", "/data/my set"),
-        ("file://localhost/data/set", "/data/set"),
-        ("/data/set", "/data/set"),
-    ],
-)
-def test_dataset_folder_maps_file_uris(uri: str, path: str) -> None:
-    assert dataset_folder(uri) == Path(path)
-
-
-@pytest.mark.parametrize(
-    ("uri", "match"),
-    [
-        ("gs://bucket/set", "unsupported dataset URI scheme 'gs'"),
-        ("file://otherhost/set", "unsupported dataset URI host"),
-        ("relative/set", "not an absolute"),
-    ],
-)
-def test_dataset_folder_refuses_other_uris(uri: str, match: str) -> None:
-    with pytest.raises(UnsupportedDatasetURIError, match=match):
-        dataset_folder(uri)
+from trainer.dataset import DatasetError, detect_task, load_data
 
 
 def test_image_folder(tmp_path: Path) -> None:

@@ -12,16 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import JOB_ID, CallbackServer, trainer_env
+from conftest import trainer_env
+from trainer_kit.callbacks import CallbackClient
+from trainer_kit.control import StopFlag
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import JOB_ID
 
-from trainer.callbacks import CallbackClient
-from trainer.control import StopFlag
 from trainer.distributed import DistContext, read_outcome, run_workers, write_outcome
 
 LAUNCH = """
 import logging, sys
-from trainer.callbacks import CallbackClient
-from trainer.control import StopFlag, install_sigterm_handler
+from trainer_kit.control import StopFlag, install_sigterm_handler
 from trainer.distributed import run_workers
 from trainer.settings import load_settings
 
@@ -29,8 +30,7 @@ stop = StopFlag()
 install_sigterm_handler(stop)
 logging.basicConfig(level=logging.INFO)
 settings = load_settings()
-token = settings.callback_token.get_secret_value()
-with CallbackClient(settings.callback_url, settings.job_id, token) as client:
+with settings.callback_client() as client:
     sys.exit(run_workers(settings.output_dir, client, stop, 2))
 """
 

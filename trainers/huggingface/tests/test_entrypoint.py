@@ -11,17 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    JOB_ID,
-    TEXT_HYPERPARAMETERS,
-    TOKEN,
-    Call,
-    CallbackServer,
-    make_text_dataset,
-    run_trainer,
-    start_trainer,
-    trainer_env,
-)
+from conftest import TEXT_HYPERPARAMETERS, make_text_dataset, trainer_env
+from trainer_kit.testing.callback_server import Call, CallbackServer
+from trainer_kit.testing.processes import JOB_ID, TOKEN, run_trainer, start_trainer
 
 METRICS = ("train/loss", "val/loss", "val/accuracy", "val/f1", "lr", "train/samples_per_s")
 

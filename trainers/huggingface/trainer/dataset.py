@@ -1,5 +1,5 @@
-"""Where the dataset comes from (a local ``file://`` folder or an ``s3://`` prefix downloaded
-first) and what is in it.
+"""What is in the dataset. (Where it comes from — a local ``file://`` folder or an ``s3://``
+prefix downloaded first — is trainer_kit/sources.py.)
 
 Two layouts, one per task:
 
@@ -22,78 +22,17 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from trainer.control import StopFlag
 from trainer.settings import IMAGE_CLASSIFICATION, TEXT_CLASSIFICATION
-from trainer.storage import S3Location, S3Storage, is_s3_uri
-
-log = logging.getLogger("trainyard.trainer.dataset")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 TEXT_FORMATS = ("jsonl", "csv")
 
 
-class UnsupportedDatasetURIError(ValueError):
-    """The dataset URI is neither a local ``file://`` folder nor an ``s3://`` prefix."""
-
-
 class DatasetError(ValueError):
     """The dataset's content is unusable (a malformed record, an unknown class, an empty split)."""
-
-
-def dataset_folder(uri: str, what: str = "dataset") -> Path:
-    """``file:///abs/path`` (or a bare absolute path) → the local folder."""
-    parts = urlsplit(uri)
-    if parts.scheme not in {"file", ""}:
-        raise UnsupportedDatasetURIError(
-            f"unsupported {what} URI scheme {parts.scheme!r} in {uri!r} "
-            "(file:// and s3:// are supported)"
-        )
-    if parts.netloc not in {"", "localhost"}:
-        raise UnsupportedDatasetURIError(f"unsupported {what} URI host {parts.netloc!r} in {uri!r}")
-    path = Path(unquote(parts.path)).expanduser()
-    if not path.is_absolute():
-        raise UnsupportedDatasetURIError(f"{what} URI {uri!r} is not an absolute file:// path")
-    return path
-
-
-class LazyStorage:
-    """Builds the S3 client on first use: runs without object storage never import boto3."""
-
-    def __init__(self) -> None:
-        self._storage: S3Storage | None = None
-
-    def __call__(self) -> S3Storage:
-        if self._storage is None:
-            self._storage = S3Storage()
-        return self._storage
-
-
-def local_folder(
-    uri: str,
-    target: Path,
-    storage: LazyStorage | None = None,
-    stop: StopFlag | None = None,
-    what: str = "dataset",
-) -> Path:
-    """The local folder of ``uri``: itself for ``file://``, else an ``s3://`` prefix mirrored
-    into ``target``."""
-    if not is_s3_uri(uri):
-        folder = dataset_folder(uri, what)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{what} folder not found: {folder}")
-        return folder
-    try:
-        location = S3Location.parse(uri)
-    except ValueError as exc:
-        raise UnsupportedDatasetURIError(str(exc)) from None
-    store = (storage or LazyStorage())()
-    check = stop.check if stop is not None else (lambda: None)
-    return store.download_prefix(location, target, check=check)
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trainer.callbacks import CallbackClient, CallbackError, DoneStatus
-from trainer.control import StopFlag
+from trainer_kit.callbacks import CallbackClient, CallbackError, DoneStatus
+from trainer_kit.control import StopFlag
+from trainer_kit.outcome import EXIT_CANCELLED, EXIT_FAILED
 
 log = logging.getLogger("trainyard.trainer.distributed")
 
@@ -48,8 +49,6 @@ T = TypeVar("T")
 WORKER_ENV = "TRAINYARD_DISTRIBUTED_WORKER"
 OUTCOME_FILE = "outcome.json"
 CANCEL_MARKER = "cancel-requested"
-EXIT_FAILED = 1
-EXIT_CANCELLED = 143
 # Rank 0 may spend long on a dataset download while the others wait in a collective.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=6)
 

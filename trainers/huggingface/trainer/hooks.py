@@ -23,11 +23,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from trainer_kit.callbacks import CallbackRefused
+from trainer_kit.control import StopFlag
 from transformers import TrainerCallback
 
-from trainer.callbacks import CallbackRefused
 from trainer.checkpoints import CheckpointKeeper
-from trainer.control import StopFlag
 from trainer.distributed import DistContext
 from trainer.progress import ProgressReporter
 

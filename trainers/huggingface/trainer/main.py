@@ -37,7 +37,7 @@ TRAINYARD_RESUME_FROM       no        a checkpoint folder (path, ``file://`` or 
 ==========================  ========  =========================================================
 
 S3 access uses the standard ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_ENDPOINT_URL`` and ``AWS_DEFAULT_REGION`` (never printed; see trainer/storage.py).
+``AWS_ENDPOINT_URL`` and ``AWS_DEFAULT_REGION`` (never printed; see trainer_kit/storage.py).
 
 A missing or malformed variable: exit 2 with one line on stderr naming it, no callback.
 
@@ -54,48 +54,35 @@ Exit codes
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from trainer.callbacks import CallbackClient
-from trainer.control import StopFlag, install_sigterm_handler
+from trainer_kit.control import StopFlag
+from trainer_kit.entrypoint import run_entrypoint
+
 from trainer.distributed import WORKER_ENV, DistContext, write_outcome
 from trainer.run import launch, run_attempt
-from trainer.settings import ContractError, load_settings
-
-EXIT_CONTRACT = 2
+from trainer.settings import TrainerSettings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one attempt from the environment; returns the exit code."""
     del argv  # configured only through the environment
-    import os
+    return run_entrypoint(load_settings, _attempt)
 
-    stop = StopFlag()
-    install_sigterm_handler(stop)  # first: a SIGTERM during start-up must not kill us silently
-    try:
-        settings = load_settings()
-    except ContractError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONTRACT
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s trainyard-trainer %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
-    token = settings.callback_token.get_secret_value()
+
+def _attempt(settings: TrainerSettings, stop: StopFlag) -> int:
     if os.environ.get(WORKER_ENV) == "1":
         # One rank of a distributed run (trainer/distributed.py): only rank 0 reports.
         dist = DistContext.from_environment()
         if not dist.is_leader:
             return run_attempt(settings, None, stop, dist)
-        with CallbackClient(settings.callback_url, settings.job_id, token) as client:
+        with settings.callback_client() as client:
             code = run_attempt(settings, client, stop, dist)
         write_outcome(settings.output_dir, code)
         return code
-    with CallbackClient(settings.callback_url, settings.job_id, token) as client:
+    with settings.callback_client() as client:
         if settings.gpus > 1:
             return launch(settings, client, stop)
         return run_attempt(settings, client, stop)

@@ -3,15 +3,15 @@
 
 The platform hands the new attempt the ``data.path`` of the job's newest ``checkpoint_saved``
 event: ``<old output dir>/run/checkpoints/checkpoint-<step>`` (a folder), or its ``s3://`` prefix
-URI when the run was published to object storage. `restore_checkpoint` brings it into *this*
-attempt's ``run/checkpoints/`` — copied, or downloaded once its ``COMPLETE`` marker is there —
-checks every file against the manifest (trainer/checkpoints.py), reads ``trainyard_state.json``
-and only then renames the copy into place. The run then builds the model, tokenizer or image
-processor from that folder and calls ``Trainer.train(resume_from_checkpoint=folder)``, which
-restores the weights, optimizer, LR scheduler, AMP scaler, RNG states, global step and best
-metric, and continues with the next epoch. The results rows stored in the checkpoint become the
-new run's ``results.csv`` (the earlier epochs, then the new ones), and the last row the first
-heartbeat's metrics.
+URI when the run was published to object storage (trainer_kit/resume.py). `restore_checkpoint`
+brings it into *this* attempt's ``run/checkpoints/`` — copied, or downloaded once its ``COMPLETE``
+marker is there — checks every file against the manifest (trainer/checkpoints.py), reads
+``trainyard_state.json`` and only then renames the copy into place. The run then builds the model,
+tokenizer or image processor from that folder and calls
+``Trainer.train(resume_from_checkpoint=folder)``, which restores the weights, optimizer, LR
+scheduler, AMP scaler, RNG states, global step and best metric, and continues with the next epoch.
+The results rows stored in the checkpoint become the new run's ``results.csv`` (the earlier epochs,
+then the new ones), and the last row the first heartbeat's metrics.
 
 Any problem — missing, incomplete, damaged, or already complete — raises `ResumeError`, whose
 message names the checkpoint and ``TRAINYARD_RESUME_FROM``; the attempt then ends in
@@ -25,9 +25,11 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from trainer.atomic_save import publish_folder, staging_folder
+from trainer_kit.atomic_save import publish_folder, staging_folder
+from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource
+from trainer_kit.storage import S3Location, S3Storage, StorageError
+
 from trainer.checkpoints import (
     MARKER,
     CheckpointError,
@@ -35,52 +37,8 @@ from trainer.checkpoints import (
     read_state,
     verify,
 )
-from trainer.storage import S3Location, S3Storage, StorageError
 
 log = logging.getLogger("trainyard.trainer.resume")
-
-VARIABLE = "TRAINYARD_RESUME_FROM"
-
-
-class ResumeError(Exception):
-    """The checkpoint to resume from cannot be used; fails the attempt."""
-
-
-@dataclass(frozen=True)
-class ResumeSource:
-    """Where the checkpoint folder is: exactly one of ``path`` (local) and ``s3`` is set."""
-
-    uri: str
-    path: Path | None = None
-    s3: S3Location | None = None
-
-    @classmethod
-    def parse(cls, value: str) -> ResumeSource:
-        """An absolute path, ``file:///abs/path`` or ``s3://bucket/prefix``; raises ValueError."""
-        parts = urlsplit(value)
-        if parts.scheme == "s3":
-            location = S3Location.parse(value)
-            if not location.prefix:
-                raise ValueError(f"s3 URI names no checkpoint folder: {value!r}")
-            return cls(uri=value, s3=location)
-        if parts.scheme == "file":
-            if parts.netloc not in {"", "localhost"} or parts.query or parts.fragment:
-                raise ValueError(f"not a local file:// URI: {value!r}")
-            path = Path(unquote(parts.path))
-        elif parts.scheme == "":
-            path = Path(value)
-        else:
-            raise ValueError(f"unsupported scheme {parts.scheme!r}: {value!r}")
-        if not path.is_absolute() or path.name in {"", ".", ".."}:
-            raise ValueError(f"not an absolute path: {value!r}")
-        return cls(uri=value, path=path)
-
-    @property
-    def name(self) -> str:
-        if self.s3 is not None:
-            return self.s3.prefix.rstrip("/").rsplit("/", 1)[-1]
-        assert self.path is not None
-        return self.path.name
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,17 @@ import importlib.metadata
 import logging
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused, DoneStatus
+from trainer_kit.callbacks import CallbackClient, CallbackError, CallbackRefused
+from trainer_kit.control import StopFlag, TrainingCancelled
+from trainer_kit.outcome import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, describe, send_done
+from trainer_kit.publishing import RunPublisher
+from trainer_kit.sources import local_folder
+from trainer_kit.storage import LazyStorage
+
 from trainer.checkpoints import (
     MARKER,
     CheckpointKeeper,
@@ -53,11 +58,8 @@ from trainer.checkpoints import (
     checkpoint_step,
     write_marker,
 )
-from trainer.control import StopFlag, TrainingCancelled
-from trainer.dataset import LazyStorage, LoadedData, load_data, local_folder
+from trainer.dataset import LoadedData, load_data
 from trainer.distributed import (
-    EXIT_CANCELLED,
-    EXIT_FAILED,
     DistContext,
     LeaderFailed,
     cancel_requested_by_launcher,
@@ -67,11 +69,9 @@ from trainer.distributed import (
 from trainer.progress import ProgressReporter
 from trainer.resume import RestoredCheckpoint, check_compatible, restore_checkpoint
 from trainer.settings import TEXT_CLASSIFICATION, TrainerSettings
-from trainer.storage import RunPublisher
 
 log = logging.getLogger("trainyard.trainer.run")
 
-EXIT_OK = 0
 FRAMEWORK = "huggingface"
 
 
@@ -118,13 +118,6 @@ def transformers_version() -> str:
     return importlib.metadata.version("transformers")
 
 
-def describe(exc: BaseException) -> str:
-    """``<type>: <message>`` on one line, for ``done(failed).reason``."""
-    message = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= 2000 else text[:1997] + "..."
-
-
 # -- stages -------------------------------------------------------------------------------------
 
 
@@ -157,11 +150,7 @@ def prepare(
         restored = restore_checkpoint(
             source, run_dir(settings) / "checkpoints", epochs=settings.epochs, storage=storage
         )
-        reporter.event(
-            "checkpoint_restored",
-            f"resuming after epoch {restored.completed_epochs} from {restored.source}",
-            {"path": restored.source, "epoch": restored.completed_epochs},
-        )
+        reporter.checkpoint_restored(restored.source, restored.completed_epochs)
     stop.check()
     reporter.start(
         epoch=0 if restored is None else restored.completed_epochs,
@@ -226,11 +215,11 @@ def train(
 ) -> None:
     """Build everything, run ``Trainer.train`` and save the final model into ``run/model/``.
     Raises on failure or when stopped."""
+    from trainer_kit.atomic_save import publish_folder
     from transformers import Trainer, set_seed
     from transformers.utils import logging as transformers_logging
 
     from trainer import modeling
-    from trainer.atomic_save import publish_folder
     from trainer.hooks import TrainyardCallback
 
     hp = settings.hyperparameters
@@ -342,27 +331,6 @@ def collect_artifacts(
     if any(relative.startswith(f"{run}/") for relative in uploaded):
         artifacts["run_dir"] = publisher.location.uri(run)
     return artifacts
-
-
-def _send_done(
-    client: CallbackClient | None,
-    status: DoneStatus,
-    *,
-    reason: str | None,
-    metrics: Mapping[str, float],
-    artifacts: Mapping[str, str],
-) -> bool:
-    if client is None:
-        return True
-    if client.refused is not None:
-        log.error("not sending done(%s): callbacks were refused (%s)", status, client.refused)
-        return False
-    try:
-        client.done(status, reason=reason, metrics=metrics, artifacts=artifacts)
-    except CallbackError as exc:
-        log.error("done(%s) not delivered: %s", status, exc)
-        return False
-    return True
 
 
 def _started_data(settings: TrainerSettings, dist: DistContext, device: str) -> dict[str, Any]:
@@ -510,7 +478,7 @@ def run_attempt(
     metrics = keeper.state.last_metrics() if keeper is not None else {}
     if keeper is not None and keeper.state.best_metric is not None:
         metrics["best/val/accuracy"] = keeper.state.best_metric
-    delivered = _send_done(
+    delivered = send_done(
         client if leader else None,
         "succeeded",
         reason=None,
@@ -550,7 +518,7 @@ def _report_failure(
     artifacts = collect_artifacts(folder, keeper, publisher)
     if cancelled:
         log.warning("stopped by SIGTERM")
-        _send_done(
+        send_done(
             client,
             "cancelled",
             reason="stopped by SIGTERM",
@@ -566,7 +534,7 @@ def _report_failure(
             "stopped (see the trainer log)"
         )
     log.error("training failed", exc_info=failure)
-    _send_done(client, "failed", reason=reason, metrics=reporter.metrics, artifacts=artifacts)
+    send_done(client, "failed", reason=reason, metrics=reporter.metrics, artifacts=artifacts)
     return EXIT_FAILED
 
 

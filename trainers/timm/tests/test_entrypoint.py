@@ -8,15 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (
-    CLASSES,
-    JOB_ID,
-    TOKEN,
-    CallbackServer,
-    run_trainer,
-    start_trainer,
-    trainer_env,
-)
+from conftest import CLASSES, trainer_env
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import JOB_ID, TOKEN, run_trainer, start_trainer
 
 METRICS = ("train/loss", "val/loss", "val/top1", "val/top5", "lr", "train/images_per_s")
 

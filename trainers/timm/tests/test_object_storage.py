@@ -8,15 +8,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from conftest import (
-    S3_SECRET,
-    TOKEN,
-    CallbackServer,
-    S3Endpoint,
-    make_dataset,
-    run_trainer,
-    trainer_env,
-)
+from conftest import make_dataset, trainer_env
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import TOKEN, run_trainer
+from trainer_kit.testing.s3 import S3_SECRET, S3Endpoint
 
 
 def test_dataset_read_from_s3_and_checkpoints_and_weights_published_to_s3(

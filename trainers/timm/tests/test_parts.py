@@ -1,4 +1,4 @@
-"""Units: dataset layout, weights files, results.csv, resume sources."""
+"""Units: dataset layout, weights files, results.csv."""
 
 from __future__ import annotations
 
@@ -7,35 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import CLASSES, make_dataset
 
-from trainer.dataset import UnsupportedDatasetURIError, dataset_folder, scan_dataset
+from trainer.dataset import scan_dataset
 from trainer.model import WeightsError, build_model, load_weights, read_weights, resolve_model
-from trainer.resume import ResumeSource, results_csv
+from trainer.resume import results_csv
 from trainer.settings import Hyperparameters
-
-
-@pytest.mark.parametrize(
-    ("uri", "path"),
-    [
-        ("file:///data/my%20set", "/data/my set"),
-        ("file://localhost/data/set", "/data/set"),
-        ("/data/set", "/data/set"),
-    ],
-)
-def test_dataset_folder_maps_file_uris(uri: str, path: str) -> None:
-    assert dataset_folder(uri) == Path(path)
-
-
-@pytest.mark.parametrize(
-    ("uri", "match"),
-    [
-        ("gs://bucket/set", "unsupported dataset URI scheme 'gs'"),
-        ("file://otherhost/set", "unsupported dataset URI host"),
-        ("relative/set", "not an absolute"),
-    ],
-)
-def test_dataset_folder_refuses_other_uris(uri: str, match: str) -> None:
-    with pytest.raises(UnsupportedDatasetURIError, match=match):
-        dataset_folder(uri)
 
 
 def test_scan_sorts_classes_and_keeps_images_only(tmp_path: Path) -> None:
@@ -61,21 +36,6 @@ def test_results_csv_has_epoch_then_the_metrics() -> None:
     assert text == (
         "epoch,train/loss,val/loss,val/top1,val/top5,lr,train/images_per_s\n1,,,50.0,,0.001,\n"
     )
-
-
-@pytest.mark.parametrize(
-    "value", ["relative/last.pt", "gs://b/last.pt", "s3://bucket", "file://host/x/last.pt"]
-)
-def test_resume_source_refuses_what_is_not_a_checkpoint_location(value: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
-        ResumeSource.parse(value)
-
-
-def test_resume_source_siblings() -> None:
-    local = ResumeSource.parse("file:///out/run/weights/last.pt")
-    assert local.sibling("best.pt").path == Path("/out/run/weights/best.pt")
-    remote = ResumeSource.parse("s3://b/jobs/my%20job/run/weights/last.pt")
-    assert remote.sibling("best.pt").uri == "s3://b/jobs/my%20job/run/weights/best.pt"
 
 
 def test_weights_files_of_other_trainers_load_with_their_wrappers(tmp_path: Path) -> None:

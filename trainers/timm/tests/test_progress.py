@@ -3,10 +3,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import CallbackServer
+from trainer_kit.callbacks import CallbackClient, CallbackRefused
+from trainer_kit.control import StopFlag
+from trainer_kit.testing.callback_server import CallbackServer
 
-from trainer.callbacks import CallbackClient, CallbackRefused
-from trainer.control import StopFlag
 from trainer.engine import EpochReport
 from trainer.progress import EpochAnnouncer, ProgressReporter
 

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLASSES, CallbackServer, make_dataset, run_in_process, trainer_env
+from conftest import CLASSES, make_dataset, run_in_process, trainer_env
+from trainer_kit.control import StopFlag
+from trainer_kit.testing.callback_server import CallbackServer
 
-from trainer.control import StopFlag
-from trainer.run import collect_artifacts, describe, prepare_environment
+from trainer.distributed import WorkerError
+from trainer.run import describe, prepare_environment
 
 
 def _env(server: CallbackServer, dataset: Path, tmp_path: Path, **overrides: str) -> dict[str, str]:
@@ -278,20 +280,6 @@ def test_prepare_environment_keeps_libraries_offline_and_inside_the_output_dir(
     }
 
 
-def test_collect_artifacts_lists_existing_files_only(tmp_path: Path) -> None:
-    assert collect_artifacts(tmp_path / "nope") == {}
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "last.pt").write_bytes(b"x")
-
-    assert collect_artifacts(tmp_path) == {
-        "last": str(tmp_path / "weights" / "last.pt"),
-        "run_dir": str(tmp_path),
-    }
-
-
-def test_describe_is_one_line() -> None:
-    assert describe(RuntimeError("Dataset error\n  missing path")) == (
-        "RuntimeError: Dataset error missing path"
-    )
-    assert describe(KeyboardInterrupt()) == "KeyboardInterrupt"
-    assert len(describe(ValueError("x" * 5000))) == 2000
+def test_describe_uses_a_ddp_workers_own_reason() -> None:
+    assert describe(WorkerError("ValueError: bad image\nfile x")) == "ValueError: bad image\nfile x"
+    assert describe(RuntimeError("one\n line")) == "RuntimeError: one line"

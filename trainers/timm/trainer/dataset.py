@@ -1,5 +1,5 @@
-"""Where the trainer's dataset comes from — a local ``file://`` folder or an ``s3://`` prefix
-downloaded first — and what it must look like: an image folder.
+"""What the trainer's dataset must look like: an image folder. (Where it comes from — a local
+``file://`` folder or an ``s3://`` prefix downloaded first — is trainer_kit/sources.py.)
 
 ::
 
@@ -13,78 +13,15 @@ attempt before any training (``FileNotFoundError``/``ValueError`` naming the fol
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
-
-from trainer.control import StopFlag
-from trainer.settings import TrainerSettings
-from trainer.storage import S3Location, S3Storage, is_s3_uri
-
-log = logging.getLogger("trainyard.trainer.dataset")
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 )
 SPLITS = ("train", "val")
-
-
-class UnsupportedDatasetURIError(ValueError):
-    """The dataset URI is neither a local ``file://`` folder nor an ``s3://`` prefix."""
-
-
-def dataset_folder(uri: str) -> Path:
-    """``file:///abs/path`` (or a bare absolute path) → the local folder."""
-    parts = urlsplit(uri)
-    if parts.scheme not in {"file", ""}:
-        raise UnsupportedDatasetURIError(
-            f"unsupported dataset URI scheme {parts.scheme!r} in {uri!r} "
-            "(file:// and s3:// are supported)"
-        )
-    if parts.netloc not in {"", "localhost"}:
-        raise UnsupportedDatasetURIError(
-            f"unsupported dataset URI host {parts.netloc!r} in {uri!r}"
-        )
-    path = Path(unquote(parts.path))
-    if not path.is_absolute():
-        raise UnsupportedDatasetURIError(f"dataset URI {uri!r} is not an absolute file:// path")
-    return path
-
-
-class LazyStorage:
-    """Builds the S3 client on first use: runs without object storage never import boto3."""
-
-    def __init__(self) -> None:
-        self._storage: S3Storage | None = None
-
-    def __call__(self) -> S3Storage:
-        if self._storage is None:
-            self._storage = S3Storage()
-        return self._storage
-
-
-def local_dataset(
-    settings: TrainerSettings,
-    private: Path,
-    storage: LazyStorage | None = None,
-    stop: StopFlag | None = None,
-) -> Path:
-    """The dataset's local folder: the ``file://`` one, or ``<private>/dataset`` holding a
-    mirror of the ``s3://`` prefix."""
-    if not is_s3_uri(settings.dataset_uri):
-        return dataset_folder(settings.dataset_uri)
-    try:
-        location = S3Location.parse(settings.dataset_uri)
-    except ValueError as exc:
-        raise UnsupportedDatasetURIError(str(exc)) from None
-    store = (storage or LazyStorage())()
-    check = stop.check if stop is not None else (lambda: None)
-    return store.download_prefix(location, private / "dataset", check=check)
-
-
 Sample = tuple[str, int]
 
 

@@ -32,9 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic_save import write_text_atomically
-from trainer.callbacks import clean_metrics
-from trainer.control import StopFlag, TrainingCancelled
+from trainer_kit.atomic_save import write_text_atomically
+from trainer_kit.callbacks import clean_metrics
+from trainer_kit.control import StopFlag, TrainingCancelled
+
 from trainer.engine import EpochReport, EpochSink, TrainJob
 from trainer.progress import ProgressReporter
 

@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from trainer_kit.atomic_save import replace_atomically
+from trainer_kit.control import StopFlag, TrainingCancelled
+from trainer_kit.resume import ResumeError
 
-from trainer.atomic_save import replace_atomically
-from trainer.control import StopFlag, TrainingCancelled
 from trainer.dataset import ImageFolder, ImageList, scan_dataset
 from trainer.model import build_model, create_model
-from trainer.resume import FORMAT, ResumeError, load_checkpoint, row_metrics, write_results
+from trainer.resume import FORMAT, load_checkpoint, row_metrics, write_results
 from trainer.settings import Hyperparameters
 
 log = logging.getLogger("trainyard.trainer.engine")

@@ -38,7 +38,7 @@ TRAINYARD_RESUME_FROM       no        checkpoint of an earlier attempt to contin
 ==========================  ========  =========================================================
 
 S3 access uses the standard ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_ENDPOINT_URL`` and ``AWS_DEFAULT_REGION`` (never printed; see trainer/storage.py).
+``AWS_ENDPOINT_URL`` and ``AWS_DEFAULT_REGION`` (never printed; see trainer_kit/storage.py).
 
 A missing or malformed variable: exit 2 with one line on stderr naming it, no callback.
 
@@ -57,37 +57,24 @@ Callbacks (``POST {url}/v1/jobs/{job_id}/heartbeat|event|done``): see trainer/ru
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
-from trainer.callbacks import CallbackClient
-from trainer.control import StopFlag, install_sigterm_handler
-from trainer.run import run_attempt
-from trainer.settings import ContractError, load_settings
+from trainer_kit.control import StopFlag
+from trainer_kit.entrypoint import run_entrypoint
 
-EXIT_CONTRACT = 2
+from trainer.run import run_attempt
+from trainer.settings import TrainerSettings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one attempt from the environment; returns the exit code."""
     del argv  # configured only through the environment
-    stop = StopFlag()
-    install_sigterm_handler(stop)  # first: a SIGTERM during start-up must not kill us silently
-    try:
-        settings = load_settings()
-    except ContractError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONTRACT
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s trainyard-trainer %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
-    with CallbackClient(
-        settings.callback_url, settings.job_id, settings.callback_token.get_secret_value()
-    ) as client:
+    return run_entrypoint(load_settings, _attempt)
+
+
+def _attempt(settings: TrainerSettings, stop: StopFlag) -> int:
+    with settings.callback_client() as client:
         return run_attempt(settings, client, stop)
 
 

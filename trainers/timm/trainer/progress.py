@@ -19,32 +19,26 @@ keep-alive thread — is recorded on the `StopFlag`, which stops the loop at the
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused
-from trainer.control import StopFlag
+from trainer_kit.callbacks import CallbackClient, CallbackRefused
+from trainer_kit.control import StopFlag
+from trainer_kit.progress import HeartbeatReporter
+from trainer_kit.publishing import Publish, local_path
+
 from trainer.engine import EpochReport
 
 log = logging.getLogger("trainyard.trainer.progress")
 
 POLL_S = 0.2  # how often the keep-alive thread polls a DDP run's progress
 
-# Makes a saved file visible where the platform reads it; returns where it now is.
-Publish = Callable[[Path], str]
 
-
-def local_path(path: Path) -> str:
-    """The `Publish` of a run without object storage: the file stays where it is."""
-    return str(path)
-
-
-class ProgressReporter:
-    """Sends heartbeats and events for one attempt."""
+class ProgressReporter(HeartbeatReporter):
+    """Sends heartbeats and events for one attempt (trainer_kit/progress.py); its keep-alive
+    thread also polls a DDP run's progress (`follow`)."""
 
     def __init__(
         self,
@@ -55,35 +49,8 @@ class ProgressReporter:
         keepalive_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
-        self._stop = stop
-        self._keepalive_s = keepalive_s
-        self._clock = clock
-        self._started_at = clock()
-        self._state_lock = threading.Lock()  # guards the fields below
-        self._send_lock = threading.Lock()  # one heartbeat at a time, in order
-        self._epochs = epochs
-        self._epoch = 0  # completed epochs
-        self._start_epoch = 0
-        self._metrics: dict[str, float] = {}
-        self._eta_at: tuple[float, float] | None = None  # (clock, eta_s) at the last epoch end
-        self._last_beat_at = -math.inf
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(client, stop, epochs=epochs, keepalive_s=keepalive_s, clock=clock)
         self._poll: Callable[[], None] | None = None
-
-    # -- state ------------------------------------------------------------------------------
-
-    @property
-    def epoch(self) -> int:
-        with self._state_lock:
-            return self._epoch
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Metrics of the last completed epoch."""
-        with self._state_lock:
-            return dict(self._metrics)
 
     def record_epoch(self, completed: int, metrics: Mapping[str, float]) -> None:
         now = self._clock()
@@ -95,73 +62,10 @@ class ProgressReporter:
                 per_epoch = (now - self._started_at) / done_here
                 self._eta_at = (now, per_epoch * max(self._epochs - self._epoch, 0))
 
-    def _eta_s(self, now: float) -> float | None:
-        if self._eta_at is None:
-            return None
-        at, eta = self._eta_at
-        return max(eta - (now - at), 0.0)
-
-    # -- callbacks --------------------------------------------------------------------------
-
-    def heartbeat(self, *, with_metrics: bool) -> None:
-        """Send a heartbeat of the current state; raises `CallbackRefused`, logs other failures."""
-        with self._send_lock:
-            now = self._clock()
-            with self._state_lock:
-                epoch, epochs = self._epoch, self._epochs
-                metrics = dict(self._metrics) if with_metrics else {}
-                eta_s = self._eta_s(now)
-            try:
-                self._client.heartbeat(
-                    epoch=epoch,
-                    epochs=epochs,
-                    metrics=metrics,
-                    elapsed_s=now - self._started_at,
-                    eta_s=eta_s,
-                )
-            except CallbackRefused:
-                raise
-            except CallbackError as exc:
-                log.warning("heartbeat not delivered: %s", exc)
-            finally:
-                with self._state_lock:
-                    self._last_beat_at = self._clock()
-
-    def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
-        """Send an event; raises `CallbackRefused`, logs other failures."""
-        try:
-            self._client.event(type_, message, data)
-        except CallbackRefused:
-            raise
-        except CallbackError as exc:
-            log.warning("event %s not delivered: %s", type_, exc)
-
-    # -- keep-alive -------------------------------------------------------------------------
-
-    def start(self, *, epoch: int = 0, metrics: Mapping[str, float] | None = None) -> None:
-        """Send the first heartbeat now (``epoch`` completed epochs and their ``metrics``: 0 and
-        none, or those of the resumed checkpoint), then keep the attempt alive from a thread."""
-        with self._state_lock:
-            self._epoch = self._start_epoch = epoch
-            self._epochs = max(self._epochs, epoch)
-            self._metrics = dict(metrics or {})
-        self.heartbeat(with_metrics=bool(metrics))
-        self._thread = threading.Thread(target=self._keepalive, name="keepalive", daemon=True)
-        self._thread.start()
-
     def follow(self, poll: Callable[[], None] | None) -> None:
         """Have the keep-alive thread call ``poll`` every `POLL_S` seconds (None: stop)."""
         with self._state_lock:
             self._poll = poll
-
-    def close(self, timeout_s: float = 90.0) -> None:
-        """Stop the keep-alive thread (waits for a heartbeat in flight)."""
-        self._halt.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.warning("keep-alive thread still sending after %.0f s", timeout_s)
-            self._thread = None
 
     def _interval(self) -> float:
         with self._state_lock:
@@ -172,16 +76,12 @@ class ProgressReporter:
             try:
                 with self._state_lock:
                     poll = self._poll
-                    due = self._clock() - self._last_beat_at >= self._keepalive_s
                 if poll is not None:
                     poll()
-                    with self._state_lock:
-                        due = self._clock() - self._last_beat_at >= self._keepalive_s
-                if due and not self._halt.is_set():
+                if self._beat_due() and not self._halt.is_set():
                     self.heartbeat(with_metrics=False)
             except CallbackRefused as refusal:
-                log.error("%s; stopping training", refusal)
-                self._stop.request_refused(refusal)
+                self._refused(refusal)
                 return
             except Exception as exc:  # a failed upload: the attempt fails
                 log.error("stopping training: %s", exc)

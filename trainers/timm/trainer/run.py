@@ -34,20 +34,21 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused, DoneStatus
-from trainer.control import StopFlag, TrainingCancelled
-from trainer.dataset import LazyStorage, local_dataset, scan_dataset
+from trainer_kit.callbacks import CallbackClient
+from trainer_kit.control import StopFlag
+from trainer_kit.outcome import collect_artifacts, report_failure, report_success
+from trainer_kit.outcome import describe as describe_exception
+from trainer_kit.publishing import RunPublisher, local_path
+from trainer_kit.sources import local_folder
+from trainer_kit.storage import LazyStorage
+
+from trainer.dataset import scan_dataset
 from trainer.engine import TrainJob
-from trainer.progress import EpochAnnouncer, ProgressReporter, local_path
+from trainer.progress import EpochAnnouncer, ProgressReporter
 from trainer.resume import RestoredCheckpoint, restore_checkpoint
 from trainer.settings import TrainerSettings
-from trainer.storage import RunPublisher
 
 log = logging.getLogger("trainyard.trainer.run")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CANCELLED = 143
 
 
 class GPUUnavailableError(RuntimeError):
@@ -97,42 +98,21 @@ def restore(settings: TrainerSettings, storage: LazyStorage) -> RestoredCheckpoi
     return restore_checkpoint(source, run_dir(settings), epochs=settings.epochs, storage=storage)
 
 
-_ARTIFACT_FILES: Mapping[str, str] = {
+# The run's files ``done`` reports (relative to the run folder).
+ARTIFACT_FILES: Mapping[str, str] = {
     "weights": "weights/best.pt",
     "last": "weights/last.pt",
     "results": "results.csv",
 }
 
 
-def collect_artifacts(folder: Path, publisher: RunPublisher | None = None) -> dict[str, str]:
-    """The run's files: absolute paths of those that exist, or with a publisher the ``s3://``
-    URIs of those published so far."""
-    if publisher is None:
-        candidates = {key: folder / name for key, name in _ARTIFACT_FILES.items()}
-        artifacts = {key: str(path.resolve()) for key, path in candidates.items() if path.is_file()}
-        if folder.is_dir():
-            artifacts["run_dir"] = str(folder.resolve())
-        return artifacts
-    run = publisher.relative(folder)
-    uploaded = dict(publisher.uploaded)
-    artifacts = {
-        key: uploaded[f"{run}/{name}"]
-        for key, name in _ARTIFACT_FILES.items()
-        if f"{run}/{name}" in uploaded
-    }
-    if any(relative.startswith(f"{run}/") for relative in uploaded):
-        artifacts["run_dir"] = publisher.location.uri(run)
-    return artifacts
-
-
 def describe(exc: BaseException) -> str:
-    """``<type>: <message>`` on one line, for ``done(failed).reason``."""
-    reason = getattr(exc, "reason", None)  # a DDP worker's own description
+    """``<type>: <message>`` on one line, for ``done(failed).reason`` (a DDP worker's failure:
+    that worker's own description)."""
+    reason = getattr(exc, "reason", None)
     if isinstance(reason, str) and reason:
         return reason
-    message = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= 2000 else text[:1997] + "..."
+    return describe_exception(exc)
 
 
 def _version(package: str) -> str | None:
@@ -154,7 +134,7 @@ def train(
 ) -> dict[str, float]:
     """Fetch and check the dataset, then run the epochs; returns the final metrics."""
     private = prepare_environment(settings.output_dir)
-    dataset = local_dataset(settings, private, storage, stop)
+    dataset = local_folder(settings.dataset_uri, private / "dataset", storage, stop)
     scan_dataset(dataset)  # fail fast, before any worker starts
     stop.check()
     job = TrainJob(
@@ -185,25 +165,6 @@ def train(
     if job.cuda:
         torch.cuda.set_device(device)
     return train_job(job, announcer, stop, Distributed(device))
-
-
-def _send_done(
-    client: CallbackClient,
-    status: DoneStatus,
-    *,
-    reason: str | None,
-    metrics: Mapping[str, float],
-    artifacts: Mapping[str, str],
-) -> bool:
-    if client.refused is not None:
-        log.error("not sending done(%s): callbacks were refused (%s)", status, client.refused)
-        return False
-    try:
-        client.done(status, reason=reason, metrics=metrics, artifacts=artifacts)
-    except CallbackError as exc:
-        log.error("done(%s) not delivered: %s", status, exc)
-        return False
-    return True
 
 
 def run_attempt(
@@ -252,11 +213,7 @@ def run_attempt(
             stop.check()
             restored = restore(settings, storage)
             if restored is not None:
-                reporter.event(
-                    "checkpoint_restored",
-                    f"resuming after epoch {restored.completed_epochs} from {restored.source}",
-                    {"path": restored.source, "epoch": restored.completed_epochs},
-                )
+                reporter.checkpoint_restored(restored.source, restored.completed_epochs)
             stop.check()
             reporter.start(
                 epoch=0 if restored is None else restored.completed_epochs,
@@ -272,42 +229,19 @@ def run_attempt(
                 nproc=processes,
             )
             if publisher is not None:  # keep-alives go on while the run is uploaded
-                publisher.publish_folder(folder)
+                publisher.publish_files(folder)
             stop.check()
         finally:
             reporter.close()
     except BaseException as exc:
-        refusal = exc if isinstance(exc, CallbackRefused) else (stop.refused or client.refused)
-        cancelled = stop.cancel_requested or isinstance(exc, TrainingCancelled)
-        if refusal is not None:
-            log.error("%s: stopping without further callbacks", refusal)
-            return EXIT_CANCELLED if cancelled else EXIT_FAILED
-        artifacts = collect_artifacts(folder, publisher)
-        if cancelled:
-            log.warning("stopped by SIGTERM")
-            _send_done(
-                client,
-                "cancelled",
-                reason="stopped by SIGTERM",
-                metrics=reporter.metrics,
-                artifacts=artifacts,
-            )
-            return EXIT_CANCELLED
-        failure = stop.failure or exc  # an upload failure is the cause, not the teardown
-        log.error("training failed", exc_info=failure)
-        _send_done(
+        return report_failure(
             client,
-            "failed",
-            reason=describe(failure),
+            exc,
+            stop,
             metrics=reporter.metrics,
-            artifacts=artifacts,
+            artifacts=lambda: collect_artifacts(folder, ARTIFACT_FILES, publisher),
+            describe=describe,
         )
-        return EXIT_FAILED
-    delivered = _send_done(
-        client,
-        "succeeded",
-        reason=None,
-        metrics=metrics,
-        artifacts=collect_artifacts(folder, publisher),
+    return report_success(
+        client, metrics=metrics, artifacts=collect_artifacts(folder, ARTIFACT_FILES, publisher)
     )
-    return EXIT_OK if delivered else EXIT_FAILED

@@ -18,8 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainer.callbacks import CallbackRefused
-from trainer.control import StopFlag, TrainingCancelled, install_sigterm_handler
+from trainer_kit.callbacks import CallbackRefused
+from trainer_kit.control import StopFlag, TrainingCancelled, install_sigterm_handler
+
 from trainer.distributed import write_outcome, write_progress
 from trainer.engine import Distributed, EpochReport, TrainJob, train
 from trainer.run import describe, prepare_environment

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import JOB_ID, TOKEN, CallbackServer, run_trainer, start_trainer, trainer_env
+from conftest import trainer_env
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import JOB_ID, TOKEN, run_trainer, start_trainer
 
 
 def _files_under(folder: Path) -> list[Path]:

@@ -11,16 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import (
-    S3_SECRET,
-    TOKEN,
-    CallbackServer,
-    S3Endpoint,
-    closed_port_url,
-    make_dataset,
-    run_trainer,
-    trainer_env,
-)
+from conftest import make_dataset, trainer_env
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import TOKEN, run_trainer
+from trainer_kit.testing.s3 import S3_SECRET, S3Endpoint, closed_port_url
 
 
 def _load_with_ultralytics(weights: Path, home: Path) -> str:

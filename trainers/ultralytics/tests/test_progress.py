@@ -8,10 +8,10 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]  # what Ultralytics pickles DDP state with
 import pytest
-from conftest import CallbackServer
+from trainer_kit.callbacks import CallbackClient, CallbackRefused
+from trainer_kit.control import StopFlag, TrainingCancelled
+from trainer_kit.testing.callback_server import CallbackServer
 
-from trainer.callbacks import CallbackClient, CallbackRefused
-from trainer.control import StopFlag, TrainingCancelled
 from trainer.progress import ProgressReporter, ResultsWatcher, epoch_metrics
 
 

@@ -3,108 +3,45 @@ resume from that checkpoint (``TRAINYARD_RESUME_FROM``) — the real entrypoint,
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import signal
-import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from conftest import (
-    Call,
-    CallbackServer,
-    S3Endpoint,
-    make_dataset,
-    run_trainer,
-    serve_callbacks,
-    start_trainer,
-    trainer_env,
+from conftest import make_dataset, trainer_env
+from trainer_kit.testing.attempts import (
+    Interrupted,
+    checkpoint_events,
+    file_hashes,
+    interrupted_attempt,
+    metric_epochs,
+    results_rows,
 )
+from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import run_trainer
+from trainer_kit.testing.s3 import S3Endpoint
 
 EPOCHS = 4
 
 
-@dataclass(frozen=True)
-class Interrupted:
-    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
-
-    output_dir: Path
-    checkpoint: Path  # the `data.path` of its last checkpoint_saved event
-    dataset: Path  # where the dataset is now: a new mirror, the old path is gone
-    calls: list[Call]
-    files: dict[str, str]  # sha256 of every file attempt 1 left, by relative path
-
-
-def _hashes(folder: Path) -> dict[str, str]:
-    return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def _results_rows(path: Path) -> list[list[str]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line.split(",") for line in lines[1:]]
-
-
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
+    """Attempt 1 of a 4-epoch job, killed right after it announced its epoch-2 checkpoint."""
     root = tmp_path_factory.mktemp("interrupted")
-    first_mirror = make_dataset(root / "mirror-1")
-    reached, release = threading.Event(), threading.Event()
-
-    def responder(kind: str, body: dict[str, Any]) -> int:
-        if body.get("type") == "checkpoint_saved" and body["data"]["epoch"] == 2:
-            reached.set()
-            release.wait(60)  # the trainer waits for this answer inside epoch 2's save hook
-        return 202
-
-    with serve_callbacks() as server:
-        server.responder = responder
-        out = root / "attempt-1"
-        env = trainer_env(
-            server.url, first_mirror, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
-        )
-        proc = start_trainer(env, root)
-        try:
-            assert reached.wait(120), "attempt 1 never announced its epoch-2 checkpoint"
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=30)
-        finally:
-            release.set()
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
-        assert server.wait_for(lambda calls: len(_checkpoints(calls)) == 2, timeout=10)
-        calls = server.snapshot()
-    checkpoint = _checkpoints(calls)[-1]["path"]
-    # The next attempt may get another mirror of the same dataset; the old one is gone.
-    shutil.rmtree(first_mirror)
-    dataset = make_dataset(root / "mirror-2")
-    return Interrupted(out, Path(checkpoint), dataset, calls, _hashes(out))
-
-
-def _checkpoints(calls: list[Call]) -> list[dict[str, Any]]:
-    return [
-        c.body["data"] for c in calls if c.kind == "event" and c.body["type"] == "checkpoint_saved"
-    ]
-
-
-def _metric_epochs(calls: list[Call]) -> list[int]:
-    return [c.body["epoch"] for c in calls if c.kind == "heartbeat" and c.body["metrics"]]
+    return interrupted_attempt(
+        root,
+        make_dataset=make_dataset,
+        make_env=lambda url, dataset, out: trainer_env(
+            url, dataset, out, root / "home", TRAINYARD_EPOCHS=str(EPOCHS)
+        ),
+    )
 
 
 def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) -> None:
-    assert [c["epoch"] for c in _checkpoints(interrupted.calls)] == [1, 2]
+    assert [c["epoch"] for c in checkpoint_events(interrupted.calls)] == [1, 2]
     assert interrupted.checkpoint == interrupted.output_dir / "run" / "weights" / "last.pt"
     # Killed while announcing the checkpoint: epoch 2's heartbeat never went out.
-    assert _metric_epochs(interrupted.calls) == [1]
+    assert metric_epochs(interrupted.calls) == [1]
     assert all(c.kind != "done" for c in interrupted.calls)
     assert not any(name.endswith(".partial") for name in interrupted.files)
 
@@ -139,12 +76,12 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
     assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
     # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
-    assert _metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
-    first = _results_rows(interrupted.output_dir / "run" / "results.csv")
+    assert metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
+    first = results_rows(interrupted.output_dir / "run" / "results.csv")
     header = (interrupted.output_dir / "run" / "results.csv").read_text().splitlines()[0]
     expected = dict(zip(header.split(",")[2:], map(float, first[1][2:]), strict=True))
     assert heartbeats[0]["metrics"] == pytest.approx(expected)
-    checkpoints = _checkpoints(calls)
+    checkpoints = checkpoint_events(calls)
     assert [c["epoch"] for c in checkpoints] == [3, 4]
     assert {c["path"] for c in checkpoints} == {str(out / "run" / "weights" / "last.pt")}
 
@@ -155,7 +92,7 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
         assert Path(path).is_relative_to(out)
         assert Path(path).exists()
     # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
-    rows = _results_rows(out / "run" / "results.csv")
+    rows = results_rows(out / "run" / "results.csv")
     assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
     assert rows[:2] == first[:2]
     args = yaml.safe_load((out / "run" / "args.yaml").read_text(encoding="utf-8"))
@@ -163,7 +100,7 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     data = yaml.safe_load(Path(args["data"]).read_text(encoding="utf-8"))
     assert data["path"] == str(interrupted.dataset)
     # Attempt 1's folder is left exactly as it was.
-    assert _hashes(interrupted.output_dir) == interrupted.files
+    assert file_hashes(interrupted.output_dir) == interrupted.files
 
 
 def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
@@ -193,8 +130,8 @@ def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
     heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
     assert heartbeats[0]["epoch"] == 2
     assert all(hb["epochs"] == 3 for hb in heartbeats)
-    assert _metric_epochs(calls) == [2, 3]
-    [checkpoint] = _checkpoints(calls)
+    assert metric_epochs(calls) == [2, 3]
+    [checkpoint] = checkpoint_events(calls)
     assert (checkpoint["path"], checkpoint["epoch"]) == (f"{output_uri}/run/weights/last.pt", 3)
     # Whether epoch 3 beats the restored best is up to the training; if so, it is published too.
     assert checkpoint.get("best", f"{output_uri}/run/weights/best.pt") == (
@@ -208,7 +145,7 @@ def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
         "results": f"{output_uri}/run/results.csv",
         "run_dir": f"{output_uri}/run",
     }
-    assert [int(row[0]) for row in _results_rows(out / "run" / "results.csv")] == [1, 2, 3]
+    assert [int(row[0]) for row in results_rows(out / "run" / "results.csv")] == [1, 2, 3]
     keys = s3.keys(bucket)
     assert not [k for k in keys if k.endswith(".partial")]
     assert all(k.startswith("jobs/job_test/attempt-2/") for k in keys if "attempt-1" not in k)

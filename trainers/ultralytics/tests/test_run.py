@@ -6,43 +6,13 @@ import pytest
 import yaml
 from test_settings import REQUIRED
 
-from trainer.dataset import UnsupportedDatasetURIError, dataset_folder, prepare_data
-from trainer.run import (
-    collect_artifacts,
-    describe,
-    prepare_environment,
-    train_args,
-)
+from trainer.dataset import prepare_data
+from trainer.run import prepare_environment, train_args
 from trainer.settings import TrainerSettings, load_settings
 
 
 def _settings(tmp_path: Path, **env: str) -> TrainerSettings:
     return load_settings({**REQUIRED, "TRAINYARD_OUTPUT_DIR": str(tmp_path / "out"), **env})
-
-
-@pytest.mark.parametrize(
-    ("uri", "path"),
-    [
-        ("file:///data/my%20set", "/data/my set"),
-        ("file://localhost/data/set", "/data/set"),
-        ("/data/set", "/data/set"),
-    ],
-)
-def test_dataset_folder_maps_file_uris(uri: str, path: str) -> None:
-    assert dataset_folder(uri) == Path(path)
-
-
-@pytest.mark.parametrize(
-    ("uri", "match"),
-    [
-        ("gs://bucket/set", "unsupported dataset URI scheme 'gs'"),
-        ("file://otherhost/set", "unsupported dataset URI host"),
-        ("relative/set", "not an absolute"),
-    ],
-)
-def test_dataset_folder_refuses_other_uris(uri: str, match: str) -> None:
-    with pytest.raises(UnsupportedDatasetURIError, match=match):
-        dataset_folder(uri)
 
 
 def test_prepare_data_sanitises_data_yaml(tmp_path: Path) -> None:
@@ -137,22 +107,3 @@ def test_prepare_environment_points_ultralytics_at_the_output_dir(tmp_path: Path
         "YOLO_AUTOINSTALL": "false",
         "MPLCONFIGDIR": str(private / "matplotlib"),
     }
-
-
-def test_collect_artifacts_lists_existing_files_only(tmp_path: Path) -> None:
-    assert collect_artifacts(tmp_path / "nope") == {}
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "last.pt").write_bytes(b"x")
-
-    assert collect_artifacts(tmp_path) == {
-        "last": str(tmp_path / "weights" / "last.pt"),
-        "run_dir": str(tmp_path),
-    }
-
-
-def test_describe_is_one_line() -> None:
-    assert describe(RuntimeError("Dataset error ❌\n  missing path")) == (
-        "RuntimeError: Dataset error ❌ missing path"
-    )
-    assert describe(KeyboardInterrupt()) == "KeyboardInterrupt"
-    assert len(describe(ValueError("x" * 5000))) == 2000

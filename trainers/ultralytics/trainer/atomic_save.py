@@ -6,7 +6,8 @@ platform's grace period running out) in the middle of that write leaves a trunca
 — the very file the next attempt resumes from — and the previous good one is gone. So the
 trainer redirects each save into a staging folder inside ``weights/`` (same filesystem), fsyncs
 the files and ``os.replace``-s them over the real ones: at any instant ``last.pt`` is either the
-previous checkpoint or the new one, never a torn mix.
+previous checkpoint or the new one, never a torn mix (the fsync and single-file helpers are
+trainer_kit/atomic_save.py).
 
 The redirect swaps ``trainer.wdir``/``last``/``best`` for the duration of the original
 ``save_model`` call rather than copying its body, so it keeps working whatever that method
@@ -17,7 +18,6 @@ callback by reference), after Ultralytics has set those paths and before the fir
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -25,39 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer_kit.atomic_save import fsync_dir, fsync_file
+
 _INSTALLED = "_trainyard_atomic_saves"
-
-
-def fsync_file(path: Path) -> None:
-    """Flush ``path`` to disk (a rename alone survives SIGKILL; fsync also a lost node)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames inside ``folder`` durable (a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fsync_file(folder)
-
-
-def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write(temporary)`` on a file next to ``target``, then rename it over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        fsync_file(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
-    return target
 
 
 def _publish_order(path: Path, last: str) -> tuple[bool, str]:

@@ -25,31 +25,19 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainer.callbacks import (
-    CallbackClient,
-    CallbackError,
-    CallbackRefused,
-    clean_metrics,
-)
-from trainer.control import StopFlag
+from trainer_kit.callbacks import CallbackClient, CallbackRefused, clean_metrics
+from trainer_kit.control import StopFlag
+from trainer_kit.progress import HeartbeatReporter
+from trainer_kit.publishing import Publish, local_path
 
 log = logging.getLogger("trainyard.trainer.progress")
 
 Hook = Callable[[Any], None]
-# Makes a saved checkpoint visible where the platform reads it; returns where it now is.
-Publish = Callable[[Path], str]
-
-
-def local_path(path: Path) -> str:
-    """The `Publish` of a run without object storage: the checkpoint stays where it is."""
-    return str(path)
 
 
 def epoch_metrics(trainer: Any) -> dict[str, float]:
@@ -114,8 +102,9 @@ class ResultsWatcher:
         return changed
 
 
-class ProgressReporter:
-    """Sends heartbeats and events for one training run."""
+class ProgressReporter(HeartbeatReporter):
+    """Sends heartbeats and events for one training run (trainer_kit/progress.py), from
+    Ultralytics' callbacks; with DDP its keep-alive thread follows the workers' run folder."""
 
     def __init__(
         self,
@@ -127,25 +116,11 @@ class ProgressReporter:
         clock: Callable[[], float] = time.monotonic,
         publish: Publish = local_path,
     ) -> None:
-        self._client: CallbackClient | None = client
+        super().__init__(client, stop, epochs=epochs, keepalive_s=keepalive_s, clock=clock)
         self._publish = publish
-        self._stop = stop
-        self._keepalive_s = keepalive_s
-        self._clock = clock
-        self._started_at = clock()
-        self._state_lock = threading.Lock()  # guards the fields below
-        self._send_lock = threading.Lock()  # one heartbeat at a time, in order
-        self._epochs = epochs
-        self._epoch = 0  # completed epochs
-        self._metrics: dict[str, float] = {}
         self._final_metrics: dict[str, float] | None = None
         self._train_started_at: float | None = None
-        self._start_epoch = 0
-        self._eta_at: tuple[float, float] | None = None  # (clock, eta_s) at the last epoch end
-        self._last_beat_at = -math.inf
         self._in_epoch = False
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
         self._watcher: ResultsWatcher | None = None
 
     # -- pickling (DDP workers) -------------------------------------------------------------
@@ -166,30 +141,10 @@ class ProgressReporter:
     # -- state ------------------------------------------------------------------------------
 
     @property
-    def epoch(self) -> int:
-        with self._state_lock:
-            return self._epoch
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Metrics of the last completed epoch."""
-        with self._state_lock:
-            return dict(self._metrics)
-
-    @property
     def final_metrics(self) -> dict[str, float]:
         """The last epoch's metrics, updated with Ultralytics' final validation of best.pt."""
         with self._state_lock:
             return {**self._metrics, **(self._final_metrics or {})}
-
-    def elapsed_s(self) -> float:
-        return self._clock() - self._started_at
-
-    def _eta_s(self, now: float) -> float | None:
-        if self._eta_at is None:
-            return None
-        at, eta = self._eta_at
-        return max(eta - (now - at), 0.0)
 
     def _record_epoch(self, completed: int, epochs: int, metrics: dict[str, float]) -> None:
         now = self._clock()
@@ -203,44 +158,7 @@ class ProgressReporter:
                 per_epoch = (now - started) / done_here
                 self._eta_at = (now, per_epoch * (self._epochs - self._epoch))
 
-    # -- heartbeats -------------------------------------------------------------------------
-
-    def heartbeat(self, *, with_metrics: bool) -> None:
-        """Send a heartbeat of the current state; raises `CallbackRefused`, logs other failures."""
-        if self._client is None:
-            return
-        with self._send_lock:
-            now = self._clock()
-            with self._state_lock:
-                epoch, epochs = self._epoch, self._epochs
-                metrics = dict(self._metrics) if with_metrics else {}
-                eta_s = self._eta_s(now)
-            try:
-                self._client.heartbeat(
-                    epoch=epoch,
-                    epochs=epochs,
-                    metrics=metrics,
-                    elapsed_s=now - self._started_at,
-                    eta_s=eta_s,
-                )
-            except CallbackRefused:
-                raise
-            except CallbackError as exc:
-                log.warning("heartbeat not delivered: %s", exc)
-            finally:
-                with self._state_lock:
-                    self._last_beat_at = self._clock()
-
-    def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
-        """Send an event; raises `CallbackRefused`, logs other failures."""
-        if self._client is None:
-            return
-        try:
-            self._client.event(type_, message, data)
-        except CallbackRefused:
-            raise
-        except CallbackError as exc:
-            log.warning("event %s not delivered: %s", type_, exc)
+    # -- keep-alive -------------------------------------------------------------------------
 
     def start(
         self,
@@ -256,23 +174,8 @@ class ProgressReporter:
         attempt stopped). With ``watch_run_dir`` (DDP), the thread also reports epochs and
         checkpoints that worker processes write into that run folder.
         """
-        with self._state_lock:
-            self._epoch = self._start_epoch = epoch
-            self._epochs = max(self._epochs, epoch)
-            self._metrics = dict(metrics or {})
         self._watcher = ResultsWatcher(watch_run_dir) if watch_run_dir is not None else None
-        self.heartbeat(with_metrics=bool(metrics))
-        self._thread = threading.Thread(target=self._keepalive, name="keepalive", daemon=True)
-        self._thread.start()
-
-    def close(self, timeout_s: float = 90.0) -> None:
-        """Stop the keep-alive thread (waits for a heartbeat in flight)."""
-        self._halt.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.warning("keep-alive thread still sending after %.0f s", timeout_s)
-            self._thread = None
+        super().start(epoch=epoch, metrics=metrics)
 
     def _keepalive(self) -> None:
         interval = self._keepalive_s if self._watcher is None else min(self._keepalive_s, 2.0)
@@ -280,13 +183,10 @@ class ProgressReporter:
             try:
                 if self._watcher is not None:
                     self._poll_watcher(self._watcher)
-                with self._state_lock:
-                    due = self._clock() - self._last_beat_at >= self._keepalive_s
-                if due and not self._halt.is_set():
+                if self._beat_due() and not self._halt.is_set():
                     self.heartbeat(with_metrics=False)
             except CallbackRefused as refusal:
-                log.error("%s; stopping training", refusal)
-                self._stop.request_refused(refusal)
+                self._refused(refusal)
                 return
             except Exception:  # never let the keep-alive thread die silently
                 log.exception("keep-alive failed")

@@ -2,10 +2,11 @@
 
 The platform hands the new attempt the ``data.path`` of the job's newest ``checkpoint_saved``
 event: ``<old output dir>/run/weights/last.pt``, or its ``s3://`` URI when the run was published
-to object storage. The new attempt has its own output dir (and perhaps a new dataset mirror), so
-`restore_checkpoint` prepares Ultralytics' own resume (``YOLO(last.pt).train(resume=last.pt)``,
-which restores weights, EMA, optimizer, AMP scaler, LR schedule position, best fitness and the
-early-stopping state) inside *this* attempt's run folder:
+to object storage (trainer_kit/resume.py). The new attempt has its own output dir (and perhaps
+a new dataset mirror), so `restore_checkpoint` prepares Ultralytics' own resume
+(``YOLO(last.pt).train(resume=last.pt)``, which restores weights, EMA, optimizer, AMP scaler,
+LR schedule position, best fitness and the early-stopping state) inside *this* attempt's run
+folder:
 
 1. copy (or download) the checkpoint to ``<output dir>/run/weights/last.pt``, and ``best.pt``
    from beside it when there is one — otherwise a resumed run whose later epochs never beat the
@@ -27,65 +28,17 @@ Any problem — missing, unreadable, finished (optimizer stripped) or already co
 from __future__ import annotations
 
 import logging
-import posixpath
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from trainer.atomic_save import replace_atomically
-from trainer.callbacks import clean_metrics
-from trainer.storage import S3Location, S3Storage, StorageError
+from trainer_kit.atomic_save import replace_atomically
+from trainer_kit.callbacks import clean_metrics
+from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource, fetch_file, fetch_sibling
+from trainer_kit.storage import S3Storage
 
 log = logging.getLogger("trainyard.trainer.resume")
-
-VARIABLE = "TRAINYARD_RESUME_FROM"
-
-
-class ResumeError(Exception):
-    """The checkpoint to resume from cannot be used; fails the attempt."""
-
-
-@dataclass(frozen=True)
-class ResumeSource:
-    """Where the checkpoint is: exactly one of ``path`` (local) and ``s3`` is set."""
-
-    uri: str
-    path: Path | None = None
-    s3: S3Location | None = None
-
-    @classmethod
-    def parse(cls, value: str) -> ResumeSource:
-        """An absolute path, ``file:///abs/path`` or ``s3://bucket/key``; raises ValueError."""
-        parts = urlsplit(value)
-        if parts.scheme == "s3":
-            location = S3Location.parse(value)
-            if not location.prefix:
-                raise ValueError(f"s3 URI names no object: {value!r}")
-            return cls(uri=value, s3=location)
-        if parts.scheme == "file":
-            if parts.netloc not in {"", "localhost"} or parts.query or parts.fragment:
-                raise ValueError(f"not a local file:// URI: {value!r}")
-            path = Path(unquote(parts.path))
-        elif parts.scheme == "":
-            path = Path(value)
-        else:
-            raise ValueError(f"unsupported scheme {parts.scheme!r}: {value!r}")
-        if not path.is_absolute() or path.name in {"", ".", ".."}:
-            raise ValueError(f"not an absolute file path: {value!r}")
-        return cls(uri=value, path=path)
-
-    def sibling(self, name: str) -> ResumeSource:
-        """The file ``name`` in the same folder (prefix)."""
-        if self.s3 is not None:
-            key = posixpath.join(posixpath.dirname(self.s3.prefix), name)
-            location = S3Location(self.s3.bucket, key)
-            return ResumeSource(uri=location.uri(), s3=location)
-        assert self.path is not None
-        sibling = self.path.with_name(name)
-        return ResumeSource(uri=str(sibling), path=sibling)
 
 
 @dataclass(frozen=True)
@@ -97,38 +50,6 @@ class RestoredCheckpoint:
     completed_epochs: int
     source: str
     metrics: dict[str, float]
-
-
-def _fetch(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> None:
-    """Copy or download ``source`` to ``target`` atomically; raises ResumeError or OSError."""
-    if source.s3 is not None:
-        try:
-            storage().download_object(source.s3, target)
-        except StorageError as exc:
-            raise ResumeError(
-                f"checkpoint {source.uri} ({VARIABLE}) not downloaded: {exc}"
-            ) from exc
-        return
-    path = source.path
-    assert path is not None
-    if not path.is_file():
-        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not found")
-    if target.exists() and path.resolve() == target.resolve():
-        return  # the platform reused the output dir: the checkpoint is already in place
-    replace_atomically(target, lambda temporary: shutil.copyfile(path, temporary))
-
-
-def _fetch_best(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> bool:
-    """Bring ``best.pt`` from beside the checkpoint, if there is one."""
-    best = source.sibling(target.name)
-    if best.path is not None and not best.path.is_file():
-        return False
-    try:
-        _fetch(best, target, storage)
-    except (ResumeError, OSError) as exc:
-        log.warning("%s not restored (%s): this attempt's best epoch makes best.pt", best.uri, exc)
-        return False
-    return True
 
 
 def _load(path: Path, source: str) -> dict[str, Any]:
@@ -196,7 +117,7 @@ def restore_checkpoint(
     weights = run_dir / "weights"
     last = weights / "last.pt"
     try:
-        _fetch(source, last, storage)
+        fetch_file(source, last, storage)
     except OSError as exc:
         raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not copied: {exc}") from exc
     checkpoint = _load(last, source.uri)
@@ -206,7 +127,7 @@ def restore_checkpoint(
             f"checkpoint {source.uri} ({VARIABLE}) already holds {completed} of {epochs} "
             "epochs: nothing left to resume"
         )
-    if not _fetch_best(source, weights / "best.pt", storage):
+    if not fetch_sibling(source, weights / "best.pt", storage):
         checkpoint["best_fitness"] = None
     checkpoint["train_args"] = {**checkpoint["train_args"], **train_args, "epochs": epochs}
 

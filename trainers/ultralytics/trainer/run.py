@@ -21,7 +21,7 @@ inside the output dir and switches off everything that would reach the network:
   check loads ``yolo26n.pt``, which it would download; offline it skips the check and enables
   AMP unchecked. Opting in with ``{"amp": true}`` is fine where that trade-off is acceptable.
 * an ``s3://bucket/prefix`` dataset is first mirrored into ``<output>/.trainer/dataset/``
-  (trainer/storage.py); from then on it is trained exactly like a ``file://`` one.
+  (trainer_kit/storage.py); from then on it is trained exactly like a ``file://`` one.
 * the dataset's ``data.yaml`` is copied to ``<output>/.trainer/data.yaml`` with ``path``
   made absolute (Ultralytics would resolve a relative ``path`` against the working directory
   or its global datasets dir, not the dataset folder) and without its ``download`` key
@@ -47,7 +47,7 @@ checkpoint to resume from.
 Object storage
 --------------
 With ``TRAINYARD_OUTPUT_URI`` set, every checkpoint is published there as it is saved (atomic
-upload, see trainer/storage.py), and after training the whole run folder; ``done.artifacts``
+upload, see trainer_kit/publishing.py), and after training the whole run folder; ``done.artifacts``
 then holds ``s3://`` URIs (on failure or cancellation: what had been published by then).
 Without it, artifacts are the local paths of the run folder, as before.
 """
@@ -63,21 +63,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainer_kit.callbacks import CallbackClient
+from trainer_kit.callbacks import clean_metrics as _clean
+from trainer_kit.control import StopFlag
+from trainer_kit.outcome import collect_artifacts, report_failure, report_success
+from trainer_kit.publishing import RunPublisher, local_path
+from trainer_kit.storage import LazyStorage
+
 from trainer.atomic_save import make_saves_atomic
-from trainer.callbacks import CallbackClient, CallbackError, CallbackRefused, DoneStatus
-from trainer.callbacks import clean_metrics as _clean
-from trainer.control import StopFlag, TrainingCancelled
-from trainer.dataset import LazyStorage, prepare_data
-from trainer.progress import ProgressReporter, local_path
+from trainer.dataset import prepare_data
+from trainer.progress import ProgressReporter
 from trainer.resume import RestoredCheckpoint, restore_checkpoint
 from trainer.settings import TrainerSettings
-from trainer.storage import RunPublisher
 
 log = logging.getLogger("trainyard.trainer.run")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CANCELLED = 143
 
 DEFAULT_TRAIN_ARGS: Mapping[str, Any] = {"workers": 2, "amp": False}
 _DISABLED_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
@@ -179,32 +178,12 @@ def restore(settings: TrainerSettings, storage: LazyStorage) -> RestoredCheckpoi
     )
 
 
-_ARTIFACT_FILES: Mapping[str, str] = {
+# The run's files ``done`` reports (relative to the run folder).
+ARTIFACT_FILES: Mapping[str, str] = {
     "weights": "weights/best.pt",
     "last": "weights/last.pt",
     "results": "results.csv",
 }
-
-
-def collect_artifacts(folder: Path, publisher: RunPublisher | None = None) -> dict[str, str]:
-    """The run's files: absolute paths of those that exist, or with a publisher the ``s3://``
-    URIs of those published so far."""
-    if publisher is None:
-        candidates = {key: folder / name for key, name in _ARTIFACT_FILES.items()}
-        artifacts = {key: str(path.resolve()) for key, path in candidates.items() if path.is_file()}
-        if folder.is_dir():
-            artifacts["run_dir"] = str(folder.resolve())
-        return artifacts
-    run = publisher.relative(folder)
-    uploaded = dict(publisher.uploaded)
-    artifacts = {
-        key: uploaded[f"{run}/{name}"]
-        for key, name in _ARTIFACT_FILES.items()
-        if f"{run}/{name}" in uploaded
-    }
-    if any(relative.startswith(f"{run}/") for relative in uploaded):
-        artifacts["run_dir"] = publisher.location.uri(run)
-    return artifacts
 
 
 def _result_metrics(result: Any) -> dict[str, float]:
@@ -212,13 +191,6 @@ def _result_metrics(result: Any) -> dict[str, float]:
         return _clean(result)
     results_dict = getattr(result, "results_dict", None)
     return _clean(results_dict) if isinstance(results_dict, Mapping) else {}
-
-
-def describe(exc: BaseException) -> str:
-    """``<type>: <message>`` on one line, for ``done(failed).reason``."""
-    message = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 class ChildReaper:
@@ -280,25 +252,6 @@ def train(
     return {**reporter.final_metrics, **_result_metrics(result)}
 
 
-def _send_done(
-    client: CallbackClient,
-    status: DoneStatus,
-    *,
-    reason: str | None,
-    metrics: Mapping[str, float],
-    artifacts: Mapping[str, str],
-) -> bool:
-    if client.refused is not None:
-        log.error("not sending done(%s): callbacks were refused (%s)", status, client.refused)
-        return False
-    try:
-        client.done(status, reason=reason, metrics=metrics, artifacts=artifacts)
-    except CallbackError as exc:
-        log.error("done(%s) not delivered: %s", status, exc)
-        return False
-    return True
-
-
 def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFlag) -> int:
     """Train once and report the outcome; returns the process exit code."""
     storage = LazyStorage()
@@ -334,11 +287,7 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
             try:
                 restored = restore(settings, storage)
                 if restored is not None:
-                    reporter.event(
-                        "checkpoint_restored",
-                        f"resuming after epoch {restored.completed_epochs} from {restored.source}",
-                        {"path": restored.source, "epoch": restored.completed_epochs},
-                    )
+                    reporter.checkpoint_restored(restored.source, restored.completed_epochs)
                 stop.check()
                 reporter.start(
                     watch_run_dir=folder if ddp else None,
@@ -347,42 +296,18 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
                 )
                 metrics = train(settings, reporter, stop, storage, restored)
                 if publisher is not None:  # keep-alives go on while the run is uploaded
-                    publisher.publish_folder(folder)
+                    publisher.publish_files(folder)
                     stop.check()
             finally:
                 reporter.close()
     except BaseException as exc:
-        refusal = exc if isinstance(exc, CallbackRefused) else (stop.refused or client.refused)
-        cancelled = stop.cancel_requested or isinstance(exc, TrainingCancelled)
-        if refusal is not None:
-            log.error("%s: stopping without further callbacks", refusal)
-            return EXIT_CANCELLED if cancelled else EXIT_FAILED
-        artifacts = collect_artifacts(folder, publisher)
-        if cancelled:
-            log.warning("stopped by SIGTERM")
-            _send_done(
-                client,
-                "cancelled",
-                reason="stopped by SIGTERM",
-                metrics=reporter.metrics,
-                artifacts=artifacts,
-            )
-            return EXIT_CANCELLED
-        failure = stop.failure or exc  # a DDP upload failure is the cause, not the teardown
-        log.error("training failed", exc_info=failure)
-        _send_done(
+        return report_failure(
             client,
-            "failed",
-            reason=describe(failure),
+            exc,
+            stop,
             metrics=reporter.metrics,
-            artifacts=artifacts,
+            artifacts=lambda: collect_artifacts(folder, ARTIFACT_FILES, publisher),
         )
-        return EXIT_FAILED
-    delivered = _send_done(
-        client,
-        "succeeded",
-        reason=None,
-        metrics=metrics,
-        artifacts=collect_artifacts(folder, publisher),
+    return report_success(
+        client, metrics=metrics, artifacts=collect_artifacts(folder, ARTIFACT_FILES, publisher)
     )
-    return EXIT_OK if delivered else EXIT_FAILED

@@ -2,6 +2,9 @@
 is reproducible and safe to run in the cluster: pinned bases, the locked environment, a non-root
 user, an entrypoint and a .dockerignore that keeps the developer's .venv out of the build
 context. New trainers are picked up by themselves.
+
+Trainer images are built with trainers/ as the context (so the shared trainers/kit can be copied
+in): `docker build -f trainers/<name>/Dockerfile trainers`, ignore file trainers/.dockerignore.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 from .rendered_chart import REPO_ROOT
 
 TRAINERS_DIR = REPO_ROOT / "trainers"
+# trainers/kit is the library every trainer shares (a path dependency copied into each trainer
+# image), not a trainer: no image of its own, no Dockerfile.
+NOT_TRAINERS = {"kit"}
 TRAINERS = sorted(
     path.name
     for path in TRAINERS_DIR.iterdir()
-    if path.is_dir() and not path.name.startswith((".", "_"))
+    if path.is_dir() and not path.name.startswith((".", "_")) and path.name not in NOT_TRAINERS
 )
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -90,9 +96,9 @@ def dockerfile_problems(text: str) -> list[str]:
     return problems
 
 
-def dockerignore_problems(trainer_dir: Path) -> list[str]:
-    """The build context must not carry the trainer's local virtualenv (GBs, host paths)."""
-    ignore_file = trainer_dir / ".dockerignore"
+def dockerignore_problems(context: Path) -> list[str]:
+    """The build context must not carry a local virtualenv (GBs, host paths)."""
+    ignore_file = context / ".dockerignore"
     if not ignore_file.is_file():
         return [f"{ignore_file} is missing"]
     patterns = {line.strip().rstrip("/") for line in ignore_file.read_text().splitlines()}
@@ -112,9 +118,28 @@ def test_trainer_image_is_pinned_locked_and_unprivileged(trainer: str) -> None:
     assert dockerfile_problems(dockerfile.read_text()) == []
 
 
+def test_there_is_a_library_shared_by_the_trainers_and_it_is_no_image() -> None:
+    assert (TRAINERS_DIR / "kit" / "pyproject.toml").is_file()
+    assert not (TRAINERS_DIR / "kit" / "Dockerfile").exists()
+
+
+def test_trainer_build_context_leaves_out_the_virtualenvs() -> None:
+    # One build context, trainers/, for every trainer image (and the kit they copy in).
+    assert dockerignore_problems(TRAINERS_DIR) == []
+    patterns = (TRAINERS_DIR / ".dockerignore").read_text().split()
+    assert "**/.venv" in patterns, "every trainer's (and the kit's) .venv is inside the context"
+
+
 @pytest.mark.parametrize("trainer", TRAINERS)
-def test_trainer_build_context_leaves_out_the_virtualenv(trainer: str) -> None:
-    assert dockerignore_problems(TRAINERS_DIR / trainer) == []
+def test_trainer_image_builds_from_the_trainers_folder(trainer: str) -> None:
+    # The Dockerfile copies trainers/kit and trainers/<name>: paths relative to trainers/.
+    text = (TRAINERS_DIR / trainer / "Dockerfile").read_text()
+    assert "COPY kit " in text, f"trainers/{trainer}/Dockerfile does not copy the shared kit"
+    assert f"COPY {trainer}/pyproject.toml {trainer}/uv.lock " in text
+    assert f"docker build -f trainers/{trainer}/Dockerfile" in text, "the build command comment"
+    assert not (TRAINERS_DIR / trainer / ".dockerignore").exists(), (
+        "trainers/.dockerignore is the ignore file of every trainer image"
+    )
 
 
 def test_the_platform_image_follows_the_same_rules() -> None:

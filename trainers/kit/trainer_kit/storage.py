@@ -1,5 +1,5 @@
-"""Object storage for the trainer: read a dataset (or model folder) from ``s3://`` and publish
-run files and checkpoint folders to it.
+"""Object storage for the trainer: read a dataset (or model folder) or a checkpoint from
+``s3://``, and write files and whole folders to it.
 
 The trainer talks to S3 (AWS, MinIO, R2, …) with boto3 directly — it never imports platform
 code. Credentials and the endpoint come from the standard variables boto3 reads itself
@@ -9,15 +9,16 @@ code. Credentials and the endpoint come from the standard variables boto3 reads 
 * `S3Storage.download_prefix` mirrors ``s3://bucket/prefix/…`` into a local folder, skipping
   files already there with the same size (an attempt started again on the same output dir
   does not fetch the dataset twice), logging its progress.
+* `S3Storage.download_object` and `S3Storage.read_object` fetch one object (the checkpoint a
+  retried attempt resumes from, a folder's marker).
 * `S3Storage.upload_atomic` uploads one file to a temporary key, copies it server-side to the
   final key and deletes the temporary one, so a reader never sees a half-written file.
-* `S3Storage.upload_folder_atomic` publishes a whole folder (a Trainer checkpoint, the final
-  model): every file is uploaded under a temporary prefix, then copied into place, and a
-  ``COMPLETE`` marker object (the folder's manifest, trainer/checkpoints.py) is written last.
-  A reader takes a prefix as a checkpoint only once its marker is there.
-* `RunPublisher` maps files and folders of the output dir to keys under
-  ``TRAINYARD_OUTPUT_URI`` (same relative layout: ``run/results.csv`` →
-  ``<output uri>/run/results.csv``).
+* `S3Storage.upload_folder_atomic` publishes a whole folder (a checkpoint folder, a final
+  model): every file is uploaded under a temporary prefix, then copied into place, and a marker
+  object (e.g. ``COMPLETE``, the folder's manifest) is written last. A reader takes a prefix as
+  complete only once its marker is there.
+* `LazyStorage` builds the client on first use, so runs without object storage never import
+  boto3. Where run files go under ``TRAINYARD_OUTPUT_URI`` is trainer_kit/publishing.py.
 
 Transient failures (connection errors, 5xx, throttling) are retried with tenacity; a final
 failure raises `StorageError`, which fails the attempt with ``done(failed)``.
@@ -27,8 +28,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -113,7 +112,8 @@ def _transient(exc: BaseException) -> bool:
     return type(exc).__name__ in {"S3UploadFailedError", "RetriesExceededError"}
 
 
-def _files(folder: Path) -> Iterator[Path]:
+def files_under(folder: Path) -> Iterator[Path]:
+    """Every file below ``folder``, in sorted order."""
     yield from sorted(p for p in folder.rglob("*") if p.is_file())
 
 
@@ -290,7 +290,7 @@ class S3Storage:
         deleted. Returns the folder's ``s3://`` URI."""
         final = location.key(relative)
         temporary = f"{final}.{uuid.uuid4().hex}.partial"
-        files = [p for p in _files(folder) if p.relative_to(folder).as_posix() != marker]
+        files = [p for p in files_under(folder) if p.relative_to(folder).as_posix() != marker]
         uri = location.uri(relative)
         uploaded: list[str] = []
         try:
@@ -371,62 +371,13 @@ def _default_client() -> S3Client:
     return client
 
 
-class RunPublisher:
-    """Publishes files of the output dir under ``TRAINYARD_OUTPUT_URI`` (same relative layout)."""
+class LazyStorage:
+    """Builds the S3 client on first use: runs without object storage never import boto3."""
 
-    def __init__(self, storage: Callable[[], S3Storage], output_uri: str, output_dir: Path) -> None:
-        self._storage = storage
-        self._location = S3Location.parse(output_uri)
-        self._output_dir = output_dir
-        self.uploaded: dict[str, str] = {}  # relative path → URI of its last complete upload
+    def __init__(self) -> None:
+        self._storage: S3Storage | None = None
 
-    @property
-    def location(self) -> S3Location:
-        return self._location
-
-    def relative(self, path: Path) -> str:
-        return path.resolve().relative_to(self._output_dir.resolve()).as_posix()
-
-    def publish(self, path: Path) -> str:
-        """Upload one file of the output dir atomically; returns its ``s3://`` URI.
-
-        Uploads a stable snapshot: a checkpoint another process is still writing (DDP's rank 0)
-        is copied again until its size and mtime hold still across the copy.
-        """
-        relative = self.relative(path)
-        with tempfile.TemporaryDirectory(dir=self._output_dir / ".trainer") as scratch:
-            snapshot = Path(scratch) / path.name
-            _stable_copy(path, snapshot)
-            uri = self._storage().upload_atomic(snapshot, self._location, relative)
-        self.uploaded[relative] = uri
-        log.info("published %s", uri)
-        return uri
-
-    def publish_folder(self, folder: Path, marker: str, marker_body: bytes) -> str:
-        """Publish a folder of the output dir atomically (files, then ``marker`` last);
-        returns its ``s3://`` URI."""
-        relative = self.relative(folder)
-        uri = self._storage().upload_folder_atomic(
-            folder, self._location, relative, marker, marker_body
-        )
-        self.uploaded[relative] = uri
-        log.info("published %s", uri)
-        return uri
-
-    def unpublish_folder(self, relative: str, marker: str) -> None:
-        """Delete a folder published earlier (an old checkpoint), its marker first."""
-        self._storage().delete_prefix(
-            S3Location(self._location.bucket, self._location.key(relative)), first=marker
-        )
-        self.uploaded.pop(relative, None)
-
-
-def _stable_copy(source: Path, target: Path, tries: int = 20) -> None:
-    for _ in range(tries):
-        before = source.stat()
-        shutil.copyfile(source, target)
-        after = source.stat()
-        if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
-            return
-        time.sleep(0.25)
-    raise StorageError(f"storage: {source} kept changing while it was being copied")
+    def __call__(self) -> S3Storage:
+        if self._storage is None:
+            self._storage = S3Storage()
+        return self._storage

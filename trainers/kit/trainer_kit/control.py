@@ -1,11 +1,11 @@
 """Stop requests: SIGTERM from the platform, a callback the backend refused, or a failure noticed
-outside the training loop.
+outside the training loop (a checkpoint upload from a helper thread).
 
-Neither can stop the transformers ``Trainer`` from the outside, so both only set a flag here. The
-trainer's `TrainerCallback` (trainer/hooks.py) looks at it after every optimizer step and sets
-``control.should_training_stop`` (agreed on by every rank in a distributed run), so training ends
-at the next batch boundary without a partial-epoch checkpoint; `StopFlag.check` then raises after
-``Trainer.train`` has returned (and at the stages before it), which unwinds the attempt.
+None of them may interrupt training at an arbitrary point, so each only sets a flag here. The
+trainer looks at the flag at batch boundaries (and a few other points) through its framework's
+hooks or its own loop: `StopFlag.check` raises there (`CallbackRefused`, the recorded failure or
+`TrainingCancelled`), which unwinds the attempt. With several processes the ranks first agree on
+whether any of them must stop, so all of them stop at the same batch.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import signal
 import threading
 from types import FrameType
 
-from trainer.callbacks import CallbackRefused
+from trainer_kit.callbacks import CallbackRefused
 
 
 class TrainingCancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised after SIGTERM; never escapes `trainer.run`."""
+    """Raised after SIGTERM (at a batch boundary); never escapes the trainer's attempt."""
 
 
 class StopFlag:
@@ -57,7 +57,7 @@ class StopFlag:
                 self._refused = refusal
 
     def request_failure(self, failure: Exception) -> None:
-        """Called from a helper thread whose failure must fail the attempt."""
+        """Called from a helper thread whose failure must fail the attempt (e.g. an upload)."""
         with self._lock:
             if self._failure is None:
                 self._failure = failure

@@ -4,15 +4,15 @@ import socket
 from typing import Any
 
 import pytest
-from conftest import CallbackServer
 
-from trainer.callbacks import (
+from trainer_kit.callbacks import (
     CallbackClient,
     CallbackRefused,
     CallbackRejected,
     CallbackUnavailable,
     clean_metrics,
 )
+from trainer_kit.testing.callback_server import CallbackServer
 
 
 def _client(url: str, **kwargs: Any) -> CallbackClient:

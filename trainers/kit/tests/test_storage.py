@@ -1,4 +1,4 @@
-"""trainer.storage against a real S3 endpoint (moto in server mode; boto3 unchanged)."""
+"""trainer_kit.storage against a real S3 endpoint (moto in server mode; boto3 unchanged)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import S3_SECRET, S3Endpoint, closed_port_url
 
-from trainer.storage import RunPublisher, S3Location, S3Storage, StorageError
+from trainer_kit.storage import S3Location, S3Storage, StorageError
+from trainer_kit.testing.s3 import S3_SECRET, S3Endpoint, closed_port_url
 
 
 def _bucket(s3: S3Endpoint) -> str:
@@ -118,23 +118,6 @@ def test_atomic_upload_leaves_only_the_final_key(s3: S3Endpoint, tmp_path: Path)
     assert body == source.read_bytes()
 
 
-def test_publisher_keeps_the_output_dir_layout(s3: S3Endpoint, tmp_path: Path) -> None:
-    bucket = _bucket(s3)
-    out = tmp_path / "out"
-    (out / ".trainer").mkdir(parents=True)
-    (out / "run").mkdir(parents=True)
-    (out / "run" / "results.csv").write_text("epoch\n1\n")
-    storage = _fast(s3)
-    publisher = RunPublisher(lambda: storage, f"s3://{bucket}/jobs/j/attempt-1", out)
-
-    uri = publisher.publish(out / "run" / "results.csv")
-
-    assert uri == f"s3://{bucket}/jobs/j/attempt-1/run/results.csv"
-    assert s3.keys(bucket) == ["jobs/j/attempt-1/run/results.csv"]
-    assert publisher.uploaded["run/results.csv"] == uri
-    assert list((out / ".trainer").iterdir()) == []  # the snapshot scratch space is cleaned up
-
-
 def _folder(root: Path, files: dict[str, bytes]) -> Path:
     for name, body in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -166,22 +149,6 @@ def test_folder_upload_writes_the_marker_last_and_leaves_no_temporary_keys(
     marker = S3Location(bucket, "jobs/j/attempt 1/run/checkpoints/checkpoint-4/COMPLETE")
     assert _fast(s3).read_object(marker) == b"manifest"
     assert _fast(s3).read_object(S3Location(bucket, "jobs/j/nothing")) is None
-
-
-def test_publisher_unpublishes_a_folder_marker_first(s3: S3Endpoint, tmp_path: Path) -> None:
-    bucket = _bucket(s3)
-    out = tmp_path / "out"
-    folder = _folder(out / "run" / "checkpoints" / "checkpoint-2", {"model.safetensors": b"w"})
-    (out / ".trainer").mkdir()
-    storage = _fast(s3)
-    publisher = RunPublisher(lambda: storage, f"s3://{bucket}/jobs/j/attempt-1", out)
-    uri = publisher.publish_folder(folder, "COMPLETE", b"{}")
-    assert publisher.uploaded == {"run/checkpoints/checkpoint-2": uri}
-
-    publisher.unpublish_folder("run/checkpoints/checkpoint-2", "COMPLETE")
-
-    assert s3.keys(bucket) == []
-    assert publisher.uploaded == {}
 
 
 def test_unreachable_endpoint_fails_after_retries_without_the_secret(

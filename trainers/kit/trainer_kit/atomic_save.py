@@ -1,12 +1,13 @@
-"""Files and folders that are always whole: write next to the target, then rename over it.
+"""Files and folders that are always whole: written beside the target, then renamed over it.
 
-The transformers ``Trainer`` writes a checkpoint folder (``checkpoint-<step>/`` with the model,
-optimizer, scheduler, scaler, RNG and trainer state) file by file, in place. A SIGKILL (OOM
-killer, lost node, the platform's grace period running out) in the middle of that leaves a
-folder that looks like a checkpoint but is not. So the trainer lets it write into a staging
-folder (``run/.staging/``) and, once every file is there, fsyncs them and renames the whole
-folder into ``run/checkpoints/`` (`publish_folder`): a folder under ``checkpoints/`` is always
-complete. Single files (``results.csv``) are replaced the same way (`replace_atomically`).
+A SIGKILL (OOM killer, lost node, the platform's grace period running out) in the middle of a
+plain write leaves a truncated checkpoint — the very file the next attempt resumes from — and the
+previous good one is gone. So a single file (a checkpoint, ``results.csv``, the trainer's own
+state files) is written to a temporary file in the same folder (same filesystem), flushed to
+disk and ``os.replace``-d over the target (`replace_atomically`): at any instant the target is
+either the previous version or the new one, never a torn mix. A whole folder (a checkpoint
+folder written file by file) is written into a staging folder beside it (`staging_folder`) and,
+once every file is there, fsynced and renamed into place (`publish_folder`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
 
 
 def write_text_atomically(target: Path, text: str) -> Path:
+    """`replace_atomically` for a UTF-8 text file."""
     return replace_atomically(target, lambda temporary: temporary.write_text(text, "utf-8"))
 
 

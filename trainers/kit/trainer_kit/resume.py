@@ -1,0 +1,119 @@
+"""Where the checkpoint to resume from is (``TRAINYARD_RESUME_FROM``), and bringing a
+single-file checkpoint into this attempt's run folder.
+
+The platform hands a new attempt the ``data.path`` of the job's newest ``checkpoint_saved``
+event: a local path (the earlier attempt's output dir) or the ``s3://`` URI it was published
+under. `ResumeSource` is that location; `fetch_file` copies or downloads one file of it to where
+this attempt resumes from, atomically, and `fetch_sibling` does the same for a file beside it
+(``best.pt``), when there is one. What a checkpoint holds and how training resumes from it is
+each trainer's own business (its trainer/resume.py). Any problem raises `ResumeError`, whose
+message names the checkpoint and `VARIABLE`; the attempt then ends in ``done(failed)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from trainer_kit.atomic_save import replace_atomically
+from trainer_kit.storage import S3Location, S3Storage, StorageError
+
+log = logging.getLogger("trainyard.trainer.resume")
+
+VARIABLE = "TRAINYARD_RESUME_FROM"
+
+
+class ResumeError(Exception):
+    """The checkpoint to resume from cannot be used; fails the attempt."""
+
+
+@dataclass(frozen=True)
+class ResumeSource:
+    """Where the checkpoint (a file or a folder) is: exactly one of ``path`` (local) and ``s3``
+    is set."""
+
+    uri: str
+    path: Path | None = None
+    s3: S3Location | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> ResumeSource:
+        """An absolute path, ``file:///abs/path`` or ``s3://bucket/key``; raises ValueError."""
+        parts = urlsplit(value)
+        if parts.scheme == "s3":
+            location = S3Location.parse(value)
+            if not location.prefix:
+                raise ValueError(f"s3 URI names no checkpoint: {value!r}")
+            return cls(uri=value, s3=location)
+        if parts.scheme == "file":
+            if parts.netloc not in {"", "localhost"} or parts.query or parts.fragment:
+                raise ValueError(f"not a local file:// URI: {value!r}")
+            path = Path(unquote(parts.path))
+        elif parts.scheme == "":
+            path = Path(value)
+        else:
+            raise ValueError(f"unsupported scheme {parts.scheme!r}: {value!r}")
+        if not path.is_absolute() or path.name in {"", ".", ".."}:
+            raise ValueError(f"not an absolute path: {value!r}")
+        return cls(uri=value, path=path)
+
+    @property
+    def name(self) -> str:
+        """The checkpoint's own name (last path segment)."""
+        if self.s3 is not None:
+            return self.s3.prefix.rstrip("/").rsplit("/", 1)[-1]
+        assert self.path is not None
+        return self.path.name
+
+    def sibling(self, name: str) -> ResumeSource:
+        """The file ``name`` in the same folder (prefix)."""
+        if self.s3 is not None:
+            key = posixpath.join(posixpath.dirname(self.s3.prefix), name)
+            location = S3Location(self.s3.bucket, key)
+            return ResumeSource(uri=location.uri(), s3=location)
+        assert self.path is not None
+        sibling = self.path.with_name(name)
+        return ResumeSource(uri=str(sibling), path=sibling)
+
+
+def fetch_file(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> None:
+    """Copy or download ``source`` to ``target`` atomically; raises ResumeError or OSError."""
+    if source.s3 is not None:
+        try:
+            storage().download_object(source.s3, target)
+        except StorageError as exc:
+            raise ResumeError(
+                f"checkpoint {source.uri} ({VARIABLE}) not downloaded: {exc}"
+            ) from exc
+        return
+    path = source.path
+    assert path is not None
+    if not path.is_file():
+        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not found")
+    if target.exists() and path.resolve() == target.resolve():
+        return  # the platform reused the output dir: the checkpoint is already in place
+    replace_atomically(target, lambda temporary: shutil.copyfile(path, temporary))
+
+
+def fetch_sibling(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> bool:
+    """Bring the file named like ``target`` (``best.pt``) from beside the checkpoint, if there
+    is one; False when there is none (or it cannot be had)."""
+    sibling = source.sibling(target.name)
+    if sibling.path is not None and not sibling.path.is_file():
+        return False
+    try:
+        fetch_file(sibling, target, storage)
+    except (ResumeError, OSError) as exc:
+        log.warning(
+            "%s not restored (%s): this attempt's best epoch makes %s",
+            sibling.uri,
+            exc,
+            target.name,
+        )
+        return False
+    return True

@@ -71,7 +71,7 @@ lint: $(UV) ## ruff + mypy (strict) over the platform, workflows and trainers
 
 bench: install ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay)
 	$(UV) run --frozen python platform/backend/bench/platform_overhead.py
-	$(UV) run --frozen python platform/backend/bench/trainer_throughput.py
+	cd platform/backend && $(UV) run --frozen python -m bench.trainer_throughput
 	cd platform/backend && $(UV) run --frozen python -m bench.live_paths all
 
 histories: install ## Re-record the workflow histories the replay tests check (only with Temporal versioning!)

@@ -271,6 +271,11 @@ class EmbeddedPlatform:
                 )
 
     @property
+    def pids(self) -> dict[str, int]:
+        """Each component's process id; each leads its own session (`start_new_session`)."""
+        return {component.name: component.process.pid for component in self._components}
+
+    @property
     def log_dir(self) -> Path:
         return self.config.data_dir / "logs"
 

@@ -19,7 +19,7 @@ A shared 2-core VM varies by several % from one run to the next, more than the 1
 allows, so the bench also measures the cause directly: the CPU the platform's own processes
 (API, worker, Temporal, MLflow; bench/session_cpu.py) use over the same epochs, on minus off.
 That CPU is what the platform takes from a trainer that uses every core: `CPU est.` = 1 - it /
-cores, a figure the machine's noise barely moves.
+cores, far steadier than the measured ratio (it moves by tenths of a %, not by several %).
 """
 
 from __future__ import annotations

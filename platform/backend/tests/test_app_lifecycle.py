@@ -19,7 +19,7 @@ from trainyard.core.db import Base, create_engine
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 
-from .conftest import find_temporal_cli, free_port, make_settings
+from .conftest import TEMPORAL_STARTUP_TIMEOUT, find_temporal_cli, free_port, make_settings
 from .support import get_job, submit
 
 
@@ -116,7 +116,9 @@ async def test_the_api_connects_once_temporal_comes_up_after_it(
     async for client in serve(settings):
         assert (await client.get("/readyz")).status_code == 503
         late = await WorkflowEnvironment.start_local(
-            port=port, dev_server_existing_path=find_temporal_cli()
+            port=port,
+            dev_server_existing_path=find_temporal_cli(),
+            dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
         )
         try:
             assert (await client.get("/readyz")).status_code == 200

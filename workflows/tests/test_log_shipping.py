@@ -81,7 +81,7 @@ async def watch_fake_trainer(
             env={"TRAINYARD_JOB_ID": "job_ab12", "TRAINYARD_OUTPUT_DIR": str(output_dir)},
         )
     )
-    settings = settings or WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0)
+    settings = settings or WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0, liveness_poll_s=0.5)
     async with BackendClient(
         "http://backend.test", "secret", transport=httpx.MockTransport(backend)
     ) as client:

@@ -76,17 +76,18 @@ class WorkerSettings(BaseSettings):
     # one); at most a quarter of the heartbeat timeout. The process itself is polled every
     # watch_poll_s: that is local and cheap, the backend request is not (the API shares the
     # machine with the training it watches on the embedded tier).
-    liveness_poll_s: float = Field(default=5.0, gt=0)
+    liveness_poll_s: float = Field(default=10.0, gt=0)
     keepalive_s: float = Field(default=15.0, gt=0)
     # How often the watch copies the trainer's newest log lines onto the job's timeline as a
-    # `log` event (the web UI's log tail); also once when the attempt ends.
+    # `log` event (the web UI's log tail), at the first liveness poll after this long; also
+    # once when the attempt ends.
     log_ship_s: float = Field(default=10.0, ge=1)
 
     # MLflow tracking server (http://host:port); absent: jobs are not tracked.
     mlflow_tracking_uri: str | None = None
-    # How often a running job's new epoch metrics are copied to its MLflow run; also how often
-    # that activity heartbeats, so it stays well under its 30 s heartbeat timeout.
-    tracking_sync_s: float = Field(default=5.0, gt=0, le=10)
+    # How often a running job's new epoch metrics are copied to its MLflow run (one `log_batch`
+    # for all the epochs that ended meanwhile); the job's own stream is live, MLflow a mirror.
+    tracking_sync_s: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("data_dir", "trainers_dir")
     @classmethod

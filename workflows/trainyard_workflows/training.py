@@ -20,11 +20,24 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+
+from trainyard_workflows import activity_options as options
+from trainyard_workflows.outcomes import (
+    CANCELLED,
+    CONTRACT_ERROR_EXIT,
+    DONE_STATUS_TO_STATE,
+    EXIT_CODE_TO_STATE,
+    FAILED,
+    STARTING,
+    STOPPED_EXIT_CODES,
+    TERMINAL_STATES,
+    VALIDATING,
+    activity_failure_reason,
+    exit_reason,
+)
 
 # Import from the defining modules: the payload converter resolves a result's field types
 # (e.g. ValidationReport.counts -> SplitCounts) in the module that defines it, and inside the
@@ -61,63 +74,12 @@ with workflow.unsafe.imports_passed_through():
     from trainyard_workflows.launchers.base import AttemptHandle
     from trainyard_workflows.validation.report import ValidationReport
 
-VALIDATING = "VALIDATING"
-STARTING = "STARTING"
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-CANCELLED = "CANCELLED"
-TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-_DONE_STATUS_TO_STATE = {"succeeded": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}
-# Contract exit codes (docs/trainer-contract.md), used only when `done` was stored by the
-# backend but its signal never reached the workflow.
-_EXIT_CODE_TO_STATE = {0: SUCCEEDED, 143: CANCELLED}
-# A trainer that exits like this without a cancel request was stopped from outside.
-_STOPPED_EXIT_CODES = frozenset({143, -15})
-
-# Errors that another try cannot fix; everything else (backend unreachable, 5xx) is retried.
-_PERMANENT_ERRORS = [
-    "BackendAuthError",
-    "BackendError",
-    "JobTerminalError",
-    "TrainerNotInstalledError",
-    "ValueError",
-]
-# State reports must eventually land (the backend is the only writer), so they retry until
-# the backend is back rather than fail the job for a restart of the backend.
-_BACKEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=_PERMANENT_ERRORS,
-)
-_FEW_RETRIES = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=_PERMANENT_ERRORS,
-)
-_REPORT_TIMEOUT = timedelta(seconds=60)
-_VALIDATE_TIMEOUT = timedelta(minutes=15)
-_LAUNCH_TIMEOUT = timedelta(minutes=2)
-# A training may run for days; liveness is what the heartbeat timeout is for.
-_WATCH_TIMEOUT = timedelta(days=30)
-_WATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-_STOP_TIMEOUT = timedelta(minutes=5)
-# How long to wait for the `done` signal once the backend says done arrived.
-_DONE_SIGNAL_WAIT = timedelta(seconds=30)
-
 # Workflows started before MLflow tracking existed replay without its activities.
 TRACKING_PATCH = "mlflow-tracking"
 # Workflows started before retries existed failed the job where they now retry.
 RETRY_PATCH = "attempts-resume-from-checkpoint"
 # Workflows started before interruptions were told apart ended CANCELLED on an outside SIGTERM.
 INTERRUPT_PATCH = "interruptions-resume"
-# The contract's exit code for a bad environment: the same configuration fails the same way.
-_CONTRACT_ERROR_EXIT = 2
-_TRACKING_START_TIMEOUT = timedelta(minutes=2)
-_TRACKING_FINISH_TIMEOUT = timedelta(minutes=30)
-
-_REASON_LOG_LINES = 5
-_MAX_REASON_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -169,8 +131,8 @@ class TrainingWorkflow:
             report: ValidationReport = await workflow.execute_activity_method(
                 TrainingActivities.validate_dataset,
                 ValidateDatasetInput(job_id, training.dataset_uri, training.task),
-                start_to_close_timeout=_VALIDATE_TIMEOUT,
-                retry_policy=_FEW_RETRIES,
+                start_to_close_timeout=options.VALIDATE_TIMEOUT,
+                retry_policy=options.FEW_RETRIES,
             )
             if not report.ok:
                 first = "; ".join(report.errors[:3])
@@ -204,7 +166,7 @@ class TrainingWorkflow:
                 # that activity's failure, but the job was cancelled, not failed.
                 await self._wind_down_cancelled(job_id, self._handle)
                 raise asyncio.CancelledError(workflow.cancellation_reason()) from error
-            return await self._finish(job_id, FAILED, _activity_failure_reason(error))
+            return await self._finish(job_id, FAILED, activity_failure_reason(error))
         finally:
             if self._handle is not None:
                 await self._stop(TrainingActivities.cleanup, self._handle)
@@ -214,8 +176,8 @@ class TrainingWorkflow:
         launch = workflow.start_activity_method(
             TrainingActivities.launch_trainer,
             request,
-            start_to_close_timeout=_LAUNCH_TIMEOUT,
-            retry_policy=_FEW_RETRIES,
+            start_to_close_timeout=options.LAUNCH_TIMEOUT,
+            retry_policy=options.FEW_RETRIES,
         )
         try:
             self._handle = await asyncio.shield(launch)
@@ -239,9 +201,9 @@ class TrainingWorkflow:
         watch = workflow.start_activity_method(
             TrainingActivities.watch_trainer,
             WatchTrainerInput(handle, training.heartbeat_timeout_s),
-            start_to_close_timeout=_WATCH_TIMEOUT,
-            heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
-            retry_policy=_FEW_RETRIES,
+            start_to_close_timeout=options.WATCH_TIMEOUT,
+            heartbeat_timeout=options.WATCH_HEARTBEAT_TIMEOUT,
+            retry_policy=options.FEW_RETRIES,
         )
         sync: workflow.ActivityHandle[None] | None = None
         try:
@@ -251,9 +213,9 @@ class TrainingWorkflow:
                     sync = workflow.start_activity_method(
                         TrackingActivities.sync_tracking,
                         SyncTrackingInput(training.job_id, self._tracking.run_id),
-                        start_to_close_timeout=_WATCH_TIMEOUT,
-                        heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
-                        retry_policy=_FEW_RETRIES,
+                        start_to_close_timeout=options.WATCH_TIMEOUT,
+                        heartbeat_timeout=options.WATCH_HEARTBEAT_TIMEOUT,
+                        retry_policy=options.FEW_RETRIES,
                     )
             await workflow.wait_condition(lambda: self._done is not None or watch.done())
         finally:
@@ -289,18 +251,18 @@ class TrainingWorkflow:
         if result.outcome == EXITED and result.done_reported:
             try:
                 await workflow.wait_condition(
-                    lambda: self._done is not None, timeout=_DONE_SIGNAL_WAIT
+                    lambda: self._done is not None, timeout=options.DONE_SIGNAL_WAIT
                 )
             except TimeoutError:
                 workflow.logger.warning("done stored by the backend but no signal arrived")
             if self._done is not None:
                 return await self._after_done(training, handle, self._done)
-            if result.exit_code in _EXIT_CODE_TO_STATE:
-                state = _EXIT_CODE_TO_STATE[result.exit_code]
+            if result.exit_code in EXIT_CODE_TO_STATE:
+                state = EXIT_CODE_TO_STATE[result.exit_code]
                 return await self._finish(training.job_id, state, None)
-        reason = _exit_reason(result.exit_code, result.log_tail)
+        reason = exit_reason(result.exit_code, result.log_tail)
         if (
-            result.exit_code in _STOPPED_EXIT_CODES
+            result.exit_code in STOPPED_EXIT_CODES
             and not result.done_reported
             and not _cancel_requested()
             and workflow.patched(INTERRUPT_PATCH)
@@ -308,7 +270,7 @@ class TrainingWorkflow:
             return await self._interrupted(training, f"stopped from outside: {reason}")
         if (
             not result.done_reported
-            and result.exit_code != _CONTRACT_ERROR_EXIT
+            and result.exit_code != CONTRACT_ERROR_EXIT
             and self._may_retry(training)
         ):
             return _Retry(reason)
@@ -356,9 +318,9 @@ class TrainingWorkflow:
     async def _conclude_done(self, job_id: str, done: TrainerDone) -> TrainingResult:
         # The backend may have moved the job already when it stored `done`; then this
         # transition answers "already decided" and the result carries the backend's state.
-        state = _DONE_STATUS_TO_STATE.get(done.status, FAILED)
+        state = DONE_STATUS_TO_STATE.get(done.status, FAILED)
         reason = done.reason
-        if done.status not in _DONE_STATUS_TO_STATE:
+        if done.status not in DONE_STATUS_TO_STATE:
             reason = f"trainer reported unknown status {done.status!r}"
         return await self._finish(job_id, state, reason)
 
@@ -374,8 +336,8 @@ class TrainingWorkflow:
             run: TrackingRun | None = await workflow.execute_activity_method(
                 TrackingActivities.start_tracking,
                 StartTrackingInput(job_id, attempt),
-                start_to_close_timeout=_TRACKING_START_TIMEOUT,
-                retry_policy=_FEW_RETRIES,
+                start_to_close_timeout=options.TRACKING_START_TIMEOUT,
+                retry_policy=options.FEW_RETRIES,
             )
         except ActivityError as error:
             if _cancel_requested():
@@ -393,9 +355,9 @@ class TrainingWorkflow:
             await workflow.execute_activity_method(
                 TrackingActivities.finish_tracking,
                 FinishTrackingInput(job_id, run.run_id, state),
-                start_to_close_timeout=_TRACKING_FINISH_TIMEOUT,
-                heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
-                retry_policy=_FEW_RETRIES,
+                start_to_close_timeout=options.TRACKING_FINISH_TIMEOUT,
+                heartbeat_timeout=options.WATCH_HEARTBEAT_TIMEOUT,
+                retry_policy=options.FEW_RETRIES,
             )
         except ActivityError as error:
             workflow.logger.warning("job %s: tracking not finished: %s", job_id, error)
@@ -406,8 +368,8 @@ class TrainingWorkflow:
         return await workflow.execute_activity_method(
             TrainingActivities.report_state,
             ReportStateInput(job_id, state, reason),
-            start_to_close_timeout=_REPORT_TIMEOUT,
-            retry_policy=_BACKEND_RETRY,
+            start_to_close_timeout=options.REPORT_TIMEOUT,
+            retry_policy=options.BACKEND_RETRY,
         )
 
     async def _stop(
@@ -418,9 +380,9 @@ class TrainingWorkflow:
         await workflow.execute_activity_method(
             activity,
             StopTrainerInput(handle),
-            start_to_close_timeout=_STOP_TIMEOUT,
-            heartbeat_timeout=_WATCH_HEARTBEAT_TIMEOUT,
-            retry_policy=_FEW_RETRIES,
+            start_to_close_timeout=options.STOP_TIMEOUT,
+            heartbeat_timeout=options.WATCH_HEARTBEAT_TIMEOUT,
+            retry_policy=options.FEW_RETRIES,
         )
 
 
@@ -438,25 +400,3 @@ def _cancel_requested() -> bool:
     ActivityError rather than as CancelledError, so `except ActivityError` must ask this.
     """
     return workflow.cancellation_reason() is not None
-
-
-def _exit_reason(exit_code: int | None, log_tail: list[str]) -> str:
-    if exit_code is None:
-        text = "trainer exited with an unknown code"
-    elif exit_code < 0:
-        text = f"trainer exited with code {exit_code} (killed by signal {-exit_code})"
-    else:
-        text = f"trainer exited with code {exit_code}"
-    lines = [line.rstrip()[:500] for line in log_tail if line.strip()][-_REASON_LOG_LINES:]
-    if lines:
-        text += ": " + "\n".join(lines)
-    return text[:_MAX_REASON_CHARS]
-
-
-def _activity_failure_reason(error: ActivityError) -> str:
-    """`<activity> failed: <innermost message>`, e.g. the missing trainer environment."""
-    cause: BaseException = error
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    message = getattr(cause, "message", None) or str(cause) or type(cause).__name__
-    return f"{error.activity_type} failed: {message}"[:_MAX_REASON_CHARS]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import subprocess
 import time
@@ -26,6 +27,7 @@ from trainyard.cli.embedded import (
     mlflow_server_command,
     mlflow_server_env,
 )
+from trainyard_workflows.activities import tracking_activities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.activities.tracking_schemas import (
     FinishTrackingInput,
@@ -202,7 +204,8 @@ async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_ea
 
         await beat(2, 0.7)
         await _until(lambda: asyncio.to_thread(lambda: steps() == [1, 2]))
-        assert tracker.requests == quiet_from + 2  # read the run's cursor, log from it
+        # The cursor read in the first round is kept: a new epoch is one write.
+        assert tracker.requests == quiet_from + 1
     finally:
         environment.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -214,3 +217,98 @@ async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_ea
         activities.finish_tracking, FinishTrackingInput(job["id"], run.run_id, "FAILED")
     )
     assert await asyncio.to_thread(steps) == [1, 2, 3]
+
+
+class FailingOnceTracker(CountingTracker):
+    """Its first write fails as a write that timed out would (it may or may not have landed)."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        super().__init__(tracking_uri)
+        self.failed = False
+
+    def log_metrics(
+        self, run_id: str, metrics: Sequence[Metric], synced: int | SyncCursor | None
+    ) -> None:
+        if not self.failed:
+            self.failed = True
+            super().log_metrics(run_id, metrics, synced)
+            raise TimeoutError("MLflow did not answer in time")
+        super().log_metrics(run_id, metrics, synced)
+
+
+async def test_after_a_failed_write_the_sync_reads_the_runs_cursor_again(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    tmp_path: Path,
+    mlflow_url: str,
+) -> None:
+    job = await submit(api, job_body)
+    token = await start_attempt(api, job["id"])
+    settings = WorkerSettings(
+        data_dir=tmp_path, mlflow_tracking_uri=mlflow_url, tracking_sync_s=0.05
+    )
+    tracker = FailingOnceTracker(mlflow_url)
+    activities = TrackingActivities(backend, tracker, settings)
+    run = await ActivityEnvironment().run(
+        activities.start_tracking, StartTrackingInput(job["id"], 1)
+    )
+    assert run is not None
+    client = MlflowClient(tracking_uri=mlflow_url)
+    reads: list[int] = []
+    original_read = tracker.sync_cursor
+
+    def counting_read(run_id: str) -> SyncCursor:
+        reads.append(tracker.requests)
+        return original_read(run_id)
+
+    tracker.sync_cursor = counting_read  # type: ignore[method-assign]
+
+    def steps() -> list[int]:
+        return sorted(m.step for m in client.get_metric_history(run.run_id, "train/loss"))
+
+    async def beat(epoch: int, loss: float) -> None:
+        body = heartbeat(epoch, train__loss=loss)
+        response = await callback(api, job["id"], "heartbeat", token, body)
+        assert response.status_code == 202, response.text
+
+    await beat(1, 0.9)
+    environment = ActivityEnvironment()
+    syncing = asyncio.create_task(
+        environment.run(activities.sync_tracking, SyncTrackingInput(job["id"], run.run_id))
+    )
+    try:
+        await _until(lambda: asyncio.to_thread(lambda: tracker.failed))
+        await beat(2, 0.8)
+        await _until(lambda: asyncio.to_thread(lambda: steps() == [1, 2]))
+    finally:
+        environment.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await syncing
+
+    assert len(reads) == 2  # once to start, once after the failure
+    warnings = [e for e in await events(api, job["id"]) if e["type"] == "tracking_warning"]
+    assert len(warnings) == 1
+    assert "could not sync metrics to MLflow" in warnings[0]["message"]
+
+
+async def test_between_rounds_longer_than_its_heartbeat_timeout_the_sync_keeps_heartbeating(
+    backend: BackendClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: rounds every 60 s would outlast the 30 s heartbeat timeout without it.
+    monkeypatch.setattr(tracking_activities, "_IDLE_HEARTBEAT_EVERY_S", 0.05)
+    settings = WorkerSettings(data_dir=tmp_path, tracking_sync_s=60)
+    activities = TrackingActivities(backend, None, settings)
+    environment = ActivityEnvironment()
+    beats: list[float] = []
+    environment.on_heartbeat = lambda *details: beats.append(time.monotonic())
+    syncing = asyncio.create_task(
+        environment.run(activities.sync_tracking, SyncTrackingInput("job_ab12", "run"))
+    )
+    await asyncio.sleep(0.6)
+    environment.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await syncing
+
+    assert len(beats) >= 6
+    assert max(b - a for a, b in itertools.pairwise(beats)) < 0.5

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from trainer_kit.settings import ContractError
 
-from trainer.run import prepare_environment
+from trainer.environment import prepare_environment
 from trainer.settings import Hyperparameters, TrainerSettings, load_settings
 
 REQUIRED = {

@@ -1,5 +1,5 @@
 """The model, its preprocessor and the torch datasets (imports transformers: call after
-`trainer.run.prepare_environment`).
+`trainer.environment.prepare_environment`).
 
 ``TRAINYARD_MODEL`` is either
 

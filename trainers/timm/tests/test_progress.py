@@ -7,7 +7,7 @@ from trainer_kit.callbacks import CallbackClient, CallbackRefused
 from trainer_kit.control import StopFlag
 from trainer_kit.testing.callback_server import CallbackServer
 
-from trainer.engine import EpochReport
+from trainer.job import EpochReport
 from trainer.progress import EpochAnnouncer, ProgressReporter
 
 

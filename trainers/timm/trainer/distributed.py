@@ -36,7 +36,7 @@ from trainer_kit.atomic_save import write_text_atomically
 from trainer_kit.callbacks import clean_metrics
 from trainer_kit.control import StopFlag, TrainingCancelled
 
-from trainer.engine import EpochReport, EpochSink, TrainJob
+from trainer.job import EpochReport, EpochSink, TrainJob
 from trainer.progress import ProgressReporter
 
 log = logging.getLogger("trainyard.trainer.distributed")

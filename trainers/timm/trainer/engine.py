@@ -1,7 +1,9 @@
 """The training loop: timm model, data, optimizer and schedule, one process or one DDP rank.
 
-`train` runs the epochs of a `TrainJob` and returns the final metrics. It is the same code in
-a single process (``TRAINYARD_GPUS`` 0 or 1) and in each DDP rank (trainer/distributed.py):
+`train` runs the epochs of a `TrainJob` (trainer/job.py) and returns the final metrics. It is
+the same code in a single process (``TRAINYARD_GPUS`` 0 or 1) and in each DDP rank
+(trainer/distributed.py, trainer/ranks.py). What the epochs need is built once by
+trainer/parts.py:
 
 * data: the image folder (trainer/dataset.py) with timm's transforms
   (``timm.data.create_transform``: RandomResizedCrop at ``TRAINYARD_IMGSZ``, flips, colour
@@ -28,323 +30,25 @@ epoch) and ``train/images_per_s``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from trainer_kit.atomic_save import replace_atomically
-from trainer_kit.control import StopFlag, TrainingCancelled
-from trainer_kit.resume import ResumeError
+from trainer_kit.control import StopFlag
 
-from trainer.dataset import ImageFolder, ImageList, scan_dataset
-from trainer.model import build_model, create_model
+from trainer.job import EpochReport, EpochSink, TrainJob
+from trainer.parts import Parts, build_parts, seed_everything
+from trainer.ranks import Distributed, check_stop
 from trainer.resume import FORMAT, load_checkpoint, row_metrics, write_results
-from trainer.settings import Hyperparameters
 
 log = logging.getLogger("trainyard.trainer.engine")
 
 
-class TrainJob(BaseModel):
-    """What one training run needs; JSON-serialisable for DDP workers (no secrets)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model: str
-    dataset: Path
-    run_dir: Path
-    epochs: int
-    imgsz: int
-    batch: int
-    cuda: bool
-    hyperparameters: Hyperparameters
-    resume: Path | None = None  # the restored checkpoint (this attempt's run/weights/last.pt)
-    best_known: bool = True  # False: the best.pt of the resumed run was not restored
-
-    @property
-    def last_path(self) -> Path:
-        return self.run_dir / "weights" / "last.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.run_dir / "weights" / "best.pt"
-
-    @property
-    def results_path(self) -> Path:
-        return self.run_dir / "results.csv"
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """An epoch that ended and whose checkpoint is saved; ``best`` is set when it is the best
-    so far (best.pt was rewritten)."""
-
-    epoch: int
-    epochs: int
-    metrics: dict[str, float]
-    last: Path
-    best: Path | None
-
-
-EpochSink = Callable[[EpochReport], None]
-
-
-class Distributed:
-    """The processes this one trains with; ``world_size`` 1 means no process group."""
-
-    def __init__(self, device: Any, rank: int = 0, world_size: int = 1) -> None:
-        self.device = device
-        self.rank = rank
-        self.world_size = world_size
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, values: list[float]) -> list[float]:
-        if self.world_size == 1:
-            return values
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return [float(v) for v in tensor.tolist()]
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any of them."""
-        if self.world_size == 1:
-            return flag
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return bool(tensor.item())
-
-
-def check_stop(stop: StopFlag, dist: Distributed) -> None:
-    """The batch-boundary check, agreed between the ranks."""
-    if dist.any(stop.stop_requested):
-        stop.check()
-        raise TrainingCancelled("another training process stopped")
-
-
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + (epoch + 1) * 10_007 + rank) % 2**63
-
-
-@dataclass
-class _Parts:
-    """Everything the epochs need, built once."""
-
-    model: Any  # maybe DDP-wrapped
-    bare: Any  # the model itself
-    architecture: str
-    classes: tuple[str, ...]
-    optimizer: Any
-    scheduler: Any
-    scaler: Any
-    autocast: Callable[[], contextlib.AbstractContextManager[Any]]
-    mixup: Any
-    criterion: Any
-    mixup_criterion: Any
-    sampler: Any
-    train_loader: Any
-    val_loader: Any
-    num_classes: int
-
-
-def _amp(job: TrainJob, device: Any) -> tuple[bool, Any]:
-    import torch
-
-    hp = job.hyperparameters
-    enabled = hp.amp if hp.amp is not None else device.type == "cuda"
-    if device.type != "cuda":
-        return enabled, torch.bfloat16  # CPU autocast: bfloat16
-    if hp.amp_dtype == "float16":
-        return enabled, torch.float16
-    if hp.amp_dtype == "bfloat16" or torch.cuda.is_bf16_supported():
-        return enabled, torch.bfloat16
-    return enabled, torch.float16
-
-
-def _loaders(job: TrainJob, dist: Distributed, data: ImageFolder, model: Any) -> tuple[Any, ...]:
-    """(train sampler, train loader, val loader) with timm's transforms for ``model``."""
-    import timm.data
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    hp = job.hyperparameters
-    config = timm.data.resolve_data_config({"input_size": (3, job.imgsz, job.imgsz)}, model=model)
-    train_transform = timm.data.create_transform(
-        input_size=job.imgsz,
-        is_training=True,
-        scale=(hp.scale_min, 1.0),
-        hflip=hp.hflip,
-        vflip=hp.vflip,
-        color_jitter=hp.color_jitter if hp.color_jitter > 0 else None,
-        auto_augment=hp.auto_augment,
-        interpolation=config["interpolation"],
-        mean=config["mean"],
-        std=config["std"],
-    )
-    eval_transform = timm.data.create_transform(**config, is_training=False)
-    train_set = ImageList(data.train, train_transform)
-    val_set = ImageList(data.val[dist.rank :: dist.world_size], eval_transform)
-    sampler = DistributedSampler(
-        train_set,
-        num_replicas=dist.world_size,
-        rank=dist.rank,
-        shuffle=True,
-        seed=hp.seed,
-        drop_last=False,
-    )
-    loader_args: dict[str, Any] = {
-        "batch_size": max(1, job.batch // dist.world_size),
-        "num_workers": hp.workers,
-        "pin_memory": dist.device.type == "cuda",
-    }
-    train_loader = DataLoader(train_set, sampler=sampler, **loader_args)
-    val_loader = DataLoader(val_set, shuffle=False, **loader_args)
-    return sampler, train_loader, val_loader
-
-
-def _optimization(job: TrainJob, model: Any, device: Any) -> tuple[Any, Any, Any, Any, str]:
-    """(optimizer, LR scheduler or None, GradScaler, autocast factory, AMP description)."""
-    import timm.optim
-    import timm.scheduler
-    import torch
-
-    hp = job.hyperparameters
-    optimizer = timm.optim.create_optimizer_v2(
-        model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay, momentum=hp.momentum
-    )
-    scheduler = None
-    if hp.scheduler != "none":
-        scheduler, _ = timm.scheduler.create_scheduler_v2(
-            optimizer,
-            sched=hp.scheduler,
-            num_epochs=job.epochs,
-            decay_epochs=hp.decay_epochs or max(1, job.epochs // 3),
-            decay_rate=hp.decay_rate,
-            min_lr=hp.min_lr,
-            warmup_lr=hp.warmup_lr,
-            warmup_epochs=hp.warmup_epochs,
-        )
-    amp_enabled, amp_dtype = _amp(job, device)
-    scaler = torch.amp.GradScaler(
-        "cuda", enabled=amp_enabled and device.type == "cuda" and amp_dtype == torch.float16
-    )
-
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        context: contextlib.AbstractContextManager[Any] = torch.autocast(
-            device_type=device.type, dtype=amp_dtype, enabled=amp_enabled
-        )
-        return context
-
-    amp = str(amp_dtype).removeprefix("torch.") if amp_enabled else "off"
-    return optimizer, scheduler, scaler, autocast, amp
-
-
-def _build(
-    job: TrainJob, dist: Distributed, checkpoint: dict[str, Any] | None
-) -> tuple[_Parts, int, list[dict[str, Any]], dict[str, Any] | None]:
-    """Model, data and optimization, restored from ``checkpoint`` if given; returns them with
-    the completed epochs, the results rows so far and the best epoch so far."""
-    import timm.data
-    import timm.loss
-    import torch
-
-    hp = job.hyperparameters
-    data = scan_dataset(job.dataset)
-    seed_everything(hp.seed)
-    if checkpoint is not None:
-        if tuple(checkpoint["classes"]) != data.classes:
-            raise ResumeError(
-                f"checkpoint {job.resume} was trained on classes {list(checkpoint['classes'])}, "
-                f"the dataset has {list(data.classes)}"
-            )
-        architecture = str(checkpoint["architecture"])
-        model = create_model(architecture, len(data.classes), hp)
-        model.load_state_dict(checkpoint["model"])
-    else:
-        model, architecture = build_model(job.model, len(data.classes), hp)
-    model.to(dist.device)
-    sampler, train_loader, val_loader = _loaders(job, dist, data, model)
-    optimizer, scheduler, scaler, autocast, amp = _optimization(job, model, dist.device)
-    mixup = None
-    if hp.mixup > 0 or hp.cutmix > 0:
-        mixup = timm.data.Mixup(
-            mixup_alpha=hp.mixup,
-            cutmix_alpha=hp.cutmix,
-            label_smoothing=hp.label_smoothing,
-            num_classes=len(data.classes),
-        )
-
-    start_epoch = 0
-    rows: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scaler.is_enabled() and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        same_schedule = checkpoint.get("epochs") == job.epochs
-        if scheduler is not None and checkpoint.get("scheduler") and same_schedule:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        start_epoch = int(checkpoint["epoch"])
-        rows = [dict(row) for row in checkpoint.get("results") or [] if row["epoch"] <= start_epoch]
-        best = dict(checkpoint["best"]) if job.best_known and checkpoint.get("best") else None
-
-    wrapped = model
-    if dist.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-        wrapped = DistributedDataParallel(model, device_ids=device_ids)
-    log.info(
-        "%s: %d classes, %d train / %d val images, %s x %d process(es), batch %d, amp %s",
-        architecture,
-        len(data.classes),
-        len(data.train),
-        len(data.val),
-        dist.device,
-        dist.world_size,
-        job.batch,
-        amp,
-    )
-    parts = _Parts(
-        model=wrapped,
-        bare=model,
-        architecture=architecture,
-        classes=data.classes,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=scaler,
-        autocast=autocast,
-        mixup=mixup,
-        criterion=torch.nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing),
-        mixup_criterion=timm.loss.SoftTargetCrossEntropy(),
-        sampler=sampler,
-        train_loader=train_loader,
-        val_loader=val_loader,
-        num_classes=len(data.classes),
-    )
-    return parts, start_epoch, rows, best
 
 
 def _batches(loader: Any, device: Any) -> Iterator[tuple[Any, Any]]:
@@ -353,7 +57,7 @@ def _batches(loader: Any, device: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def _train_epoch(
-    parts: _Parts, job: TrainJob, stop: StopFlag, dist: Distributed
+    parts: Parts, job: TrainJob, stop: StopFlag, dist: Distributed
 ) -> tuple[float, float, float]:
     """(mean loss, images, seconds) over all ranks."""
     import torch
@@ -392,7 +96,7 @@ def _train_epoch(
     return total_loss / max(total_seen, 1.0), total_seen, mean_seconds
 
 
-def _validate(parts: _Parts, stop: StopFlag, dist: Distributed) -> tuple[float, float, float]:
+def _validate(parts: Parts, stop: StopFlag, dist: Distributed) -> tuple[float, float, float]:
     """(mean cross-entropy, top-1 %, top-k %) over all ranks' shares of val/."""
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -423,7 +127,7 @@ def _validate(parts: _Parts, stop: StopFlag, dist: Distributed) -> tuple[float, 
     return loss / count, 100.0 * top1 / count, 100.0 * topk / count
 
 
-def _save(job: TrainJob, parts: _Parts, epoch: int, rows: list[dict[str, Any]], best: Any) -> None:
+def _save(job: TrainJob, parts: Parts, epoch: int, rows: list[dict[str, Any]], best: Any) -> None:
     import torch
 
     hp = job.hyperparameters
@@ -464,7 +168,7 @@ def train(job: TrainJob, sink: EpochSink, stop: StopFlag, dist: Distributed) -> 
     """Run the remaining epochs of ``job``; returns the final epoch's metrics plus
     ``best/epoch`` and ``best/val/top1``. Raises when stopped or on failure."""
     checkpoint = load_checkpoint(job.resume, str(job.resume)) if job.resume else None
-    parts, start_epoch, rows, best = _build(job, dist, checkpoint)
+    parts, start_epoch, rows, best = build_parts(job, dist, checkpoint)
     del checkpoint
     hp = job.hyperparameters
     if start_epoch:

@@ -29,7 +29,7 @@ from trainer_kit.control import StopFlag
 from trainer_kit.progress import HeartbeatReporter
 from trainer_kit.publishing import Publish, local_path
 
-from trainer.engine import EpochReport
+from trainer.job import EpochReport
 
 log = logging.getLogger("trainyard.trainer.progress")
 

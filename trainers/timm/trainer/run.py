@@ -43,7 +43,7 @@ from trainer_kit.sources import local_folder
 from trainer_kit.storage import LazyStorage
 
 from trainer.dataset import scan_dataset
-from trainer.engine import TrainJob
+from trainer.job import TrainJob
 from trainer.progress import EpochAnnouncer, ProgressReporter
 from trainer.resume import RestoredCheckpoint, restore_checkpoint
 from trainer.settings import TrainerSettings
@@ -158,8 +158,8 @@ def train(
         )
     import torch
 
-    from trainer.engine import Distributed
     from trainer.engine import train as train_job
+    from trainer.ranks import Distributed
 
     device = torch.device("cuda", 0) if job.cuda else torch.device("cpu")
     if job.cuda:

@@ -22,7 +22,9 @@ from trainer_kit.callbacks import CallbackRefused
 from trainer_kit.control import StopFlag, TrainingCancelled, install_sigterm_handler
 
 from trainer.distributed import write_outcome, write_progress
-from trainer.engine import Distributed, EpochReport, TrainJob, train
+from trainer.engine import train
+from trainer.job import EpochReport, TrainJob
+from trainer.ranks import Distributed
 from trainer.run import describe, prepare_environment
 
 log = logging.getLogger("trainyard.trainer.worker")

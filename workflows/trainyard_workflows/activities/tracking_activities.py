@@ -40,6 +40,8 @@ WARNING_EVENT = "tracking_warning"
 LOGGED_ARTIFACTS = {"weights": "weights", "results": "results"}
 _EVENTS_PAGE = 1000
 _HEARTBEAT_EVERY_S = 1.0
+# Between sync rounds: well under the activity's 30 s heartbeat timeout, few wake-ups.
+_IDLE_HEARTBEAT_EVERY_S = 5.0
 
 
 class TrackingActivities:
@@ -87,15 +89,30 @@ class TrackingActivities:
         """
         warned = False
         seen = 0  # the newest event seq this loop has looked at
+        # The run's cursor, read once and then kept: this loop is the run's only writer while
+        # the attempt trains. Forgotten after a failure (a write that timed out may have landed).
+        cursor: SyncCursor | None = None
         while True:
             activity.heartbeat()
             try:
-                seen = await self._sync_if_new_metrics(request.job_id, request.run_id, seen)
+                seen, cursor = await self._sync_if_new_metrics(
+                    request.job_id, request.run_id, seen, cursor
+                )
             except Exception as error:
+                cursor = None
                 if not warned:
                     await self._warn(request.job_id, "could not sync metrics to MLflow", error)
                     warned = True
-            await asyncio.sleep(self._settings.tracking_sync_s)
+            await self._heartbeating_sleep(self._settings.tracking_sync_s)
+
+    @staticmethod
+    async def _heartbeating_sleep(seconds: float) -> None:
+        """Sleep, heartbeating every `_IDLE_HEARTBEAT_EVERY_S`: the rounds' period may be longer
+        than the activity's heartbeat timeout."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, _IDLE_HEARTBEAT_EVERY_S))
+            activity.heartbeat()
 
     @activity.defn
     async def finish_tracking(self, request: FinishTrackingInput) -> FinishTrackingResult:
@@ -146,40 +163,62 @@ class TrackingActivities:
             warnings=warnings,
         )
 
-    async def _sync_if_new_metrics(self, job_id: str, run_id: str, seen: int) -> int:
-        """`_sync` when a heartbeat with metrics came after event `seen`; the newest seq seen.
+    async def _sync_if_new_metrics(
+        self, job_id: str, run_id: str, seen: int, cursor: SyncCursor | None
+    ) -> tuple[int, SyncCursor | None]:
+        """Log the epoch metrics that came after event `seen`; the newest seq seen and the
+        run's cursor as it now is (None: not read yet).
 
         Most rounds find only keep-alives (or nothing) and then cost one request to the backend
-        and none to MLflow: the platform must not slow the training it tracks. The cursor the
-        metrics are logged after is still the run's own, read when there is something to log,
-        so a second writer (a retried activity, `finish_tracking`) never makes a duplicate.
+        and none to MLflow; a round with new metrics costs one write (the platform must not slow
+        the training it tracks). The metrics carry their events' timestamps, so should a second
+        writer (a retried activity, `finish_tracking`) log the same epochs, MLflow keeps each
+        once.
         """
-        events, _ = await self._backend.events_after(job_id, seen, _EVENTS_PAGE)
-        if not events:
-            return seen
-        if len(events) == _EVENTS_PAGE or heartbeat_metrics(events):
-            return max(await self._sync(job_id, run_id), int(events[-1]["seq"]))
-        return int(events[-1]["seq"])
-
-    async def _sync(self, job_id: str, run_id: str) -> int:
-        """Log the metrics of every heartbeat after the run's cursor, page by page; the seq of
-        the newest event read."""
         tracker = self._tracker
         if tracker is None:
-            return 0
-        cursor = await self._in_thread(tracker.sync_cursor, run_id)
+            return seen, cursor
+        events, _ = await self._backend.events_after(job_id, seen, _EVENTS_PAGE)
+        if not events:
+            return seen, cursor
+        newest = int(events[-1]["seq"])
+        if cursor is None or len(events) == _EVENTS_PAGE:
+            if len(events) < _EVENTS_PAGE and not heartbeat_metrics(events):
+                return newest, cursor
+            cursor = await self._sync(job_id, run_id, cursor)
+            return max(cursor.seq, newest), cursor
+        # Events between the cursor and `seen` were keep-alives: these are all that is new.
+        return newest, await self._log(tracker, run_id, events, cursor)
+
+    async def _sync(self, job_id: str, run_id: str, cursor: SyncCursor | None = None) -> SyncCursor:
+        """Log the metrics of every heartbeat after `cursor` (None: the run's own, read first),
+        page by page; the cursor after them (its seq: the newest event read)."""
+        tracker = self._tracker
+        if tracker is None:
+            return SyncCursor()
+        if cursor is None:
+            cursor = await self._in_thread(tracker.sync_cursor, run_id)
         while True:
             events, _ = await self._backend.events_after(job_id, cursor.seq, _EVENTS_PAGE)
             if not events:
-                return cursor.seq
-            metrics = heartbeat_metrics(events, after_epoch=cursor.epoch)
-            cursor = SyncCursor(
-                seq=int(events[-1]["seq"]),
-                epoch=max([cursor.epoch, *(metric.step for metric in metrics)]),
-            )
-            await self._in_thread(tracker.log_metrics, run_id, metrics, cursor)
+                return cursor
+            cursor = await self._log(tracker, run_id, events, cursor)
             if len(events) < _EVENTS_PAGE:
-                return cursor.seq
+                return cursor
+
+    async def _log(
+        self, tracker: MlflowTracker, run_id: str, events: list[dict[str, Any]], cursor: SyncCursor
+    ) -> SyncCursor:
+        """Log the epoch metrics of `events` (those after `cursor`) with the cursor they move
+        it to, in one write; the new cursor. Nothing is written when they hold no new epoch."""
+        metrics = heartbeat_metrics(events, after_epoch=cursor.epoch)
+        moved = SyncCursor(
+            seq=max(cursor.seq, int(events[-1]["seq"])),
+            epoch=max([cursor.epoch, *(metric.step for metric in metrics)]),
+        )
+        if metrics:
+            await self._in_thread(tracker.log_metrics, run_id, metrics, moved)
+        return moved
 
     async def _log_final_metrics(
         self, tracker: MlflowTracker, run_id: str, job: dict[str, Any]

@@ -7,13 +7,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from typing import TypeVar
 
 from temporalio import activity
 
 from trainyard_workflows.activities.attempt_messages import retry_message, where_it_runs
+from trainyard_workflows.activities.cluster_wait import ClusterWait
 from trainyard_workflows.activities.log_shipping import LogShipping, new_lines
 from trainyard_workflows.activities.schemas import (
     DISRUPTED,
@@ -53,18 +54,6 @@ T = TypeVar("T")
 LOG_TAIL_LINES = 20
 # Lines of the trainer's log the watch reads each time it ships the log tail.
 LOG_SHIP_LINES = 50
-
-
-@dataclass
-class _ClusterWait:
-    """What the watch has told about the cluster's doings, so each change is told once."""
-
-    reported_pending: list[PendingReason] = field(default_factory=list)
-    # Pods the cluster took away (preemption, eviction, node drain), seen at the last poll.
-    disrupted: list[PendingReason] = field(default_factory=list)
-    # Reasons that waiting does not fix, and since when (the last poll without one).
-    stuck: list[PendingReason] = field(default_factory=list)
-    stuck_since: float = field(default_factory=time.time)
 
 
 class TrainingActivities:
@@ -185,7 +174,7 @@ class TrainingActivities:
         last_sign_of_life = handle.launched_at
         seen_heartbeat: datetime | None = None
         done_reported = False
-        cluster = _ClusterWait()
+        cluster = ClusterWait()
         logs = LogShipping(last_at=time.time())
         liveness_every = min(self._settings.liveness_poll_s, request.heartbeat_timeout_s / 4)
         next_liveness_at = 0.0
@@ -211,10 +200,6 @@ class TrainingActivities:
                     log_tail=tail,
                     done_reported=liveness.done if liveness else done_reported,
                 )
-            if time.time() - logs.last_at >= self._settings.log_ship_s:
-                now = await self._liveness_quietly(handle.job_id)
-                if now is not None and not now.done:
-                    await self._ship_log(handle, logs)
             if time.monotonic() < next_liveness_at:
                 await asyncio.sleep(self._settings.watch_poll_s)
                 continue
@@ -222,6 +207,10 @@ class TrainingActivities:
             liveness = await self._liveness_quietly(handle.job_id)
             if liveness is not None:
                 done_reported = liveness.done
+                # Shipped with this poll: its answer says the job still streams, so the log
+                # costs no request of its own to check that.
+                if not liveness.done and time.time() - logs.last_at >= self._settings.log_ship_s:
+                    await self._ship_log(handle, logs)
                 if (
                     liveness.last_heartbeat_at is not None
                     and liveness.last_heartbeat_at != seen_heartbeat
@@ -271,7 +260,7 @@ class TrainingActivities:
     def _unstartable_s(self) -> float:
         return self._settings.unstartable_timeout_s
 
-    async def _follow_cluster(self, handle: AttemptHandle, cluster: _ClusterWait) -> bool:
+    async def _follow_cluster(self, handle: AttemptHandle, cluster: ClusterWait) -> bool:
         """Report what the cluster did to the attempt since the last poll; True while it makes
         the attempt wait."""
         disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])

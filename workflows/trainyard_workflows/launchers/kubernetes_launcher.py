@@ -16,17 +16,14 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
 import aiohttp
-from kubernetes_asyncio import config
 from kubernetes_asyncio.client import (
     ApiClient,
     BatchV1Api,
-    Configuration,
     CoreV1Api,
     V1Job,
     V1ObjectMeta,
@@ -44,6 +41,7 @@ from trainyard_workflows.launchers.base import (
     LaunchRequest,
     PendingReason,
 )
+from trainyard_workflows.launchers.kubernetes_client import ApiClientFactory, create_api_client
 from trainyard_workflows.launchers.kubernetes_manifests import (
     ANNOTATION_JOB_ID,
     CONTAINER_NAME,
@@ -71,28 +69,11 @@ from trainyard_workflows.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
-ApiClientFactory = Callable[[], Awaitable[ApiClient]]
-
 _NOT_FOUND = 404
 _CONFLICT = 409
 # How long `stop` waits past the grace period for the Job and its pods to disappear (image
 # layers being unmounted, a slow kubelet) before it reports the attempt as still running.
 _GONE_MARGIN_S = 60.0
-
-
-async def create_api_client(settings: WorkerSettings) -> ApiClient:
-    """The client of the configured cluster: the kubeconfig file TRAINYARD_K8S_KUBECONFIG if
-    set, else the pod's service account (the worker runs in the cluster)."""
-    configuration = Configuration()
-    if settings.k8s_kubeconfig is not None:
-        await config.load_kube_config(
-            config_file=str(settings.k8s_kubeconfig.expanduser()),
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    else:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return ApiClient(configuration)
 
 
 def _body(manifest: Manifest) -> Any:

@@ -1,0 +1,91 @@
+"""What rank 0 readies before training: the restored checkpoint, the first heartbeat, the
+dataset and model folders, and the state the checkpoints carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from trainer_kit.control import StopFlag
+from trainer_kit.sources import local_folder
+from trainer_kit.storage import LazyStorage
+
+from trainer.checkpoints import CheckpointState
+from trainer.dataset import LoadedData
+from trainer.distributed import DistContext
+from trainer.environment import run_dir, trainer_dir
+from trainer.progress import ProgressReporter
+from trainer.resume import RestoredCheckpoint, check_compatible, restore_checkpoint
+from trainer.settings import TrainerSettings
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What rank 0 made ready before training (handed to the other ranks)."""
+
+    dataset: Path
+    restored: RestoredCheckpoint | None
+    model_folder: Path | None
+    model_type: str | None
+
+
+def is_model_folder(model: str) -> bool:
+    """A path or URI (a saved model folder), not a model type name such as ``vit``."""
+    return "/" in model or ":" in model or model.startswith((".", "~"))
+
+
+def prepare(
+    settings: TrainerSettings,
+    reporter: ProgressReporter,
+    stop: StopFlag,
+    storage: LazyStorage,
+) -> Prepared:
+    """Restore the checkpoint (if resuming), send the first heartbeat, fetch dataset and model."""
+    private = trainer_dir(settings.output_dir)
+    restored = None
+    source = settings.resume_source()
+    if source is not None:
+        restored = restore_checkpoint(
+            source, run_dir(settings) / "checkpoints", epochs=settings.epochs, storage=storage
+        )
+        reporter.checkpoint_restored(restored.source, restored.completed_epochs)
+    stop.check()
+    reporter.start(
+        epoch=0 if restored is None else restored.completed_epochs,
+        metrics=None if restored is None else restored.metrics,
+    )
+    dataset = local_folder(settings.dataset_uri, private / "dataset", storage, stop)
+    stop.check()
+    if is_model_folder(settings.model):
+        folder = local_folder(settings.model, private / "model", storage, stop, what="model")
+        return Prepared(dataset, restored, folder, None)
+    return Prepared(dataset, restored, None, settings.model.lower())
+
+
+def initial_state(
+    settings: TrainerSettings,
+    data: LoadedData,
+    restored: RestoredCheckpoint | None,
+    dist: DistContext,
+) -> CheckpointState:
+    """The state the checkpoints carry: the restored one (checked against this attempt's
+    dataset and schedule) or a fresh one."""
+    schedule = (
+        len(data.train),
+        settings.batch,
+        dist.world_size,
+        settings.hyperparameters.gradient_accumulation_steps,
+    )
+    if restored is not None:
+        check_compatible(restored, data.classes, schedule)
+        return replace(restored.state, epochs=settings.epochs)
+    return CheckpointState(
+        completed_epochs=0,
+        epochs=settings.epochs,
+        task=data.task,
+        classes=data.classes,
+        train_samples=schedule[0],
+        per_device_batch=schedule[1],
+        world_size=schedule[2],
+        gradient_accumulation_steps=schedule[3],
+    )

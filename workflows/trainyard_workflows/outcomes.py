@@ -1,0 +1,47 @@
+"""Job states, what a trainer's `done` or exit code means for its job, and the reasons a job's
+timeline shows when a trainer exits or an activity fails (pure: the workflow sandbox imports
+this module)."""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ActivityError
+
+VALIDATING = "VALIDATING"
+STARTING = "STARTING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+DONE_STATUS_TO_STATE = {"succeeded": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}
+# Contract exit codes (docs/trainer-contract.md), used only when `done` was stored by the
+# backend but its signal never reached the workflow.
+EXIT_CODE_TO_STATE = {0: SUCCEEDED, 143: CANCELLED}
+# A trainer that exits like this without a cancel request was stopped from outside.
+STOPPED_EXIT_CODES = frozenset({143, -15})
+# The contract's exit code for a bad environment: the same configuration fails the same way.
+CONTRACT_ERROR_EXIT = 2
+
+REASON_LOG_LINES = 5
+MAX_REASON_CHARS = 2000
+
+
+def exit_reason(exit_code: int | None, log_tail: list[str]) -> str:
+    if exit_code is None:
+        text = "trainer exited with an unknown code"
+    elif exit_code < 0:
+        text = f"trainer exited with code {exit_code} (killed by signal {-exit_code})"
+    else:
+        text = f"trainer exited with code {exit_code}"
+    lines = [line.rstrip()[:500] for line in log_tail if line.strip()][-REASON_LOG_LINES:]
+    if lines:
+        text += ": " + "\n".join(lines)
+    return text[:MAX_REASON_CHARS]
+
+
+def activity_failure_reason(error: ActivityError) -> str:
+    """`<activity> failed: <innermost message>`, e.g. the missing trainer environment."""
+    cause: BaseException = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    message = getattr(cause, "message", None) or str(cause) or type(cause).__name__
+    return f"{error.activity_type} failed: {message}"[:MAX_REASON_CHARS]

@@ -3,12 +3,16 @@ reporter shares.
 
 `HeartbeatReporter` keeps the attempt's progress (completed epochs of the total, the last
 epoch's metrics, the ETA) and sends it: `HeartbeatReporter.heartbeat` and
-`HeartbeatReporter.event` raise `CallbackRefused` (401/403/409: training must stop) and only log
-other delivery failures. `HeartbeatReporter.start` sends the first heartbeat (epoch 0 with no
-metrics, or a resumed checkpoint's epoch with that epoch's metrics) and starts a daemon thread
-running the subclass's ``_keepalive`` loop, which sends a keep-alive heartbeat (last completed
-epoch, no metrics) whenever none went out for ``keepalive_s`` seconds; `HeartbeatReporter.close`
-stops it. A reporter without a client (a rank that does not report) sends nothing.
+`HeartbeatReporter.event` queue the callback with the values of that moment on the attempt's
+`Outbox` (trainer_kit/outbox.py), whose thread delivers them in order, so training never waits
+on the backend. A refusal (401/403/409) stops training at its next batch boundary through the
+`StopFlag`; once one is known, both raise `CallbackRefused`. Other delivery failures are logged.
+`HeartbeatReporter.start` sends the first heartbeat (epoch 0 with no metrics, or a resumed
+checkpoint's epoch with that epoch's metrics) and starts a daemon thread running the subclass's
+``_keepalive`` loop, which sends a keep-alive heartbeat (last completed epoch, no metrics)
+whenever none went out for ``keepalive_s`` seconds and nothing is waiting to be delivered;
+`HeartbeatReporter.close` stops it and delivers what is queued (call it before ``done``). A
+reporter without a client (a rank that does not report) sends nothing.
 
 How epochs are recorded and what else the keep-alive thread does (follow worker processes,
 publish their checkpoints) is each trainer's own (its trainer/progress.py).
@@ -21,10 +25,12 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-from trainer_kit.callbacks import CallbackClient, CallbackError, CallbackRefused, clean_metrics
+from trainer_kit.callbacks import CallbackClient, CallbackRefused, clean_metrics
 from trainer_kit.control import StopFlag
+from trainer_kit.outbox import Outbox
 
 log = logging.getLogger("trainyard.trainer.progress")
 
@@ -46,8 +52,8 @@ class HeartbeatReporter:
         self._keepalive_s = keepalive_s
         self._clock = clock
         self._started_at = clock()
+        self._outbox = Outbox(stop)
         self._state_lock = threading.Lock()  # guards the fields below
-        self._send_lock = threading.Lock()  # one heartbeat at a time, in order
         self._epochs = epochs
         self._epoch = 0  # completed epochs
         self._start_epoch = 0  # completed before this attempt trained (a resume)
@@ -80,48 +86,44 @@ class HeartbeatReporter:
         return max(eta - (now - at), 0.0)
 
     def _beat_due(self) -> bool:
-        """No heartbeat went out for ``keepalive_s`` seconds."""
+        """No heartbeat went out for ``keepalive_s`` seconds, and none is waiting to: while
+        the backend is slow to answer, a queue of keep-alives would tell it nothing new."""
         with self._state_lock:
-            return self._clock() - self._last_beat_at >= self._keepalive_s
+            quiet = self._clock() - self._last_beat_at >= self._keepalive_s
+        return quiet and self._outbox.idle
 
     # -- callbacks --------------------------------------------------------------------------
 
     def heartbeat(self, *, with_metrics: bool) -> None:
-        """Send a heartbeat of the current state; raises `CallbackRefused`, logs other failures."""
+        """Queue a heartbeat of the current state; raises `CallbackRefused` once one is known."""
         if self._client is None:
             return
-        with self._send_lock:
-            now = self._clock()
-            with self._state_lock:
-                epoch, epochs = self._epoch, self._epochs
-                metrics = dict(self._metrics) if with_metrics else {}
-                eta_s = self._eta_s(now)
-            try:
-                self._client.heartbeat(
-                    epoch=epoch,
-                    epochs=epochs,
-                    metrics=metrics,
-                    elapsed_s=now - self._started_at,
-                    eta_s=eta_s,
-                )
-            except CallbackRefused:
-                raise
-            except CallbackError as exc:
-                log.warning("heartbeat not delivered: %s", exc)
-            finally:
-                with self._state_lock:
-                    self._last_beat_at = self._clock()
+        self._raise_if_refused()
+        now = self._clock()
+        with self._state_lock:
+            self._last_beat_at = now
+            send = partial(
+                self._client.heartbeat,
+                epoch=self._epoch,
+                epochs=self._epochs,
+                metrics=dict(self._metrics) if with_metrics else {},
+                elapsed_s=now - self._started_at,
+                eta_s=self._eta_s(now),
+            )
+        self._outbox.submit("heartbeat", send)
 
     def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
-        """Send an event; raises `CallbackRefused`, logs other failures."""
+        """Queue an event; raises `CallbackRefused` once one is known."""
         if self._client is None:
             return
-        try:
-            self._client.event(type_, message, data)
-        except CallbackRefused:
-            raise
-        except CallbackError as exc:
-            log.warning("event %s not delivered: %s", type_, exc)
+        self._raise_if_refused()
+        copied = dict(data) if data is not None else None  # as it is now, not when sent
+        self._outbox.submit(f"event {type_}", partial(self._client.event, type_, message, copied))
+
+    def _raise_if_refused(self) -> None:
+        refusal = self._stop.refused or (self._client.refused if self._client else None)
+        if refusal is not None:
+            raise refusal
 
     def checkpoint_restored(self, source: str, epoch: int) -> None:
         """The ``checkpoint_restored`` event: this attempt resumes after ``epoch`` completed
@@ -152,19 +154,21 @@ class HeartbeatReporter:
         self._thread.start()
 
     def close(self, timeout_s: float = 90.0) -> None:
-        """Stop the keep-alive thread (waits for a heartbeat in flight)."""
+        """Stop the keep-alive thread, then deliver what is queued (each waits up to
+        `timeout_s`)."""
         self._halt.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
-                log.warning("keep-alive thread still sending after %.0f s", timeout_s)
+                log.warning("keep-alive thread still running after %.0f s", timeout_s)
             self._thread = None
+        self._outbox.close(timeout_s)
 
     def _keepalive(self) -> None:
         """The keep-alive thread's loop (until `close`)."""
         raise NotImplementedError
 
     def _refused(self, refusal: CallbackRefused) -> None:
-        """The keep-alive thread's heartbeat was refused: stop training at the next batch."""
-        log.error("%s; stopping training", refusal)
+        """The keep-alive thread met a refusal (the outbox logged it): stop training at the
+        next batch."""
         self._stop.request_refused(refusal)

@@ -44,6 +44,7 @@ def test_announcer_publishes_best_then_last_then_sends_the_heartbeat(
         announce = EpochAnnouncer(reporter, publish)
         report = EpochReport(1, 2, {"val/top1": 10.0}, tmp_path / "last.pt", tmp_path / "best.pt")
         announce(report)
+        reporter.close()  # delivers what is queued
 
     assert published == ["best.pt", "last.pt"]
     event, beat = callback_server.snapshot()

@@ -66,6 +66,7 @@ def test_epoch_end_heartbeats_and_final_validation(
     trainer.epoch = 3
     trainer.metrics = {"metrics/mAP50(B)": 0.5}
     reporter.on_fit_epoch_end(trainer)
+    reporter.close()  # delivers what is queued
 
     heartbeats = [c.body for c in callback_server.of("heartbeat")]
     assert [hb["epoch"] for hb in heartbeats] == [1, 2, 3]

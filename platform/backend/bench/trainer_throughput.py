@@ -254,7 +254,7 @@ def run_on(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="run the cases whose name contains this")
     args = parser.parse_args()
     cases = [case for case in CASES if args.only is None or args.only in case.name]

@@ -11,6 +11,8 @@ import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +85,11 @@ class CountingTracker(MlflowTracker):
     def __init__(self, tracking_uri: str) -> None:
         super().__init__(tracking_uri)
         self.requests = 0
+        self.cursor_reads = 0
 
     def sync_cursor(self, run_id: str) -> SyncCursor:
         self.requests += 1
+        self.cursor_reads += 1
         return super().sync_cursor(run_id)
 
     def log_metrics(
@@ -161,6 +165,64 @@ async def _until(check: Any, timeout_s: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
+@dataclass
+class TrackedJob:
+    """A job with a started attempt and its MLflow run, tracked through `tracker`."""
+
+    api: httpx.AsyncClient
+    job_id: str
+    token: str
+    tracker: CountingTracker
+    activities: TrackingActivities
+    run_id: str
+    mlflow: MlflowClient
+
+    def steps(self) -> list[int]:
+        """The epochs of `train/loss` on the run."""
+        return sorted(m.step for m in self.mlflow.get_metric_history(self.run_id, "train/loss"))
+
+    async def beat(self, epoch: int, loss: float | None = None) -> None:
+        """A heartbeat of `epoch`, with a `train/loss` metric or as a keep-alive."""
+        body = heartbeat(epoch) if loss is None else heartbeat(epoch, train__loss=loss)
+        response = await callback(self.api, self.job_id, "heartbeat", self.token, body)
+        assert response.status_code == 202, response.text
+
+    @asynccontextmanager
+    async def syncing(self) -> AsyncIterator[None]:
+        """`sync_tracking` running for the `with` block."""
+        environment = ActivityEnvironment()
+        request = SyncTrackingInput(self.job_id, self.run_id)
+        task = asyncio.create_task(environment.run(self.activities.sync_tracking, request))
+        try:
+            yield
+        finally:
+            environment.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def tracked_job(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    settings: WorkerSettings,
+    tracker: CountingTracker,
+) -> TrackedJob:
+    job = await submit(api, job_body)
+    token = await start_attempt(api, job["id"])
+    activities = TrackingActivities(backend, tracker, settings)
+    run = await ActivityEnvironment().run(
+        activities.start_tracking, StartTrackingInput(job["id"], 1)
+    )
+    assert run is not None
+    mlflow = MlflowClient(tracking_uri=tracker.tracking_uri)
+    return TrackedJob(api, job["id"], token, tracker, activities, run.run_id, mlflow)
+
+
+def _sync_settings(tmp_path: Path, mlflow_url: str) -> WorkerSettings:
+    return WorkerSettings(data_dir=tmp_path, mlflow_tracking_uri=mlflow_url, tracking_sync_s=0.05)
+
+
 async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_each_epoch_once(
     api: httpx.AsyncClient,
     backend: BackendClient,
@@ -168,55 +230,29 @@ async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_ea
     tmp_path: Path,
     mlflow_url: str,
 ) -> None:
-    job = await submit(api, job_body)
-    token = await start_attempt(api, job["id"])
-    settings = WorkerSettings(
-        data_dir=tmp_path, mlflow_tracking_uri=mlflow_url, tracking_sync_s=0.05
-    )
     tracker = CountingTracker(mlflow_url)
-    activities = TrackingActivities(backend, tracker, settings)
-    run = await ActivityEnvironment().run(
-        activities.start_tracking, StartTrackingInput(job["id"], 1)
-    )
-    assert run is not None
-    client = MlflowClient(tracking_uri=mlflow_url)
+    job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, mlflow_url), tracker)
 
-    def steps() -> list[int]:
-        return sorted(m.step for m in client.get_metric_history(run.run_id, "train/loss"))
-
-    async def beat(epoch: int, loss: float | None = None) -> None:
-        body = heartbeat(epoch) if loss is None else heartbeat(epoch, train__loss=loss)
-        response = await callback(api, job["id"], "heartbeat", token, body)
-        assert response.status_code == 202, response.text
-
-    await beat(1, 0.9)
-    environment = ActivityEnvironment()
-    syncing = asyncio.create_task(
-        environment.run(activities.sync_tracking, SyncTrackingInput(job["id"], run.run_id))
-    )
-    try:
-        await _until(lambda: asyncio.to_thread(lambda: steps() == [1]))
+    await job.beat(1, 0.9)
+    async with job.syncing():
+        await _until(lambda: asyncio.to_thread(lambda: job.steps() == [1]))
         quiet_from = tracker.requests
         for _ in range(10):  # keep-alives over ~20 rounds: nothing to log
-            await beat(1)
+            await job.beat(1)
             await asyncio.sleep(0.1)
         assert tracker.requests == quiet_from, "rounds without new metrics went to MLflow"
 
-        await beat(2, 0.7)
-        await _until(lambda: asyncio.to_thread(lambda: steps() == [1, 2]))
+        await job.beat(2, 0.7)
+        await _until(lambda: asyncio.to_thread(lambda: job.steps() == [1, 2]))
         # The cursor read in the first round is kept: a new epoch is one write.
         assert tracker.requests == quiet_from + 1
-    finally:
-        environment.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await syncing
 
     # The last sync (finish_tracking's) starts from the run's own cursor: nothing twice.
-    await beat(3, 0.5)
+    await job.beat(3, 0.5)
     await ActivityEnvironment().run(
-        activities.finish_tracking, FinishTrackingInput(job["id"], run.run_id, "FAILED")
+        job.activities.finish_tracking, FinishTrackingInput(job.job_id, job.run_id, "FAILED")
     )
-    assert await asyncio.to_thread(steps) == [1, 2, 3]
+    assert await asyncio.to_thread(job.steps) == [1, 2, 3]
 
 
 class FailingOnceTracker(CountingTracker):
@@ -229,11 +265,10 @@ class FailingOnceTracker(CountingTracker):
     def log_metrics(
         self, run_id: str, metrics: Sequence[Metric], synced: int | SyncCursor | None
     ) -> None:
+        super().log_metrics(run_id, metrics, synced)
         if not self.failed:
             self.failed = True
-            super().log_metrics(run_id, metrics, synced)
             raise TimeoutError("MLflow did not answer in time")
-        super().log_metrics(run_id, metrics, synced)
 
 
 async def test_after_a_failed_write_the_sync_reads_the_runs_cursor_again(
@@ -243,51 +278,17 @@ async def test_after_a_failed_write_the_sync_reads_the_runs_cursor_again(
     tmp_path: Path,
     mlflow_url: str,
 ) -> None:
-    job = await submit(api, job_body)
-    token = await start_attempt(api, job["id"])
-    settings = WorkerSettings(
-        data_dir=tmp_path, mlflow_tracking_uri=mlflow_url, tracking_sync_s=0.05
-    )
     tracker = FailingOnceTracker(mlflow_url)
-    activities = TrackingActivities(backend, tracker, settings)
-    run = await ActivityEnvironment().run(
-        activities.start_tracking, StartTrackingInput(job["id"], 1)
-    )
-    assert run is not None
-    client = MlflowClient(tracking_uri=mlflow_url)
-    reads: list[int] = []
-    original_read = tracker.sync_cursor
+    job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, mlflow_url), tracker)
 
-    def counting_read(run_id: str) -> SyncCursor:
-        reads.append(tracker.requests)
-        return original_read(run_id)
-
-    tracker.sync_cursor = counting_read  # type: ignore[method-assign]
-
-    def steps() -> list[int]:
-        return sorted(m.step for m in client.get_metric_history(run.run_id, "train/loss"))
-
-    async def beat(epoch: int, loss: float) -> None:
-        body = heartbeat(epoch, train__loss=loss)
-        response = await callback(api, job["id"], "heartbeat", token, body)
-        assert response.status_code == 202, response.text
-
-    await beat(1, 0.9)
-    environment = ActivityEnvironment()
-    syncing = asyncio.create_task(
-        environment.run(activities.sync_tracking, SyncTrackingInput(job["id"], run.run_id))
-    )
-    try:
+    await job.beat(1, 0.9)
+    async with job.syncing():
         await _until(lambda: asyncio.to_thread(lambda: tracker.failed))
-        await beat(2, 0.8)
-        await _until(lambda: asyncio.to_thread(lambda: steps() == [1, 2]))
-    finally:
-        environment.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await syncing
+        await job.beat(2, 0.8)
+        await _until(lambda: asyncio.to_thread(lambda: job.steps() == [1, 2]))
 
-    assert len(reads) == 2  # once to start, once after the failure
-    warnings = [e for e in await events(api, job["id"]) if e["type"] == "tracking_warning"]
+    assert tracker.cursor_reads == 2  # once to start, once after the failure
+    warnings = [e for e in await events(api, job.job_id) if e["type"] == "tracking_warning"]
     assert len(warnings) == 1
     assert "could not sync metrics to MLflow" in warnings[0]["message"]
 

@@ -148,6 +148,23 @@ async def test_a_worker_event_is_stored_and_answered(
     )
 
 
+async def test_after_the_terminal_state_log_lines_are_refused_other_worker_events_kept(
+    api: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    # The stream ends with the terminal state: a log line stored after it would never be shown.
+    assert (await move(api, job["id"], "SUCCEEDED")).status_code == 200
+    url = f"/internal/v1/jobs/{job['id']}/events"
+
+    log = {"type": "log", "message": "", "data": {"attempt": 1, "lines": ["late"]}}
+    late_log = await api.post(url, json=log, headers=INTERNAL_HEADERS)
+    warning = {"type": "tracking_warning", "message": "MLflow down", "data": {}}
+    late_warning = await api.post(url, json=warning, headers=INTERNAL_HEADERS)
+
+    assert late_log.status_code == 409
+    assert late_log.json()["code"] == "job_terminal"
+    assert late_warning.status_code == 202
+
+
 async def test_issuing_an_attempt_is_idempotent_and_makes_older_tokens_stale(
     api: httpx.AsyncClient, job: dict[str, Any]
 ) -> None:

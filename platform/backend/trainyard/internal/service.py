@@ -32,9 +32,17 @@ async def apply_transition(session: AsyncSession, job_id: str, body: TransitionR
     return job
 
 
+# The worker's copy of the trainer's newest log lines (the web UI's log tail).
+LOG_EVENT = "log"
+
+
 async def record_event(session: AsyncSession, job_id: str, body: WorkerEvent) -> JobEvent:
-    # Allowed after the job ended too: the worker's clean-up may still have something to say.
+    """Store a worker event. Allowed after the job ended too (the worker's clean-up and tracking
+    may still have something to say), except log lines: the stream ends with the terminal
+    state, so lines shipped after it (a race with the trainer's `done`) would never be shown."""
     job = await lock_job(session, job_id)
+    if body.type == LOG_EVENT and JobState(job.state).terminal:
+        raise JobTerminal(job.id, job.state)
     return append_event(session, job, body.type, "worker", body.message, body.data)
 
 

@@ -27,6 +27,7 @@ from trainyard.cli.embedded import find_temporal_cli, free_local_port
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import tune_for_serving
+from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -69,7 +70,9 @@ def serve() -> None:
 
     tune_for_serving()  # as trainyard.api does
     report_gc_pauses()  # from now on: the start-up collection above is not a serving pause
-    uvicorn.run(app, host=HOST, port=settings.api_port, log_level="warning")
+    uvicorn.run(
+        app, host=HOST, port=settings.api_port, log_level="warning", ws=SendNowWebSocketProtocol
+    )
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:

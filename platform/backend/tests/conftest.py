@@ -36,6 +36,7 @@ from trainyard.core.db import create_engine
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard.migrations import upgrade_to_head
+from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
 
 from .support import CALLBACK_SECRET, INTERNAL_TOKEN
 
@@ -271,14 +272,20 @@ class LiveServer:
 
 
 @contextmanager
-def run_server(application: FastAPI) -> Iterator[LiveServer]:
-    """Serve `application` with uvicorn in a background thread (its own event loop)."""
+def run_server(
+    application: FastAPI,
+    ws: type[asyncio.Protocol] | str = SendNowWebSocketProtocol,
+    send_buffer: int | None = None,
+) -> Iterator[LiveServer]:
+    """Serve `application` with uvicorn in a background thread (its own event loop), with the
+    WebSocket protocol `trainyard-api` serves with unless `ws` names another. `send_buffer`:
+    the kernel send buffer of every accepted connection (Linux copies it from the listener)."""
     sock = socket.socket()
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(application, lifespan="on", log_level="warning", ws="websockets-sansio")
-    )
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning", ws=ws))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -1,11 +1,13 @@
 """WS /v1/jobs/{id}/stream over a real uvicorn server: replay, live relay, close on the end,
-reconnection without gaps or duplicates, and slow subscribers."""
+reconnection without gaps or duplicates, slow subscribers, and the stream without the
+server's send_now."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import SERVING_THRESHOLDS
@@ -164,6 +169,27 @@ async def test_every_client_of_every_job_gets_that_jobs_own_stored_events(
         assert frames == await events(live_api, job_id, after_seq=1)
 
 
+async def test_clients_with_and_without_compression_get_the_same_frames(
+    live_server: LiveServer, live_api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    # Without extensions the fan-out writes one shared frame; with permessage-deflate (what
+    # browsers ask for) each connection compresses its own.
+    job = await submit(live_api, job_body)
+    async with (
+        connect(stream_url(live_server, job["id"]), compression=None) as plain,
+        connect(stream_url(live_server, job["id"]), compression="deflate") as deflated,
+    ):
+        assert plain.protocol.extensions == []
+        assert len(deflated.protocol.extensions) == 1
+        for ws in (plain, deflated):
+            await receive(ws, 1)
+        await finish(live_api, job["id"])
+        received = [await receive_until_closed(ws) for ws in (plain, deflated)]
+
+    stored = await events(live_api, job["id"], after_seq=1)
+    assert [(frames, code) for frames, code, _ in received] == [(stored, 1000)] * 2
+
+
 async def test_concurrent_writers_reach_a_live_stream_in_seq_order_exactly_once(
     live_server: LiveServer, live_api: httpx.AsyncClient, job_body: dict[str, Any]
 ) -> None:
@@ -195,40 +221,116 @@ async def test_an_unknown_job_closes_the_stream_with_4404(live_server: LiveServe
 
 
 @pytest.fixture
-def tiny_queue_server(
+def small_backlog_server(
     tmp_path: Path, temporal_address: str, backend_tier: dict[str, object]
 ) -> Iterator[LiveServer]:
-    # `done` hands its two events to the in-process bus at once; Redis delivers them one by
-    # one, so whether they overflow a one-event queue is timing (test_redis_bus.py covers the
-    # Redis bus's overflow). The database still follows the tier.
-    tier = {**backend_tier, "redis_url": None}
-    settings = make_settings(tmp_path / "data", temporal_address, stream_queue_size=1, **tier)
-    with run_server(create_app(settings)) as server:
+    settings = make_settings(
+        tmp_path / "data", temporal_address, stream_queue_size=4, **backend_tier
+    )
+    # Small kernel buffers on both ends: a client that stops reading fills them in a few frames.
+    with run_server(create_app(settings), send_buffer=8192) as server:
         yield server
 
 
-async def test_a_subscriber_that_falls_behind_is_closed_with_1013_and_resumes_by_seq(
-    tiny_queue_server: LiveServer, job_body: dict[str, Any]
+class StalledReader:
+    """A WebSocket client that stops reading after the handshake (a tab in the background, a
+    phone on a bad link): a raw socket with a tiny receive buffer, spoken to with websockets'
+    sans-I/O client, read only when the test says so."""
+
+    def __init__(self, server: LiveServer, path: str) -> None:
+        host, port = server.http_url.removeprefix("http://").split(":")
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self._sock.connect((host, int(port)))
+        self._sock.settimeout(10)
+        self._protocol = ClientProtocol(parse_uri(f"{server.ws_url}{path}"))
+        self._protocol.send_request(self._protocol.connect())
+        self._sock.sendall(b"".join(self._protocol.data_to_send()))
+
+    def read(self, frames: int | None = None) -> Frames:
+        """`frames` text frames, or every one until the server closes (frames=None)."""
+        received: Frames = []
+        while frames is None or len(received) < frames:
+            data = self._sock.recv(65536)
+            if data:
+                self._protocol.receive_data(data)
+            else:
+                self._protocol.receive_eof()
+            for event in self._protocol.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    received.append(json.loads(bytes(event.data)))
+            self._sock.sendall(b"".join(self._protocol.data_to_send()))  # pongs, close reply
+            if not data or self._protocol.close_code is not None:
+                break
+        return received
+
+    @property
+    def close(self) -> tuple[int | None, str | None]:
+        return self._protocol.close_code, self._protocol.close_reason
+
+    def shut(self) -> None:
+        self._sock.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_with_1013_while_the_others_keep_up(
+    small_backlog_server: LiveServer, job_body: dict[str, Any]
 ) -> None:
-    async with httpx.AsyncClient(base_url=tiny_queue_server.http_url) as api:
+    server = small_backlog_server
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as api:
         job = await submit(api, job_body)
         token = await start_attempt(api, job["id"])
-        async with connect(stream_url(tiny_queue_server, job["id"])) as ws:
-            first = await receive(ws, 2)
-            # `done` commits two events at once: more than a one-event queue holds.
-            assert (
-                await callback(api, job["id"], "done", token, DONE_SUCCEEDED)
-            ).status_code == 202
-            more, code, reason = await receive_until_closed(ws)
+        slow = StalledReader(server, f"/v1/jobs/{job['id']}/stream")
+        try:
+            first = await asyncio.to_thread(slow.read, 2)
+            async with connect(stream_url(server, job["id"])) as fast:
+                seen_by_fast = await receive(fast, 2)
+                # ~1 MB of events while the slow client reads nothing: far more than its
+                # buffers and its backlog hold.
+                for n in range(120):
+                    body = {"type": "note", "message": f"{n} " + "x" * 9000}
+                    response = await callback(api, job["id"], "event", token, body)
+                    assert response.status_code == 202
+                seen_by_fast += await receive(fast, 120)  # nobody waited for the slow one
+            more = await asyncio.to_thread(slow.read)
+        finally:
+            slow.shut()
+        assert seen_by_fast == await events(api, job["id"])
+        code, reason = slow.close
         assert code == 1013
         last = (first + more)[-1]["seq"]
+        assert last < seen_by_fast[-1]["seq"]
         assert reason == f"too slow; reconnect with after_seq={last}"
 
-        async with connect(stream_url(tiny_queue_server, job["id"], after_seq=last)) as ws:
+        async with connect(stream_url(server, job["id"], after_seq=last)) as ws:
+            done = await callback(api, job["id"], "done", token, DONE_SUCCEEDED)
+            assert done.status_code == 202
             rest, final_code, _ = await receive_until_closed(ws)
 
         assert first + more + rest == await events(api, job["id"])
         assert final_code == 1000
+
+
+async def test_without_the_servers_send_now_every_client_relays_from_its_own_task(
+    tmp_path: Path, temporal_address: str, job_body: dict[str, Any], backend_tier: dict[str, object]
+) -> None:
+    # Served by plain uvicorn (`uvicorn trainyard.main:app`): same stream, no fast path.
+    app = create_app(make_settings(tmp_path / "data", temporal_address, **backend_tier))
+    with run_server(app, ws="websockets-sansio") as server:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as api:
+            job = await submit(api, job_body)
+            async with contextlib.AsyncExitStack() as stack:
+                sockets = [
+                    await stack.enter_async_context(connect(stream_url(server, job["id"])))
+                    for _ in range(3)
+                ]
+                for ws in sockets:
+                    await receive(ws, 1)
+                await finish(api, job["id"])
+                received = [await receive_until_closed(ws) for ws in sockets]
+            stored = await events(api, job["id"])
+
+    for frames, code, _ in received:
+        assert (frames, code) == (stored[1:], 1000)
 
 
 async def test_a_client_that_leaves_a_quiet_job_releases_its_subscription(
@@ -238,14 +340,21 @@ async def test_a_client_that_leaves_a_quiet_job_releases_its_subscription(
     with run_server(app) as server:
         async with httpx.AsyncClient(base_url=server.http_url) as api:
             job = await submit(api, job_body)
-            async with connect(stream_url(server, job["id"])) as ws:
+            async with (
+                connect(stream_url(server, job["id"])) as ws,
+                connect(stream_url(server, job["id"])) as other,
+            ):
                 await receive(ws, 1)
+                await receive(other, 1)
+                # Two clients, one bus subscription: the job's fan-out serves both.
                 assert app.state.runtime.bus.subscriber_count(job["id"]) == 1
+                assert app.state.runtime.fanout.member_count(job["id"]) == 2
             for _ in range(200):
                 if app.state.runtime.bus.subscriber_count(job["id"]) == 0:
                     break
                 await asyncio.sleep(0.02)
             assert app.state.runtime.bus.subscriber_count(job["id"]) == 0
+            assert app.state.runtime.fanout.member_count(job["id"]) == 0
 
 
 async def test_a_bad_after_seq_is_refused_with_a_policy_close(

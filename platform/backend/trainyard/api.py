@@ -11,6 +11,7 @@ import uvicorn
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import tune_for_serving
+from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
 
 
 def main() -> None:
@@ -22,6 +23,7 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level,
+        ws=SendNowWebSocketProtocol,  # the stream's fan-out writes to caught-up clients directly
         # The supervisor sends SIGTERM; give open streams a moment, then go.
         timeout_graceful_shutdown=5,
     )

@@ -26,6 +26,7 @@ from trainyard.internal.router import router as internal_router
 from trainyard.jobs.router import router as jobs_router
 from trainyard.migrations import upgrade_to_head
 from trainyard.stream.factory import open_bus
+from trainyard.stream.fanout import StreamFanout
 from trainyard.stream.websocket import router as stream_router
 from trainyard.web.static import CHECKOUT_WEB_DIR, mount_web_app
 from trainyard_workflows.storage import StorageSettings, object_store_from
@@ -50,10 +51,13 @@ def create_app(
         try:
             await upgrade_to_head(engine)
             bus = await stack.enter_async_context(open_bus(settings))
+            fanout = StreamFanout(bus, max_backlog=settings.stream_queue_size)
+            stack.push_async_callback(fanout.close)
             app.state.runtime = Runtime(
                 settings=settings,
                 db=Database(engine, bus),
                 bus=bus,
+                fanout=fanout,
                 temporal=TemporalGateway(
                     settings.temporal_address,
                     settings.temporal_namespace,

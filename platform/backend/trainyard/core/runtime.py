@@ -10,6 +10,7 @@ from trainyard.core.db import Database
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.stream.bus import EventBus
+from trainyard.stream.fanout import StreamFanout
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Runtime:
     settings: BackendSettings
     db: Database
     bus: EventBus
+    fanout: StreamFanout  # the live streams of this process, one bus subscription per job
     temporal: TemporalGateway
 
 

@@ -1,9 +1,12 @@
 """WS /v1/jobs/{id}/stream?after_seq=N: a job's events, replayed then live, without gaps.
 
-1. Subscribe to the bus first, so nothing committed from now on can be missed.
+1. Join the job's fan-out first (fanout.py: one bus subscription per job in this process),
+   so nothing committed from now on can be missed.
 2. Replay stored events with seq > N from the database.
-3. Relay live events, dropping any already sent and filling a gap from the database (also
-   when the bus says it may have lost events, e.g. while Redis reconnects).
+3. Relay live events: the fan-out writes them to this client directly while it keeps up;
+   otherwise they wait in its bounded backlog and are sent from here, dropping any already
+   sent and filling a gap from the database (also when the bus says it may have lost
+   events, e.g. while Redis reconnects).
 4. Close with 1000 after sending the terminal `state` event (at once if the job had already
    ended and the replay reached the end).
 
@@ -18,8 +21,8 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -29,8 +32,10 @@ from trainyard.core.runtime import runtime_of
 from trainyard.jobs.events import event_payload
 from trainyard.jobs.models import Job
 from trainyard.jobs.service import events_after
-from trainyard.jobs.states import TERMINAL_STATES, JobState
-from trainyard.stream.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
+from trainyard.jobs.states import JobState
+from trainyard.stream.bus import Event
+from trainyard.stream.fanout import StreamMember, is_terminal_state_event
+from trainyard.stream.ws_protocol import send_now_of
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +48,15 @@ CLOSE_UNKNOWN_JOB = 4404
 _REPLAY_BATCH = 500
 
 
-def is_terminal_state_event(event: Event) -> bool:
-    data = event.get("data") or {}
-    return event.get("type") == "state" and data.get("to") in TERMINAL_STATES
-
-
 class _ClientGone(Exception):
     pass
 
 
 class _FrameCache:
-    """The JSON text of recently relayed events, so an event that fans out to many clients of
-    one job is serialised once rather than once per client. A job's `seq` names immutable
-    content, so (job, seq) is a safe key; the bound keeps memory flat."""
+    """The JSON text of recently replayed events, so clients of one job replaying the same
+    events (a reconnect after a restart) serialise each once rather than once per client.
+    A job's `seq` names immutable content, so (job, seq) is a safe key; the bound keeps
+    memory flat."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
@@ -76,40 +77,57 @@ _frames = _FrameCache()
 
 
 class _Relay:
-    """Sends one job's events in seq order, each exactly once."""
+    """Sends one job's events to one client in seq order, each exactly once: the stored ones
+    itself, the live ones through the job's fan-out (directly, or from the member's backlog
+    when the client cannot take them at once)."""
 
-    def __init__(self, websocket: WebSocket, db: Database, job_id: str, after_seq: int) -> None:
+    def __init__(
+        self, websocket: WebSocket, db: Database, job_id: str, member: StreamMember
+    ) -> None:
         self._websocket = websocket
         self._db = db
         self._job_id = job_id
-        self.last_sent = after_seq
+        self._member = member
 
-    async def run(self, live: AsyncIterator[Event]) -> tuple[int, str]:
+    async def run(self, opening: _Opening) -> tuple[int, str]:
         """Relay until the job's end; the close code and reason to end the connection with."""
-        if await self._replay():
+        member = self._member
+        if await self._send_stored(opening.events):
             return CLOSE_DONE, "job finished"
-        if await self._job_ended():
-            await self._replay()  # anything committed between the replay and that check
+        if len(opening.events) == _REPLAY_BATCH and await self._replay():
+            return CLOSE_DONE, "job finished"
+        if opening.ended:
+            # Ended before the events were read, so the terminal one was among them or
+            # already with the client (after_seq past it): nothing more will come.
             return CLOSE_DONE, "job finished"
         while True:
-            try:
-                async for event in live:
-                    seq = int(event["seq"])
-                    if seq <= self.last_sent:
-                        continue
-                    if seq > self.last_sent + 1 and await self._replay(up_to=seq - 1):
-                        return CLOSE_DONE, "job finished"
-                    await self._send(event)
-                    if is_terminal_state_event(event):
-                        return CLOSE_DONE, "job finished"
-            except SubscriberOverflowed:
-                return CLOSE_TRY_AGAIN_LATER, f"too slow; reconnect with after_seq={self.last_sent}"
-            except SubscriptionInterrupted:
+            if member.finished:
+                return CLOSE_DONE, "job finished"
+            if member.overflowed:
+                reason = f"too slow; reconnect with after_seq={member.last_sent}"
+                return CLOSE_TRY_AGAIN_LATER, reason
+            if member.interrupted:
                 # The bus may have lost events (e.g. Redis dropped): the database has them.
+                member.interrupted = False
                 if await self._replay():
                     return CLOSE_DONE, "job finished"
                 continue
-            return CLOSE_TRY_AGAIN_LATER, f"stream ended; reconnect with after_seq={self.last_sent}"
+            item = member.take()
+            if item is None:
+                # Caught up: from now on the fan-out writes to this client itself (no await
+                # between the empty backlog and this, so nothing slips in between).
+                member.live = True
+                await member.wait()
+                continue
+            event, message = item
+            seq = int(event["seq"])
+            if seq <= member.last_sent:
+                continue
+            if seq > member.last_sent + 1 and await self._replay(up_to=seq - 1):
+                return CLOSE_DONE, "job finished"
+            await self._send(seq, message.text)
+            if is_terminal_state_event(event):
+                return CLOSE_DONE, "job finished"
 
     async def _replay(self, up_to: int | None = None) -> bool:
         """Send stored events after the last one sent; True once the terminal one was sent."""
@@ -118,27 +136,28 @@ class _Relay:
                 batch = [
                     event_payload(e)
                     for e in await events_after(
-                        session, self._job_id, self.last_sent, _REPLAY_BATCH, up_to
+                        session, self._job_id, self._member.last_sent, _REPLAY_BATCH, up_to
                     )
                 ]
-            for event in batch:
-                await self._send(event)
-                if is_terminal_state_event(event):
-                    return True
+            if await self._send_stored(batch):
+                return True
             if len(batch) < _REPLAY_BATCH:
                 return False
 
-    async def _job_ended(self) -> bool:
-        async with self._db.session() as session:
-            job = await session.get(Job, self._job_id)
-        return job is not None and JobState(job.state).terminal
+    async def _send_stored(self, batch: list[Event]) -> bool:
+        """Send these stored events; True once the terminal one was sent."""
+        for event in batch:
+            await self._send(int(event["seq"]), _frames.text(self._job_id, event))
+            if is_terminal_state_event(event):
+                return True
+        return False
 
-    async def _send(self, event: dict[str, Any]) -> None:
+    async def _send(self, seq: int, text: str) -> None:
         try:
-            await self._websocket.send_text(_frames.text(self._job_id, event))
+            await self._websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise _ClientGone from exc
-        self.last_sent = int(event["seq"])
+        self._member.last_sent = seq
 
 
 async def _until_disconnected(websocket: WebSocket) -> None:
@@ -150,10 +169,23 @@ async def _until_disconnected(websocket: WebSocket) -> None:
             return
 
 
-async def _job_exists(db: Database, job_id: str, owner: str) -> bool:
+@dataclass(frozen=True)
+class _Opening:
+    ended: bool  # the job was terminal before `events` were read
+    events: list[Event]  # the first stored events after after_seq (up to _REPLAY_BATCH)
+
+
+async def _open(db: Database, job_id: str, owner: str, after_seq: int) -> _Opening | None:
+    """What a new stream starts with, read in one session (a reconnect storm of 1000 clients
+    is 1000 of these); None when the owner has no such job. The state is read before the
+    events: a terminal state is committed with its event, so they then include it."""
     async with db.session() as session:
         job = await session.get(Job, job_id)
-    return job is not None and job.owner == owner
+        if job is None or job.owner != owner:
+            return None
+        ended = JobState(job.state).terminal
+        stored = await events_after(session, job_id, after_seq, _REPLAY_BATCH)
+        return _Opening(ended, [event_payload(e) for e in stored])
 
 
 @router.websocket("/v1/jobs/{job_id}/stream")
@@ -162,12 +194,13 @@ async def stream_job_events(
 ) -> None:
     runtime = runtime_of(websocket)
     await websocket.accept()
-    async with runtime.bus.subscribe(job_id) as live:
-        if not await _job_exists(runtime.db, job_id, runtime.settings.owner):
+    async with runtime.fanout.join(job_id, send_now_of(websocket), after_seq) as member:
+        opening = await _open(runtime.db, job_id, runtime.settings.owner, after_seq)
+        if opening is None:
             await websocket.close(CLOSE_UNKNOWN_JOB, "job does not exist")
             return
-        relay = _Relay(websocket, runtime.db, job_id, after_seq)
-        relaying = asyncio.create_task(relay.run(live))
+        relay = _Relay(websocket, runtime.db, job_id, member)
+        relaying = asyncio.create_task(relay.run(opening))
         watching = asyncio.create_task(_until_disconnected(websocket))
         try:
             await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)

@@ -61,14 +61,15 @@ notes:
   still the one read and inserts their events (optimistic; a job another writer changed is
   decided again). PostgreSQL's own processes share the two cores with the API. The platform
   does not trade durability for this ratio.
-- Relay tail: each event is sent to the 1000 sockets one after another from one event loop
-  (one frame text per event, shared by every client): ~10 ms ingest, then ~25-30 ms until the
-  last client has it (one send syscall per socket). The p99 over 30 events is set by the worst
-  events; before trainyard/stream/gc_policy.py (freeze the start-up heap, collect the old
-  generations rarely) those were garbage-collector pauses in the API (full collections of
-  70-160 ms, several per run) and in the client process (~100 ms), each delaying every frame
-  of that event. The clients now freeze and disable their collector once connected (they
-  measure; they must not pause) and the API prints every GC pause over 10 ms to stderr, so a
+- Relay tail: one loop per job (trainyard/stream/fanout.py) writes each event's frame, built
+  once, to the 1000 sockets one after another (one send syscall each, no per-client task
+  woken; decision 009): a few ms of ingest, then ~20-30 ms until the last client has it,
+  while the clients' process (uvloop, "clients' CPU") reads them on the other core. The p99
+  over 30 events is set by the worst events; before trainyard/stream/gc_policy.py (freeze the
+  start-up heap, collect the old generations rarely) those were garbage-collector pauses in
+  the API (70-160 ms) and in the client process (~100 ms). The clients now freeze and disable
+  their collector once connected (they measure; they must not pause) and the API prints
+  every GC pause over 10 ms to stderr, so a
   bad tail shows whether the collector caused it. Redis adds a hop (publish, pub/sub read).
   The first heartbeats after the clients connect are untimed warm-up (see relay_latencies).
   Replicas share the fan-out: with N API replicas behind Redis, each relays to its own clients.

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -126,11 +127,22 @@ async def fresh_postgres_database() -> None:
         await admin.close()
 
 
+@dataclass(frozen=True)
+class ApiProcess:
+    port: int
+    pid: int
+
+    def cpu_s(self) -> float:
+        """CPU seconds the API process has used so far, all its threads (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @asynccontextmanager
 async def api_process(
     temporal_address: str, database: str, redis: bool, data_dir: Path, profile: Path | None
-) -> AsyncIterator[int]:
-    """The API as its own process; yields its port. `profile`: a folder for its cProfile."""
+) -> AsyncIterator[ApiProcess]:
+    """The API as its own process. `profile`: a folder for its cProfile."""
     if database == "postgresql":
         await fresh_postgres_database()
         database_url = POSTGRES_URL
@@ -158,7 +170,7 @@ async def api_process(
     process = subprocess.Popen(command, env=env, cwd=BACKEND_DIR)  # noqa: ASYNC220
     try:
         await asyncio.to_thread(wait_for_port, port, process, "the benchmark API")
-        yield port
+        yield ApiProcess(port, process.pid)
     finally:
         await asyncio.to_thread(stop, process)
 
@@ -206,6 +218,22 @@ def heartbeat_body(index: int, timed: bool = True) -> bytes:
 
 
 Request = Callable[[HttpConnection, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    rate: float  # requests/s
+    api_cpu_s: float  # the API's CPU seconds per request
+
+
+async def closed_loop_phase(
+    connections: list[HttpConnection], request: Request, s: float, api: ApiProcess
+) -> Phase:
+    """`closed_loop_rate`, and the API's CPU per request meanwhile."""
+    cpu_before, started = api.cpu_s(), time.perf_counter()
+    rate = await closed_loop_rate(connections, request, s)
+    requests = rate * (time.perf_counter() - started)
+    return Phase(rate, (api.cpu_s() - cpu_before) / requests)
 
 
 async def closed_loop_rate(connections: list[HttpConnection], request: Request, s: float) -> float:

@@ -1,20 +1,22 @@
-"""The heartbeat ingest's driver-level transaction (callbacks.ingest_sql), on both tiers: what
-it writes reads back through the ORM exactly as the ORM's own writes do, and a failed batch
-leaves nothing behind and the connection usable."""
+"""The heartbeat ingest's driver-level rounds (callbacks.ingest_sql), on both tiers: what they
+write reads back through the ORM exactly as the ORM's own writes do, a failed round leaves
+nothing behind and the connection usable, and another writer never slips past a round."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from trainyard.callbacks.ingest_sql import JobUpdate, ingest_round
+from trainyard.callbacks.ingest_sql import JobUpdate, LockedJob, PostgresRound, ingest_round
 from trainyard.core.db import create_engine
 from trainyard.core.runtime import Runtime
 from trainyard.jobs.models import Job, JobEvent
@@ -29,6 +31,24 @@ def _runtime(app: FastAPI) -> Runtime:
     return runtime
 
 
+Writes = tuple[Sequence[JobUpdate], Sequence[dict[str, Any]]]
+
+
+async def _round(
+    engine: AsyncEngine, ids: list[str], writes: Callable[[dict[str, LockedJob]], Writes]
+) -> tuple[set[str], dict[str, LockedJob]]:
+    """One round whose decision is `writes` of the jobs read; the ids stored and the jobs."""
+    read: dict[str, LockedJob] = {}
+
+    def decide(jobs: list[LockedJob]) -> Writes:
+        read.update((job.id, job) for job in jobs)
+        return writes(read)
+
+    async with ingest_round(engine) as round_:
+        stored = await round_.run(ids, decide)
+    return stored, read
+
+
 async def test_written_rows_read_back_through_the_orm_unchanged(
     app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
 ) -> None:
@@ -38,14 +58,14 @@ async def test_written_rows_read_back_through_the_orm_unchanged(
     at = datetime(2026, 11, 23, 20, 1, 2, 345678, tzinfo=UTC)
     progress = {"epoch": 1, "epochs": 3, "metrics": {"loss": 0.5, "ünïcode": 1e-9}}
 
-    async with ingest_round(db.engine) as transaction:
-        [locked] = await transaction.read_jobs([job["id"]])
-        await transaction.store(
-            [JobUpdate(job["id"], "RUNNING", locked.last_seq + 1, progress, at, locked.last_seq)],
+    def writes(jobs: dict[str, LockedJob]) -> Writes:
+        seq = jobs[job["id"]].last_seq + 1
+        return (
+            [JobUpdate(job["id"], "RUNNING", seq, progress, at, seq - 1)],
             [
                 {
                     "job_id": job["id"],
-                    "seq": locked.last_seq + 1,
+                    "seq": seq,
                     "type": "heartbeat",
                     "source": "trainer",
                     "message": "epoch 1/3",
@@ -54,6 +74,10 @@ async def test_written_rows_read_back_through_the_orm_unchanged(
                 }
             ],
         )
+
+    stored_ids, read = await _round(db.engine, [job["id"]], writes)
+    assert stored_ids == {job["id"]}
+    locked = read[job["id"]]
 
     async with db.session() as session:
         stored = await session.get(Job, job["id"])
@@ -94,10 +118,9 @@ async def test_one_batch_writes_several_jobs_and_their_events_each_in_place(
             "created_at": at,
         }
 
-    async with ingest_round(db.engine) as transaction:
-        locked = {job.id: job for job in await transaction.read_jobs([first["id"], second["id"]])}
-        one, two = locked[first["id"]].last_seq, locked[second["id"]].last_seq
-        await transaction.store(
+    def writes(jobs: dict[str, LockedJob]) -> Writes:
+        one, two = jobs[first["id"]].last_seq, jobs[second["id"]].last_seq
+        return (
             [
                 JobUpdate(first["id"], "RUNNING", one + 2, {"epoch": 2}, at, one),
                 JobUpdate(second["id"], "RUNNING", two + 1, {"epoch": 1}, at, two),
@@ -108,6 +131,10 @@ async def test_one_batch_writes_several_jobs_and_their_events_each_in_place(
                 beat(first["id"], one + 2, 2),
             ],
         )
+
+    stored_ids, read = await _round(db.engine, [first["id"], second["id"]], writes)
+    assert stored_ids == {first["id"], second["id"]}
+    one, two = read[first["id"]].last_seq, read[second["id"]].last_seq
 
     async with db.session() as session:
         jobs = {job.id: job for job in (await session.execute(select(Job))).scalars()}
@@ -143,34 +170,26 @@ async def test_a_failed_batch_leaves_nothing_and_the_next_one_goes_through(
             "created_at": at,
         }
 
-    async def duplicate_seq_batch() -> None:
-        async with ingest_round(db.engine) as transaction:
-            [locked] = await transaction.read_jobs([job["id"]])
-            await transaction.store(
-                [
-                    JobUpdate(
-                        job["id"],
-                        "STARTING",
-                        locked.last_seq + 1,
-                        {"epoch": 9},
-                        at,
-                        locked.last_seq,
-                    )
-                ],
-                [event(locked.last_seq)],  # seq already taken
-            )
+    def duplicate_seq(jobs: dict[str, LockedJob]) -> Writes:
+        seq = jobs[job["id"]].last_seq
+        update = JobUpdate(job["id"], "STARTING", seq + 1, {"epoch": 9}, at, seq)
+        return [update], [event(seq)]  # seq already taken
 
     with pytest.raises(Exception, match=r"(?i)unique"):
-        await duplicate_seq_batch()
+        await _round(db.engine, [job["id"]], duplicate_seq)
 
     after = (await api.get(f"/v1/jobs/{job['id']}")).json()
     assert (after["state"], after["progress"]) == (before["state"], before["progress"])
-    async with ingest_round(db.engine) as transaction:
-        [locked] = await transaction.read_jobs([job["id"]])
-        update = JobUpdate(
-            job["id"], before["state"], locked.last_seq + 1, locked.progress, at, locked.last_seq
-        )
-        assert await transaction.store([update], [event(locked.last_seq + 1)]) == {job["id"]}
+
+    def next_seq(jobs: dict[str, LockedJob]) -> Writes:
+        locked = jobs[job["id"]]
+        seq = locked.last_seq + 1
+        return [JobUpdate(job["id"], before["state"], seq, locked.progress, at, seq - 1)], [
+            event(seq)
+        ]
+
+    stored_ids, _ = await _round(db.engine, [job["id"]], next_seq)
+    assert stored_ids == {job["id"]}
     timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()
     assert [e["type"] for e in timeline["items"]][-1] == "note"
 
@@ -182,40 +201,58 @@ async def test_a_job_another_writer_changed_during_a_round_is_never_overwritten(
     db = _runtime(app).db
     at = datetime.now(UTC)
     postgres = db.engine.dialect.name == "postgresql"
+    loop = asyncio.get_running_loop()
+    other: list[asyncio.Task[httpx.Response]] = []
 
-    async with ingest_round(db.engine) as round_:
-        [read] = await round_.read_jobs([job["id"]])
+    def worker_records_an_event() -> None:
         # The worker records an event meanwhile: it takes the job's next seq.
-        other = asyncio.create_task(
-            api.post(
-                f"/internal/v1/jobs/{job['id']}/events",
-                json={"type": "note", "message": "worker"},
-                headers=INTERNAL_HEADERS,
+        other.append(
+            asyncio.create_task(
+                api.post(
+                    f"/internal/v1/jobs/{job['id']}/events",
+                    json={"type": "note", "message": "worker"},
+                    headers=INTERNAL_HEADERS,
+                )
             )
         )
+
+    def heartbeat(read: LockedJob) -> Writes:
+        seq = read.last_seq + 1
+        return [JobUpdate(job["id"], "RUNNING", seq, PROGRESS, at, read.last_seq)], [
+            {
+                "job_id": job["id"],
+                "seq": seq,
+                "type": "heartbeat",
+                "source": "trainer",
+                "message": "epoch 1/3",
+                "data": {"epoch": 1},
+                "created_at": at,
+            }
+        ]
+
+    async with ingest_round(db.engine) as round_:
         if postgres:
-            assert (await other).status_code == 202  # no lock held: it goes first
-        stored = await round_.store(
-            [JobUpdate(job["id"], "RUNNING", read.last_seq + 1, PROGRESS, at, read.last_seq)],
-            [
-                {
-                    "job_id": job["id"],
-                    "seq": read.last_seq + 1,
-                    "type": "heartbeat",
-                    "source": "trainer",
-                    "message": "epoch 1/3",
-                    "data": {"epoch": 1},
-                    "created_at": at,
-                }
-            ],
-        )
+            # Read, let the other writer go (no lock is held), then the guarded write.
+            postgres_round = cast(PostgresRound, round_)
+            [read] = await postgres_round.read_jobs([job["id"]])
+            worker_records_an_event()
+            assert (await other[0]).status_code == 202
+            stored = await postgres_round.store(*heartbeat(read))
+        else:
+            # SQLite decides on aiosqlite's thread, inside the round's transaction: the other
+            # writer starts there, mid-round, on the event loop.
+            def decide(jobs: list[LockedJob]) -> Writes:
+                loop.call_soon_threadsafe(worker_records_an_event)
+                return heartbeat(jobs[0])
+
+            stored = await round_.run([job["id"]], decide)
     if postgres:
         # The guard saw the row change: nothing of the round was written, the caller retries.
         assert stored == set()
     else:
         # SQLite: the round held the write lock, so the other writer waited for it.
         assert stored == {job["id"]}
-        assert (await other).status_code == 202
+        assert (await other[0]).status_code == 202
 
     timeline = (await api.get(f"/v1/jobs/{job['id']}/events")).json()["items"]
     assert [e["seq"] for e in timeline] == list(range(1, len(timeline) + 1))

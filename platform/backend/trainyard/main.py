@@ -79,8 +79,10 @@ def create_app(
     # Made once: a boto3 client is thread-safe and opens connections only when used.
     app.state.storage_settings = storage
     app.state.object_store = object_store_from(storage)
-    app.include_router(jobs_router)
+    # Trainers' callbacks first: the most frequent requests by far, and FastAPI tries every
+    # route of each router included before theirs (decision 007). No path overlaps another's.
     app.include_router(callbacks_router)
+    app.include_router(jobs_router)
     app.include_router(datasets_router)
     app.include_router(frameworks_router)
     app.include_router(chat_router)

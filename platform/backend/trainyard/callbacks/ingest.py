@@ -9,6 +9,7 @@ batch is stored with a fixed number of driver-level statements whatever its size
     decide each heartbeat in arrival order (stale attempt 403, terminal 409, unknown 404)
     update each job once and insert every event (PostgreSQL: one statement, and only for
     jobs still as read; the heartbeats of a job another writer changed are decided again)
+    (SQLite: all of it one call in aiosqlite's thread)
 
 then the events are published in seq order and only then is each request answered. The rules
 are those of jobs.events (next seq under the job's row lock, forward-only state, progress
@@ -25,7 +26,7 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from trainyard.callbacks.ingest_sql import ConnectionLease, JobUpdate
+from trainyard.callbacks.ingest_sql import ConnectionLease, JobUpdate, LockedJob
 from trainyard.callbacks.schemas import Heartbeat
 from trainyard.callbacks.service import StaleAttempt, merged_progress
 from trainyard.callbacks.tokens import TokenClaims
@@ -140,29 +141,9 @@ class HeartbeatIngest:
         """Decide and store `batch`; the heartbeats of jobs another writer changed meanwhile
         (decided on a stale row, so nothing of theirs was written) are returned to go again."""
         ids = sorted({pending.claims.job_id for pending in batch})
-        async with lease.round() as round_:
-            decided = _Batch(
-                now=utcnow(),
-                rows={
-                    job.id: _JobRow(
-                        JobState(job.state),
-                        job.attempt,
-                        job.last_seq,
-                        job.progress,
-                        read_seq=job.last_seq,
-                    )
-                    for job in await round_.read_jobs(ids)
-                },
-            )
-            indexes = [_decide(decided, pending) for pending in batch]
-            updates = [
-                JobUpdate(
-                    job_id, row.state.value, row.last_seq, row.progress, decided.now, row.read_seq
-                )
-                for job_id, row in decided.rows.items()
-                if row.changed
-            ]
-            stored = await round_.store(updates, decided.events) if updates else set()
+        decision = _Decision(batch)
+        stored = await lease.run(ids, decision)
+        decided, indexes = decision.made()
         # Stored: publish in seq order (the order they were added), then answer.
         payloads = {
             index: _payload(event)
@@ -194,6 +175,49 @@ class IngestBusy(TrainyardError):
     status_code = 503
     code = "busy"
     headers = {"Retry-After": "1"}  # noqa: RUF012  (never mutated)
+
+
+class _Decision:
+    """A round's decisions on its heartbeats, made once the round has read their jobs.
+
+    Pure computation on the batch's own objects: on SQLite it runs on aiosqlite's thread,
+    inside the round's transaction (ingest_sql).
+    """
+
+    def __init__(self, batch: list[_Pending]) -> None:
+        self._pending = batch
+        self._made: tuple[_Batch, list[int | Exception]] | None = None
+
+    def __call__(self, jobs: list[LockedJob]) -> tuple[list[JobUpdate], list[dict[str, Any]]]:
+        decided = _Batch(
+            now=utcnow(),
+            rows={
+                job.id: _JobRow(
+                    JobState(job.state),
+                    job.attempt,
+                    job.last_seq,
+                    job.progress,
+                    read_seq=job.last_seq,
+                )
+                for job in jobs
+            },
+        )
+        indexes = [_decide(decided, pending) for pending in self._pending]
+        self._made = decided, indexes
+        updates = [
+            JobUpdate(
+                job_id, row.state.value, row.last_seq, row.progress, decided.now, row.read_seq
+            )
+            for job_id, row in decided.rows.items()
+            if row.changed
+        ]
+        return updates, decided.events
+
+    def made(self) -> tuple[_Batch, list[int | Exception]]:
+        """The batch as decided and, per heartbeat, its event's index or its refusal."""
+        if self._made is None:
+            raise RuntimeError("the round ended without deciding")
+        return self._made
 
 
 def _decide(batch: _Batch, pending: _Pending) -> int | Exception:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from sqlalchemy import JSON, DateTime, MetaData, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -106,6 +107,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_text(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+# JSON columns go through pydantic-core's encoder and parser (Rust): ~5x faster than the json
+# module's for the progress and event objects every heartbeat stores, and the same JSON.
+# Floats are written shortest-exact (1e-9, not 1e-09) and text as UTF-8; NaN and Infinity
+# never get here (json_values turns them into null).
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": _json_text,
+    "json_deserializer": pydantic_core.from_json,
+}
+
+
 def create_engine(database_url: str, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         # One connection: every transaction takes SQLite's write lock (BEGIN IMMEDIATE, see
@@ -121,6 +136,7 @@ def create_engine(database_url: str, pool_size: int = 10, max_overflow: int = 20
             max_overflow=0,
             pool_timeout=60,
             pool_reset_on_return=None,  # see _on_reset
+            **_JSON_CODEC,
         )
         _configure_sqlite(engine)
         return engine
@@ -134,6 +150,7 @@ def create_engine(database_url: str, pool_size: int = 10, max_overflow: int = 20
         max_overflow=max_overflow,
         pool_recycle=3600,
         pool_timeout=30,
+        **_JSON_CODEC,
     )
 
 

@@ -259,6 +259,24 @@ async def test_a_failed_job_reports_the_exit_code_of_its_newest_pod(
     assert await launcher.status(handle) == AttemptStatus(running=False, exit_code=1)
 
 
+async def test_a_trainer_that_fails_between_the_pod_list_and_the_job_read_has_its_exit_code(
+    cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
+) -> None:
+    handle = await launched(launcher)
+    add_pod(cluster, f"{NAME}-x1", state={"running": {}})
+
+    def trainer_fails_now() -> None:
+        # Just before the API server answers the read of the Job: the pods were listed running.
+        cluster.objects[PODS, NS, f"{NAME}-x1"].patch(
+            {"status": {"phase": "Failed", "containerStatuses": [container_status(terminated(2))]}}
+        )
+        finish_job(cluster, "Failed", "PodFailurePolicy")
+
+    cluster[f"get /apis/batch/v1/namespaces/{NS}/jobs/{NAME}"] << trainer_fails_now
+
+    assert await launcher.status(handle) == AttemptStatus(running=False, exit_code=2)
+
+
 async def test_a_failed_job_whose_trainer_never_ended_has_no_exit_code(
     cluster: kmock.KubernetesEmulator, launcher: KubernetesLauncher
 ) -> None:

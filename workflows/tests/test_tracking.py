@@ -165,6 +165,49 @@ def test_epochs_already_on_the_run_are_skipped_when_a_resumed_attempt_reports_th
     assert [(m.step, m.value) for m in metrics] == [(3, 0.3)]
 
 
+def _retried(seq: int, attempt: int) -> dict[str, Any]:
+    return {"seq": seq, "type": "attempt_retried", "data": {"attempt": attempt}}
+
+
+def test_the_first_attempt_to_report_an_epoch_keeps_it_and_a_resumed_attempt_adds_the_rest() -> (
+    None
+):
+    events = [
+        _heartbeat(1, 1, **{"metrics/mAP50(B)": 0.1}),
+        _heartbeat(2, 2, **{"metrics/mAP50(B)": 0.2}),
+        _retried(3, 2),
+        _heartbeat(4, 2, **{"metrics/mAP50(B)": 0.25}),  # attempt 2: its checkpoint's epoch
+        _heartbeat(5, 3, **{"metrics/mAP50(B)": 0.3}),
+        _heartbeat(6, 3, **{"metrics/mAP50(B)": 0.35}),  # within attempt 2: the last wins
+    ]
+
+    metrics = heartbeat_metrics(events)
+
+    assert [(m.step, m.value, m.timestamp) for m in metrics] == [
+        (1, 0.1, heartbeat_metrics(events[:1])[0].timestamp),
+        (2, 0.2, heartbeat_metrics(events[1:2])[0].timestamp),
+        (3, 0.35, heartbeat_metrics(events[5:])[0].timestamp),
+    ]
+
+
+def test_a_late_write_of_a_cancelled_sync_and_the_next_attempts_sync_give_one_point_per_epoch(
+    tracker: MlflowTracker, client: MlflowClient
+) -> None:
+    ref = tracker.ensure_run(_job_id(), {}, [])
+    attempt_1 = [_heartbeat(1, 1, **{"metrics/mAP50(B)": 0.1}), _heartbeat(2, 2, **{"x": 0.2})]
+    attempt_2 = [_retried(3, 2), _heartbeat(4, 2, **{"x": 0.25}), _heartbeat(5, 3, **{"x": 0.3})]
+    tracker.log_metrics(ref.run_id, heartbeat_metrics(attempt_1[:1]), SyncCursor(1, 1))
+
+    # Attempt 2's sync reads the cursor before attempt 1's write of epoch 2 lands.
+    stale = tracker.sync_cursor(ref.run_id)
+    tracker.log_metrics(ref.run_id, heartbeat_metrics(attempt_1[1:]), SyncCursor(2, 2))
+    resumed = heartbeat_metrics([*attempt_1[1:], *attempt_2], after_epoch=stale.epoch)
+    tracker.log_metrics(ref.run_id, resumed, SyncCursor(5, 3))
+
+    history = client.get_metric_history(ref.run_id, "x")
+    assert sorted((m.step, m.value) for m in history) == [(2, 0.2), (3, 0.3)]
+
+
 def test_final_metrics_get_their_own_keys_so_epoch_curves_keep_one_point_per_epoch() -> None:
     metrics = final_metrics({"metrics/mAP50(B)": 0.5, "fitness": None, "n": True}, 3, 1000)
 

@@ -32,6 +32,7 @@ from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from trainyard.cli.embedded import free_local_port
 from trainyard.core.db import create_engine
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
@@ -62,6 +63,7 @@ def find_temporal_cli() -> str:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server, shared by the session (each test uses its own task queue)."""
     env = await WorkflowEnvironment.start_local(
+        port=free_local_port(),
         dev_server_existing_path=find_temporal_cli(),
         dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
     )
@@ -77,10 +79,7 @@ def temporal_address(temporal_env: WorkflowEnvironment) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_local_port()
 
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

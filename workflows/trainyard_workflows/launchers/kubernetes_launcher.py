@@ -174,7 +174,12 @@ class KubernetesLauncher:
             return AttemptStatus(running=True)
         if finished == COMPLETE:
             return AttemptStatus(running=False, exit_code=0)
-        return AttemptStatus(running=False, exit_code=trainer_exit_code(newest_pod(observed.pods)))
+        exit_code = trainer_exit_code(newest_pod(observed.pods))
+        if exit_code is None:
+            # The pods were listed before the Job was read: the trainer may have ended and the
+            # Job failed in between. A list taken after the verdict has the exit code.
+            exit_code = trainer_exit_code(await self._newest(handle))
+        return AttemptStatus(running=False, exit_code=exit_code)
 
     async def stop(self, handle: AttemptHandle, grace_s: float) -> AttemptStatus:
         namespace, name = self._address(handle)

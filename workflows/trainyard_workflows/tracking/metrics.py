@@ -33,18 +33,31 @@ def _epoch_ms(value: Any) -> int:
     return 0
 
 
+# Events the workflow posts before an attempt's trainer starts: heartbeats after one are
+# that attempt's.
+_ATTEMPT_EVENTS = frozenset({"attempt_retried", "attempt_launched"})
+
+
 def heartbeat_metrics(events: Iterable[Mapping[str, Any]], after_epoch: int = 0) -> list[Metric]:
-    """One metric per (key, epoch): the epoch's last heartbeat wins, keep-alives add nothing,
-    and epochs up to `after_epoch` (already on the run) are skipped: an attempt resumed from a
-    checkpoint reports that checkpoint's epoch once more.
+    """One metric per (key, epoch), keep-alives adding nothing.
+
+    Within an attempt the epoch's last heartbeat wins. Across attempts the first attempt that
+    reported the epoch wins: a resumed attempt reports its checkpoint's epoch once more, and
+    when an earlier attempt's write of that epoch is still landing (its sync was cancelled
+    mid-write) the run must get the same metric twice, which MLflow keeps once, not two
+    different points of one step. Epochs up to `after_epoch` (already on the run) are skipped.
 
     The timestamp is the event's, so logging the same events twice logs identical metrics.
     """
-    latest: dict[tuple[str, int], Metric] = {}
+    latest: dict[tuple[str, int], tuple[int, Metric]] = {}
+    attempt = 0
     for event in events:
+        data = event.get("data") or {}
+        if event.get("type") in _ATTEMPT_EVENTS and isinstance(data.get("attempt"), int):
+            attempt = max(attempt, data["attempt"])
+            continue
         if event.get("type") != "heartbeat":
             continue
-        data = event.get("data") or {}
         epoch = data.get("epoch")
         metrics = data.get("metrics") or {}
         if not isinstance(epoch, int) or not isinstance(metrics, Mapping) or epoch <= after_epoch:
@@ -56,8 +69,10 @@ def heartbeat_metrics(events: Iterable[Mapping[str, Any]], after_epoch: int = 0)
             if not math.isfinite(value):
                 continue
             key = metric_key(str(name))
-            latest[(key, epoch)] = Metric(key, float(value), timestamp, epoch)
-    return sorted(latest.values(), key=lambda metric: (metric.step, metric.key))
+            reported = latest.get((key, epoch))
+            if reported is None or reported[0] == attempt:
+                latest[(key, epoch)] = (attempt, Metric(key, float(value), timestamp, epoch))
+    return sorted((metric for _, metric in latest.values()), key=lambda m: (m.step, m.key))
 
 
 def final_metrics(metrics: Mapping[str, Any], step: int, timestamp_ms: int) -> list[Metric]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,17 +160,48 @@ def component_env(config: EmbeddedConfig) -> dict[str, str]:
     return env
 
 
-def free_local_port() -> int:
-    """A port nothing listens on right now, for running a second platform beside the first."""
+# Below Linux's default ephemeral range (32768-60999): the kernel hands those out as the
+# local ports of outgoing connections, so one picked there may be taken by a connection
+# before the server it was picked for binds it ("address already in use").
+_PICKED_PORTS = range(20000, 32768)
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_local_port(among: Sequence[int] = _PICKED_PORTS) -> int:
+    """A port of `among` nothing uses right now, outside the range the kernel gives outgoing
+    connections, for running a second platform (or a test's servers) beside the first."""
+    low, high = _ephemeral_ports()
+    candidates = [port for port in among if not low <= port <= high]
+    if not candidates:  # a kernel configured to hand out nearly every port
+        return _any_free_port()
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.choice(candidates)
+        if _port_is_free(port, reuse=False):
+            return port
+    raise OSError(f"no free port among {len(candidates)} tried at random")
+
+
+def _any_free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _port_is_free(port: int) -> bool:
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = _EPHEMERAL_RANGE.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_is_free(port: int, reuse: bool = True) -> bool:
+    """Whether `port` can be bound on 127.0.0.1 (`reuse`: also while it lingers in TIME_WAIT)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

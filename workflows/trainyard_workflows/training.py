@@ -38,6 +38,7 @@ from trainyard_workflows.outcomes import (
     activity_failure_reason,
     exit_reason,
 )
+from trainyard_workflows.run_tracking import JobTracking
 
 # Import from the defining modules: the payload converter resolves a result's field types
 # (e.g. ValidationReport.counts -> SplitCounts) in the module that defines it, and inside the
@@ -56,13 +57,6 @@ with workflow.unsafe.imports_passed_through():
         ValidateDatasetInput,
         WatchResult,
         WatchTrainerInput,
-    )
-    from trainyard_workflows.activities.tracking_activities import TrackingActivities
-    from trainyard_workflows.activities.tracking_schemas import (
-        FinishTrackingInput,
-        StartTrackingInput,
-        SyncTrackingInput,
-        TrackingRun,
     )
     from trainyard_workflows.activities.training_activities import TrainingActivities
     from trainyard_workflows.contracts import (
@@ -107,7 +101,7 @@ class TrainingWorkflow:
         self._interruptions = 0
         self._handle: AttemptHandle | None = None
         self._done: TrainerDone | None = None
-        self._tracking: TrackingRun | None = None
+        self._tracking = JobTracking()
 
     @workflow.signal(name=TRAINER_DONE_SIGNAL)
     def trainer_done(self, done: TrainerDone) -> None:
@@ -192,7 +186,7 @@ class TrainingWorkflow:
         if handle is not None:
             await self._stop(TrainingActivities.stop_trainer, handle)
         await self._report(job_id, CANCELLED, "cancelled")
-        await self._finish_tracking(job_id, CANCELLED)
+        await self._tracking.finish(job_id, CANCELLED)
 
     async def _supervise(
         self, training: TrainingInput, handle: AttemptHandle
@@ -208,15 +202,7 @@ class TrainingWorkflow:
         sync: workflow.ActivityHandle[None] | None = None
         try:
             if workflow.patched(TRACKING_PATCH):
-                self._tracking = await self._start_tracking(training.job_id, handle.attempt)
-                if self._tracking is not None:
-                    sync = workflow.start_activity_method(
-                        TrackingActivities.sync_tracking,
-                        SyncTrackingInput(training.job_id, self._tracking.run_id),
-                        start_to_close_timeout=options.WATCH_TIMEOUT,
-                        heartbeat_timeout=options.WATCH_HEARTBEAT_TIMEOUT,
-                        retry_policy=options.FEW_RETRIES,
-                    )
+                sync = await self._tracking.follow_attempt(training.job_id, handle.attempt)
             await workflow.wait_condition(lambda: self._done is not None or watch.done())
         finally:
             for running in (watch, sync):
@@ -326,41 +312,9 @@ class TrainingWorkflow:
 
     async def _finish(self, job_id: str, state: str, reason: str | None) -> TrainingResult:
         reported = await self._report(job_id, state, reason)
-        await self._finish_tracking(job_id, reported.state)
+        await self._tracking.finish(job_id, reported.state)
         final_reason = reason if reported.applied or reported.state == state else None
         return TrainingResult(state=reported.state, reason=final_reason, attempt=self._attempt)
-
-    async def _start_tracking(self, job_id: str, attempt: int) -> TrackingRun | None:
-        """The job's MLflow run, or None: tracking off or failing never fails the job."""
-        try:
-            run: TrackingRun | None = await workflow.execute_activity_method(
-                TrackingActivities.start_tracking,
-                StartTrackingInput(job_id, attempt),
-                start_to_close_timeout=options.TRACKING_START_TIMEOUT,
-                retry_policy=options.FEW_RETRIES,
-            )
-        except ActivityError as error:
-            if _cancel_requested():
-                raise  # a cancelled job, not a tracking failure: run() winds it down
-            workflow.logger.warning("job %s: tracking not started: %s", job_id, error)
-            return None
-        return run
-
-    async def _finish_tracking(self, job_id: str, state: str) -> None:
-        """Close the run once the job is terminal (a no-op for untracked jobs)."""
-        run, self._tracking = self._tracking, None
-        if run is None or state not in TERMINAL_STATES:
-            return
-        try:
-            await workflow.execute_activity_method(
-                TrackingActivities.finish_tracking,
-                FinishTrackingInput(job_id, run.run_id, state),
-                start_to_close_timeout=options.TRACKING_FINISH_TIMEOUT,
-                heartbeat_timeout=options.WATCH_HEARTBEAT_TIMEOUT,
-                retry_policy=options.FEW_RETRIES,
-            )
-        except ActivityError as error:
-            workflow.logger.warning("job %s: tracking not finished: %s", job_id, error)
 
     async def _report(
         self, job_id: str, state: str, reason: str | None = None

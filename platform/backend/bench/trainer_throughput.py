@@ -299,8 +299,8 @@ def main() -> None:
     )
     cores = os.cpu_count() or 1
     print(
-        f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}{'platform CPU':>14}{'CPU est.':>10}"
-        "  (target >= 0.99x)"
+        f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}{'pairs':>19}{'platform CPU':>14}"
+        f"{'CPU est.':>10}  (target >= 0.99x)"
     )
     for case, off, on in results:
         # Pooled over every timed epoch of the interleaved runs: a slow spell of the machine
@@ -308,6 +308,9 @@ def main() -> None:
         off_rate = statistics.median(rate for a in off for rate in a.epoch_samples_per_s)
         on_rate = statistics.median(rate for b in on for rate in b.epoch_samples_per_s)
         ratio = on_rate / off_rate
+        # Each pair's own ratio (its two runs minutes apart): the spread shows the noise.
+        pairs = [b.samples_per_s / a.samples_per_s for a, b in zip(off, on, strict=True)]
+        spread = f"{statistics.median(pairs):.3f} ({min(pairs):.2f}-{max(pairs):.2f})"
         # What the platform's extra CPU while a job trains takes from the machine: the
         # throughput a CPU-bound trainer using every core can keep, at most. Pooled over all
         # runs: the Temporal dev server's own background work (its system workers' polls, in
@@ -315,13 +318,14 @@ def main() -> None:
         extra = Measured.pooled_cores(on) - Measured.pooled_cores(off)
         estimate = 1 - max(0.0, extra) / cores
         print(
-            f"{case.name:<26}{off_rate:>9.1f}/s{on_rate:>9.1f}/s{ratio:>8.3f}x"
+            f"{case.name:<26}{off_rate:>9.1f}/s{on_rate:>9.1f}/s{ratio:>8.3f}x{spread:>19}"
             f"{extra:>+8.3f} cores{estimate:>9.3f}x  "
             f"{'met' if ratio >= 0.99 else 'MISSED'} / {'met' if estimate >= 0.99 else 'MISSED'}"
         )
     print(
         "on/off: ratio of the median epoch throughputs (noisy on a shared machine: single "
-        "runs vary by several %).\nplatform CPU: the platform's processes' extra CPU while the job "
+        "runs vary by several %); pairs: the median of each pair's own ratio (lowest-highest)."
+        "\nplatform CPU: the platform's processes' extra CPU while the job "
         "trains (on minus off, in cores, sampled from /proc over the same epochs, pooled over "
         "the runs); CPU est. "
         f"= 1 - that / {cores} cores: the throughput left to a trainer that uses every core."

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from trainyard.cli.embedded import EmbeddedPlatform
+from trainyard.cli.embedded import SERVICE_NICENESS, EmbeddedPlatform
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
 from .helpers import (
@@ -18,6 +19,7 @@ from .helpers import (
     resumed_to_success,
     states_of,
     submit,
+    trainer_pid,
     ultralytics_task_of,
     wait_for,
 )
@@ -75,6 +77,27 @@ def test_cancel_mid_run_ends_cancelled_and_the_trainer_process_is_gone(
     assert running["state"] == "RUNNING"
     cancel_and_check_trainer_gone(api, job["id"])
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
+
+
+def test_the_background_services_yield_the_cpu_to_the_training(
+    api: httpx.Client, platform: EmbeddedPlatform, shapes: GeneratedDataset
+) -> None:
+    job = submit(api, shapes.uri, epochs=200)
+    running = wait_for(api, job["id"], lambda j: j["state"] == "RUNNING" or j["state"] in TERMINAL)
+    assert running["state"] == "RUNNING"
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    niceness = {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in platform.pids.items()}
+    trainer = os.getpriority(os.PRIO_PROCESS, trainer_pid(api, job["id"]))
+    cancel_and_check_trainer_gone(api, job["id"])
+
+    backgrounded = min(ours + SERVICE_NICENESS, 19)
+    assert niceness == {
+        "mlflow": backgrounded,
+        "temporal": backgrounded,
+        "api": backgrounded,
+        "worker": ours,
+    }
+    assert trainer == ours  # started by the worker, at the priority it was given
 
 
 EPOCHS = 5

@@ -216,6 +216,18 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+# The niceness of the embedded tier's background services (Temporal, MLflow, the API): on one
+# machine the training is the user's work, and a service that wakes while every core trains
+# pre-empts one of the trainer's threads, which the others then wait for (decision 010).
+SERVICE_NICENESS = 10
+
+
+def _niced(command: list[str]) -> list[str]:
+    """`command` started through coreutils' nice (which execs it: same pid), where there is one."""
+    nice = shutil.which("nice")
+    return [nice, "-n", str(SERVICE_NICENESS), *command] if nice else command
+
+
 class EmbeddedPlatform:
     """The four processes of the embedded tier, started in order and stopped in reverse."""
 
@@ -243,6 +255,7 @@ class EmbeddedPlatform:
             "mlflow",
             mlflow_server_command(find_mlflow_cli(), config.data_dir, config.mlflow_port),
             mlflow_server_env(env),
+            yields_to_training=True,
         )
         self._spawn(
             "temporal",
@@ -262,9 +275,12 @@ class EmbeddedPlatform:
                 "warn",
             ],
             env,
+            yields_to_training=True,
         )
         self._wait_for_port("temporal", config.temporal_port)
-        self._spawn("api", [sys.executable, "-m", "trainyard.api"], env)
+        self._spawn("api", [sys.executable, "-m", "trainyard.api"], env, yields_to_training=True)
+        # Not the worker: the trainers it starts would inherit its niceness, and a process
+        # cannot take back priority it gave up.
         self._spawn("worker", [sys.executable, "-m", "trainyard_workflows.worker"], env)
         self._wait_for_ready()
         self._wait_for_mlflow()
@@ -311,11 +327,13 @@ class EmbeddedPlatform:
     def log_dir(self) -> Path:
         return self.config.data_dir / "logs"
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def _spawn(
+        self, name: str, command: list[str], env: dict[str, str], yields_to_training: bool = False
+    ) -> None:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                command,
+                _niced(command) if yields_to_training else command,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -76,6 +76,9 @@ notes:
   every GC pause over 10 ms to stderr, so a
   bad tail shows whether the collector caused it. Redis adds a hop (publish, pub/sub read).
   The first heartbeats after the clients connect are untimed warm-up (see relay_latencies).
+  Until the PostgreSQL pool handed out its last-used connection first (core/db.py), ~10
+  heartbeats after the connects took 20-30 ms more each: a FIFO pool rotated them through
+  every connection the 1000 opens had used, each preparing the ingest's statements anew.
   Replicas share the fan-out: with N API replicas behind Redis, each relays to its own clients.
 """
 

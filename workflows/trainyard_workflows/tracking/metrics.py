@@ -33,9 +33,9 @@ def _epoch_ms(value: Any) -> int:
     return 0
 
 
-# Events the workflow posts before an attempt's trainer starts: heartbeats after one are
-# that attempt's.
-_ATTEMPT_EVENTS = frozenset({"attempt_retried", "attempt_launched"})
+# The event the workflow posts before it launches attempt 2, 3...: heartbeats after one are
+# that attempt's (`attempt_launched` comes after the launch, maybe after a first heartbeat).
+_NEXT_ATTEMPT_EVENT = "attempt_retried"
 
 
 def heartbeat_metrics(events: Iterable[Mapping[str, Any]], after_epoch: int = 0) -> list[Metric]:
@@ -53,7 +53,7 @@ def heartbeat_metrics(events: Iterable[Mapping[str, Any]], after_epoch: int = 0)
     attempt = 0
     for event in events:
         data = event.get("data") or {}
-        if event.get("type") in _ATTEMPT_EVENTS and isinstance(data.get("attempt"), int):
+        if event.get("type") == _NEXT_ATTEMPT_EVENT and isinstance(data.get("attempt"), int):
             attempt = max(attempt, data["attempt"])
             continue
         if event.get("type") != "heartbeat":

@@ -15,11 +15,12 @@ from fastapi import FastAPI
 from sqlalchemy import Connection
 from temporalio.testing import WorkflowEnvironment
 
+from trainyard.cli.embedded import free_local_port
 from trainyard.core.db import Base, create_engine
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 
-from .conftest import TEMPORAL_STARTUP_TIMEOUT, find_temporal_cli, free_port, make_settings
+from .conftest import TEMPORAL_STARTUP_TIMEOUT, find_temporal_cli, make_settings
 from .support import get_job, submit
 
 
@@ -37,7 +38,7 @@ async def api_without_temporal(
     tmp_path: Path, backend_tier: dict[str, object]
 ) -> AsyncIterator[httpx.AsyncClient]:
     # Nothing listens on a port that was just free.
-    settings = make_settings(tmp_path / "data", f"127.0.0.1:{free_port()}", **backend_tier)
+    settings = make_settings(tmp_path / "data", f"127.0.0.1:{free_local_port()}", **backend_tier)
     async for client in serve(settings):
         yield client
 
@@ -111,7 +112,7 @@ async def test_a_submission_while_temporal_is_down_is_503_and_leaves_no_job(
 async def test_the_api_connects_once_temporal_comes_up_after_it(
     tmp_path: Path, job_body: dict[str, Any], backend_tier: dict[str, object]
 ) -> None:
-    port = free_port()
+    port = free_local_port()
     settings = make_settings(tmp_path / "data", f"127.0.0.1:{port}", **backend_tier)
     async for client in serve(settings):
         assert (await client.get("/readyz")).status_code == 503

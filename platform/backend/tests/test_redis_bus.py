@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from trainyard.cli.embedded import free_local_port
 from trainyard.stream.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
 from trainyard.stream.redis import RedisBus
 
-from .conftest import REDIS_URL, free_port
+from .conftest import REDIS_URL
 
 BusFactory = Callable[..., Awaitable[RedisBus]]
 
@@ -134,7 +135,7 @@ async def test_a_dropped_connection_interrupts_subscriptions_then_delivery_resum
 async def test_while_redis_is_unreachable_publishing_is_quiet_and_subscribers_poll(
     make_bus: BusFactory,
 ) -> None:
-    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    url = f"redis://127.0.0.1:{free_local_port()}/0"  # nothing listens there
     bus = await make_bus(url, timeout_s=0.2, poll_s=0.1)
 
     await bus.publish("job_a", event(1))  # logged, not raised: the event is in the database

@@ -18,7 +18,9 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from .conftest import REDIS_URL, empty_postgres_database, free_port, run_aside
+from trainyard.cli.embedded import free_local_port
+
+from .conftest import REDIS_URL, empty_postgres_database, run_aside
 from .support import CALLBACK_SECRET, DONE_SUCCEEDED, INTERNAL_TOKEN, heartbeat
 from .test_redis_bus import kill_named_client
 
@@ -45,7 +47,7 @@ def replicas(
     started: list[Replica] = []
     try:
         for name in ("a", "b"):
-            port = free_port()
+            port = free_local_port()
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")},
                 "TRAINYARD_DATA_DIR": str(tmp_path / name),

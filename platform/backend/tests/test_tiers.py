@@ -14,10 +14,11 @@ import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
+from trainyard.cli.embedded import free_local_port
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 
-from .conftest import empty_postgres_database, free_port, make_settings, run_aside, run_server
+from .conftest import empty_postgres_database, make_settings, run_aside, run_server
 from .support import DONE_SUCCEEDED, callback, events, heartbeat, start_attempt, submit
 
 
@@ -51,7 +52,7 @@ def redis_down_settings(
         tmp_path / "data",
         temporal_address,
         database_url=postgres_database,
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        redis_url=f"redis://127.0.0.1:{free_local_port()}/0",  # nothing listens there
         redis_timeout_s=0.2,
     )
 

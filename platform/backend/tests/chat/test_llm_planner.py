@@ -17,9 +17,10 @@ from pydantic_ai.models.test import TestModel
 
 from trainyard.chat.llm_planner import LlmConfig, LlmUnavailable, draft_with_llm
 from trainyard.chat.plan import ChatTurn, DatasetSummary, JobSummary, PlanDraft, PlanRequest
+from trainyard.cli.embedded import free_local_port
 from trainyard.main import create_app
 
-from ..conftest import LiveServer, free_port, make_settings, run_server
+from ..conftest import LiveServer, make_settings, run_server
 from .openai_stub import OpenAIStub, call_tool, fail, hang, plan, say
 
 ASK = "train yolo11n on my shapes dataset for 50 epochs on 2 GPUs"
@@ -182,7 +183,7 @@ async def test_a_failing_model_is_llm_unavailable_never_a_crash(
 async def test_a_server_that_is_down_is_llm_unavailable() -> None:
     with pytest.raises(LlmUnavailable, match="Connection"):
         await draft_with_llm(
-            config_for(f"http://127.0.0.1:{free_port()}"), conversation(ASK), FakeContext()
+            config_for(f"http://127.0.0.1:{free_local_port()}"), conversation(ASK), FakeContext()
         )
 
 
@@ -234,7 +235,7 @@ async def test_the_chat_api_falls_back_to_the_grammar_parser_with_a_notice(
     settings = make_settings(
         tmp_path / "data",
         temporal_address,
-        llm_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        llm_base_url=f"http://127.0.0.1:{free_local_port()}/v1",
         llm_model="stub-model",
         llm_timeout_s=5.0,
     )

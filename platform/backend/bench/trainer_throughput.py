@@ -1,59 +1,60 @@
 """Benchmark: each trainer's training throughput with the platform's callbacks and tracking on
 vs off, side by side in one run (target on/off >= 0.99x).
 
-* on: the job goes through the embedded platform — the trainer's callbacks are stored and
-  relayed by the real backend, the worker watches it and ships its log, and MLflow tracking
-  copies every epoch to the run;
-* off: the same trainer, same environment (`trainer_env`), same data, its callbacks answered by
-  a bare sink that stores nothing, no worker, no tracking.
+On and off alternate epoch by epoch inside one trainer process. A job goes through the embedded
+platform as any other (API, Temporal workflow, worker, MLflow tracking, the bench watching its
+live stream as a browser would); the trainer's callbacks reach the platform through a relay of
+the bench's (bench/callback_relay.py), which tells the bench the moment each epoch ends. At
+that moment the bench stops or continues every process of the platform (SIGSTOP / SIGCONT,
+bench/platform_freeze.py), the trainer left running, so the epochs go in threes:
 
-Throughput is train images (samples) per second over epochs 2..N, from the `elapsed_s` the
-trainer reports with each epoch's heartbeat: start-up and the first epoch (warm-up) are left
-out, each epoch's validation and checkpoint save (and its `checkpoint_saved` callback) are in.
-Datasets are sized so an epoch takes a few seconds on a 2-core CPU: per-epoch costs (a
-callback, a checkpoint) are then weighed against some training, not against a 0.2 s epoch.
-Runs alternate off, on, off, on… so slow drifts of the machine hit both alike; the figure is
-the ratio of the median epoch throughputs, each pooled over every timed epoch of its runs (a
-slow spell of the machine spoils a few epochs, which the median leaves out, not a whole run).
+* off: the platform is stopped. It uses no CPU and wakes for nothing: tracking, the API and
+  Temporal are not there for the trainer to share the machine with (its callbacks wait);
+* resuming (not timed): the platform catches up with what waited: the previous epochs'
+  callbacks, the MLflow copy, Temporal's timers that fell due;
+* on: the platform runs as it does for any job: it takes the previous epoch's heartbeat,
+  relays it, copies the epoch to MLflow, watches the trainer.
 
-A shared 2-core VM varies by several % from one run to the next, more than the 1 % the target
-allows, so the bench also measures the cause directly: the CPU the platform's own processes
-(API, worker, Temporal, MLflow; bench/session_cpu.py) use over the same epochs, on minus off.
-That CPU is what the platform takes from a trainer that uses every core: `CPU est.` = 1 - it /
-cores, far steadier than the measured ratio (it moves by tenths of a %, not by several %).
+Why not whole runs, on against off: on a shared 2-core VM, two runs of the same trainer minutes
+apart differed by up to ±40 % (2026-12-04; 13 % with each run alone on the machine), while the
+epochs of one run agree within a few %; a 1 % target cannot be resolved from runs. Here each
+off epoch is compared with the on epochs just before and two epochs after it (their mean
+cancels a steady drift): on/off is the median of those ratios, with their mean ± 2 standard
+errors to show what the run can resolve. Throughput is train samples per second of one epoch,
+from the `elapsed_s` the trainer reports with each epoch's heartbeat: its validation and
+checkpoint save (and `checkpoint_saved` callback) are in.
+
+The trainer sends its callbacks in both states (the relay answers them): their cost to the
+trainer, a JSON body posted by its outbox thread once an epoch, is in both. The platform's own
+CPU over the on epochs (from /proc at each epoch's end, bench/session_cpu.py) gives the second
+figure: `CPU est.` = 1 - it / cores, the throughput left to a trainer that uses every core.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
+import dataclasses
 import os
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-from bench.session_cpu import CpuSampler
+from bench.callback_relay import CallbackRelay
+from bench.platform_freeze import PlatformFreezer
+from bench.session_cpu import session_cpu_s
 from websockets.sync.client import connect
 
 from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
 from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard.datasets.synthetic_text import TextSpec, make_text
-from trainyard_workflows.activities.trainer_env import trainer_env
-from trainyard_workflows.contracts import TrainingInput
 
-REPO = Path(__file__).resolve().parents[3]
 # After the job ended (outside the timed epochs): how often to look for its model version.
 _POLL_S = 1.0
 TINY = {
@@ -107,113 +108,114 @@ CASES = [
 ]  # fmt: skip
 
 
+OFF, RESUMING, ON = "off", "resuming", "on"
+WARM_UP = "warm-up"
+
+
+def phase_of(epoch: int) -> str:
+    """The platform's state during `epoch` (1-based): the first epoch warms up (on), then
+    resuming, on, off, resuming, on, off…; a run of 3n + 3 epochs ends on an on epoch."""
+    return WARM_UP if epoch == 1 else (RESUMING, ON, OFF)[(epoch - 2) % 3]
+
+
 @dataclass(frozen=True)
-class Measured:
-    samples_per_s: float
-    # Each timed epoch's own throughput (from consecutive heartbeats' elapsed_s).
-    epoch_samples_per_s: list[float]
-    # Mean number of cores each of the platform's processes used over the same epochs.
-    platform: dict[str, float]
-    seconds: float  # how long those epochs took
+class EpochEnd:
+    epoch: int
+    elapsed_s: float  # the trainer's clock, from its heartbeat
+    wall: float  # when the heartbeat reached the bench
+    platform_cpu_s: dict[int, float]  # per component session, so far
+
+
+class AlternatingPlatform:
+    """Sees every callback (the relay's observer): at each epoch's first heartbeat with
+    metrics it records the epoch's end and puts the platform into the next epoch's state."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._freezer: PlatformFreezer | None = None
+        self._sessions: set[int] = set()
+        self._epochs = 0
+        self.ends: dict[int, EpochEnd] = {}
+
+    def attach(self, freezer: PlatformFreezer, sessions: set[int]) -> None:
+        self._freezer, self._sessions = freezer, sessions
+
+    def reset(self, epochs: int) -> None:
+        """Before each job: it trains `epochs` epochs."""
+        with self._lock:
+            self._epochs, self.ends = epochs, {}
+
+    def observe(self, path: str, body: dict[str, Any]) -> None:
+        if not path.endswith("/heartbeat") or not body.get("metrics"):
+            return
+        if self._freezer is None or body.get("elapsed_s") is None:
+            return
+        epoch = int(body["epoch"])
+        with self._lock:
+            if epoch in self.ends:
+                return
+            self.ends[epoch] = EpochEnd(
+                epoch, float(body["elapsed_s"]), time.time(), session_cpu_s(self._sessions)
+            )
+            # After the last epoch the platform runs: the job ends as any other.
+            if epoch < self._epochs and phase_of(epoch + 1) == OFF:
+                self._freezer.freeze()
+            else:
+                self._freezer.thaw()
+
+
+@dataclass(frozen=True)
+class CaseFigures:
+    rates: dict[int, float]  # epoch -> train samples/s
+    cores: dict[int, dict[str, float]]  # epoch -> component -> mean cores used
+    seconds: dict[int, float]  # epoch -> wall seconds
 
     @staticmethod
-    def pooled_cores(runs: list[Measured]) -> float:
-        """The platform's mean cores over all of `runs`' timed epochs together."""
-        return sum(r.platform_cores * r.seconds for r in runs) / sum(r.seconds for r in runs)
+    def of(ends: dict[int, EpochEnd], samples: int, names: dict[int, str]) -> CaseFigures:
+        rates, cores, seconds = {}, {}, {}
+        for epoch, end in sorted(ends.items()):
+            before = ends.get(epoch - 1)
+            if before is None or phase_of(epoch) == WARM_UP:
+                continue
+            wall = end.wall - before.wall
+            rates[epoch] = samples / (end.elapsed_s - before.elapsed_s)
+            seconds[epoch] = wall
+            cores[epoch] = {
+                names[session]: (used - before.platform_cpu_s[session]) / wall
+                for session, used in end.platform_cpu_s.items()
+            }
+        return CaseFigures(rates, cores, seconds)
 
-    @property
-    def platform_cores(self) -> float:
-        return sum(self.platform.values())
+    def epochs(self, phase: str) -> list[int]:
+        return [epoch for epoch in self.rates if phase_of(epoch) == phase]
 
+    def ratios(self) -> list[float]:
+        """Each off epoch's neighbours' mean (the on epochs 1 before and 2 after) over it."""
+        return [
+            (self.rates[epoch - 1] + self.rates[epoch + 2]) / 2 / self.rates[epoch]
+            for epoch in self.epochs(OFF)
+            if epoch - 1 in self.rates and epoch + 2 in self.rates
+        ]
 
-def measure(
-    heartbeats: list[dict[str, Any]], samples: int, sampler: CpuSampler, names: dict[int, str]
-) -> Measured:
-    """Train samples per second over epochs 2..N (each epoch's last heartbeat with metrics,
-    `_wall` = when it arrived), and the platform's CPU over that same stretch."""
-    at: dict[int, tuple[float, float]] = {}
-    for beat in heartbeats:
-        if beat.get("metrics") and beat.get("elapsed_s") is not None:
-            at[int(beat["epoch"])] = (float(beat["elapsed_s"]), float(beat["_wall"]))
-    epochs = sorted(at)
-    if len(epochs) < 2:
-        raise SystemExit(f"too few epoch heartbeats to time: {epochs}")
-    first, last = epochs[0], epochs[-1]
-    (elapsed_first, wall_first), (elapsed_last, wall_last) = at[first], at[last]
-    return Measured(
-        samples * (last - first) / (elapsed_last - elapsed_first),
-        [samples * (b - a) / (at[b][0] - at[a][0]) for a, b in itertools.pairwise(epochs)],
-        {names[sid]: cores for sid, cores in sampler.cores_used(wall_first, wall_last).items()},
-        wall_last - wall_first,
-    )
+    def median_rate(self, phase: str) -> float:
+        return statistics.median(self.rates[epoch] for epoch in self.epochs(phase))
 
-
-@contextmanager
-def null_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Answers every callback 202 and keeps the heartbeat bodies (nothing else)."""
-    heartbeats: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.path.endswith("/heartbeat"):
-                heartbeats.append(json.loads(body) | {"_wall": time.time()})
-            self.send_response(202)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", heartbeats
-    finally:
-        server.shutdown()
-        server.server_close()
+    def pooled_cores(self, phase: str) -> dict[str, float]:
+        """Each component's mean cores over all epochs of `phase` together."""
+        epochs = self.epochs(phase)
+        total = sum(self.seconds[epoch] for epoch in epochs)
+        names = self.cores[epochs[0]]
+        return {
+            name: sum(self.cores[e][name] * self.seconds[e] for e in epochs) / total
+            for name in names
+        }
 
 
-def run_off(
-    case: Case,
-    dataset: Path,
-    samples: int,
-    out: Path,
-    epochs: int,
-    sampler: CpuSampler,
-    names: dict[int, str],
-) -> Measured:
-    training = TrainingInput(
-        job_id="job_bench", framework=case.framework, model=case.model,
-        dataset_uri=dataset.resolve().as_uri(), task=case.task, epochs=epochs,
-        imgsz=case.imgsz, batch=case.batch, gpus=0, hyperparameters=case.hyperparameters,
-    )  # fmt: skip
-    with null_sink() as (url, heartbeats):
-        env = trainer_env(
-            training, attempt=1, callback_url=url, callback_token="bench",
-            output_dir=out, keepalive_s=15,
-        )  # fmt: skip
-        base = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
-        executable = REPO / "trainers" / case.framework / ".venv" / "bin" / "trainyard-trainer"
-        done = subprocess.run(
-            [str(executable)], env=base | env, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"{case.name} (off) exited {done.returncode}: {done.stderr[-2000:]}")
-        return measure(heartbeats, samples, sampler, names)
-
-
-def run_on(
-    case: Case,
-    dataset: Path,
-    samples: int,
-    api_url: str,
-    epochs: int,
-    sampler: CpuSampler,
-    names: dict[int, str],
-) -> Measured:
+def run_case(
+    case: Case, dataset: Path, api_url: str, epochs: int, alternation: AlternatingPlatform
+) -> None:
+    """One job of `case` through the platform, watched over its live stream to the end."""
+    alternation.reset(epochs)
     body = {
         "framework": case.framework, "model": case.model,
         "dataset": dataset.resolve().as_uri(), "task": case.task, "epochs": epochs,
@@ -226,39 +228,42 @@ def run_on(
             raise SystemExit(f"{case.name}: submission refused: {response.text}")
         job_id = response.json()["id"]
         # Watched as a user's browser watches it: the stream pushes each event and closes
-        # after the terminal state, so the bench adds no requests while the job trains.
+        # after the terminal state. No keep-alive pings of the bench's own: the API does not
+        # answer them while it is stopped for an off epoch.
         stream = api_url.replace("http", "ws", 1) + f"/v1/jobs/{job_id}/stream"
-        with connect(stream, open_timeout=30) as websocket:
+        with connect(stream, open_timeout=30, ping_interval=None) as websocket:
             for _ in websocket:
                 pass
         job = api.get(f"/v1/jobs/{job_id}").json()
         if job["state"] != "SUCCEEDED":
-            raise SystemExit(f"{case.name} (on) ended {job['state']}: {job['reason']}")
-        # The next run starts once the platform is done with this one (weights uploaded to
-        # MLflow, model version registered), so that work is not charged to the next run.
+            raise SystemExit(f"{case.name} ended {job['state']}: {job['reason']}")
+        # The next case starts once the platform is done with this one (weights uploaded to
+        # MLflow, model version registered).
         deadline = time.monotonic() + 120
         while not (job.get("tracking") or {}).get("model_version"):
             if time.monotonic() > deadline:
-                raise SystemExit(f"{case.name} (on): the model version was never registered")
+                raise SystemExit(f"{case.name}: the model version was never registered")
             time.sleep(_POLL_S)
             job = api.get(f"/v1/jobs/{job_id}").json()
-        events = api.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}).json()["items"]
-    heartbeats = [
-        e["data"] | {"_wall": datetime.fromisoformat(e["created_at"]).timestamp()}
-        for e in events
-        if e["type"] == "heartbeat"
-    ]
-    return measure(heartbeats, samples, sampler, names)
+
+
+def _cores_text(cores: dict[str, float]) -> str:
+    return ", ".join(f"{name} {used:.3f}" for name, used in cores.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--triplets", type=int, default=15, help="off/resuming/on threes per trainer"
+    )
     parser.add_argument("--only", help="run the cases whose name contains this")
     args = parser.parse_args()
     cases = [case for case in CASES if args.only is None or args.only in case.name]
+    epochs = 3 * args.triplets + 3
+    cpus = os.cpu_count() or 1
 
+    alternation = AlternatingPlatform()
+    results: list[tuple[Case, CaseFigures]] = []
     with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
         root = Path(tmp)
         config = EmbeddedConfig(
@@ -268,67 +273,75 @@ def main() -> None:
             temporal_ui_port=free_local_port(),
             mlflow_port=free_local_port(),
         )
-        results: list[tuple[Case, list[Measured], list[Measured]]] = []
-        with (
-            running_platform(config) as platform,
-            CpuSampler(set(platform.pids.values()), period_s=1.0) as sampler,
-        ):
-            names = {pid: name for name, pid in platform.pids.items()}
-            for case in cases:
-                dataset, samples = case.make_dataset(root / "data" / case.name.replace(" ", "-"))
-                off: list[Measured] = []
-                on: list[Measured] = []
-                for index in range(args.repeats):
-                    out = root / "off" / f"{case.framework}-{index}"
-                    off.append(run_off(case, dataset, samples, out, args.epochs, sampler, names))
-                    on.append(
-                        run_on(case, dataset, samples, config.api_url, args.epochs, sampler, names)
-                    )
-                    a, b = off[-1], on[-1]
-                    print(
-                        f"{case.name} repeat {index + 1}: off {a.samples_per_s:.1f}/s  "
-                        f"on {b.samples_per_s:.1f}/s  ({b.samples_per_s / a.samples_per_s:.3f}x); "
-                        f"platform CPU off {a.platform_cores:.3f} on {b.platform_cores:.3f} cores "
-                        f"(on: {', '.join(f'{k} {v:.3f}' for k, v in b.platform.items())})",
-                        flush=True,
-                    )
-                results.append((case, off, on))
+        with CallbackRelay(config.api_url, alternation.observe) as relay:
+            # The worker hands trainers the relay's URL instead of the API's.
+            config = dataclasses.replace(config, extra_env={"TRAINYARD_CALLBACK_URL": relay.url})
+            with running_platform(config) as platform:
+                sessions = set(platform.pids.values())
+                names = {pid: name for name, pid in platform.pids.items()}
+                with PlatformFreezer(sessions) as freezer:
+                    alternation.attach(freezer, sessions)
+                    for case in cases:
+                        folder = root / "data" / case.name.replace(" ", "-")
+                        dataset, samples = case.make_dataset(folder)
+                        run_case(case, dataset, config.api_url, epochs, alternation)
+                        figures = CaseFigures.of(alternation.ends, samples, names)
+                        results.append((case, figures))
+                        ratios = figures.ratios()
+                        print(
+                            f"{case.name}: each off epoch's on neighbours over it: "
+                            f"{' '.join(f'{r:.3f}' for r in ratios)}; platform while on: "
+                            f"{_cores_text(figures.pooled_cores(ON))}; while off: "
+                            f"{sum(figures.pooled_cores(OFF).values()):.3f} cores",
+                            flush=True,
+                        )
+            if relay.refusals:
+                raise SystemExit(f"the API refused forwarded callbacks: {relay.refusals}")
+    _print_table(results, args.triplets, cpus)
+
+
+TARGET = 0.99
+
+
+def verdict(mean: float, error: float) -> str:
+    """Whether the run shows the target met, missed, or cannot tell (its interval holds it)."""
+    if mean - error >= TARGET:
+        return "met"
+    if mean + error < TARGET:
+        return "MISSED"
+    return "unresolved"
+
+
+def _print_table(results: list[tuple[Case, CaseFigures]], triplets: int, cpus: int) -> None:
     print(
-        f"\ntraining throughput, train samples/s of epochs 2..{args.epochs}, CPU, "
-        f"{os.cpu_count()} cores; medians over the epochs of {args.repeats} interleaved pairs"
+        f"\ntraining throughput, train samples/s per epoch, CPU, {cpus} cores; platform "
+        f"stopped (off) and running (on) in alternate epochs of one run, {triplets} each"
     )
-    cores = os.cpu_count() or 1
     print(
-        f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}{'pairs':>19}{'platform CPU':>14}"
-        f"{'CPU est.':>10}  (target >= 0.99x)"
+        f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}{'mean ± 2 SE':>17}"
+        f"{'platform CPU':>14}{'CPU est.':>10}  (target >= {TARGET}x: measured / CPU est.)"
     )
-    for case, off, on in results:
-        # Pooled over every timed epoch of the interleaved runs: a slow spell of the machine
-        # hits a few epochs, which the median leaves out, instead of a whole run.
-        off_rate = statistics.median(rate for a in off for rate in a.epoch_samples_per_s)
-        on_rate = statistics.median(rate for b in on for rate in b.epoch_samples_per_s)
-        ratio = on_rate / off_rate
-        # Each pair's own ratio (its two runs minutes apart): the spread shows the noise.
-        pairs = [b.samples_per_s / a.samples_per_s for a, b in zip(off, on, strict=True)]
-        spread = f"{statistics.median(pairs):.3f} ({min(pairs):.2f}-{max(pairs):.2f})"
-        # What the platform's extra CPU while a job trains takes from the machine: the
-        # throughput a CPU-bound trainer using every core can keep, at most. Pooled over all
-        # runs: the Temporal dev server's own background work (its system workers' polls, in
-        # bursts about a minute apart) falls into some windows and not others.
-        extra = Measured.pooled_cores(on) - Measured.pooled_cores(off)
-        estimate = 1 - max(0.0, extra) / cores
+    for case, figures in results:
+        ratios = figures.ratios()
+        mean = statistics.fmean(ratios)
+        error = 2 * statistics.stdev(ratios) / len(ratios) ** 0.5
+        extra = sum(figures.pooled_cores(ON).values()) - sum(figures.pooled_cores(OFF).values())
+        estimate = 1 - max(0.0, extra) / cpus
         print(
-            f"{case.name:<26}{off_rate:>9.1f}/s{on_rate:>9.1f}/s{ratio:>8.3f}x{spread:>19}"
-            f"{extra:>+8.3f} cores{estimate:>9.3f}x  "
-            f"{'met' if ratio >= 0.99 else 'MISSED'} / {'met' if estimate >= 0.99 else 'MISSED'}"
+            f"{case.name:<26}{figures.median_rate(OFF):>9.1f}/s{figures.median_rate(ON):>9.1f}/s"
+            f"{statistics.median(ratios):>8.3f}x{f'{mean:.3f} ± {error:.3f}':>17}"
+            f"{extra:>+8.3f} cores{estimate:>9.3f}x  {verdict(mean, error)} / "
+            f"{'met' if estimate >= TARGET else 'MISSED'}"
         )
     print(
-        "on/off: ratio of the median epoch throughputs (noisy on a shared machine: single "
-        "runs vary by several %); pairs: the median of each pair's own ratio (lowest-highest)."
-        "\nplatform CPU: the platform's processes' extra CPU while the job "
-        "trains (on minus off, in cores, sampled from /proc over the same epochs, pooled over "
-        "the runs); CPU est. "
-        f"= 1 - that / {cores} cores: the throughput left to a trainer that uses every core."
+        "off / on: median throughput of the epochs with the platform stopped / running; "
+        "on/off: median over the off epochs of their on neighbours' mean (1 epoch before, 2 "
+        "after) over them; mean ± 2 SE: the mean of those ratios and twice its standard error "
+        "(an underestimate: neighbouring ratios share an on epoch). measured: met or MISSED "
+        "when that interval lies above or below the target, unresolved when it holds it.\n"
+        "platform CPU: the platform's processes' CPU over the on epochs (on the off ones: "
+        f"stopped); CPU est. = 1 - that / {cpus} cores: the throughput left to a trainer that "
+        "uses every core."
     )
 
 

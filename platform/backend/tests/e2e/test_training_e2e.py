@@ -88,6 +88,7 @@ def test_the_background_services_yield_the_cpu_to_the_training(
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     niceness = {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in platform.pids.items()}
     trainer = os.getpriority(os.PRIO_PROCESS, trainer_pid(api, job["id"]))
+    temporal_env = Path(f"/proc/{platform.pids['temporal']}/environ").read_bytes().split(b"\0")
     cancel_and_check_trainer_gone(api, job["id"])
 
     backgrounded = min(ours + SERVICE_NICENESS, 19)
@@ -98,6 +99,7 @@ def test_the_background_services_yield_the_cpu_to_the_training(
         "worker": ours,
     }
     assert trainer == ours  # started by the worker, at the priority it was given
+    assert f"GOMAXPROCS={os.environ.get('GOMAXPROCS', '1')}".encode() in temporal_env
 
 
 EPOCHS = 5

@@ -122,6 +122,13 @@ def mlflow_server_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
+def temporal_server_env(env: dict[str, str]) -> dict[str, str]:
+    # One Go processor (unless the user chose otherwise): the dev server's load on one machine
+    # is light, and with fewer processors its runtime wakes up less while a trainer holds every
+    # core (decision 010: ~20 % fewer wake-ups and less CPU, idle and during a job).
+    return {"GOMAXPROCS": "1", **env}
+
+
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / "secrets.json"
     if path.exists():
@@ -274,7 +281,7 @@ class EmbeddedPlatform:
                 "--log-level",
                 "warn",
             ],
-            env,
+            temporal_server_env(env),
             yields_to_training=True,
         )
         self._wait_for_port("temporal", config.temporal_port)

@@ -100,6 +100,8 @@ def _topics(root: Path) -> tuple[Path, int]:
     return made.root, made.train_samples
 
 
+# Datasets sized so an epoch takes about 5 s on a 2-core CPU: long enough that a callback and a
+# checkpoint weigh against some training, short enough for 48 epochs per trainer.
 CASES = [
     Case("ultralytics yolo11n", "ultralytics", "yolo11n.yaml", "detect", 96, 8, _shapes,
          {"workers": 0}),

@@ -6,7 +6,8 @@ ended from its heartbeat), and queued; one thread forwards the queue to the API 
 the trainer's own headers (its token), so the platform stores and relays every callback as it
 would have from the trainer. While the platform is stopped (bench/platform_freeze.py) the
 forwarding waits and the trainer goes on; the API's answers are not the trainer's to see, so a
-refusal is kept in `refusals` for the bench to report.
+refusal is kept in `refusals` for the bench to report, and how long each forwarded callback
+took to be answered in `answers`: the API's answer time, as the trainer would have seen it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -37,6 +39,7 @@ class CallbackRelay:
         self._queue: queue.Queue[tuple[str, dict[str, str], bytes] | None] = queue.Queue()
         self._api = httpx.Client(base_url=api_url, timeout=_FORWARD_TIMEOUT_S)
         self.refusals: list[str] = []
+        self.answers: list[tuple[float, float]] = []  # (when sent, seconds to the answer)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._serving = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._forwarding = threading.Thread(target=self._forward, daemon=True)
@@ -106,10 +109,12 @@ class CallbackRelay:
             wait=wait_exponential(multiplier=0.2, max=2),
             reraise=True,
         )
+        sent, started = time.time(), time.monotonic()
         try:
             response = retrying(self._api.post, path, content=body, headers=headers)
         except httpx.HTTPError as exc:
             self.refusals.append(f"{path}: {type(exc).__name__}: {exc}")
             return
+        self.answers.append((sent, time.monotonic() - started))
         if response.status_code >= 400:
             self.refusals.append(f"{path}: {response.status_code} {response.text[:200]}")

@@ -1,4 +1,5 @@
-"""The processes of groups of sessions, and the CPU time they used so far, read from /proc.
+"""The processes of groups of sessions, the CPU time they used so far and the time their
+threads waited for a CPU, read from /proc.
 
 The embedded platform's components each lead their own session (`start_new_session`), and so
 does every trainer the worker starts: summing the CPU of the processes in the components'
@@ -37,3 +38,36 @@ def session_cpu_s(sessions: set[int]) -> dict[int, float]:
     for _, session, fields in session_processes(sessions):
         used[session] += (int(fields[11]) + int(fields[12])) / _TICK
     return used
+
+
+def child_sessions(parent: int) -> set[int]:
+    """The sessions led by children of `parent` (the trainers the worker started)."""
+    led = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent and int(fields[3]) == int(entry.name):
+            led.add(int(entry.name))
+    return led
+
+
+def session_wait_s(sessions: set[int]) -> float:
+    """Seconds the live threads of `sessions` have spent runnable but waiting for a CPU (the
+    scheduler's run delay, /proc/<pid>/task/<tid>/schedstat: on-CPU ns, waiting ns, slices)."""
+    waited_ns = 0
+    for pid, _, _ in session_processes(sessions):
+        try:
+            threads = os.scandir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                waited_ns += int(Path(thread.path, "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return waited_ns / 1e9

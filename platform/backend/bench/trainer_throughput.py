@@ -27,11 +27,13 @@ checkpoint save (and `checkpoint_saved` callback) are in.
 The trainer sends its callbacks in both states (the relay answers them): their cost to the
 trainer, a JSON body posted by its outbox thread once an epoch, is in both. The platform's own
 CPU over the on epochs (from /proc at each epoch's end, bench/session_cpu.py) gives the second
-figure: `CPU est.` = 1 - it / cores, the throughput left to a trainer that uses every core.
-The third, `stalls` = 1 - it (in cores), is the worst case: every moment a platform process
-runs, it has pre-empted one of the trainer's threads and the others wait for that one at the
-next barrier, so the whole trainer stands still. Both CPU figures are far steadier than the
-measured ratio: they move by thousandths from one run to the next, not by hundredths.
+figure: `CPU est.` = 1 - it / cores, the throughput left to a trainer that uses every core. The
+third is the trainer's side of it: how much longer its threads waited for a CPU (the
+scheduler's run delay, /proc/<pid>/task/<tid>/schedstat) in the on epochs than in the off ones.
+`wait bound` = 1 - that, in seconds per second, is the worst case, where every such wait held
+up the whole trainer (its other threads waiting for the delayed one at the next barrier). Both
+are far steadier than the measured ratio. Last, the API's answer times to the trainer's
+callbacks sent during the on epochs: what the platform's yielding the CPU costs it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,7 @@ from typing import Any
 import httpx
 from bench.callback_relay import CallbackRelay
 from bench.platform_freeze import PlatformFreezer
-from bench.session_cpu import session_cpu_s
+from bench.session_cpu import child_sessions, session_cpu_s, session_wait_s
 from websockets.sync.client import connect
 
 from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
@@ -130,6 +132,7 @@ class EpochEnd:
     elapsed_s: float  # the trainer's clock, from its heartbeat
     wall: float  # when the heartbeat reached the bench
     platform_cpu_s: dict[int, float]  # per component session, so far
+    trainer_wait_s: float = 0.0  # its threads' time runnable but waiting for a CPU, so far
 
 
 class AlternatingPlatform:
@@ -140,16 +143,19 @@ class AlternatingPlatform:
         self._lock = threading.Lock()
         self._freezer: PlatformFreezer | None = None
         self._sessions: set[int] = set()
+        self._worker = 0
+        self._trainers: set[int] = set()
         self._epochs = 0
         self.ends: dict[int, EpochEnd] = {}
 
-    def attach(self, freezer: PlatformFreezer, sessions: set[int]) -> None:
-        self._freezer, self._sessions = freezer, sessions
+    def attach(self, freezer: PlatformFreezer, sessions: set[int], worker: int) -> None:
+        """`worker`: the worker's pid, whose children lead the trainers' sessions."""
+        self._freezer, self._sessions, self._worker = freezer, sessions, worker
 
     def reset(self, epochs: int) -> None:
         """Before each job: it trains `epochs` epochs."""
         with self._lock:
-            self._epochs, self.ends = epochs, {}
+            self._epochs, self.ends, self._trainers = epochs, {}, set()
 
     def observe(self, path: str, body: dict[str, Any]) -> None:
         if not path.endswith("/heartbeat") or not body.get("metrics"):
@@ -160,8 +166,13 @@ class AlternatingPlatform:
         with self._lock:
             if epoch in self.ends:
                 return
+            self._trainers = self._trainers or child_sessions(self._worker)
             self.ends[epoch] = EpochEnd(
-                epoch, float(body["elapsed_s"]), time.time(), session_cpu_s(self._sessions)
+                epoch,
+                float(body["elapsed_s"]),
+                time.time(),
+                session_cpu_s(self._sessions),
+                session_wait_s(self._trainers),
             )
             # After the last epoch the platform runs: the job ends as any other.
             if epoch < self._epochs and phase_of(epoch + 1) == OFF:
@@ -175,10 +186,18 @@ class CaseFigures:
     rates: dict[int, float]  # epoch -> train samples/s
     cores: dict[int, dict[str, float]]  # epoch -> component -> mean cores used
     seconds: dict[int, float]  # epoch -> wall seconds
+    waits: dict[int, float] = field(default_factory=dict)  # epoch -> trainer's wait s per s
+    answers_s: list[float] = field(default_factory=list)  # the API's, to callbacks sent when on
 
     @staticmethod
-    def of(ends: dict[int, EpochEnd], samples: int, names: dict[int, str]) -> CaseFigures:
-        rates, cores, seconds = {}, {}, {}
+    def of(
+        ends: dict[int, EpochEnd],
+        samples: int,
+        names: dict[int, str],
+        answers: Sequence[tuple[float, float]] = (),
+    ) -> CaseFigures:
+        """`answers`: (when sent, seconds) of each callback the relay forwarded."""
+        rates, cores, seconds, waits = {}, {}, {}, {}
         for epoch, end in sorted(ends.items()):
             before = ends.get(epoch - 1)
             if before is None or phase_of(epoch) == WARM_UP:
@@ -186,25 +205,50 @@ class CaseFigures:
             wall = end.wall - before.wall
             rates[epoch] = samples / (end.elapsed_s - before.elapsed_s)
             seconds[epoch] = wall
+            waits[epoch] = (end.trainer_wait_s - before.trainer_wait_s) / wall
             cores[epoch] = {
                 names[session]: (used - before.platform_cpu_s[session]) / wall
                 for session, used in end.platform_cpu_s.items()
             }
-        return CaseFigures(rates, cores, seconds)
+        on = [(ends[e - 1].wall, ends[e].wall) for e in rates if phase_of(e) == ON]
+        # Sent and answered inside an on epoch: one sent just before the platform was stopped
+        # waits through the off epoch, which is the bench's doing, not the API's.
+        answers_s = [
+            took for sent, took in answers if any(a <= sent and sent + took < b for a, b in on)
+        ]
+        return CaseFigures(rates, cores, seconds, waits, answers_s)
 
     def epochs(self, phase: str) -> list[int]:
         return [epoch for epoch in self.rates if phase_of(epoch) == phase]
+
+    def _compared(self) -> list[int]:
+        """The off epochs with both on neighbours (1 before, 2 after) measured."""
+        return [e for e in self.epochs(OFF) if e - 1 in self.rates and e + 2 in self.rates]
 
     def ratios(self) -> list[float]:
         """Each off epoch's neighbours' mean (the on epochs 1 before and 2 after) over it."""
         return [
             (self.rates[epoch - 1] + self.rates[epoch + 2]) / 2 / self.rates[epoch]
-            for epoch in self.epochs(OFF)
-            if epoch - 1 in self.rates and epoch + 2 in self.rates
+            for epoch in self._compared()
+        ]
+
+    def extra_waits(self) -> list[float]:
+        """For each off epoch, how much longer the trainer's threads waited for a CPU in its on
+        neighbours (their mean), in seconds per second."""
+        return [
+            (self.waits[epoch - 1] + self.waits[epoch + 2]) / 2 - self.waits[epoch]
+            for epoch in self._compared()
         ]
 
     def median_rate(self, phase: str) -> float:
         return statistics.median(self.rates[epoch] for epoch in self.epochs(phase))
+
+    def pooled_wait(self, phase: str) -> float:
+        """The trainer's threads' wait for a CPU, seconds per second, over all epochs of
+        `phase` together."""
+        epochs = self.epochs(phase)
+        total = sum(self.seconds[epoch] for epoch in epochs)
+        return sum(self.waits[e] * self.seconds[e] for e in epochs) / total
 
     def pooled_cores(self, phase: str) -> dict[str, float]:
         """Each component's mean cores over all epochs of `phase` together."""
@@ -286,19 +330,21 @@ def main() -> None:
                 sessions = set(platform.pids.values())
                 names = {pid: name for name, pid in platform.pids.items()}
                 with PlatformFreezer(sessions) as freezer:
-                    alternation.attach(freezer, sessions)
+                    alternation.attach(freezer, sessions, platform.pids["worker"])
                     for case in cases:
                         folder = root / "data" / case.name.replace(" ", "-")
                         dataset, samples = case.make_dataset(folder)
                         run_case(case, dataset, config.api_url, epochs, alternation)
-                        figures = CaseFigures.of(alternation.ends, samples, names)
+                        figures = CaseFigures.of(alternation.ends, samples, names, relay.answers)
                         results.append((case, figures))
                         ratios = figures.ratios()
                         print(
                             f"{case.name}: each off epoch's on neighbours over it: "
                             f"{' '.join(f'{r:.3f}' for r in ratios)}; platform while on: "
                             f"{_cores_text(figures.pooled_cores(ON))}; while off: "
-                            f"{sum(figures.pooled_cores(OFF).values()):.3f} cores",
+                            f"{sum(figures.pooled_cores(OFF).values()):.3f} cores; trainer's "
+                            f"wait for a CPU, s/s: on {figures.pooled_wait(ON):.4f}, off "
+                            f"{figures.pooled_wait(OFF):.4f}",
                             flush=True,
                         )
             if relay.refusals:
@@ -322,6 +368,11 @@ def _met(ratio: float) -> str:
     return "met" if ratio >= TARGET else "MISSED"
 
 
+def _interval(values: list[float]) -> tuple[float, float]:
+    """The mean of `values` and twice its standard error."""
+    return statistics.fmean(values), 2 * statistics.stdev(values) / len(values) ** 0.5
+
+
 def _print_table(results: list[tuple[Case, CaseFigures]], triplets: int, cpus: int) -> None:
     print(
         f"\ntraining throughput, train samples/s per epoch, CPU, {cpus} cores; platform "
@@ -329,21 +380,23 @@ def _print_table(results: list[tuple[Case, CaseFigures]], triplets: int, cpus: i
     )
     print(
         f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}{'mean ± 2 SE':>17}"
-        f"{'platform CPU':>14}{'CPU est.':>10}{'stalls':>8}  (target >= {TARGET}x: measured / "
-        "CPU est. / stalls)"
+        f"{'platform CPU':>14}{'CPU est.':>10}{'trainer waits':>20}{'wait bound':>12}"
+        f"{'API answers':>16}  (target >= {TARGET}x: measured / CPU est. / wait bound)"
     )
     for case, figures in results:
         ratios = figures.ratios()
-        mean = statistics.fmean(ratios)
-        error = 2 * statistics.stdev(ratios) / len(ratios) ** 0.5
+        mean, error = _interval(ratios)
         extra = sum(figures.pooled_cores(ON).values()) - sum(figures.pooled_cores(OFF).values())
         estimate = 1 - max(0.0, extra) / cpus
-        stalls = 1 - max(0.0, extra)
+        waited, wait_error = _interval(figures.extra_waits())
+        answers = figures.answers_s or [float("nan")]
         print(
             f"{case.name:<26}{figures.median_rate(OFF):>9.1f}/s{figures.median_rate(ON):>9.1f}/s"
             f"{statistics.median(ratios):>8.3f}x{f'{mean:.3f} ± {error:.3f}':>17}"
-            f"{extra:>+8.3f} cores{estimate:>9.3f}x{stalls:>7.3f}x  {verdict(mean, error)} / "
-            f"{_met(estimate)} / {_met(stalls)}"
+            f"{extra:>+8.3f} cores{estimate:>9.3f}x"
+            f"{f'{waited:+.4f} ± {wait_error:.4f}':>20}{1 - waited:>11.3f}x"
+            f"{f'{1000 * statistics.median(answers):.0f} / {1000 * max(answers):.0f} ms':>16}  "
+            f"{verdict(mean, error)} / {_met(estimate)} / {verdict(1 - waited, wait_error)}"
         )
     print(
         "off / on: median throughput of the epochs with the platform stopped / running; "
@@ -353,9 +406,13 @@ def _print_table(results: list[tuple[Case, CaseFigures]], triplets: int, cpus: i
         "when that interval lies above or below the target, unresolved when it holds it.\n"
         "platform CPU: the platform's processes' CPU over the on epochs (on the off ones: "
         f"stopped); CPU est. = 1 - that / {cpus} cores: the throughput left to a trainer that "
-        "uses every core; stalls = 1 - that: the worst case, where each moment a platform "
-        "process runs holds up the whole trainer (its other threads waiting for the pre-empted "
-        "one at the next barrier)."
+        "uses every core.\n"
+        "trainer waits: how much longer the trainer's threads waited for a CPU (runnable, not "
+        "running) in the on epochs than in the off one between them, seconds per second (mean "
+        "± 2 SE); wait bound = 1 - that: the worst case, where every such wait held up the "
+        "whole trainer (its other threads waiting for the delayed one at the next barrier).\n"
+        "API answers: median / longest time the API took to answer a trainer's callback sent "
+        "during the on epochs: what yielding the CPU to the training costs the platform."
     )
 
 

@@ -6,6 +6,7 @@ against real processes and a real HTTP server."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from bench.callback_relay import CallbackRelay
 from bench.platform_freeze import PlatformFreezer
+from bench.session_cpu import child_sessions, session_processes, session_wait_s
 from bench.trainer_throughput import (
     OFF,
     ON,
@@ -125,12 +127,17 @@ def test_the_relay_answers_at_once_while_the_api_does_not_and_forwards_in_order(
             assert [body["epoch"] for _, body in seen] == [1, 2, 3]
             assert not relay.drained()
 
+            time.sleep(0.3)
             api.open.set()
             _wait_for(relay.drained)
         assert api.received == [
             ("/v1/jobs/job_1/heartbeat", "Bearer t0k", {"epoch": epoch}) for epoch in (1, 2, 3)
         ]
         assert relay.refusals == []
+        # How long the API took to answer each: the first waited for it to open.
+        assert len(relay.answers) == 3
+        assert relay.answers[0][1] >= 0.3
+        assert [sent for sent, _ in relay.answers] == sorted(sent for sent, _ in relay.answers)
     finally:
         api.close()
 
@@ -153,11 +160,15 @@ def test_epochs_go_warm_up_then_resuming_on_off() -> None:
     assert phases == [WARM_UP, RESUMING, ON, OFF, RESUMING, ON, OFF, RESUMING, ON]
 
 
-def _ends(durations: list[float], cpu_per_epoch: list[float]) -> dict[int, EpochEnd]:
-    ends, elapsed, cpu = {}, 0.0, 0.0
-    for epoch, (duration, used) in enumerate(zip(durations, cpu_per_epoch, strict=True), 1):
-        elapsed, cpu = elapsed + duration, cpu + used
-        ends[epoch] = EpochEnd(epoch, elapsed, 1000 + elapsed, {7: cpu})
+def _ends(
+    durations: list[float], cpu_per_epoch: list[float], wait_per_epoch: list[float]
+) -> dict[int, EpochEnd]:
+    ends, elapsed, cpu, waited = {}, 0.0, 0.0, 0.0
+    for epoch, (duration, used, wait) in enumerate(
+        zip(durations, cpu_per_epoch, wait_per_epoch, strict=True), 1
+    ):
+        elapsed, cpu, waited = elapsed + duration, cpu + used, waited + wait
+        ends[epoch] = EpochEnd(epoch, elapsed, 1000 + elapsed, {7: cpu}, waited)
     return ends
 
 
@@ -166,14 +177,23 @@ def test_each_off_epoch_is_compared_with_its_on_neighbours() -> None:
     # samples in 1.0 s then 1.2 s (a drift), off epochs in 1.0 s; resuming ones are not timed.
     durations = [9.0, 2.0, 1.0, 1.0, 2.0, 1.2, 1.0, 2.0, 1.2]
     cpu = [0.5, 0.4, 0.1, 0.0, 0.4, 0.12, 0.0, 0.4, 0.12]
+    # The trainer's threads wait for a CPU 0.02 s/s when on, 0.01 s/s when off.
+    wait = [0.5, 0.3, 0.02, 0.01, 0.3, 0.024, 0.01, 0.3, 0.024]
+    # The API answered callbacks sent in on epochs 3 (1011 .. 1012 s) and 6 (1015 .. 1016.2)
+    # in 5 and 7 ms; not its answers while on: those sent in off and resuming epochs, and one
+    # sent at the end of an on epoch and answered after the off one.
+    answers = [(1011.5, 0.005), (1012.5, 2.0), (1015.6, 0.007), (1016.1, 3.0), (1017.5, 1.5)]
 
-    figures = CaseFigures.of(_ends(durations, cpu), samples=100, names={7: "api"})
+    figures = CaseFigures.of(_ends(durations, cpu, wait), 100, {7: "api"}, answers)
 
     assert figures.epochs(OFF) == [4, 7]
     assert figures.ratios() == pytest.approx([(100 + 100 / 1.2) / 2 / 100, 100 / 1.2 / 100])
     assert figures.median_rate(ON) == pytest.approx(100 / 1.2)
     assert figures.pooled_cores(ON) == pytest.approx({"api": 0.34 / 3.4})
     assert figures.pooled_cores(OFF) == {"api": 0.0}
+    assert figures.extra_waits() == pytest.approx([0.01, 0.01])
+    assert figures.pooled_wait(ON) == pytest.approx(0.02)
+    assert figures.answers_s == [0.005, 0.007]
 
 
 @pytest.mark.parametrize(
@@ -182,3 +202,37 @@ def test_each_off_epoch_is_compared_with_its_on_neighbours() -> None:
 )
 def test_the_verdict_says_what_the_interval_shows(mean: float, error: float, expected: str) -> None:
     assert verdict(mean, error) == expected
+
+
+_ONE_CORE = min(os.sched_getaffinity(0))
+_PINNED_SPINNER = f"import os\nos.sched_setaffinity(0, {{{_ONE_CORE}}})\nwhile True: pass"
+
+
+def test_the_trainers_sessions_are_found_and_their_wait_for_a_cpu_read() -> None:
+    # Three spinning processes in one session, pinned to one core, each wait for the other two
+    # about two thirds of the time; a sleeping session hardly waits at all.
+    spin = [sys.executable, "-c", _PINNED_SPINNER]
+    leader = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess\nfor _ in range(2): subprocess.Popen({spin!r})\n"
+         + _PINNED_SPINNER],
+        start_new_session=True,
+    )  # fmt: skip
+    sleeper = subprocess.Popen([sys.executable, "-c", _SLEEPER], start_new_session=True)
+    stays = subprocess.Popen([sys.executable, "-c", _SLEEPER])  # in our session
+    try:
+        assert {leader.pid, sleeper.pid} <= child_sessions(os.getpid())
+        assert stays.pid not in child_sessions(os.getpid())
+        _wait_for(lambda: len(list(session_processes({leader.pid}))) == 3)
+        before = session_wait_s({leader.pid}), session_wait_s({sleeper.pid})
+        time.sleep(1.0)
+        after = session_wait_s({leader.pid}), session_wait_s({sleeper.pid})
+
+        assert after[0] - before[0] > 1.5  # ~2 s: 3 × 2/3 of a second (on the CPU: 1 s)
+        assert after[1] - before[1] < 0.1
+    finally:
+        for process in (sleeper, stays):
+            process.kill()
+            process.wait()
+        for pid, _, _ in list(session_processes({leader.pid})):
+            os.kill(pid, 9)
+        leader.wait()

@@ -6,8 +6,12 @@ TRAINYARD_LOG_LEVEL), so a process supervisor only has to set the environment.
 
 from __future__ import annotations
 
-import uvicorn
+import sys
 
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+from trainyard.core.quiet_server import QuietServer
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import tune_for_serving
@@ -18,7 +22,7 @@ def main() -> None:
     settings = BackendSettings()
     app = create_app(settings)
     tune_for_serving()  # the start-up heap is built: keep it out of later collections
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.api_host,
         port=settings.api_port,
@@ -27,6 +31,10 @@ def main() -> None:
         # The supervisor sends SIGTERM; give open streams a moment, then go.
         timeout_graceful_shutdown=5,
     )
+    server = QuietServer(config)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)  # as uvicorn.run: a port in use, a failing lifespan
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trainyard.cli.embedded import SERVICE_NICENESS, EmbeddedPlatform
+from trainyard.cli.embedded import EmbeddedPlatform
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
 from .helpers import (
@@ -85,20 +85,18 @@ def test_the_background_services_yield_the_cpu_to_the_training(
     job = submit(api, shapes.uri, epochs=200)
     running = wait_for(api, job["id"], lambda j: j["state"] == "RUNNING" or j["state"] in TERMINAL)
     assert running["state"] == "RUNNING"
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
-    niceness = {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in platform.pids.items()}
-    trainer = os.getpriority(os.PRIO_PROCESS, trainer_pid(api, job["id"]))
+    policies = {name: os.sched_getscheduler(pid) for name, pid in platform.pids.items()}
+    trainer = os.sched_getscheduler(trainer_pid(api, job["id"]))
     temporal_env = Path(f"/proc/{platform.pids['temporal']}/environ").read_bytes().split(b"\0")
     cancel_and_check_trainer_gone(api, job["id"])
 
-    backgrounded = min(ours + SERVICE_NICENESS, 19)
-    assert niceness == {
-        "mlflow": backgrounded,
-        "temporal": backgrounded,
-        "api": backgrounded,
-        "worker": ours,
+    assert policies == {
+        "mlflow": os.SCHED_IDLE,
+        "temporal": os.SCHED_IDLE,
+        "api": os.SCHED_IDLE,
+        "worker": os.SCHED_OTHER,
     }
-    assert trainer == ours  # started by the worker, at the priority it was given
+    assert trainer == os.SCHED_OTHER  # started by the worker, at the priority it was given
     assert f"GOMAXPROCS={os.environ.get('GOMAXPROCS', '1')}".encode() in temporal_env
 
 

@@ -223,14 +223,22 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-# The niceness of the embedded tier's background services (Temporal, MLflow, the API): on one
-# machine the training is the user's work, and a service that wakes while every core trains
-# pre-empts one of the trainer's threads, which the others then wait for (decision 010).
+# How the embedded tier's background services (Temporal, MLflow, the API) yield the CPU to the
+# training: on one machine the training is the user's work, and a service that wakes while every
+# core trains pre-empts one of the trainer's threads, which the others then wait for. SCHED_IDLE
+# (util-linux chrt) stops that: an idle-policy task that wakes never pre-empts another task, so
+# it runs when a core has room. Nice does not: where the kernel groups tasks by session
+# (autogroup, on by default in most distributions), each service and each trainer lead their own
+# session, and a niceness only weighs against tasks of the same session (decision 010).
+# Nice is the fallback where there is no chrt.
 SERVICE_NICENESS = 10
 
 
-def _niced(command: list[str]) -> list[str]:
-    """`command` started through coreutils' nice (which execs it: same pid), where there is one."""
+def _yielding(command: list[str]) -> list[str]:
+    """`command` started through chrt (SCHED_IDLE) or, without it, coreutils' nice; both exec
+    it, so the pid stays the same."""
+    if chrt := shutil.which("chrt"):
+        return [chrt, "--idle", "0", *command]
     nice = shutil.which("nice")
     return [nice, "-n", str(SERVICE_NICENESS), *command] if nice else command
 
@@ -286,7 +294,7 @@ class EmbeddedPlatform:
         )
         self._wait_for_port("temporal", config.temporal_port)
         self._spawn("api", [sys.executable, "-m", "trainyard.api"], env, yields_to_training=True)
-        # Not the worker: the trainers it starts would inherit its niceness, and a process
+        # Not the worker: the trainers it starts would inherit its policy, and a process
         # cannot take back priority it gave up.
         self._spawn("worker", [sys.executable, "-m", "trainyard_workflows.worker"], env)
         self._wait_for_ready()
@@ -340,7 +348,7 @@ class EmbeddedPlatform:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                _niced(command) if yields_to_training else command,
+                _yielding(command) if yields_to_training else command,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

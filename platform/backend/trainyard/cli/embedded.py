@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,38 @@ import httpx
 
 class EmbeddedStartError(RuntimeError):
     """The platform could not start; the message says which part and shows its log tail."""
+
+
+class ServicePriority(StrEnum):
+    """How the embedded tier's background services (Temporal, MLflow, the API) yield the CPU to
+    the training (decision 010). On one machine the training is the user's work, and a service
+    that wakes while every core trains pre-empts one of the trainer's threads, which the others
+    then wait for."""
+
+    # SCHED_IDLE: a service that wakes never pre-empts a running task, so it runs when a core
+    # has room. Where the kernel does not group tasks by session (autogroup), it also weighs
+    # almost nothing: while a trainer keeps every core busy, the API may answer in a second.
+    IDLE = "idle"
+    # SCHED_BATCH at niceness +10: no wake-up pre-emption either, and a small share of the CPU
+    # that keeps the API answering in tens of ms on such a machine, at ~1-2 % more waiting for
+    # the trainer's threads. (Nice alone does little: under autogroup it only weighs against
+    # the tasks of the same session, and each service leads its own.)
+    LOW = "low"
+
+
+SERVICE_NICENESS = 10
+
+
+def yielding(command: list[str], priority: ServicePriority) -> list[str]:
+    """`command` started through util-linux' chrt (and coreutils' nice for LOW), which exec it:
+    the pid stays the same. Without chrt, through nice alone."""
+    chrt, nice = shutil.which("chrt"), shutil.which("nice")
+    niced = [nice, "-n", str(SERVICE_NICENESS), *command] if nice else command
+    if chrt is None:
+        return niced
+    if priority is ServicePriority.IDLE:
+        return [chrt, "--idle", "0", *command]
+    return [chrt, "--batch", "0", *niced]
 
 
 @dataclass(frozen=True)
@@ -39,6 +72,7 @@ class EmbeddedConfig:
     mlflow_port: int = 5000
     start_timeout_s: float = 90.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    service_priority: ServicePriority = ServicePriority.IDLE
 
     @property
     def api_url(self) -> str:
@@ -223,26 +257,6 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-# How the embedded tier's background services (Temporal, MLflow, the API) yield the CPU to the
-# training: on one machine the training is the user's work, and a service that wakes while every
-# core trains pre-empts one of the trainer's threads, which the others then wait for. SCHED_IDLE
-# (util-linux chrt) stops that: an idle-policy task that wakes never pre-empts another task, so
-# it runs when a core has room. Nice does not: where the kernel groups tasks by session
-# (autogroup, on by default in most distributions), each service and each trainer lead their own
-# session, and a niceness only weighs against tasks of the same session (decision 010).
-# Nice is the fallback where there is no chrt.
-SERVICE_NICENESS = 10
-
-
-def _yielding(command: list[str]) -> list[str]:
-    """`command` started through chrt (SCHED_IDLE) or, without it, coreutils' nice; both exec
-    it, so the pid stays the same."""
-    if chrt := shutil.which("chrt"):
-        return [chrt, "--idle", "0", *command]
-    nice = shutil.which("nice")
-    return [nice, "-n", str(SERVICE_NICENESS), *command] if nice else command
-
-
 class EmbeddedPlatform:
     """The four processes of the embedded tier, started in order and stopped in reverse."""
 
@@ -348,7 +362,7 @@ class EmbeddedPlatform:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                _yielding(command) if yields_to_training else command,
+                yielding(command, self.config.service_priority) if yields_to_training else command,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ from trainyard.cli.embedded import (
     EmbeddedConfig,
     EmbeddedPlatform,
     EmbeddedStartError,
+    ServicePriority,
     running_platform,
 )
 from trainyard.cli.progress_view import TERMINAL_STATES
@@ -28,10 +29,24 @@ from trainyard_workflows.contracts import workflow_id_for
 
 DataDirOption = Annotated[Path, typer.Option(help="state folder (git-ignored)")]
 MlflowPortOption = Annotated[int, typer.Option(help="MLflow tracking server and UI port")]
+ServicesOption = Annotated[
+    ServicePriority,
+    typer.Option(
+        help="how Temporal, MLflow and the API yield the CPU to training: idle (the training "
+        "first: a trainer on every core may slow the API's answers to a second where the kernel "
+        "does not group tasks by session) or low (answers in tens of ms, the trainer ~1-2 % "
+        "slower)",
+    ),
+]
 
 
 def _config(
-    data_dir: Path, api_port: int, temporal_port: int, ui_port: int, mlflow_port: int
+    data_dir: Path,
+    api_port: int,
+    temporal_port: int,
+    ui_port: int,
+    mlflow_port: int,
+    services: ServicePriority,
 ) -> EmbeddedConfig:
     config = EmbeddedConfig(
         data_dir=data_dir.resolve(),
@@ -39,6 +54,7 @@ def _config(
         temporal_port=temporal_port,
         temporal_ui_port=ui_port,
         mlflow_port=mlflow_port,
+        service_priority=services,
     )
     # The CLI commands below talk to the platform this process started.
     os.environ["TRAINYARD_API_URL"] = config.api_url
@@ -52,9 +68,10 @@ def up(
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     temporal_ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
     mlflow_port: MlflowPortOption = 5000,
+    services: ServicesOption = ServicePriority.IDLE,
 ) -> None:
     """Run the embedded platform in the foreground until Ctrl-C."""
-    config = _config(data_dir, api_port, temporal_port, temporal_ui_port, mlflow_port)
+    config = _config(data_dir, api_port, temporal_port, temporal_ui_port, mlflow_port, services)
     try:
         with running_platform(config) as platform:
             cli.console.print(
@@ -81,6 +98,7 @@ def demo(
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     temporal_ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
     mlflow_port: MlflowPortOption = 5000,
+    services: ServicesOption = ServicePriority.IDLE,
     keep_running: Annotated[
         bool | None,
         typer.Option(
@@ -92,7 +110,7 @@ def demo(
 ) -> None:
     """Generate shapes, start the platform, train yolo11n on it live (in the terminal and in
     the web UI), then stop everything (or keep it up for the browser)."""
-    config = _config(data_dir, api_port, temporal_port, temporal_ui_port, mlflow_port)
+    config = _config(data_dir, api_port, temporal_port, temporal_ui_port, mlflow_port, services)
     # Big enough that mAP visibly rises within a minute of CPU training from random init.
     spec = ShapesSpec(train_images=64, val_images=16)
     dataset = make_shapes(config.data_dir / "datasets" / "shapes", spec)

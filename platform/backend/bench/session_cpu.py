@@ -15,9 +15,8 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def session_processes(sessions: set[int]) -> Iterator[tuple[int, int, list[str]]]:
-    """(pid, session, /proc stat fields after the command name) of each live process of
-    `sessions`."""
+def _processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, /proc stat fields after the command name) of each live process."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -26,10 +25,16 @@ def session_processes(sessions: set[int]) -> Iterator[tuple[int, int, list[str]]
         except OSError:
             continue  # gone meanwhile
         # After the command name: state ppid pgrp session ... utime(11) stime(12).
-        fields = stat.rsplit(")", 1)[1].split()
+        yield int(entry.name), stat.rsplit(")", 1)[1].split()
+
+
+def session_processes(sessions: set[int]) -> Iterator[tuple[int, int, list[str]]]:
+    """(pid, session, /proc stat fields after the command name) of each live process of
+    `sessions`."""
+    for pid, fields in _processes():
         session = int(fields[3])
         if session in sessions:
-            yield int(entry.name), session, fields
+            yield pid, session, fields
 
 
 def session_cpu_s(sessions: set[int]) -> dict[int, float]:
@@ -42,18 +47,9 @@ def session_cpu_s(sessions: set[int]) -> dict[int, float]:
 
 def child_sessions(parent: int) -> set[int]:
     """The sessions led by children of `parent` (the trainers the worker started)."""
-    led = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and int(fields[3]) == int(entry.name):
-            led.add(int(entry.name))
-    return led
+    return {
+        pid for pid, fields in _processes() if int(fields[1]) == parent and int(fields[3]) == pid
+    }
 
 
 def session_wait_s(sessions: set[int]) -> float:

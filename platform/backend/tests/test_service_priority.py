@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from trainyard.cli.embedded import SERVICE_NICENESS, ServicePriority, yielding
+from trainyard.cli.service_priority import SERVICE_NICENESS, ServicePriority, yielding
 
 _REPORT = "import os; print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))"
 

@@ -19,10 +19,10 @@ from trainyard.cli.embedded import (
     EmbeddedConfig,
     EmbeddedPlatform,
     EmbeddedStartError,
-    ServicePriority,
     running_platform,
 )
 from trainyard.cli.progress_view import TERMINAL_STATES
+from trainyard.cli.service_priority import ServicePriority
 from trainyard.cli.settings import get_cli_settings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard_workflows.contracts import workflow_id_for

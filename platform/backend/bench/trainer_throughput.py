@@ -5,15 +5,20 @@ On and off alternate epoch by epoch inside one trainer process. A job goes throu
 platform as any other (API, Temporal workflow, worker, MLflow tracking, the bench watching its
 live stream as a browser would); the trainer's callbacks reach the platform through a relay of
 the bench's (bench/callback_relay.py), which tells the bench the moment each epoch ends. At
-that moment the bench stops or continues every process of the platform (SIGSTOP / SIGCONT,
-bench/platform_freeze.py), the trainer left running, so the epochs go in threes:
+that moment the bench stops or continues the processes that take callbacks and tracking: the
+API and the MLflow server (SIGSTOP / SIGCONT, bench/platform_freeze.py), the trainer left
+running, so the epochs go in threes:
 
-* off: the platform is stopped. It uses no CPU and wakes for nothing: tracking, the API and
-  Temporal are not there for the trainer to share the machine with (its callbacks wait);
-* resuming (not timed): the platform catches up with what waited: the previous epochs'
-  callbacks, the MLflow copy, Temporal's timers that fell due;
+* off: the API and MLflow are stopped. They use no CPU and wake for nothing: no callback is
+  taken, stored or relayed, nothing is tracked (the worker's copy to MLflow waits for both);
+* resuming (not timed): they catch up with what waited: the previous epochs' callbacks, the
+  MLflow copy;
 * on: the platform runs as it does for any job: it takes the previous epoch's heartbeat,
-  relays it, copies the epoch to MLflow, watches the trainer.
+  relays it, copies the epoch to MLflow.
+
+What runs a job at all runs in both: Temporal and the worker watching the trainer, as they do
+for a trainer that sends nothing. `--stopped platform` stops them too in the off epochs: the
+whole platform against the trainer alone, the stricter figure (decision 011).
 
 Why not whole runs, on against off: on a shared 2-core VM, two runs of the same trainer minutes
 apart differed by up to ±40 % (2026-12-04; 13 % with each run alone on the machine), while the
@@ -25,9 +30,10 @@ from the `elapsed_s` the trainer reports with each epoch's heartbeat: its valida
 checkpoint save (and `checkpoint_saved` callback) are in.
 
 The trainer sends its callbacks in both states (the relay answers them): their cost to the
-trainer, a JSON body posted by its outbox thread once an epoch, is in both. The platform's own
-CPU over the on epochs (from /proc at each epoch's end, bench/session_cpu.py) gives the second
-figure: `CPU est.` = 1 - it / cores, the throughput left to a trainer that uses every core. The
+trainer, a JSON body posted by its outbox thread once an epoch, is in both. The platform's CPU
+over the on epochs less that over the off ones (from /proc at each epoch's end,
+bench/session_cpu.py) gives the second figure: `CPU est.` = 1 - it / cores, the throughput left
+to a trainer that uses every core (`all est.`: the same from the whole platform's CPU). The
 third is the trainer's side of it: how much longer its threads waited for a CPU (the
 scheduler's run delay, /proc/<pid>/task/<tid>/schedstat) in the on epochs than in the off ones.
 `wait bound` = 1 - that, in seconds per second, is the worst case, where every such wait held
@@ -64,6 +70,12 @@ _POLL_S = 1.0
 
 OFF, RESUMING, ON = "off", "resuming", "on"
 WARM_UP = "warm-up"
+
+# The components stopped in the off epochs, for each --stopped choice.
+STOPPED = {
+    "callbacks-and-tracking": ("api", "mlflow"),
+    "platform": ("api", "mlflow", "temporal", "worker"),
+}
 
 
 def phase_of(epoch: int) -> str:
@@ -253,7 +265,15 @@ def main() -> None:
         "--triplets", type=int, default=15, help="off/resuming/on threes per trainer"
     )
     parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument(
+        "--stopped",
+        choices=STOPPED,
+        default="callbacks-and-tracking",
+        help="what is stopped in the off epochs: the API and MLflow (default), or the whole "
+        "platform (Temporal and the worker too)",
+    )
     args = parser.parse_args()
+    stopped = STOPPED[args.stopped]
     cases = [case for case in CASES if args.only is None or args.only in case.name]
     epochs = 3 * args.triplets + 3
     cpus = os.cpu_count() or 1
@@ -275,7 +295,7 @@ def main() -> None:
             with running_platform(config) as platform:
                 sessions = set(platform.pids.values())
                 names = {pid: name for name, pid in platform.pids.items()}
-                with PlatformFreezer(sessions) as freezer:
+                with PlatformFreezer({platform.pids[name] for name in stopped}) as freezer:
                     alternation.attach(freezer, sessions, platform.pids["worker"])
                     for case in cases:
                         folder = root / "data" / case.name.replace(" ", "-")
@@ -288,14 +308,14 @@ def main() -> None:
                             f"{case.name}: each off epoch's on neighbours over it: "
                             f"{' '.join(f'{r:.3f}' for r in ratios)}; platform while on: "
                             f"{_cores_text(figures.pooled_cores(ON))}; while off: "
-                            f"{sum(figures.pooled_cores(OFF).values()):.3f} cores; trainer's "
+                            f"{_cores_text(figures.pooled_cores(OFF))}; trainer's "
                             f"wait for a CPU, s/s: on {figures.pooled_wait(ON):.4f}, off "
                             f"{figures.pooled_wait(OFF):.4f}",
                             flush=True,
                         )
             if relay.refusals:
                 raise SystemExit(f"the API refused forwarded callbacks: {relay.refusals}")
-    _print_table(results, args.triplets, cpus)
+    _print_table(results, args.triplets, cpus, stopped)
 
 
 TARGET = 0.99
@@ -319,46 +339,56 @@ def _interval(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), 2 * statistics.stdev(values) / len(values) ** 0.5
 
 
-def _print_table(results: list[tuple[Case, CaseFigures]], triplets: int, cpus: int) -> None:
+def _print_table(
+    results: list[tuple[Case, CaseFigures]], triplets: int, cpus: int, stopped: Sequence[str]
+) -> None:
     print(
-        f"\ntraining throughput, train samples/s per epoch, CPU, {cpus} cores; platform "
-        f"stopped (off) and running (on) in alternate epochs of one run, {triplets} each"
+        f"\ntraining throughput, train samples/s per epoch, CPU, {cpus} cores; "
+        f"{', '.join(stopped)} stopped (off) and running (on) in alternate epochs of one run, "
+        f"{triplets} each"
     )
     print(
         f"{'trainer':<26}{'off':>10}{'on':>10}{'on/off':>9}{'mean ± 2 SE':>17}"
-        f"{'platform CPU':>14}{'CPU est.':>10}{'trainer waits':>20}{'wait bound':>12}"
-        f"{'API answers':>16}  (target >= {TARGET}x: measured / CPU est. / wait bound)"
+        f"{'extra CPU':>14}{'CPU est.':>10}{'trainer waits':>20}{'wait bound':>12}"
+        f"{'API answers':>16}{'in both':>14}{'all est.':>10}"
+        f"  (target >= {TARGET}x: measured / CPU est. / wait bound)"
     )
     for case, figures in results:
         ratios = figures.ratios()
         mean, error = _interval(ratios)
-        extra = sum(figures.pooled_cores(ON).values()) - sum(figures.pooled_cores(OFF).values())
-        estimate = 1 - max(0.0, extra) / cpus
+        on = sum(figures.pooled_cores(ON).values())
+        both = sum(figures.pooled_cores(OFF).values())
+        estimate = 1 - max(0.0, on - both) / cpus
         waited, wait_error = _interval(figures.extra_waits())
         answers = figures.answers_s or [float("nan")]
         print(
             f"{case.name:<26}{figures.median_rate(OFF):>9.1f}/s{figures.median_rate(ON):>9.1f}/s"
             f"{statistics.median(ratios):>8.3f}x{f'{mean:.3f} ± {error:.3f}':>17}"
-            f"{extra:>+8.3f} cores{estimate:>9.3f}x"
+            f"{on - both:>+8.3f} cores{estimate:>9.3f}x"
             f"{f'{waited:+.4f} ± {wait_error:.4f}':>20}{1 - waited:>11.3f}x"
-            f"{f'{1000 * statistics.median(answers):.0f} / {1000 * max(answers):.0f} ms':>16}  "
+            f"{f'{1000 * statistics.median(answers):.0f} / {1000 * max(answers):.0f} ms':>16}"
+            f"{both:>8.3f} cores{1 - on / cpus:>9.3f}x  "
             f"{verdict(mean, error)} / {_met(estimate)} / {verdict(1 - waited, wait_error)}"
         )
     print(
-        "off / on: median throughput of the epochs with the platform stopped / running; "
-        "on/off: median over the off epochs of their on neighbours' mean (1 epoch before, 2 "
-        "after) over them; mean ± 2 SE: the mean of those ratios and twice its standard error "
-        "(an underestimate: neighbouring ratios share an on epoch). measured: met or MISSED "
-        "when that interval lies above or below the target, unresolved when it holds it.\n"
-        "platform CPU: the platform's processes' CPU over the on epochs (on the off ones: "
-        f"stopped); CPU est. = 1 - that / {cpus} cores: the throughput left to a trainer that "
-        "uses every core.\n"
+        "off / on: median throughput of the epochs with the stopped components stopped / "
+        "running; on/off: median over the off epochs of their on neighbours' mean (1 epoch "
+        "before, 2 after) over them; mean ± 2 SE: the mean of those ratios and twice its "
+        "standard error (an underestimate: neighbouring ratios share an on epoch). measured: met "
+        "or MISSED when that interval lies above or below the target, unresolved when it holds "
+        "it.\n"
+        "extra CPU: the platform's processes' CPU over the on epochs less that over the off ones; "
+        f"CPU est. = 1 - that / {cpus} cores: the throughput left to a trainer that uses every "
+        "core.\n"
         "trainer waits: how much longer the trainer's threads waited for a CPU (runnable, not "
         "running) in the on epochs than in the off one between them, seconds per second (mean "
         "± 2 SE); wait bound = 1 - that: the worst case, where every such wait held up the "
         "whole trainer (its other threads waiting for the delayed one at the next barrier).\n"
         "API answers: median / longest time the API took to answer a trainer's callback sent "
-        "during the on epochs: what yielding the CPU to the training costs the platform."
+        "during the on epochs: what yielding the CPU to the training costs the platform.\n"
+        "in both: the CPU of what ran in the off epochs too (what runs a job at all: Temporal, "
+        f"the worker's watch); all est. = 1 - the whole platform's CPU in the on epochs / {cpus} "
+        "cores: the CPU estimate against the trainer alone."
     )
 
 

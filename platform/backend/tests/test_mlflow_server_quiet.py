@@ -4,7 +4,9 @@ once on SIGTERM although a client keeps a connection open (decision 010)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -67,6 +69,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
             env=mlflow_server_env(dict(os.environ)),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: the HTTP server is a child of the CLI
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -82,7 +85,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
             time.sleep(0.2)
         yield server, url
     finally:
-        server.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
         server.wait()
 
 

@@ -24,7 +24,8 @@ import uvicorn
 from bench.wire_clients import HttpConnection
 from fastapi import status
 
-from trainyard.cli.embedded import find_temporal_cli, free_local_port
+from trainyard.cli.embedded import free_local_port
+from trainyard.cli.embedded_services import find_temporal_cli
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import tune_for_serving

@@ -1,6 +1,6 @@
-"""The embedded tier's MLflow server (trainyard.cli.embedded.mlflow_server_command): idle, it
-wakes about once a second, not ten times as under MLflow's default uvicorn, and it stops at
-once on SIGTERM although a client keeps a connection open (decision 010)."""
+"""The embedded tier's MLflow server (trainyard.cli.embedded_services.mlflow_server_command):
+idle, it wakes about once a second, not ten times as under MLflow's default uvicorn, and it
+stops at once on SIGTERM although a client keeps a connection open (decision 010)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trainyard.cli.embedded import (
+from trainyard.cli.embedded import free_local_port
+from trainyard.cli.embedded_services import (
     find_mlflow_cli,
-    free_local_port,
     mlflow_server_command,
     mlflow_server_env,
 )

@@ -23,9 +23,9 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from temporalio.testing import ActivityEnvironment
 
-from trainyard.cli.embedded import (
+from trainyard.cli.embedded import free_local_port
+from trainyard.cli.embedded_services import (
     find_mlflow_cli,
-    free_local_port,
     mlflow_server_command,
     mlflow_server_env,
 )

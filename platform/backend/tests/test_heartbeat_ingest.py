@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from trainyard.core.runtime import Runtime
+from trainyard.runtime import Runtime
 
 from .support import (
     DONE_SUCCEEDED,

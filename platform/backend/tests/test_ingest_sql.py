@@ -5,7 +5,8 @@ nothing behind and the connection usable, and another writer never slips past a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -16,10 +17,16 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from trainyard.callbacks.ingest_sql import JobUpdate, LockedJob, PostgresRound, ingest_round
+from trainyard.callbacks.ingest_sql import (
+    ConnectionLease,
+    IngestRound,
+    JobUpdate,
+    LockedJob,
+    PostgresRound,
+)
 from trainyard.core.db import create_engine
-from trainyard.core.runtime import Runtime
 from trainyard.jobs.models import Job, JobEvent
+from trainyard.runtime import Runtime
 
 from .support import INTERNAL_HEADERS, start_attempt, submit
 
@@ -29,6 +36,17 @@ PROGRESS = {"epoch": 1, "epochs": 3, "metrics": {}}
 def _runtime(app: FastAPI) -> Runtime:
     runtime: Runtime = app.state.runtime
     return runtime
+
+
+@asynccontextmanager
+async def ingest_round(engine: AsyncEngine) -> AsyncIterator[IngestRound]:
+    """One round on a pooled connection of `engine` (given back afterwards)."""
+    lease = ConnectionLease(engine)
+    try:
+        async with lease.round() as round_:
+            yield round_
+    finally:
+        await lease.release()
 
 
 Writes = tuple[Sequence[JobUpdate], Sequence[dict[str, Any]]]

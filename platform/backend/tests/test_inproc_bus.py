@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from trainyard.stream.bus import EventBus, SubscriberOverflowed
+from trainyard.core.bus import EventBus, SubscriberOverflowed
 from trainyard.stream.inproc import InProcessBus
 
 

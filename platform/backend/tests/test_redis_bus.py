@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from trainyard.cli.embedded import free_local_port
-from trainyard.stream.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
+from trainyard.core.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
 from trainyard.stream.redis import RedisBus
 
 from .conftest import REDIS_URL

@@ -10,7 +10,7 @@ from typing import Any
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from trainyard.stream.bus import Event
+from trainyard.core.bus import Event
 from trainyard.stream.fanout import StreamFanout, StreamMember
 from trainyard.stream.inproc import InProcessBus
 from trainyard.stream.ws_protocol import OutgoingText

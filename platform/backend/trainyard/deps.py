@@ -9,10 +9,9 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from trainyard.core.runtime import runtime_of
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
-from trainyard.stream.bus import EventBus
+from trainyard.runtime import runtime_of
 from trainyard_workflows.storage import ObjectStore, StorageSettings
 
 
@@ -23,10 +22,6 @@ async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]
 
 def get_settings(connection: HTTPConnection) -> BackendSettings:
     return runtime_of(connection).settings
-
-
-def get_bus(connection: HTTPConnection) -> EventBus:
-    return runtime_of(connection).bus
 
 
 def get_temporal(connection: HTTPConnection) -> TemporalGateway:
@@ -53,7 +48,6 @@ def current_owner(settings: Annotated[BackendSettings, Depends(get_settings)]) -
 # is sent, so a client that POSTs and then GETs at once always sees its write.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 Settings = Annotated[BackendSettings, Depends(get_settings)]
-Bus = Annotated[EventBus, Depends(get_bus)]
 Temporal = Annotated[TemporalGateway, Depends(get_temporal)]
 CurrentOwner = Annotated[str, Depends(current_owner)]
 Storage = Annotated[StorageSettings, Depends(get_storage_settings)]

@@ -102,7 +102,3 @@ def check_key(key: str) -> str:
         raise StorageUriError("an empty key names no object")
     return "/".join(parts)
 
-
-def join_key(*parts: str) -> str:
-    """Keys joined with `/` (each part checked)."""
-    return "/".join(check_key(part) for part in parts if part)

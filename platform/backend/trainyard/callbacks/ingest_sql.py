@@ -334,13 +334,3 @@ class ConnectionLease:
         if connection is not None:
             await connection.close()
 
-
-@asynccontextmanager
-async def ingest_round(engine: AsyncEngine) -> AsyncIterator[IngestRound]:
-    """One round on a pooled connection of `engine` (given back afterwards)."""
-    lease = ConnectionLease(engine)
-    try:
-        async with lease.round() as round_:
-            yield round_
-    finally:
-        await lease.release()

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic_core
 from sqlalchemy import JSON, DateTime, MetaData, event, text
@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-if TYPE_CHECKING:
-    from trainyard.stream.bus import EventBus
+from trainyard.core.bus import EventBus
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TASKS = ("image-classification", "text-classification")
+from trainyard.frameworks.job_base import JobCreateBase
+
 EXAMPLE_MODELS = ("vit", "convnext", "bert", "distilbert")
 # Bare words the planner reads as Hugging Face models (the others are also timm's words).
 _PLANNER_WORDS = frozenset({"bert", "distilbert", "roberta", "albert", "deberta", "electra"})
@@ -92,3 +93,23 @@ class HuggingfaceHyperparameters(BaseModel):
         if self.fp16 and self.bf16:
             raise ValueError("fp16 and bf16 cannot both be on")
         return self
+
+
+class HuggingfaceJobCreate(JobCreateBase):
+    """An image- or text-classification job with transformers' Trainer (trainers/huggingface)."""
+
+    framework: Literal["huggingface"]
+    task: Literal["image-classification", "text-classification"] = "image-classification"
+    imgsz: int = Field(default=224, ge=16, le=4096)
+    hyperparameters: HuggingfaceHyperparameters = Field(default_factory=HuggingfaceHyperparameters)
+
+    def field_problems(self) -> dict[str, str]:
+        # Checked once every field is valid: which models fit depends on the task.
+        try:
+            check_model(self.model, self.task)
+        except ValueError as error:
+            return {"model": str(error)}
+        return {}
+
+
+JobCreate = HuggingfaceJobCreate

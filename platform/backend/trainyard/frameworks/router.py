@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from trainyard.frameworks import models_by_framework
-from trainyard.jobs.schemas import job_create_schemas, job_defaults, job_tasks
+from trainyard.frameworks.job_create import job_create_schemas, job_defaults, job_tasks
 
 router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
 

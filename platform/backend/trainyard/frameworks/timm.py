@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trainyard.frameworks.job_base import MAX_BATCH, JobCreateBase
 
 EXAMPLE_MODELS = ("resnet18", "convnext_tiny", "efficientnet_b0", "vit_tiny_patch16_224")
 _NAME = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)?")
@@ -85,3 +87,21 @@ class TimmHyperparameters(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     pretrained_path: str | None = Field(default=None, min_length=1, max_length=1024)
     architecture: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class TimmJobCreate(JobCreateBase):
+    """An image-classification job on an ImageFolder dataset (trainers/timm)."""
+
+    framework: Literal["timm"]
+    task: Literal["classify"] = "classify"
+    imgsz: int = Field(default=224, ge=16, le=4096)
+    batch: int = Field(default=32, ge=1, le=MAX_BATCH)
+    hyperparameters: TimmHyperparameters = Field(default_factory=TimmHyperparameters)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return check_model(value)
+
+
+JobCreate = TimmJobCreate

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trainyard.frameworks.job_base import JobCreateBase
 
 # Known detection families, as `.yaml` (architecture, random init) or `.pt` (pretrained).
 MODEL_PATTERN = re.compile(
@@ -99,3 +101,20 @@ class UltralyticsHyperparameters(BaseModel):
     scale: float | None = Fraction
     shear: float | None = Field(default=None, ge=-180.0, le=180.0)
     perspective: float | None = Field(default=None, ge=0.0, le=0.001)
+
+
+class UltralyticsJobCreate(JobCreateBase):
+    """A YOLO detection job (trainers/ultralytics)."""
+
+    framework: Literal["ultralytics"] = "ultralytics"
+    task: Literal["detect"] = "detect"
+    imgsz: int = Field(default=640, ge=32, le=4096, multiple_of=32)
+    hyperparameters: UltralyticsHyperparameters = Field(default_factory=UltralyticsHyperparameters)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return check_model(value)
+
+
+JobCreate = UltralyticsJobCreate

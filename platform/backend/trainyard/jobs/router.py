@@ -10,17 +10,14 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from trainyard.core.errors import error_responses
 from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Store, Temporal
+from trainyard.frameworks.job_base import JobCreateBase
+from trainyard.frameworks.job_create import parse_job_create
 from trainyard.jobs import service
 from trainyard.jobs.artifacts import LocalArtifact, open_artifact
-from trainyard.jobs.schemas import (
-    EventPage,
-    EventRead,
-    JobCreate,
-    JobPage,
-    JobRead,
-    parse_job_create,
-)
+from trainyard.jobs.models import MAX_INT_COLUMN
+from trainyard.jobs.schemas import EventPage, EventRead, JobPage, JobRead
 from trainyard.jobs.states import JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -48,7 +45,7 @@ def job_create_body(
             examples=[{"model": "yolo11n.yaml", "dataset": "shapes", "epochs": 10}],
         ),
     ],
-) -> JobCreate:
+) -> JobCreateBase:
     """The body as its framework's job model; a 422 names each bad field."""
     try:
         return parse_job_create(body)
@@ -57,9 +54,14 @@ def job_create_body(
         raise RequestValidationError(details) from error
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobRead,
+    responses=error_responses(422, 503),
+)
 async def create_job(
-    body: Annotated[JobCreate, Depends(job_create_body)],
+    body: Annotated[JobCreateBase, Depends(job_create_body)],
     response: Response,
     session: SessionDep,
     settings: Settings,
@@ -77,13 +79,13 @@ async def create_job(
     return JobRead.model_validate(submission.job)
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=error_responses(422))
 async def list_jobs(
     session: SessionDep,
     owner: CurrentOwner,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
 ) -> JobPage:
     """The owner's jobs, newest first."""
     jobs, total = await service.list_jobs(session, owner, state, limit, offset)
@@ -92,12 +94,17 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobRead)
+@router.get("/{job_id}", response_model=JobRead, responses=error_responses(404, 422))
 async def get_job(job_id: str, session: SessionDep, owner: CurrentOwner) -> JobRead:
     return JobRead.model_validate(await service.get_job(session, owner, job_id))
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    responses=error_responses(404, 409, 422, 503),
+)
 async def cancel_job(
     job_id: str, session: SessionDep, temporal: Temporal, owner: CurrentOwner
 ) -> JobRead:
@@ -105,12 +112,12 @@ async def cancel_job(
     return JobRead.model_validate(await service.cancel(session, temporal, owner, job_id))
 
 
-@router.get("/{job_id}/events", response_model=EventPage)
+@router.get("/{job_id}/events", response_model=EventPage, responses=error_responses(404, 422))
 async def list_events(
     job_id: str,
     session: SessionDep,
     owner: CurrentOwner,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> EventPage:
     """The job's timeline after `after_seq`, in seq order."""
@@ -121,7 +128,10 @@ async def list_events(
 @router.get(
     "/{job_id}/artifacts/{name}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file"},
+        **error_responses(404, 422),
+    },
 )
 async def download_artifact(
     job_id: str,
@@ -136,7 +146,11 @@ async def download_artifact(
     job = await service.get_job(session, owner, job_id)
     artifact = await run_in_threadpool(open_artifact, job, name, settings.data_dir, storage, store)
     if isinstance(artifact, LocalArtifact):
-        return FileResponse(artifact.path, filename=artifact.filename)
+        # A download, as from object storage below: without a media type Starlette guesses one
+        # from the name, and weights (`.pt`) would be application/vnd.snesdev-page-table.
+        return FileResponse(
+            artifact.path, filename=artifact.filename, media_type="application/octet-stream"
+        )
     return StreamingResponse(
         artifact.chunks,
         media_type="application/octet-stream",

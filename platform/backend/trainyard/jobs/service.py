@@ -13,11 +13,11 @@ from trainyard.core.errors import FieldError, InvalidRequest
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.datasets.service import resolve_for_job
+from trainyard.frameworks.job_base import JobCreateBase
 from trainyard.jobs.errors import JobNotFound, JobTerminal
 from trainyard.jobs.events import append_event, lock_job, transition
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.orchestration import cancel_training, start_training
-from trainyard.jobs.schemas import JobCreate
 from trainyard.jobs.states import JobState
 from trainyard_workflows.storage import StorageSettings
 
@@ -33,7 +33,7 @@ class Submission:
     created: bool
 
 
-def check_limits(settings: BackendSettings, body: JobCreate) -> None:
+def check_limits(settings: BackendSettings, body: JobCreateBase) -> None:
     """The deployment's limits, reported like schema errors (422 naming each field)."""
     errors = [
         FieldError(name, f"must be ≤ {limit} on this platform, got {value}")
@@ -54,7 +54,7 @@ async def submit(
     storage: StorageSettings,
     temporal: TemporalGateway,
     owner: str,
-    body: JobCreate,
+    body: JobCreateBase,
     idempotency_key: str | None,
 ) -> Submission:
     """Store the job and start its workflow in one unit of work.

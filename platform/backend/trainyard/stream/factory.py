@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from trainyard.core.bus import EventBus
 from trainyard.core.settings import BackendSettings
-from trainyard.stream.bus import EventBus
 from trainyard.stream.inproc import InProcessBus
 from trainyard.stream.redis import RedisBus
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from trainyard.stream.bus import Event, SubscriberOverflowed
+from trainyard.core.bus import Event, SubscriberOverflowed
 
 
 class _Subscription:

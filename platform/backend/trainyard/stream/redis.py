@@ -33,7 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from trainyard.stream.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
+from trainyard.core.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from trainyard.core.bus import Event
 from trainyard.core.db import Database
-from trainyard.core.runtime import runtime_of
 from trainyard.jobs.events import event_payload
 from trainyard.jobs.models import Job
 from trainyard.jobs.service import events_after
 from trainyard.jobs.states import JobState
-from trainyard.stream.bus import Event
+from trainyard.runtime import runtime_of
 from trainyard.stream.fanout import StreamMember, is_terminal_state_event
 from trainyard.stream.ws_protocol import send_now_of
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from trainyard.core.bus import EventBus
 from trainyard.core.db import Database
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
-from trainyard.stream.bus import EventBus
 from trainyard.stream.fanout import StreamFanout
 
 

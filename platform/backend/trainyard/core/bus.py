@@ -3,9 +3,9 @@
 The bus carries events that are already committed to the database, from the request that
 stored them to every live stream of the same job. It is a best-effort fan-out, not a store:
 a subscriber that misses something (it lagged, or it subscribed late) recovers from the
-database by `seq`. Implementations: `inproc.InProcessBus` (one API process) and
-`redis.RedisBus` (API replicas sharing Redis pub/sub); `factory.open_bus` picks one from the
-settings.
+database by `seq`. Implementations (in `trainyard.stream`): `inproc.InProcessBus` (one API
+process) and `redis.RedisBus` (API replicas sharing Redis pub/sub); `stream.factory.open_bus`
+picks one from the settings.
 """
 
 from __future__ import annotations

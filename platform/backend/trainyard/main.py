@@ -17,14 +17,15 @@ from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
 from trainyard.core.errors import install_error_handlers
-from trainyard.core.runtime import Runtime, runtime_of
 from trainyard.core.settings import BackendSettings
+from trainyard.core.supervision import readiness_section
 from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
 from trainyard.datasets.router import router as datasets_router
 from trainyard.frameworks.router import router as frameworks_router
 from trainyard.internal.router import router as internal_router
 from trainyard.jobs.router import router as jobs_router
 from trainyard.migrations import upgrade_to_head
+from trainyard.runtime import Runtime, runtime_of
 from trainyard.stream.factory import open_bus
 from trainyard.stream.fanout import StreamFanout
 from trainyard.stream.websocket import router as stream_router
@@ -96,7 +97,8 @@ def create_app(
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
-        """200 when the database, Temporal (and Redis, if used) answer; 503 naming what is down."""
+        """200 when the database, Temporal (and Redis, if used) answer; 503 naming what is down.
+        Under `trainyard up`, also each component's state and restarts (`supervision`)."""
         runtime = runtime_of(request)
         checks: dict[str, str] = {}
         try:
@@ -111,12 +113,18 @@ def create_app(
             checks["temporal"] = f"unreachable: {exc.message}"
         checks.update(await runtime.bus.readiness())
         down = [name for name, result in checks.items() if result != "ok"]
+        supervision = readiness_section(settings.supervision_state)
         if down:
             return JSONResponse(
-                {"status": "unavailable", "detail": f"{' and '.join(down)} down", "checks": checks},
+                {
+                    "status": "unavailable",
+                    "detail": f"{' and '.join(down)} down",
+                    "checks": checks,
+                    **supervision,
+                },
                 status_code=503,
             )
-        return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse({"status": "ready", "checks": checks, **supervision})
 
     # Last: its catch-all page route must not shadow any API route.
     mount_web_app(app, settings.web_dir or CHECKOUT_WEB_DIR)

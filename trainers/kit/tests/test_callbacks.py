@@ -133,3 +133,59 @@ def test_job_id_is_quoted_in_the_path(callback_server: CallbackServer) -> None:
     with CallbackClient(callback_server.url, "job/../x", "tok") as client:
         client.event("log", "x")
     assert callback_server.snapshot()[0].path == "/v1/jobs/job%2F..%2Fx/event"
+
+
+class _FakeTime:
+    """The kit's clock and sleep: each sleep moves the clock on at once, so a test covers an
+    outage of minutes (as the client sees it) in milliseconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_retries_go_on_past_the_old_60_s_window_with_a_capped_backoff(
+    callback_server: CallbackServer,
+) -> None:
+    # An API outage of 111 s lost a checkpoint_saved when the client gave up after ~60 s.
+    fake = _FakeTime()
+    callback_server.responder = lambda kind, body: 503 if fake.now < 300 else 202
+
+    with CallbackClient(
+        callback_server.url, "job_1", "tok", clock=fake.clock, sleep=fake.sleep
+    ) as client:
+        client.event("checkpoint_saved", "epoch 3", {"epoch": 3})
+        client.done("succeeded")
+
+    assert fake.now >= 300
+    assert max(fake.sleeps) == 8.0  # backoff capped: the first try after the outage is soon
+    assert fake.sleeps[:5] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert [c.status for c in callback_server.of("event")][-1] == 202
+    assert [c.status for c in callback_server.of("done")] == [202]
+
+
+def test_a_retry_window_can_still_bound_the_retries() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fake = _FakeTime()
+
+    with (
+        CallbackClient(
+            f"http://127.0.0.1:{port}",
+            "job_1",
+            "tok",
+            retry_for_s=60,
+            clock=fake.clock,
+            sleep=fake.sleep,
+        ) as client,
+        pytest.raises(CallbackUnavailable, match=r"after 6\d s"),
+    ):
+        client.event("log", "x")

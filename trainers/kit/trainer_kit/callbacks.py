@@ -1,14 +1,19 @@
 """HTTP client for the platform's trainer callbacks: ``heartbeat``, ``event`` and ``done``.
 
 Every call is ``POST {callback_url}/v1/jobs/{job_id}/<kind>`` with the attempt's bearer token.
-Connection errors (and timeouts) and 5xx answers are retried with exponential backoff for up
-to ``retry_for_s`` seconds; 4xx answers are never retried:
+Connection errors (and timeouts) and 5xx answers are retried with exponential backoff (0.5 s,
+doubling, capped at ``max_backoff_s``) for as long as the attempt lives: an API outage of any
+length (a restart, an upgrade) must not lose a ``checkpoint_saved`` or the ``done``, and the
+platform itself ends an attempt it has given up on (it stops the process, or refuses the token
+once the API is back). ``retry_for_s`` bounds the retries where a caller wants that (tools,
+tests). The clock and the sleep are injectable so a test can compress an outage's time. 4xx
+answers are never retried:
 
 * 401, 403 and 409 raise `CallbackRefused` — the token is bad or stale, or the job is already
   terminal. The client then refuses to send anything else (the trainer must stop training and
   exit without further callbacks).
 * any other 4xx (422: a trainer bug) raises `CallbackRejected`.
-* exhausted retries raise `CallbackUnavailable`.
+* exhausted retries (only with a ``retry_for_s``) raise `CallbackUnavailable`.
 
 The client is safe to use from the training thread and the keep-alive thread at once; calls are
 serialised so heartbeats reach the backend in the order they were made. The token never appears
@@ -27,18 +32,14 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential,
-)
 
 log = logging.getLogger("trainyard.trainer.callbacks")
 
 DoneStatus = Literal["succeeded", "failed", "cancelled"]
 REFUSING_STATUSES = frozenset({401, 403, 409})
+FIRST_BACKOFF_S = 0.5
+# During a long outage a warning per try would flood the trainer's log (and the log tail).
+_LOG_EVERY_S = 60.0
 
 
 class CallbackError(Exception):
@@ -71,11 +72,12 @@ class CallbackRejected(CallbackError):  # noqa: N818
 
 
 class CallbackUnavailable(CallbackError):  # noqa: N818
-    """The backend could not be reached (or kept answering 5xx) until retries ran out."""
+    """The backend could not be reached (or kept answering 5xx) within ``retry_for_s``."""
 
 
 class _Attempt:
-    """One POST, retried by tenacity; remembers whether a failed try may have been delivered."""
+    """One POST, tried again by `CallbackClient._deliver`; remembers whether a failed try may
+    have been delivered."""
 
     def __init__(self, http: httpx.Client, path: str, body: dict[str, Any]) -> None:
         self._http = http
@@ -134,10 +136,11 @@ class CallbackClient:
         token: str,
         *,
         timeout_s: float = 10.0,
-        retry_for_s: float = 60.0,
+        retry_for_s: float | None = None,
         max_backoff_s: float = 8.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._job_path = quote(job_id, safe="")
         self._http = httpx.Client(
@@ -149,6 +152,7 @@ class CallbackClient:
         self._retry_for_s = retry_for_s
         self._max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         self._refused: CallbackRefused | None = None
 
@@ -223,21 +227,7 @@ class CallbackClient:
             if self._refused is not None:
                 raise self._refused
             attempt = _Attempt(self._http, f"/v1/jobs/{self._job_path}/{kind}", body)
-            retrying = Retrying(
-                retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
-                wait=wait_exponential(multiplier=0.5, max=self._max_backoff_s),
-                stop=stop_after_delay(self._retry_for_s),
-                before_sleep=self._log_retry(kind),
-                reraise=True,
-                sleep=self._sleep,
-            )
-            try:
-                response = retrying(attempt)
-            except (httpx.TransportError, _ServerError) as exc:
-                raise CallbackUnavailable(
-                    f"{kind} callback not delivered after {self._retry_for_s:.0f} s: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            response = self._deliver(kind, attempt)
             status = response.status_code
             if status == 409 and kind == "done" and attempt.maybe_delivered:
                 # An earlier try may have reached the backend (timeout after sending, 5xx after
@@ -250,17 +240,33 @@ class CallbackClient:
             if status >= 400:
                 raise CallbackRejected(kind, status, response.text)
 
-    @staticmethod
-    def _log_retry(kind: str) -> Callable[[RetryCallState], None]:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "%s callback attempt %d failed (%s); retrying in %.1f s",
-                kind,
-                state.attempt_number,
-                f"{type(exc).__name__}: {exc}" if exc else "?",
-                wait,
-            )
-
-        return before_sleep
+    def _deliver(self, kind: str, attempt: _Attempt) -> httpx.Response:
+        """Try until the backend answers below 500 (or ``retry_for_s`` runs out)."""
+        started = self._clock()
+        backoff = FIRST_BACKOFF_S
+        tries = 0
+        logged_at = -math.inf
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except (httpx.TransportError, _ServerError) as exc:
+                failing_for = self._clock() - started
+                if self._retry_for_s is not None and failing_for >= self._retry_for_s:
+                    raise CallbackUnavailable(
+                        f"{kind} callback not delivered after {failing_for:.0f} s "
+                        f"({tries} tries): {type(exc).__name__}: {exc}"
+                    ) from exc
+                if failing_for - logged_at >= _LOG_EVERY_S or tries == 1:
+                    logged_at = failing_for
+                    log.warning(
+                        "%s callback failing for %.0f s (%d tries, last: %s); retrying every "
+                        "%.0f s at most until the platform answers",
+                        kind,
+                        failing_for,
+                        tries,
+                        f"{type(exc).__name__}: {exc}",
+                        self._max_backoff_s,
+                    )
+            self._sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff_s)

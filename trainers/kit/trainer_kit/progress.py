@@ -5,7 +5,9 @@ reporter shares.
 epoch's metrics, the ETA) and sends it: `HeartbeatReporter.heartbeat` and
 `HeartbeatReporter.event` queue the callback with the values of that moment on the attempt's
 `Outbox` (trainer_kit/outbox.py), whose thread delivers them in order, so training never waits
-on the backend. A refusal (401/403/409) stops training at its next batch boundary through the
+on the backend: epoch heartbeats (with metrics) and events are never dropped, keep-alives
+coalesce (the newest pending one is kept) and ``log`` events are dropped, and counted, while
+the queue is full. A refusal (401/403/409) stops training at its next batch boundary through the
 `StopFlag`; once one is known, both raise `CallbackRefused`. Other delivery failures are logged.
 `HeartbeatReporter.start` sends the first heartbeat (epoch 0 with no metrics, or a resumed
 checkpoint's epoch with that epoch's metrics) and starts a daemon thread running the subclass's
@@ -52,7 +54,7 @@ class HeartbeatReporter:
         self._keepalive_s = keepalive_s
         self._clock = clock
         self._started_at = clock()
-        self._outbox = Outbox(stop)
+        self._outbox = Outbox(stop, dropped_notice=self._dropped_notice)
         self._state_lock = threading.Lock()  # guards the fields below
         self._epochs = epochs
         self._epoch = 0  # completed epochs
@@ -110,7 +112,8 @@ class HeartbeatReporter:
                 elapsed_s=now - self._started_at,
                 eta_s=self._eta_s(now),
             )
-        self._outbox.submit("heartbeat", send)
+        # An epoch's heartbeat carries its metrics (its point in the charts): never dropped.
+        self._outbox.submit("heartbeat", send, "always" if with_metrics else "latest")
 
     def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         """Queue an event; raises `CallbackRefused` once one is known."""
@@ -118,7 +121,14 @@ class HeartbeatReporter:
             return
         self._raise_if_refused()
         copied = dict(data) if data is not None else None  # as it is now, not when sent
-        self._outbox.submit(f"event {type_}", partial(self._client.event, type_, message, copied))
+        send = partial(self._client.event, type_, message, copied)
+        self._outbox.submit(f"event {type_}", send, "droppable" if type_ == "log" else "always")
+
+    def _dropped_notice(self, count: int) -> Callable[[], None]:
+        """The ``warning`` event saying how many ``log`` events the full queue dropped."""
+        assert self._client is not None  # nothing is queued without a client
+        message = f"{count} log event(s) dropped while the platform did not answer"
+        return partial(self._client.event, "warning", message, {"dropped_log_events": count})
 
     def _raise_if_refused(self) -> None:
         refusal = self._stop.refused or (self._client.refused if self._client else None)
@@ -153,14 +163,15 @@ class HeartbeatReporter:
         self._thread = threading.Thread(target=self._keepalive, name="keepalive", daemon=True)
         self._thread.start()
 
-    def close(self, timeout_s: float = 90.0) -> None:
-        """Stop the keep-alive thread, then deliver what is queued (each waits up to
-        `timeout_s`)."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop the keep-alive thread, then deliver what is queued, so ``done`` comes last.
+        Waits as long as that takes (the platform stops an attempt it gave up on) unless
+        `timeout_s` bounds each wait."""
         self._halt.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
-                log.warning("keep-alive thread still running after %.0f s", timeout_s)
+                log.warning("keep-alive thread still running after %s s", timeout_s)
             self._thread = None
         self._outbox.close(timeout_s)
 

@@ -168,8 +168,9 @@ class ContractSettings(BaseSettings):
         """Where the checkpoint to resume from is, if this attempt resumes."""
         return None if self.resume_from is None else ResumeSource.parse(self.resume_from)
 
-    def callback_client(self, *, retry_for_s: float = 60.0) -> CallbackClient:
-        """The client of this attempt's callbacks (close it, or use it as a context manager)."""
+    def callback_client(self, *, retry_for_s: float | None = None) -> CallbackClient:
+        """The client of this attempt's callbacks (close it, or use it as a context manager);
+        it retries for as long as the attempt lives unless `retry_for_s` bounds that."""
         return CallbackClient(
             self.callback_url,
             self.job_id,

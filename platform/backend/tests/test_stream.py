@@ -22,6 +22,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
+from trainyard.core.settings import BackendSettings
+from trainyard.deps import current_owner
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import SERVING_THRESHOLDS
 
@@ -216,6 +218,20 @@ async def test_concurrent_writers_reach_a_live_stream_in_seq_order_exactly_once(
 async def test_an_unknown_job_closes_the_stream_with_4404(live_server: LiveServer) -> None:
     async with connect(stream_url(live_server, "job_nothing")) as ws:
         frames, code, _ = await receive_until_closed(ws)
+
+    assert (frames, code) == ([], 4404)
+
+
+async def test_the_stream_scopes_jobs_by_the_same_owner_dependency_as_every_route(
+    settings: BackendSettings, job_body: dict[str, Any]
+) -> None:
+    app = create_app(settings)
+    with run_server(app) as server:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as api:
+            job = await submit(api, job_body)
+        app.dependency_overrides[current_owner] = lambda: "someone-else"
+        async with connect(stream_url(server, job["id"])) as ws:
+            frames, code, _ = await receive_until_closed(ws)
 
     assert (frames, code) == ([], 4404)
 

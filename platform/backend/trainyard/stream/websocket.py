@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from trainyard.core.bus import Event
 from trainyard.core.db import Database
+from trainyard.deps import CurrentOwner
 from trainyard.jobs.events import event_payload
 from trainyard.jobs.models import Job
 from trainyard.jobs.service import events_after
@@ -190,12 +191,15 @@ async def _open(db: Database, job_id: str, owner: str, after_seq: int) -> _Openi
 
 @router.websocket("/v1/jobs/{job_id}/stream")
 async def stream_job_events(
-    websocket: WebSocket, job_id: str, after_seq: Annotated[int, Query(ge=0)] = 0
+    websocket: WebSocket,
+    job_id: str,
+    owner: CurrentOwner,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
 ) -> None:
     runtime = runtime_of(websocket)
     await websocket.accept()
     async with runtime.fanout.join(job_id, send_now_of(websocket), after_seq) as member:
-        opening = await _open(runtime.db, job_id, runtime.settings.owner, after_seq)
+        opening = await _open(runtime.db, job_id, owner, after_seq)
         if opening is None:
             await websocket.close(CLOSE_UNKNOWN_JOB, "job does not exist")
             return

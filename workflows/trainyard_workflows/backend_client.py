@@ -36,7 +36,7 @@ class BackendUnavailableError(BackendError):
 
 
 class JobTerminalError(BackendError):
-    """409 on issuing an attempt token: the job already ended, so nothing may be launched."""
+    """409: the job already ended, so nothing may be launched or added to its timeline."""
 
 
 class _RetryableStatus(BackendError):
@@ -148,13 +148,16 @@ class BackendClient:
     async def post_event(
         self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Store an event on the job's timeline (shown in `trainyard watch` and the web UI)."""
+        """Store an event on the job's timeline (shown in `trainyard watch` and the web UI);
+        `JobTerminalError` once the job ended (its timeline ends with the terminal state)."""
         response = await self._request(
             "POST",
             f"/internal/v1/jobs/{job_id}/events",
             json={"type": type_, "message": message, "data": data or {}},
-            accept=(200, 201, 202),
+            accept=(200, 201, 202, 409),
         )
+        if response.status_code == 409:
+            raise JobTerminalError(f"job {job_id} ended; {type_} not stored: {_detail(response)}")
         body: dict[str, Any] = response.json()
         return body
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from temporalio.testing import ActivityEnvironment
 
 from trainyard.callbacks.tokens import verify
+from trainyard_workflows.activities.schemas import ValidateDatasetInput
+from trainyard_workflows.activities.training_activities import TrainingActivities
+from trainyard_workflows.backend_client import BackendClient
+from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
+from trainyard_workflows.settings import WorkerSettings
 
 from .support import (
     CALLBACK_SECRET,
     INTERNAL_HEADERS,
+    INTERNAL_TOKEN,
     callback,
     events,
     get_job,
@@ -148,21 +157,29 @@ async def test_a_worker_event_is_stored_and_answered(
     )
 
 
-async def test_after_the_terminal_state_log_lines_are_refused_other_worker_events_kept(
-    api: httpx.AsyncClient, job: dict[str, Any]
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "log", "message": "", "data": {"attempt": 1, "lines": ["late"]}},
+        {"type": "validation_report", "message": "8 images", "data": {"images": 8}},
+        {"type": "tracking_warning", "message": "MLflow down", "data": {}},
+    ],
+)
+async def test_after_the_terminal_state_no_worker_event_is_appended(
+    api: httpx.AsyncClient, job: dict[str, Any], event: dict[str, Any]
 ) -> None:
-    # The stream ends with the terminal state: a log line stored after it would never be shown.
-    assert (await move(api, job["id"], "SUCCEEDED")).status_code == 200
-    url = f"/internal/v1/jobs/{job['id']}/events"
+    # The stream ends with the terminal state: an event stored after it would never be shown
+    # (a cancelled job's validation report landed 8 s after CANCELLED).
+    assert (await move(api, job["id"], "CANCELLED")).status_code == 200
+    before = await events(api, job["id"])
 
-    log = {"type": "log", "message": "", "data": {"attempt": 1, "lines": ["late"]}}
-    late_log = await api.post(url, json=log, headers=INTERNAL_HEADERS)
-    warning = {"type": "tracking_warning", "message": "MLflow down", "data": {}}
-    late_warning = await api.post(url, json=warning, headers=INTERNAL_HEADERS)
+    late = await api.post(
+        f"/internal/v1/jobs/{job['id']}/events", json=event, headers=INTERNAL_HEADERS
+    )
 
-    assert late_log.status_code == 409
-    assert late_log.json()["code"] == "job_terminal"
-    assert late_warning.status_code == 202
+    assert late.status_code == 409
+    assert late.json()["code"] == "job_terminal"
+    assert await events(api, job["id"]) == before
 
 
 async def test_issuing_an_attempt_is_idempotent_and_makes_older_tokens_stale(
@@ -258,3 +275,25 @@ async def test_the_newest_checkpoint_a_trainer_announced_is_where_a_new_attempt_
     assert (
         await api.get("/internal/v1/jobs/job_nope/checkpoint", headers=INTERNAL_HEADERS)
     ).status_code == 404
+
+
+async def test_a_validation_that_ends_after_a_cancel_leaves_nothing_on_the_timeline(
+    app: FastAPI, api: httpx.AsyncClient, job: dict[str, Any], dataset_dir: Path, tmp_path: Path
+) -> None:
+    # The worker's validate_dataset activity, through the real internal API: the job was
+    # cancelled while the dataset was read, so its report is the worker's only.
+    assert (await move(api, job["id"], "CANCELLED")).status_code == 200
+    before = await events(api, job["id"])
+    async with BackendClient(
+        "http://trainyard.test", INTERNAL_TOKEN, transport=httpx.ASGITransport(app=app)
+    ) as backend:
+        activities = TrainingActivities(
+            backend, SubprocessLauncher(tmp_path), WorkerSettings(data_dir=tmp_path)
+        )
+        report = await ActivityEnvironment().run(
+            activities.validate_dataset,
+            ValidateDatasetInput(job["id"], dataset_dir.as_uri(), "detect"),
+        )
+
+    assert report.summary()
+    assert await events(api, job["id"]) == before

@@ -34,6 +34,7 @@ from trainyard_workflows.activities.trainer_env import trainer_env
 from trainyard_workflows.backend_client import (
     BackendClient,
     BackendError,
+    JobTerminalError,
     Liveness,
 )
 from trainyard_workflows.launchers.base import (
@@ -92,9 +93,13 @@ class TrainingActivities:
         report = await asyncio.to_thread(
             validate_dataset, request.dataset_uri, request.task, storage
         )
-        await self._backend.post_event(
-            request.job_id, "validation_report", report.summary(), asdict(report)
-        )
+        try:
+            await self._backend.post_event(
+                request.job_id, "validation_report", report.summary(), asdict(report)
+            )
+        except JobTerminalError:
+            # Cancelled while the dataset was read: its timeline is closed, and nothing runs.
+            logger.info("job %s ended during validation; report not stored", request.job_id)
         return report
 
     @activity.defn

@@ -13,8 +13,7 @@ from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import after_commit
 from trainyard.core.errors import Forbidden
 from trainyard.core.temporal import TemporalGateway
-from trainyard.jobs.errors import JobTerminal
-from trainyard.jobs.events import append_event, lock_job, transition
+from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.orchestration import signal_trainer_done
 from trainyard.jobs.states import JobState
@@ -39,8 +38,7 @@ async def authorized_job(session: AsyncSession, claims: TokenClaims) -> Job:
             f"the token is for attempt {claims.attempt} but job {job.id} is at attempt "
             f"{job.attempt}: this trainer is no longer the job's trainer"
         )
-    if JobState(job.state).terminal:
-        raise JobTerminal(job.id, job.state)
+    refuse_if_terminal(job)
     return job
 
 

@@ -16,8 +16,8 @@ from trainyard.internal.schemas import (
     TransitionRequest,
     WorkerEvent,
 )
-from trainyard.jobs.errors import JobNotFound, JobTerminal
-from trainyard.jobs.events import append_event, lock_job, transition
+from trainyard.jobs.errors import JobNotFound
+from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.states import JobState
 
@@ -32,17 +32,12 @@ async def apply_transition(session: AsyncSession, job_id: str, body: TransitionR
     return job
 
 
-# The worker's copy of the trainer's newest log lines (the web UI's log tail).
-LOG_EVENT = "log"
-
-
 async def record_event(session: AsyncSession, job_id: str, body: WorkerEvent) -> JobEvent:
-    """Store a worker event. Allowed after the job ended too (the worker's clean-up and tracking
-    may still have something to say), except log lines: the stream ends with the terminal
-    state, so lines shipped after it (a race with the trainer's `done`) would never be shown."""
+    """Store a worker event, unless the job ended (409, `refuse_if_terminal`): log lines that
+    race the trainer's `done`, a validation report that finishes after a cancel, a clean-up
+    or tracking note after the end are the worker's to log, not the timeline's."""
     job = await lock_job(session, job_id)
-    if body.type == LOG_EVENT and JobState(job.state).terminal:
-        raise JobTerminal(job.id, job.state)
+    refuse_if_terminal(job)
     return append_event(session, job, body.type, "worker", body.message, body.data)
 
 
@@ -51,8 +46,7 @@ async def start_attempt(
 ) -> AttemptGrant:
     """Make `attempt` current and hand out its callback token (same answer when repeated)."""
     job = await lock_job(session, job_id)
-    if JobState(job.state).terminal:
-        raise JobTerminal(job.id, job.state)
+    refuse_if_terminal(job)
     if attempt < job.attempt:
         raise StaleAttemptRequest(
             f"job {job.id} is already at attempt {job.attempt}; attempt {attempt} is stale"

@@ -39,6 +39,15 @@ async def lock_job(session: AsyncSession, job_id: str, owner: str | None = None)
     return job
 
 
+def refuse_if_terminal(job: Job) -> None:
+    """The rule for anything appended to a job's timeline (a trainer's callback, a worker's
+    event, a new attempt): nothing after the terminal state. The stream ends with that state,
+    so a later event would be stored but never shown (a cancelled job's validation report
+    landed 8 s after CANCELLED); JobTerminal answers 409."""
+    if JobState(job.state).terminal:
+        raise JobTerminal(job.id, job.state)
+
+
 def event_payload(event: JobEvent) -> dict[str, Any]:
     """The event as the API and the stream show it, JSON-ready."""
     return EventRead.model_validate(event).model_dump(mode="json")

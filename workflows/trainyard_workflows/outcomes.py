@@ -1,21 +1,16 @@
-"""Job states, what a trainer's `done` or exit code means for its job, and the reasons a job's
-timeline shows when a trainer exits or an activity fails (pure: the workflow sandbox imports
-this module)."""
+"""What a trainer's exit code means for its job, and the reasons a job's timeline shows when a
+trainer exits or an activity fails (pure: the workflow sandbox imports this module). The states
+themselves and what a `done` means are `job_states`'."""
 
 from __future__ import annotations
 
 from temporalio.exceptions import ActivityError
 
-VALIDATING = "VALIDATING"
-STARTING = "STARTING"
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-CANCELLED = "CANCELLED"
-TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-DONE_STATUS_TO_STATE = {"succeeded": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}
+from trainyard_workflows.job_states import JobState
+
 # Contract exit codes (docs/trainer-contract.md), used only when `done` was stored by the
 # backend but its signal never reached the workflow.
-EXIT_CODE_TO_STATE = {0: SUCCEEDED, 143: CANCELLED}
+EXIT_CODE_TO_STATE = {0: JobState.SUCCEEDED, 143: JobState.CANCELLED}
 # A trainer that exits like this without a cancel request was stopped from outside.
 STOPPED_EXIT_CODES = frozenset({143, -15})
 # The contract's exit code for a bad environment: the same configuration fails the same way.

@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from trainyard_workflows import activity_options as options
-from trainyard_workflows.outcomes import TERMINAL_STATES
+from trainyard_workflows.job_states import TERMINAL_STATES
 
 with workflow.unsafe.imports_passed_through():
     from trainyard_workflows.activities.tracking_activities import TrackingActivities

@@ -25,16 +25,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from trainyard_workflows import activity_options as options
+from trainyard_workflows.job_states import DONE_STATUS_TO_STATE, TERMINAL_STATES, JobState
 from trainyard_workflows.outcomes import (
-    CANCELLED,
     CONTRACT_ERROR_EXIT,
-    DONE_STATUS_TO_STATE,
     EXIT_CODE_TO_STATE,
-    FAILED,
-    STARTING,
     STOPPED_EXIT_CODES,
-    TERMINAL_STATES,
-    VALIDATING,
     activity_failure_reason,
     exit_reason,
 )
@@ -118,7 +113,7 @@ class TrainingWorkflow:
     async def run(self, training: TrainingInput) -> TrainingResult:
         job_id = training.job_id
         try:
-            entered = await self._report(job_id, VALIDATING)
+            entered = await self._report(job_id, JobState.VALIDATING)
             if entered.state in TERMINAL_STATES:
                 return TrainingResult(state=entered.state, reason="job ended before validation")
 
@@ -130,9 +125,11 @@ class TrainingWorkflow:
             )
             if not report.ok:
                 first = "; ".join(report.errors[:3])
-                return await self._finish(job_id, FAILED, f"dataset validation failed: {first}")
+                return await self._finish(
+                    job_id, JobState.FAILED, f"dataset validation failed: {first}"
+                )
 
-            entered = await self._report(job_id, STARTING)
+            entered = await self._report(job_id, JobState.STARTING)
             if entered.state in TERMINAL_STATES:
                 return TrainingResult(state=entered.state, reason="job ended before launch")
 
@@ -160,7 +157,7 @@ class TrainingWorkflow:
                 # that activity's failure, but the job was cancelled, not failed.
                 await self._wind_down_cancelled(job_id, self._handle)
                 raise asyncio.CancelledError(workflow.cancellation_reason()) from error
-            return await self._finish(job_id, FAILED, activity_failure_reason(error))
+            return await self._finish(job_id, JobState.FAILED, activity_failure_reason(error))
         finally:
             if self._handle is not None:
                 await self._stop(TrainingActivities.cleanup, self._handle)
@@ -185,8 +182,8 @@ class TrainingWorkflow:
         workflow.logger.info("job %s cancelled", job_id)
         if handle is not None:
             await self._stop(TrainingActivities.stop_trainer, handle)
-        await self._report(job_id, CANCELLED, "cancelled")
-        await self._tracking.finish(job_id, CANCELLED)
+        await self._report(job_id, JobState.CANCELLED, "cancelled")
+        await self._tracking.finish(job_id, JobState.CANCELLED)
 
     async def _supervise(
         self, training: TrainingInput, handle: AttemptHandle
@@ -227,13 +224,13 @@ class TrainingWorkflow:
             return await self._interrupted(training, lost_pod)
         if result.outcome == UNSTARTABLE:
             reason = f"attempt {handle.attempt} could not start: {result.reason}"
-            return await self._finish(training.job_id, FAILED, reason)
+            return await self._finish(training.job_id, JobState.FAILED, reason)
         if result.outcome == LOST:
             timeout = f"{training.heartbeat_timeout_s:g}"
             lost = f"no heartbeat for {timeout}s: attempt {handle.attempt} lost"
             if self._may_retry(training):
                 return _Retry(lost)
-            return await self._finish(training.job_id, FAILED, self._final(training, lost))
+            return await self._finish(training.job_id, JobState.FAILED, self._final(training, lost))
         if result.outcome == EXITED and result.done_reported:
             try:
                 await workflow.wait_condition(
@@ -260,7 +257,7 @@ class TrainingWorkflow:
             and self._may_retry(training)
         ):
             return _Retry(reason)
-        return await self._finish(training.job_id, FAILED, self._final(training, reason))
+        return await self._finish(training.job_id, JobState.FAILED, self._final(training, reason))
 
     def _may_retry(self, training: TrainingInput) -> bool:
         # patched() last: histories from before retries replay their FAILED ending unchanged.
@@ -299,12 +296,12 @@ class TrainingWorkflow:
             self._interruptions += 1
             return _Retry(reason, interrupted=True)
         limit = f"interrupted {self._interruptions + 1} times"
-        return await self._finish(training.job_id, FAILED, f"{limit}; the last: {reason}")
+        return await self._finish(training.job_id, JobState.FAILED, f"{limit}; the last: {reason}")
 
     async def _conclude_done(self, job_id: str, done: TrainerDone) -> TrainingResult:
         # The backend may have moved the job already when it stored `done`; then this
         # transition answers "already decided" and the result carries the backend's state.
-        state = DONE_STATUS_TO_STATE.get(done.status, FAILED)
+        state = DONE_STATUS_TO_STATE.get(done.status, JobState.FAILED)
         reason = done.reason
         if done.status not in DONE_STATUS_TO_STATE:
             reason = f"trainer reported unknown status {done.status!r}"

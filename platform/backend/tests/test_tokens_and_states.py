@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from trainyard.callbacks.tokens import InvalidToken, issue, verify
-from trainyard.jobs.states import JobState, TransitionVerdict, judge
+from trainyard_workflows.job_states import JobState, TransitionVerdict, judge
 
 FORWARD = [JobState.PENDING, JobState.VALIDATING, JobState.STARTING, JobState.RUNNING]
 TERMINAL = [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED]

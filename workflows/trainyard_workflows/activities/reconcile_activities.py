@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass, field
 from temporalio import activity
 
 from trainyard_workflows.backend_client import BackendClient, BackendError, Liveness
+from trainyard_workflows.job_states import TERMINAL_STATES
 from trainyard_workflows.launchers.base import LaunchedObject, Launcher
 
 logger = logging.getLogger(__name__)
-
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def reclaim_reason(launched: LaunchedObject, job: Liveness | None) -> str | None
         return None
     if job is None:
         return f"job {launched.job_id} is unknown to the platform"
-    ended = job.state in _TERMINAL
+    ended = job.state in TERMINAL_STATES
     stale = job.attempt is not None and launched.attempt != job.attempt
     if launched.kind == "Job" and launched.active:
         if ended:

@@ -35,7 +35,7 @@ from trainyard.core.errors import TrainyardError
 from trainyard.jobs.errors import JobNotFound, JobTerminal
 from trainyard.jobs.events import state_event_data
 from trainyard.jobs.schemas import EventRead
-from trainyard.jobs.states import JobState
+from trainyard_workflows.job_states import JobState
 
 logger = logging.getLogger(__name__)
 

@@ -16,14 +16,8 @@ from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.orchestration import signal_trainer_done
-from trainyard.jobs.states import JobState
 from trainyard_workflows.contracts import TrainerDone
-
-_DONE_STATES = {
-    "succeeded": JobState.SUCCEEDED,
-    "failed": JobState.FAILED,
-    "cancelled": JobState.CANCELLED,
-}
+from trainyard_workflows.job_states import DONE_STATUS_TO_STATE
 
 
 class StaleAttempt(Forbidden):
@@ -93,7 +87,7 @@ async def done(
     event = append_event(session, job, "done", "trainer", message, body.model_dump(mode="json"))
     if not interrupted:
         job.result = {"metrics": dict(body.metrics), "artifacts": dict(body.artifacts)}
-        transition(session, job, _DONE_STATES[body.status], "trainer", reason)
+        transition(session, job, DONE_STATUS_TO_STATE[body.status], "trainer", reason)
     signal = TrainerDone(attempt=claims.attempt, status=body.status, reason=reason)
     job_id = job.id
 

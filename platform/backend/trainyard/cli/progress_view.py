@@ -9,10 +9,15 @@ from rich.console import Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
-TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+from trainyard_workflows.job_states import TERMINAL_STATES, JobState
+
 # Shown through the progress bar already; a line each would drown the epoch lines.
 _QUIET_EVENTS = frozenset({"checkpoint_saved"})
-_STATE_STYLE = {"SUCCEEDED": "bold green", "FAILED": "bold red", "CANCELLED": "bold yellow"}
+_STATE_STYLE: dict[str, str] = {
+    JobState.SUCCEEDED: "bold green",
+    JobState.FAILED: "bold red",
+    JobState.CANCELLED: "bold yellow",
+}
 
 
 def format_duration(seconds: float | None) -> str:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainyard.callbacks.schemas import EventType
 from trainyard.core.json_values import JsonObject
-from trainyard.jobs.states import JobState
+from trainyard_workflows.job_states import JobState
 
 
 class TransitionRequest(BaseModel):

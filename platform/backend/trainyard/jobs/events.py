@@ -15,7 +15,7 @@ from trainyard.core.db import queue_event, utcnow
 from trainyard.jobs.errors import JobNotFound, JobTerminal, TransitionRefused
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.schemas import EventRead
-from trainyard.jobs.states import JobState, TransitionVerdict, judge
+from trainyard_workflows.job_states import JobState, TransitionVerdict, judge
 
 Source = str  # "api" | "worker" | "trainer"
 

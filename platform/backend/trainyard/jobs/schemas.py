@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.jobs.states import JobState
+from trainyard_workflows.job_states import JobState
 
 
 class Progress(BaseModel):

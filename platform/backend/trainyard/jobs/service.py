@@ -18,7 +18,7 @@ from trainyard.jobs.errors import JobNotFound, JobTerminal
 from trainyard.jobs.events import append_event, lock_job, transition
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.orchestration import cancel_training, start_training
-from trainyard.jobs.states import JobState
+from trainyard_workflows.job_states import JobState
 from trainyard_workflows.storage import StorageSettings
 
 

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from trainyard.core.bus import Event, EventBus, SubscriberOverflowed, SubscriptionInterrupted
-from trainyard.jobs.states import TERMINAL_STATES
+from trainyard_workflows.job_states import TERMINAL_STATES
 from trainyard.stream.ws_protocol import OutgoingText, SendNow
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The job state machine.
+"""The job state machine: one definition for the backend (which writes every state) and the
+worker (which asks for transitions and reads states). Pure, so the workflow sandbox imports it.
 
 PENDING -> VALIDATING -> STARTING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
 
@@ -31,6 +32,12 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+# What a trainer's `done` status (docs/trainer-contract.md) ends its job in.
+DONE_STATUS_TO_STATE = {
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
 
 _RANK = {
     JobState.PENDING: 0,

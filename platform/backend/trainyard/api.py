@@ -13,12 +13,14 @@ from uvicorn.config import STARTUP_FAILURE
 
 from trainyard.core.quiet_server import QuietServer
 from trainyard.core.settings import BackendSettings
+from trainyard.core.uvicorn_internals import check_uvicorn_internals
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import tune_for_serving
 from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
 
 
 def main() -> None:
+    check_uvicorn_internals()  # QuietServer and SendNowWebSocketProtocol rely on them
     settings = BackendSettings()
     app = create_app(settings)
     tune_for_serving()  # the start-up heap is built: keep it out of later collections

@@ -5,7 +5,8 @@ asked to stop and (every tenth tick) to refresh the `Date` header. On the embedd
 shares the machine with the training it serves, and each wake-up can pre-empt a trainer thread:
 those ten a second were most of the idle API's CPU (decision 010). `QuietServer` ticks once a
 second, and a stop request (SIGINT, SIGTERM) wakes it at once, so it stops as promptly as
-uvicorn's own.
+uvicorn's own. It overrides and calls undocumented methods of `uvicorn.Server`:
+core/uvicorn_internals.py lists them and checks them at start-up.
 """
 
 from __future__ import annotations

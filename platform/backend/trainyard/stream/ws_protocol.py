@@ -19,7 +19,9 @@ slower, same stream.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
@@ -58,13 +60,21 @@ SendNow = Callable[[OutgoingText], bool]
 
 
 class SendNowWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol (`ws="websockets-sansio"`) with `send_now`."""
+    """uvicorn's sans-I/O WebSocket protocol (`ws="websockets-sansio"`) with `send_now`.
 
-    async def run_asgi(self) -> None:
-        extensions = self.scope.setdefault("extensions", {})
-        assert extensions is not None  # setdefault just made it
-        extensions[SEND_NOW_EXTENSION] = {"send_text": self.send_text_now}
-        await super().run_asgi()
+    It relies on that protocol's undocumented state: core/uvicorn_internals.py lists what, and
+    checks it at start-up."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        app, extension = self.app, {"send_text": self.send_text_now}
+
+        async def app_with_send_now(scope: Scope, receive: Receive, send: Send) -> None:
+            extensions = scope.setdefault("extensions", {})
+            extensions[SEND_NOW_EXTENSION] = extension
+            await app(scope, receive, send)
+
+        self.app = app_with_send_now
 
     def send_text_now(self, message: OutgoingText) -> bool:
         """Write `message` as one frame at once; False, with nothing written, if it cannot be."""

@@ -80,6 +80,10 @@ class BackendSettings(BaseSettings):
     # The built web app (platform/web/dist); empty: the checkout's build, if there is one.
     web_dir: Path | None = None
 
+    # The state file of the embedded tier's supervisor (`trainyard up` sets it): /readyz shows
+    # each component's restarts. Unset elsewhere, where Kubernetes or systemd supervise.
+    supervision_state: Path | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -228,7 +228,7 @@ async def test_the_estimate_learns_from_a_finished_run_of_the_same_model(
     assert estimate["seconds"] == pytest.approx(95.0, rel=0.01)
 
 
-async def test_the_stream_sends_the_reply_in_pieces_then_the_plan(
+async def test_the_stream_from_the_grammar_parser_is_the_reply_at_once(
     api: httpx.AsyncClient, shapes: dict[str, Any]
 ) -> None:
     async with api.stream("POST", "/v1/chat/stream", json={"message": ASK}) as response:
@@ -236,11 +236,13 @@ async def test_the_stream_sends_the_reply_in_pieces_then_the_plan(
         assert response.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) async for line in response.aiter_lines() if line]
 
-    deltas = [line for line in lines if line["type"] == "delta"]
-    assert len(deltas) > 3
-    assert lines[-1]["type"] == "reply"
-    assert "".join(d["text"] for d in deltas) == lines[-1]["text"]
-    assert lines[-1]["plan"]["ready"] is True
+    # No model writing: nothing to stream before the reply (test_chat_stream.py: the LLM's).
+    [reply] = lines
+    assert (reply["type"], reply["planner"]) == ("reply", "grammar")
+    assert reply["text"].startswith("Here is the plan")
+    assert reply["plan"]["ready"] is True
+    stored = (await api.get(f"/v1/chat/{reply['conversation_id']}")).json()
+    assert [m["content"] for m in stored["messages"]] == [ASK, reply["text"]]
 
 
 async def test_an_unknown_conversation_is_404_for_every_route(

@@ -8,11 +8,10 @@ only with no question left and a request that `POST /v1/jobs` would accept.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from trainyard.chat.context import DatabaseContext
 from trainyard.chat.estimate import estimate_duration
 from trainyard.chat.plan import (
     Assumption,
@@ -22,7 +21,9 @@ from trainyard.chat.plan import (
     Question,
     TrainingPlan,
 )
+from trainyard.core.settings import BackendSettings
 from trainyard.frameworks import known_model, model_examples
+from trainyard.jobs.models import Job
 from trainyard.jobs.schemas import job_defaults, parse_job_create
 
 # The task a framework trains on a dataset of this format, where it is not its default.
@@ -30,7 +31,20 @@ _TASK_OF_FORMAT = {("huggingface", "text"): "text-classification"}
 _LABELS = {"epochs": "epochs", "imgsz": "image size", "batch": "batch size", "gpus": "GPUs"}
 
 
-async def complete(draft: PlanDraft, context: DatabaseContext) -> TrainingPlan:
+class CompletionContext(Protocol):
+    """What completing a draft looks up about the owner's world. `DatabaseContext` is one, and
+    completes drafts itself (its `problems`): it imports this module, never the reverse."""
+
+    settings: BackendSettings
+
+    async def datasets(self) -> list[DatasetSummary]: ...
+
+    async def finished_jobs(self, model: str, limit: int = 10) -> list[Job]:
+        """The owner's newest SUCCEEDED jobs of `model` (for the duration estimate)."""
+        ...
+
+
+async def complete(draft: PlanDraft, context: CompletionContext) -> TrainingPlan:
     request = draft.request.model_copy(deep=True)
     questions = list(draft.questions)
     asked = {question.field for question in questions}
@@ -170,7 +184,7 @@ def _complete_dataset(
 
 
 def _limit_questions(
-    request: PlanRequest, context: DatabaseContext, asked: set[str | None]
+    request: PlanRequest, context: CompletionContext, asked: set[str | None]
 ) -> list[Question]:
     settings = context.settings
     limits = {"epochs": settings.max_epochs, "batch": settings.max_batch, "gpus": settings.max_gpus}

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.chat.completion import complete
 from trainyard.chat.plan import DatasetSummary, JobSummary, PlanDraft
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.models import Dataset
@@ -48,7 +49,7 @@ def job_summary(job: Job) -> JobSummary:
 
 
 class DatabaseContext:
-    """`PlannerContext` over one request's session."""
+    """`PlannerContext` (and completion's `CompletionContext`) over one request's session."""
 
     def __init__(self, session: AsyncSession, settings: BackendSettings, owner: str) -> None:
         self.session = session
@@ -85,8 +86,6 @@ class DatabaseContext:
         """What is wrong with the values the draft gives (an unknown model, too many GPUs, a
         dataset the user does not have). Values it leaves out are not problems: the card asks
         for them."""
-        from trainyard.chat.completion import complete  # completion needs this context
-
         plan = await complete(draft, self)
         given = draft.request.model_dump(exclude_none=True)
         return [

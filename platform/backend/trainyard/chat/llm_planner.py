@@ -6,18 +6,32 @@ look up the user's datasets, the models Trainyard can train and the user's recen
 a draft that cannot run as asked goes back to it with the reasons (output validator) a couple
 of times. The user's words only ever travel as chat messages to the model. Any failure of the
 model (down, timeout, HTTP error, output that never validates) is `LlmUnavailable`: the caller
-falls back to the grammar parser and tells the user.
+falls back to the grammar parser and tells the user. Given `on_draft`, the model's answer is
+streamed and each readable stage of the draft it is writing goes there as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from openai import AsyncOpenAI
+from pydantic import TypeAdapter, ValidationError
 from pydantic_ai import Agent, ModelRetry, RunContext
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    FinalResultEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    ToolCallPart,
+    ToolCallPartDelta,
+)
 from pydantic_ai.models import Model
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
@@ -41,6 +55,10 @@ based_on_job to its id, then apply the changes. Fields: framework (inferred from
 model (e.g. yolo11n.yaml to train from scratch, yolo11n.pt for pretrained weights), dataset (a
 dataset name from list_datasets, or a file:// or s3:// URI), epochs, imgsz (multiple of 32),
 batch, gpus (0 = CPU). Put anything ambiguous into questions, one per field."""
+
+
+DraftSink = Callable[[PlanDraft], None]
+_PARTIAL_DRAFT = TypeAdapter(PlanDraft)
 
 
 class LlmUnavailable(Exception):
@@ -130,10 +148,13 @@ async def draft_with_llm(
     context: PlannerContext,
     *,
     model: Model | None = None,
+    on_draft: DraftSink | None = None,
 ) -> PlanDraft:
     """The model's reading of `conversation` (its last turn is the user's new message).
 
     `model` replaces the configured server (pydantic-ai's test models, for instance).
+    `on_draft` gets the draft while the model writes it (a draft sent back for correction
+    starts again); the returned draft is the one that stands.
     """
     if not conversation or conversation[-1].role != "user":
         raise ValueError("the conversation must end with the user's message")
@@ -145,12 +166,54 @@ async def draft_with_llm(
                 model=model or openai_compatible_model(config),
                 deps=context,
                 usage_limits=UsageLimits(request_limit=_REQUEST_LIMIT),
+                event_stream_handler=_stream_drafts_to(on_draft) if on_draft else None,
             )
     except TimeoutError as exc:
         raise LlmUnavailable(f"no answer within {config.timeout_s:g}s") from exc
     except Exception as exc:  # any failure of a remote model means "plan without it"
         raise LlmUnavailable(_short(exc)) from exc
     return result.output
+
+
+def _stream_drafts_to(
+    sink: DraftSink,
+) -> Callable[[RunContext[PlannerContext], AsyncIterable[AgentStreamEvent]], Any]:
+    """An event handler for one streamed model response: the output tool's arguments, parsed
+    as far as they go, to `sink` each time they read as a draft that says more."""
+
+    async def handle(
+        ctx: RunContext[PlannerContext], events: AsyncIterable[AgentStreamEvent]
+    ) -> None:
+        calls: dict[int, ToolCallPart] = {}
+        output_tool: str | None = None
+        last = PlanDraft()
+        async for event in events:
+            if isinstance(event, PartStartEvent) and isinstance(event.part, ToolCallPart):
+                calls[event.index] = event.part
+            elif isinstance(event, FinalResultEvent):
+                output_tool = event.tool_name  # the tool whose arguments are the draft
+            elif (
+                isinstance(event, PartDeltaEvent)
+                and isinstance(event.delta, ToolCallPartDelta)
+                and event.index in calls
+            ):
+                call = event.delta.apply(calls[event.index])
+                if not isinstance(call, ToolCallPart):
+                    continue
+                calls[event.index] = call
+                if call.tool_name != output_tool or not isinstance(call.args, str):
+                    continue
+                # A number at the very end may still grow (gpus 1 of 16): leave it out.
+                args = call.args.rstrip("0123456789.+-eE")
+                try:
+                    draft = _PARTIAL_DRAFT.validate_json(args, experimental_allow_partial=True)
+                except ValidationError:  # cut inside an item that lacks a required field yet
+                    continue
+                if draft != last:
+                    sink(draft)
+                    last = draft
+
+    return handle
 
 
 def _short(exc: Exception) -> str:

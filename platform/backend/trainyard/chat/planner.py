@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 from trainyard.chat import grammar
 from trainyard.chat.context import DatabaseContext
-from trainyard.chat.llm_planner import LlmUnavailable, draft_with_llm, llm_config_from
+from trainyard.chat.llm_planner import (
+    DraftSink,
+    LlmUnavailable,
+    draft_with_llm,
+    llm_config_from,
+)
 from trainyard.chat.plan import ChatTurn, PlanDraft, PlannerName
 
 logger = logging.getLogger(__name__)
@@ -21,13 +26,21 @@ class Drafted:
     notice: str | None = None
 
 
-async def draft_plan(history: list[ChatTurn], message: str, context: DatabaseContext) -> Drafted:
+async def draft_plan(
+    history: list[ChatTurn],
+    message: str,
+    context: DatabaseContext,
+    on_draft: DraftSink | None = None,
+) -> Drafted:
+    """`on_draft` sees the language model's draft while it is written (the grammar parser
+    answers at once: nothing to see before the result)."""
     recent = await context.recent_jobs()
     config = llm_config_from(context.settings)
     if config is not None:
         try:
             conversation = [*history, ChatTurn(role="user", content=message)]
-            return Drafted(await draft_with_llm(config, conversation, context), "llm")
+            draft = await draft_with_llm(config, conversation, context, on_draft=on_draft)
+            return Drafted(draft, "llm")
         except LlmUnavailable as exc:
             logger.warning("LLM planner unavailable, using the grammar parser: %s", exc)
             notice = (

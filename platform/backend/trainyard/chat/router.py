@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import re
+import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.requests import HTTPConnection
 
 from trainyard.chat import service
-from trainyard.chat.plan import TrainingPlan
+from trainyard.chat.plan import PlanDraft, TrainingPlan
 from trainyard.chat.schemas import (
     ChatReply,
     ChatRequest,
@@ -20,18 +23,28 @@ from trainyard.chat.schemas import (
     PlanCheck,
     StartRequest,
 )
-from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Temporal
+from trainyard.core.db import Database
+from trainyard.core.errors import TrainyardError
+from trainyard.core.settings import BackendSettings
+from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Workflows
 from trainyard.jobs.schemas import JobRead
 
+logger = logging.getLogger(__name__)
+# The body every unexpected failure gets (core.errors), as the stream's last line.
+_INTERNAL_ERROR = {"detail": "internal error; see the API log", "code": "internal_error"}
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255),
 ]
-# Words with their following space: the stream sends the reply a few words at a time.
-_CHUNK = re.compile(r"\S+\s*|\s+")
-_WORDS_PER_DELTA = 3
+
+
+def _database(connection: HTTPConnection) -> Database:
+    # A stream outlives the request's unit of work (SessionDep commits before the response
+    # starts), so it opens its own.
+    database: Database = connection.app.state.runtime.db
+    return database
 
 
 @router.post("", response_model=ChatReply)
@@ -52,20 +65,59 @@ async def chat(
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 async def chat_stream(
-    body: ChatRequest, session: SessionDep, settings: Settings, owner: CurrentOwner
+    body: ChatRequest,
+    session: SessionDep,
+    settings: Settings,
+    owner: CurrentOwner,
+    database: Annotated[Database, Depends(_database)],
 ) -> StreamingResponse:
-    """As `POST /v1/chat`, streamed as NDJSON: `{"type": "delta", "text": …}` lines with the
-    reply as it is written, then one `{"type": "reply", …ChatReply}` line."""
-    reply = await service.chat(session, settings, owner, body)
-    return StreamingResponse(_ndjson(reply), media_type="application/x-ndjson")
+    """As `POST /v1/chat`, streamed as NDJSON while the language model writes: a
+    `{"type": "draft", …PlanDraft}` line each time its draft says more (what it has read so
+    far; none from the grammar parser, which answers at once), then one
+    `{"type": "reply", …ChatReply}` line once the turn is stored, or
+    `{"type": "error", "detail", "code"}` if it could not be."""
+    if body.conversation_id is not None:
+        await service.check_conversation(session, owner, body.conversation_id)
+    lines = _ndjson(database, settings, owner, body)
+    return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
-async def _ndjson(reply: ChatReply) -> AsyncIterator[str]:
-    words = _CHUNK.findall(reply.text)
-    for start in range(0, len(words), _WORDS_PER_DELTA):
-        text = "".join(words[start : start + _WORDS_PER_DELTA])
-        yield json.dumps({"type": "delta", "text": text}) + "\n"
-    yield json.dumps({"type": "reply", **reply.model_dump(mode="json")}) + "\n"
+def _line(kind: str, fields: dict[str, Any]) -> str:
+    return json.dumps({"type": kind, **fields}) + "\n"
+
+
+async def _ndjson(
+    database: Database, settings: BackendSettings, owner: str, body: ChatRequest
+) -> AsyncIterator[str]:
+    drafts: asyncio.Queue[PlanDraft | None] = asyncio.Queue()
+
+    async def answer() -> ChatReply:
+        try:
+            # Committed before the reply line goes out: a client that reads the
+            # conversation as soon as it has the reply sees it.
+            async with database.session() as turn_session:
+                return await service.chat(turn_session, settings, owner, body, drafts.put_nowait)
+        finally:
+            drafts.put_nowait(None)
+
+    turn = asyncio.create_task(answer())
+    try:
+        while (draft := await drafts.get()) is not None:
+            yield _line("draft", draft.model_dump(mode="json"))
+        reply = await turn
+    except TrainyardError as exc:
+        yield _line("error", exc.body())
+        return
+    except Exception:
+        logger.exception("chat stream: the reply could not be written")
+        yield _line("error", _INTERNAL_ERROR)
+        return
+    finally:
+        if not turn.done():  # the client went away: nothing more to write for it
+            turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn
+    yield _line("reply", reply.model_dump(mode="json"))
 
 
 @router.post("/plan", response_model=TrainingPlan)
@@ -99,14 +151,14 @@ async def start(
     session: SessionDep,
     settings: Settings,
     storage: Storage,
-    temporal: Temporal,
+    workflows: Workflows,
     owner: CurrentOwner,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
     """Start the confirmed plan: the same submission as `POST /v1/jobs` (422 with the plan's
     open questions when it is not ready; an Idempotency-Key replays the first job)."""
     submission = await service.start(
-        session, settings, storage, temporal, owner, conversation_id, body, idempotency_key
+        session, settings, storage, workflows, owner, conversation_id, body, idempotency_key
     )
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trainyard.chat.completion import complete
 from trainyard.chat.context import DatabaseContext
 from trainyard.chat.errors import ConversationNotFound, PlanNotReady
+from trainyard.chat.llm_planner import DraftSink
 from trainyard.chat.models import ChatMessage, Conversation
 from trainyard.chat.plan import ChatTurn, PlanDraft, PlanRequest, TrainingPlan
 from trainyard.chat.planner import draft_plan
@@ -52,13 +53,20 @@ async def _messages(session: AsyncSession, conversation_id: str) -> list[ChatMes
 
 
 async def check_conversation(session: AsyncSession, owner: str, conversation_id: str) -> None:
-    """404 for a conversation that is not the owner's (before a stream starts)."""
+    """404 for a conversation that is not the owner's, while it can still be a status: a
+    streamed reply has sent its status line before the answer is written."""
     await _conversation(session, owner, conversation_id)
 
 
 async def chat(
-    session: AsyncSession, settings: BackendSettings, owner: str, body: ChatRequest
+    session: AsyncSession,
+    settings: BackendSettings,
+    owner: str,
+    body: ChatRequest,
+    on_draft: DraftSink | None = None,
 ) -> ChatReply:
+    """Answer one message (stored with the reply); `on_draft` sees the language model's draft
+    as it is written."""
     now = utcnow()
     if body.conversation_id is None:
         conversation = Conversation(
@@ -77,7 +85,7 @@ async def chat(
     history = [ChatTurn.model_validate({"role": m.role, "content": m.content}) for m in earlier]
 
     context = DatabaseContext(session, settings, owner)
-    drafted = await draft_plan(history, body.message, context)
+    drafted = await draft_plan(history, body.message, context, on_draft)
     plan = await complete(drafted.draft, context)
     text = reply_text(plan, drafted.draft.note)
 

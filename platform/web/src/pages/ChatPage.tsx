@@ -1,8 +1,9 @@
 import { useEffect, useRef, useState } from "react";
 import { useNavigate, useParams } from "react-router-dom";
 import { api } from "../api/client";
-import type { ChatReply, PlanRequest, TrainingPlan } from "../api/types";
+import type { PlanRequest, TrainingPlan } from "../api/types";
 import { PlanCard } from "../components/PlanCard";
+import { draftText, type ChatLine } from "../stream/chatLines";
 import { NdjsonSplitter } from "../stream/ndjson";
 
 interface Turn {
@@ -14,7 +15,8 @@ interface Turn {
   jobId: string | null;
 }
 
-/** The chat panel: a request in words, the reply streamed, then the plan card under it. */
+/** The chat panel: a request in words, the language model's draft as it writes it, then the
+ * reply with the plan card under it. */
 export function ChatPage() {
   const { conversationId } = useParams();
   const navigate = useNavigate();
@@ -67,9 +69,10 @@ export function ChatPage() {
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       const splitter = new NdjsonSplitter();
       const apply = (line: unknown) => {
-        const item = line as { type: string; text?: string; detail?: string } & ChatReply;
-        if (item.type === "delta") {
-          setTurns((t) => t.map((turn) => (turn.id === pending ? { ...turn, text: turn.text + (item.text ?? "") } : turn)));
+        const item = line as ChatLine;
+        if (item.type === "draft") {
+          const text = draftText(item);
+          setTurns((t) => t.map((turn) => (turn.id === pending ? { ...turn, text } : turn)));
         } else if (item.type === "reply") {
           current.current = item.conversation_id;
           setTurns((t) =>
@@ -79,7 +82,7 @@ export function ChatPage() {
           );
           if (conversationId !== item.conversation_id) navigate(`/chat/${item.conversation_id}`, { replace: true });
         } else if (item.type === "error") {
-          throw new Error(item.detail ?? "the planner failed");
+          throw new Error(item.detail);
         }
       };
       for (;;) {
@@ -90,7 +93,8 @@ export function ChatPage() {
       splitter.end().forEach(apply);
     } catch (e) {
       setError((e as Error).message);
-      setTurns((t) => t.filter((turn) => turn.id !== pending || turn.text));
+      // A draft is not a reply: the bubble goes, the question stays.
+      setTurns((t) => t.filter((turn) => turn.id !== pending));
     } finally {
       setSending(false);
     }

@@ -3,6 +3,9 @@ web UI's log tail): each line once, also the last ones when the trainer exits.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -12,11 +15,11 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from trainyard_workflows.activities.log_shipping import new_lines
+from trainyard_workflows.activities.log_shipping import LogShipping, new_lines
 from trainyard_workflows.activities.schemas import EXITED, WatchTrainerInput
 from trainyard_workflows.activities.training_activities import TrainingActivities
 from trainyard_workflows.backend_client import BackendClient
-from trainyard_workflows.launchers import LaunchRequest
+from trainyard_workflows.launchers import AttemptHandle, LaunchRequest
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 from trainyard_workflows.settings import WorkerSettings
 
@@ -62,10 +65,8 @@ class Backend:
         return httpx.Response(404, json={"detail": "not here"})
 
 
-async def watch_fake_trainer(
-    tmp_path: Path, backend: Backend, settings: WorkerSettings | None = None
-) -> str:
-    """Run the watch over a fake trainer printing 8 epochs; the watch's outcome."""
+async def launch_fake_trainer(tmp_path: Path) -> tuple[SubprocessLauncher, AttemptHandle]:
+    """Start a fake trainer printing 8 epochs, 0.3 s apart."""
     executable = tmp_path / "trainers" / "fake" / ".venv" / "bin" / "trainyard-trainer"
     executable.parent.mkdir(parents=True)
     executable.write_text(TRAINER.format(python=sys.executable))
@@ -81,6 +82,14 @@ async def watch_fake_trainer(
             env={"TRAINYARD_JOB_ID": "job_ab12", "TRAINYARD_OUTPUT_DIR": str(output_dir)},
         )
     )
+    return launcher, handle
+
+
+async def watch_fake_trainer(
+    tmp_path: Path, backend: Backend, settings: WorkerSettings | None = None
+) -> str:
+    """Run the watch over a fake trainer printing 8 epochs; the watch's outcome."""
+    launcher, handle = await launch_fake_trainer(tmp_path)
     settings = settings or WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0, liveness_poll_s=0.5)
     async with BackendClient(
         "http://backend.test", "secret", transport=httpx.MockTransport(backend)
@@ -125,3 +134,51 @@ async def test_the_watch_polls_the_process_often_but_asks_the_backend_seldom(
     assert await watch_fake_trainer(tmp_path, backend, settings) == EXITED
 
     assert 2 <= backend.liveness_requests <= 6
+
+
+async def test_after_a_worker_restart_the_log_tail_goes_on_from_where_it_was(
+    tmp_path: Path,
+) -> None:
+    # The watch's heartbeats carry what it shipped; Temporal hands the last of them to the
+    # watch a restarted worker runs again, which ships what came meanwhile and nothing twice.
+    backend = Backend()
+    launcher, handle = await launch_fake_trainer(tmp_path)
+    settings = WorkerSettings(watch_poll_s=0.1, log_ship_s=1.0, liveness_poll_s=0.5)
+    details: list[tuple[object, ...]] = []
+    first = ActivityEnvironment()
+    first.on_heartbeat = lambda *beat: details.append(beat)
+    async with BackendClient(
+        "http://backend.test", "secret", transport=httpx.MockTransport(backend)
+    ) as client:
+        dying = TrainingActivities(client, launcher, settings)
+        watch = asyncio.ensure_future(
+            first.run(dying.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=60))
+        )
+        await asyncio.sleep(1.4)  # one shipment, then the worker dies
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        shipped_before = len(backend.events)
+        await asyncio.sleep(0.5)  # the trainer goes on writing meanwhile
+
+        restarted = ActivityEnvironment()
+        restarted.info = dataclasses.replace(restarted.info, heartbeat_details=details[-1])
+        # A new worker's launcher: the trainer is no child of its own, found by its pid file.
+        again = TrainingActivities(client, SubprocessLauncher(tmp_path / "trainers"), settings)
+        result = await restarted.run(
+            again.watch_trainer, WatchTrainerInput(handle, heartbeat_timeout_s=60)
+        )
+
+    assert result.outcome == EXITED
+    assert shipped_before >= 1
+    lines = [line for e in backend.events if e["type"] == "log" for line in e["data"]["lines"]]
+    assert [line for line in lines if line.startswith("epoch")] == [f"epoch {n}" for n in range(8)]
+
+
+def test_a_checkpoint_resumes_the_shipping_and_garbage_starts_afresh() -> None:
+    logs = LogShipping()
+    assert logs.fresh(["a", "b"]) == ["a", "b"]
+    resumed = LogShipping.resume([logs.checkpoint()], last_at=1.0)
+    assert resumed.fresh(["a", "b", "c"]) == ["c"]
+    assert LogShipping.resume([], last_at=0.0).fresh(["a"]) == ["a"]
+    assert LogShipping.resume(["nonsense", {"log_shipped": 3}], last_at=0.0).shipped == []

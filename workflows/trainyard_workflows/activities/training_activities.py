@@ -15,7 +15,7 @@ from temporalio import activity
 
 from trainyard_workflows.activities.attempt_messages import retry_message, where_it_runs
 from trainyard_workflows.activities.cluster_wait import ClusterWait
-from trainyard_workflows.activities.log_shipping import LogShipping, new_lines
+from trainyard_workflows.activities.log_shipping import LogShipping, heartbeat
 from trainyard_workflows.activities.schemas import (
     DISRUPTED,
     EXITED,
@@ -180,11 +180,14 @@ class TrainingActivities:
         seen_heartbeat: datetime | None = None
         done_reported = False
         cluster = ClusterWait()
-        logs = LogShipping(last_at=time.time())
+        # A watch run again after a worker restart goes on shipping from where it was.
+        logs = LogShipping.resume(activity.info().heartbeat_details, last_at=time.time())
+        logs.follow()
         liveness_every = min(self._settings.liveness_poll_s, request.heartbeat_timeout_s / 4)
         next_liveness_at = 0.0
+        answered_at = time.time()
         while True:
-            activity.heartbeat()
+            heartbeat()
             if await self._follow_cluster(handle, cluster):
                 # Waiting on the cluster (a GPU node, an image, a quota) is not silence: the
                 # heartbeat timeout starts once the trainer can run.
@@ -211,6 +214,11 @@ class TrainingActivities:
             next_liveness_at = time.monotonic() + liveness_every
             liveness = await self._liveness_quietly(handle.job_id)
             if liveness is not None:
+                if time.time() - answered_at > 2 * liveness_every + self._settings.watch_poll_s:
+                    # The backend was away (an outage, a restart): the trainer's callbacks did
+                    # not get through either, and its retries need a moment once it is back.
+                    last_sign_of_life = max(last_sign_of_life, time.time())
+                answered_at = time.time()
                 done_reported = liveness.done
                 # Shipped with this poll: its answer says the job still streams, so the log
                 # costs no request of its own to check that.
@@ -252,9 +260,7 @@ class TrainingActivities:
         """
         logs.last_at = time.time()
         tail = await self._quietly(self._launcher.log_tail(handle, LOG_SHIP_LINES), handle, [])
-        fresh = new_lines(logs.shipped, tail)
-        if tail:
-            logs.shipped = tail
+        fresh = logs.fresh(tail)
         if fresh:
             lines = [line[:1000] for line in fresh]
             await self._post_event_quietly(
@@ -354,7 +360,7 @@ class TrainingActivities:
                 done, _ = await asyncio.wait({task}, timeout=self._settings.watch_poll_s)
                 if done:
                     return task.result()
-                activity.heartbeat()
+                heartbeat()
         finally:
             task.cancel()
 

@@ -57,6 +57,8 @@ async def test_weights_in_the_jobs_folder_download_with_a_name_that_says_whose_t
     assert response.status_code == 200, response.text
     assert response.content == WEIGHTS
     assert f'filename="{job["id"]}-weights.pt"' in response.headers["content-disposition"]
+    # Not guessed from `.pt` (application/vnd.snesdev-page-table): opaque bytes, as from S3.
+    assert response.headers["content-type"] == "application/octet-stream"
 
 
 @pytest.mark.parametrize(

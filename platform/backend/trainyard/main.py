@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
-from trainyard.core.errors import install_error_handlers
+from trainyard.core.errors import error_responses, install_error_handlers
 from trainyard.core.settings import BackendSettings
 from trainyard.core.supervision import readiness_section
 from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
@@ -95,7 +95,7 @@ def create_app(
         """The process is alive (it says nothing about its dependencies)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=error_responses(503))
     async def readyz(request: Request) -> JSONResponse:
         """200 when the database, Temporal (and Redis, if used) answer; 503 naming what is down.
         Under `trainyard up`, also each component's state and restarts (`supervision`)."""
@@ -119,6 +119,7 @@ def create_app(
                 {
                     "status": "unavailable",
                     "detail": f"{' and '.join(down)} down",
+                    "code": "unavailable",  # as in every error body (core.errors.ErrorBody)
                     "checks": checks,
                     **supervision,
                 },

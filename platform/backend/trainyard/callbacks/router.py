@@ -26,12 +26,16 @@ from trainyard.callbacks import service
 from trainyard.callbacks.ingest import ingest_for
 from trainyard.callbacks.schemas import Done, Heartbeat, TrainerEvent
 from trainyard.callbacks.tokens import InvalidToken, TokenClaims, verify
-from trainyard.core.errors import Forbidden, TrainyardError, Unauthorized
-from trainyard.core.runtime import runtime_of
+from trainyard.core.errors import Forbidden, TrainyardError, Unauthorized, error_responses
 from trainyard.deps import SessionDep, Temporal
 from trainyard.jobs.schemas import EventRead
+from trainyard.runtime import runtime_of
 
-router = APIRouter(prefix="/v1/jobs", tags=["trainer callbacks"])
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["trainer callbacks"],
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="CallbackToken")
 

@@ -31,8 +31,11 @@ EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN), AfterValidator(_no
 class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epoch: int = Field(ge=0, le=10_000_000, description="completed epochs (0 before the first)")
-    epochs: int = Field(ge=1, le=10_000_000)
+    # strict: `true` is not an epoch count (pydantic would read it as 1).
+    epoch: int = Field(
+        strict=True, ge=0, le=10_000_000, description="completed epochs (0 before the first)"
+    )
+    epochs: int = Field(strict=True, ge=1, le=10_000_000)
     metrics: Metrics = Field(default_factory=dict)
     elapsed_s: Number = Field(default=None, ge=0)
     eta_s: Number = Field(default=None, ge=0)

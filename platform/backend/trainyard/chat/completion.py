@@ -69,7 +69,17 @@ async def complete(draft: PlanDraft, context: CompletionContext) -> TrainingPlan
         questions += _validation_questions(request)
 
     estimate = None
-    if request.model and request.epochs and request.imgsz and request.gpus is not None:
+    # The card shows an estimate next to its questions, so the request may still be invalid:
+    # estimate only from numbers a job would accept (a negative epoch count has a negative
+    # duration, an image size of 10**157 overflows a float).
+    refused = {question.field for question in _validation_questions(request)}
+    if (
+        request.model
+        and request.epochs
+        and request.imgsz
+        and request.gpus is not None
+        and not refused & {"epochs", "imgsz", "gpus"}
+    ):
         past = [
             (job, datasets[job.dataset].images or 0)
             for job in await context.finished_jobs(request.model)

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainyard.chat.plan import ChatTurn, JobSummary, PlanDraft, PlanRequest, Question
+from trainyard.chat.plan import (
+    PLAN_NUMBER_MAX,
+    ChatTurn,
+    JobSummary,
+    PlanDraft,
+    PlanRequest,
+    Question,
+)
 from trainyard.frameworks import known_model, model_examples
 
 _NUMBER_WORDS = {
@@ -211,6 +218,9 @@ def _read_numbers(text: str, reading: _Reading, used: list[tuple[int, int]]) -> 
                 if value < 0:
                     negative = f"{_LABEL[name]} cannot be negative ({value})."
                     reading.questions.append(Question(field=name, question=negative))
+                elif value > PLAN_NUMBER_MAX:
+                    huge = f"{_LABEL[name]} is far too large ({len(str(value))} digits)."
+                    reading.questions.append(Question(field=name, question=huge))
                 elif name in reading.fields and reading.fields[name] != value:
                     reading.questions.append(
                         Question(

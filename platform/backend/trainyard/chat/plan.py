@@ -9,13 +9,18 @@ user starts the plan, which submits `TrainingPlan.job_create()` like `POST /v1/j
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainyard.jobs.schemas import JobCreate, parse_job_create
 
 PlannerName = Literal["grammar", "llm"]
+
+# A number on the card: any signed 64-bit integer, never a bool or a float. What a job accepts
+# (epochs >= 1, ...) is checked as questions, so an edited card with epochs=-1 gets one.
+PLAN_NUMBER_MAX = 2**63 - 1
+PlanNumber = Annotated[int, Field(strict=True, ge=-PLAN_NUMBER_MAX - 1, le=PLAN_NUMBER_MAX)]
 
 
 class PlanRequest(BaseModel):
@@ -27,10 +32,10 @@ class PlanRequest(BaseModel):
     model: str | None = None
     dataset: str | None = None
     task: str | None = None
-    epochs: int | None = None
-    imgsz: int | None = None
-    batch: int | None = None
-    gpus: int | None = None
+    epochs: PlanNumber | None = None
+    imgsz: PlanNumber | None = None
+    batch: PlanNumber | None = None
+    gpus: PlanNumber | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
 

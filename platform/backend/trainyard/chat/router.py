@@ -24,7 +24,7 @@ from trainyard.chat.schemas import (
     StartRequest,
 )
 from trainyard.core.db import Database
-from trainyard.core.errors import TrainyardError
+from trainyard.core.errors import TrainyardError, error_responses
 from trainyard.core.settings import BackendSettings
 from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Workflows
 from trainyard.jobs.schemas import JobRead
@@ -47,7 +47,7 @@ def _database(connection: HTTPConnection) -> Database:
     return database
 
 
-@router.post("", response_model=ChatReply)
+@router.post("", response_model=ChatReply, responses=error_responses(400, 404, 422))
 async def chat(
     body: ChatRequest, session: SessionDep, settings: Settings, owner: CurrentOwner
 ) -> ChatReply:
@@ -62,7 +62,7 @@ async def chat(
 @router.post(
     "/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(400, 404, 422)},
 )
 async def chat_stream(
     body: ChatRequest,
@@ -120,7 +120,7 @@ async def _ndjson(
     yield _line("reply", reply.model_dump(mode="json"))
 
 
-@router.post("/plan", response_model=TrainingPlan)
+@router.post("/plan", response_model=TrainingPlan, responses=error_responses(400, 422))
 async def check_plan(
     body: PlanCheck, session: SessionDep, settings: Settings, owner: CurrentOwner
 ) -> TrainingPlan:
@@ -134,7 +134,9 @@ async def list_conversations(session: SessionDep, owner: CurrentOwner) -> Conver
     return ConversationPage(items=await service.list_conversations(session, owner))
 
 
-@router.get("/{conversation_id}", response_model=ConversationRead)
+@router.get(
+    "/{conversation_id}", response_model=ConversationRead, responses=error_responses(404, 422)
+)
 async def read_conversation(
     conversation_id: str, session: SessionDep, owner: CurrentOwner
 ) -> ConversationRead:
@@ -142,7 +144,10 @@ async def read_conversation(
 
 
 @router.post(
-    "/{conversation_id}/start", status_code=status.HTTP_201_CREATED, response_model=JobRead
+    "/{conversation_id}/start",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobRead,
+    responses=error_responses(400, 404, 422, 503),
 )
 async def start(
     conversation_id: str,

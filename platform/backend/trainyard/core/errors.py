@@ -7,6 +7,8 @@ Services raise these (never HTTPException). Every error answer has the same body
 
 `errors` is only present on 422 and names each offending field (`model`,
 `hyperparameters.lr0`, `limit`, ...). `detail` is always a string, so clients can print it.
+`ErrorBody` is that shape as a model: every route documents its error answers with it
+(`error_responses`), so the OpenAPI, and the clients generated from it, describe what is sent.
 """
 
 from __future__ import annotations
@@ -18,14 +20,52 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocket, WebSocketState
+
+from trainyard.core.http_methods import MethodsMiddleware, allowed_methods
 
 
 @dataclass(frozen=True)
 class FieldError:
     field: str
     message: str
+
+
+class FieldErrorBody(BaseModel):
+    field: str = Field(description="the offending field, e.g. `hyperparameters.lr0`")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer (each 4xx and 5xx)."""
+
+    detail: str = Field(description="what went wrong, for people")
+    code: str = Field(description="a stable machine code, e.g. `job_not_found`")
+    errors: list[FieldErrorBody] = Field(
+        default_factory=list, description="on 422 only: each offending field and why"
+    )
+
+
+_ERROR_MEANINGS = {
+    400: "A body that cannot be read (not UTF-8)",
+    401: "No callback token, or not one of ours",
+    403: "The token is not allowed here",
+    404: "No such resource (of this owner)",
+    409: "Conflicts with the resource's state",
+    413: "Too large",
+    415: "Unsupported content type",
+    422: "Invalid input: `errors` names each field",
+    503: "A service it needs is unavailable; try again",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's error answers, all with `ErrorBody`."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]} for status in statuses
+    }
 
 
 class TrainyardError(Exception):
@@ -110,7 +150,8 @@ def field_errors(raw: Sequence[Any]) -> list[FieldError]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map every error to the one body shape above; nothing caused by input answers 500."""
+    """Map every error to the one body shape above; nothing caused by input answers 500.
+    HEAD and OPTIONS are answered for every path, and a 405 names every method of its path."""
 
     async def on_trainyard_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TrainyardError)
@@ -121,13 +162,18 @@ def install_error_handlers(app: FastAPI) -> None:
         error = InvalidRequest(field_errors(exc.errors()))
         return JSONResponse(error.body(), status_code=422)
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route it tried for the path.
+            allow = allowed_methods(request.app.routes, request.scope["path"])
+            headers = {**(headers or {}), "Allow": ", ".join(allow)}
         return JSONResponse(
             {"detail": str(exc.detail), "code": code},
             status_code=exc.status_code,
-            headers=exc.headers,
+            headers=headers,
         )
 
     async def on_websocket_validation_error(websocket: WebSocket, exc: Exception) -> None:
@@ -151,3 +197,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WebSocketRequestValidationError, on_websocket_validation_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_middleware(MethodsMiddleware)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import ValidationError
 
-from trainyard.core.errors import InvalidRequest, field_errors
+from trainyard.core.errors import InvalidRequest, TrainyardError, error_responses, field_errors
 from trainyard.datasets import service
 from trainyard.datasets.schemas import (
     DatasetCreate,
@@ -19,6 +19,11 @@ from trainyard.datasets.upload import spool_upload
 from trainyard.deps import CurrentOwner, SessionDep, Storage, Store
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+class UnsupportedMediaType(TrainyardError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 _BODY_DOC: dict[str, Any] = {
@@ -43,14 +48,19 @@ _BODY_DOC: dict[str, Any] = {
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=DatasetRead, openapi_extra=_BODY_DOC
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetRead,
+    responses=error_responses(409, 413, 415, 422, 503),
+    openapi_extra=_BODY_DOC,
 )
 async def add_dataset(
     request: Request, session: SessionDep, owner: CurrentOwner, storage: Storage, store: Store
 ) -> DatasetRead:
     """Upload a zip (multipart: name, format, file) or register an existing storage location
     (JSON: name, uri, format). Either way the dataset is validated now: see `status` and
-    `report`. 409 if the name is taken, 413 over the size limit, 503 if storage is down."""
+    `report`. 409 if the name is taken, 413 over the size limit, 415 for a body neither JSON nor
+    multipart, 503 if storage is down."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         spooled = await spool_upload(request, storage.max_upload_bytes)
@@ -62,12 +72,26 @@ async def add_dataset(
         finally:
             spooled.file.close()
     else:
+        _require_json(content_type)
         try:
             body = DatasetCreate.model_validate_json(await request.body())
         except ValidationError as exc:
             raise InvalidRequest(field_errors(exc.errors())) from exc
         dataset = await service.register(session, owner, body, storage)
     return DatasetRead.model_validate(dataset)
+
+
+def _require_json(content_type: str) -> None:
+    """As FastAPI reads a JSON body: no Content-Type, or application/json (or `+json`)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if (
+        media
+        and media != "application/json"
+        and not (media.startswith("application/") and media.endswith("+json"))
+    ):
+        raise UnsupportedMediaType(
+            f"send application/json (name, uri, format) or multipart/form-data (a zip), not {media}"
+        )
 
 
 def _parse(model: type[DatasetUploadFields], fields: dict[str, str]) -> DatasetUploadFields:
@@ -83,7 +107,7 @@ async def list_datasets(session: SessionDep, owner: CurrentOwner) -> DatasetPage
     return DatasetPage(items=[DatasetRead.model_validate(d) for d in datasets])
 
 
-@router.get("/{id_or_name}", response_model=DatasetRead)
+@router.get("/{id_or_name}", response_model=DatasetRead, responses=error_responses(404, 422))
 async def get_dataset(id_or_name: str, session: SessionDep, owner: CurrentOwner) -> DatasetRead:
     """A dataset with its validation status and report."""
     return DatasetRead.model_validate(await service.get_dataset(session, owner, id_or_name))

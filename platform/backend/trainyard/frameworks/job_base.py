@@ -17,7 +17,8 @@ class JobCreateBase(BaseModel):
     """A job request. Unknown fields are refused; a subclass narrows `framework` to its own name
     (the one place that name is written), `task`, `imgsz` and `hyperparameters`."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: `"gpus": false` or `"epochs": 3.0` is refused, not read as 0 and 3.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     framework: str
     task: str

@@ -22,6 +22,7 @@ from trainyard.internal.schemas import (
     TransitionRequest,
     WorkerEvent,
 )
+from trainyard.jobs.models import MAX_INT_COLUMN
 from trainyard.jobs.schemas import EventPage, EventRead, JobRead
 from trainyard.jobs.service import events_after
 
@@ -84,7 +85,7 @@ async def get_job(job_id: str, session: SessionDep) -> JobRead:
 async def list_events(
     job_id: str,
     session: SessionDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> EventPage:
     """The job's timeline after `after_seq`, in seq order (the tracking sync reads it)."""

@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from trainyard.core.db import Base, PortableJSON, UTCDateTime, utcnow
 
+# The largest value of an INTEGER column (int4 on PostgreSQL): the bound of every parameter
+# compared with one (an event's `seq`, a page's `offset`), so a larger one is a 422, not a
+# database error.
+MAX_INT_COLUMN = 2**31 - 1
+
 
 class Job(Base):
     __tablename__ = "jobs"
@@ -41,6 +46,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Where the run is tracked: {"mlflow_run_id", "mlflow_run_url", "model_version", ...}.
     tracking: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
+    # When its workflow was started; null until then (the start follows the commit: the
+    # sweep in jobs.workflow_starter starts the workflow of a job whose start was lost).
+    workflow_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

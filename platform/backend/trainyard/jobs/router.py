@@ -58,7 +58,7 @@ def job_create_body(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobRead,
-    responses=error_responses(422, 503),
+    responses=error_responses(400, 422, 503),
 )
 async def create_job(
     body: Annotated[JobCreateBase, Depends(job_create_body)],

@@ -31,7 +31,7 @@ from trainyard.core.bus import Event
 from trainyard.core.db import Database
 from trainyard.deps import CurrentOwner
 from trainyard.jobs.events import event_payload
-from trainyard.jobs.models import Job
+from trainyard.jobs.models import MAX_INT_COLUMN, Job
 from trainyard.jobs.service import events_after
 from trainyard.jobs.states import JobState
 from trainyard.runtime import runtime_of
@@ -194,7 +194,8 @@ async def stream_job_events(
     websocket: WebSocket,
     job_id: str,
     owner: CurrentOwner,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: a larger one closes with 1008 naming it (core.errors), not a database error.
+    after_seq: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
 ) -> None:
     runtime = runtime_of(websocket)
     await websocket.accept()

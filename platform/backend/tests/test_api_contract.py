@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -80,7 +81,7 @@ def contract_server(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_every_operation_answers_as_documented(
-    case: schemathesis.Case, contract_server: LiveServer
+    case: schemathesis.Case[Any], contract_server: LiveServer
 ) -> None:
     case.call_and_validate(base_url=contract_server.http_url, checks=_CHECKS, timeout=30)
 

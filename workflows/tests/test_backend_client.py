@@ -90,17 +90,19 @@ async def test_connection_errors_and_5xx_are_retried_until_the_backend_answers()
     }
 
 
-async def test_a_404_is_retried_because_the_job_row_may_commit_after_the_workflow_starts() -> None:
+async def test_a_404_is_an_answer_not_retried_since_a_jobs_row_commits_before_its_workflow() -> (
+    None
+):
     script = Script(
-        httpx.Response(404, json={"detail": "job not found"}),
+        httpx.Response(404, json={"detail": "job not found", "code": "job_not_found"}),
         httpx.Response(200, json={"attempt": 1, "callback_token": "tok"}),
     )
 
     async with client_for(script) as client:
-        token = await client.issue_attempt_token("job_ab12", 1)
+        with pytest.raises(BackendError, match=r"unexpected 404: job not found"):
+            await client.issue_attempt_token("job_ab12", 1)
 
-    assert (token.attempt, token.callback_token) == (1, "tok")
-    assert script.requests[-1].url.path == "/internal/v1/jobs/job_ab12/attempts/1"
+    assert len(script.requests) == 1
 
 
 async def test_retries_give_up_after_retry_for_s_with_an_error_naming_the_route() -> None:

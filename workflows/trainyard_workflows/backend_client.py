@@ -32,7 +32,7 @@ class BackendAuthError(BackendError):
 
 
 class BackendUnavailableError(BackendError):
-    """Connection errors, 5xx or 404 that outlasted the client's retries."""
+    """Connection errors or 5xx that outlasted the client's retries."""
 
 
 class JobTerminalError(BackendError):
@@ -40,8 +40,8 @@ class JobTerminalError(BackendError):
 
 
 class _RetryableStatus(BackendError):
-    """5xx or 404: worth another try (404 because the job row may commit a moment after the
-    workflow starts)."""
+    """5xx: worth another try. (Not 404: a job's row commits before its workflow starts, so a
+    404 means the job is unknown.)"""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(
@@ -96,7 +96,7 @@ class SavedCheckpoint:
 
 
 class BackendClient:
-    """Async client of `/internal/v1`. Retries connection errors, 5xx and 404 for up to
+    """Async client of `/internal/v1`. Retries connection errors and 5xx for up to
     `retry_for_s` seconds with exponential backoff; other answers are returned or raised at once.
     """
 
@@ -179,10 +179,10 @@ class BackendClient:
         return _liveness(response.json())
 
     async def find_liveness(self, job_id: str) -> Liveness | None:
-        """As `liveness`, but None at once when the backend has no such job (404 is an answer
-        here, not a row about to commit): for the reconciler, which asks about old jobs."""
+        """As `liveness`, but None when the backend has no such job: for the reconciler, which
+        asks about old jobs."""
         response = await self._request(
-            "GET", f"/internal/v1/jobs/{job_id}/liveness", accept=(200, 404), retry_not_found=False
+            "GET", f"/internal/v1/jobs/{job_id}/liveness", accept=(200, 404)
         )
         return _liveness(response.json()) if response.status_code == 200 else None
 
@@ -230,7 +230,6 @@ class BackendClient:
         *,
         accept: tuple[int, ...],
         json: dict[str, Any] | None = None,
-        retry_not_found: bool = True,
     ) -> httpx.Response:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
@@ -245,9 +244,7 @@ class BackendClient:
             ),
         )
         try:
-            response: httpx.Response = await retrying(
-                self._send, method, path, json, retry_not_found
-            )
+            response: httpx.Response = await retrying(self._send, method, path, json)
         except _RetryableStatus as error:
             raise BackendUnavailableError(
                 f"{error} after retrying for {self._retry_for_s:g}s: {_detail(error.response)}"
@@ -268,11 +265,9 @@ class BackendClient:
             )
         return response
 
-    async def _send(
-        self, method: str, path: str, json: dict[str, Any] | None, retry_not_found: bool
-    ) -> httpx.Response:
+    async def _send(self, method: str, path: str, json: dict[str, Any] | None) -> httpx.Response:
         response = await self._http.request(method, path, json=json)
-        if (response.status_code == 404 and retry_not_found) or response.status_code >= 500:
+        if response.status_code >= 500:
             raise _RetryableStatus(response)
         return response
 

@@ -6,9 +6,11 @@ Run it with `trainyard-api` (or `python -m trainyard.api`), or with uvicorn dire
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -35,12 +37,14 @@ from trainyard_workflows.storage import StorageSettings, object_store_from
 logger = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: BackendSettings | None = None, storage: StorageSettings | None = None
-) -> FastAPI:
-    """The API for `settings` and `storage` (read from TRAINYARD_* variables when not given)."""
-    settings = settings if settings is not None else BackendSettings()
-    storage = storage if storage is not None else StorageSettings(data_dir=settings.data_dir)
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _lifespan(settings: BackendSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Opens the process's runtime (database, bus, streams, Temporal, the workflow sweep)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +58,7 @@ def create_app(
             bus = await stack.enter_async_context(open_bus(settings))
             fanout = StreamFanout(bus, max_backlog=settings.stream_queue_size)
             stack.push_async_callback(fanout.close)
-            app.state.runtime = Runtime(
+            app.state.runtime = runtime = Runtime(
                 settings=settings,
                 db=Database(engine, bus),
                 bus=bus,
@@ -65,16 +69,29 @@ def create_app(
                     settings.temporal_rpc_timeout_s,
                 ),
             )
+            # Starts what a Temporal outage or a stop between a commit and its call left undone.
+            sweep = asyncio.create_task(runtime.workflows.run(), name="workflow sweep")
+            stack.push_async_callback(_cancelled, sweep)
             yield
         finally:
             await stack.aclose()
             await engine.dispose()
 
+    return lifespan
+
+
+def create_app(
+    settings: BackendSettings | None = None, storage: StorageSettings | None = None
+) -> FastAPI:
+    """The API for `settings` and `storage` (read from TRAINYARD_* variables when not given)."""
+    settings = settings if settings is not None else BackendSettings()
+    storage = storage if storage is not None else StorageSettings(data_dir=settings.data_dir)
+
     app = FastAPI(
         title="Trainyard",
         version="0.1.0",
         summary="Submit, follow and cancel training jobs.",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
     )
     install_error_handlers(app)
     # Made once: a boto3 client is thread-safe and opens connections only when used.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
@@ -10,6 +11,7 @@ from trainyard.core.bus import EventBus
 from trainyard.core.db import Database
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
+from trainyard.jobs.workflow_starter import WorkflowStarter
 from trainyard.stream.fanout import StreamFanout
 
 
@@ -20,6 +22,11 @@ class Runtime:
     bus: EventBus
     fanout: StreamFanout  # the live streams of this process, one bus subscription per job
     temporal: TemporalGateway
+
+    @functools.cached_property
+    def workflows(self) -> WorkflowStarter:
+        """Starts jobs' workflows and delivers cancels, after their commit (and in the sweep)."""
+        return WorkflowStarter(self.db, self.temporal, self.settings)
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:

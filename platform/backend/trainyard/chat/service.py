@@ -25,8 +25,8 @@ from trainyard.chat.schemas import (
 )
 from trainyard.core.db import utcnow
 from trainyard.core.settings import BackendSettings
-from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs import service as jobs
+from trainyard.jobs.workflow_starter import WorkflowStarter
 from trainyard_workflows.storage import StorageSettings
 
 _TITLE_CHARS = 80
@@ -133,7 +133,7 @@ async def start(
     session: AsyncSession,
     settings: BackendSettings,
     storage: StorageSettings,
-    temporal: TemporalGateway,
+    workflows: WorkflowStarter,
     owner: str,
     conversation_id: str,
     body: StartRequest,
@@ -145,7 +145,7 @@ async def start(
     if not plan.ready:
         raise PlanNotReady(plan.questions)
     submission = await jobs.submit(
-        session, settings, storage, temporal, owner, plan.job_create(), idempotency_key
+        session, settings, storage, workflows, owner, plan.job_create(), idempotency_key
     )
     if not submission.created:  # a replayed start: the first one recorded its job
         return submission

@@ -65,6 +65,11 @@ class BackendSettings(BaseSettings):
     # Attempts ended from outside (preemption, eviction, node drain, an outside SIGTERM) do not
     # count against max_attempts; a job is failed after this many of them.
     max_interruptions: int = Field(default=10, ge=0, le=1000)
+    # How often each API process looks for jobs whose workflow start or cancel was lost (Temporal
+    # down, the process stopped between a commit and its call); also once at start-up.
+    workflow_sweep_interval_s: float = Field(default=30.0, gt=0)
+    # A job's own request starts its workflow; the sweep only takes jobs older than this.
+    workflow_start_grace_s: float = Field(default=10.0, ge=0)
 
     # Events a slow WebSocket subscriber may lag behind before it is closed (it reconnects).
     stream_queue_size: int = Field(default=1000, ge=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -41,25 +41,27 @@ def training_input(job: Job, settings: BackendSettings) -> TrainingInput:
 
 
 async def start_training(
-    gateway: TemporalGateway, client: Client, job: Job, settings: BackendSettings
+    gateway: TemporalGateway, training: TrainingInput, task_queue: str
 ) -> None:
-    """Start the job's workflow; one that already runs for this job is fine (a retried submit)."""
+    """Start the job's workflow; one that already runs for this job is fine (a second start)."""
+    client = await gateway.client()
     try:
         await client.start_workflow(
             WORKFLOW_NAME,
-            training_input(job, settings),
-            id=workflow_id_for(job.id),
-            task_queue=settings.task_queue,
+            training,
+            id=workflow_id_for(training.job_id),
+            task_queue=task_queue,
             rpc_timeout=gateway.rpc_timeout,
         )
     except WorkflowAlreadyStartedError:
-        logger.info("workflow for %s already started", job.id)
+        logger.info("workflow for %s already started", training.job_id)
     except RPCError as exc:
         raise gateway.unavailable(exc) from exc
 
 
-async def cancel_training(gateway: TemporalGateway, client: Client, job_id: str) -> bool:
-    """Ask the job's workflow to cancel. False when no workflow runs for the job any more."""
+async def cancel_training(gateway: TemporalGateway, job_id: str) -> bool:
+    """Ask the job's workflow to cancel. False when no workflow runs for the job (any more)."""
+    client = await gateway.client()
     handle = client.get_workflow_handle(workflow_id_for(job_id))
     try:
         # Cancelling a closed workflow succeeds silently, so ask whether it still runs first.

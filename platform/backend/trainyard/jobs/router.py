@@ -11,14 +11,22 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from trainyard.core.errors import error_responses
-from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Store, Temporal
+from trainyard.deps import (
+    CurrentOwner,
+    DatabaseDep,
+    SessionDep,
+    Settings,
+    Storage,
+    Store,
+    Workflows,
+)
 from trainyard.frameworks.job_base import JobCreateBase
 from trainyard.frameworks.job_create import parse_job_create
 from trainyard.jobs import service
 from trainyard.jobs.artifacts import LocalArtifact, open_artifact
 from trainyard.jobs.models import MAX_INT_COLUMN
 from trainyard.jobs.schemas import EventPage, EventRead, JobPage, JobRead
-from trainyard.jobs.states import JobState
+from trainyard_workflows.job_states import JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -66,13 +74,14 @@ async def create_job(
     session: SessionDep,
     settings: Settings,
     storage: Storage,
-    temporal: Temporal,
+    workflows: Workflows,
     owner: CurrentOwner,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
-    """Submit a training job; its workflow starts at once (503 if Temporal is unreachable)."""
+    """Submit a training job. Its workflow starts once the job is stored; while Temporal is
+    unreachable the job waits, PENDING, and starts when Temporal answers."""
     submission = await service.submit(
-        session, settings, storage, temporal, owner, body, idempotency_key
+        session, settings, storage, workflows, owner, body, idempotency_key
     )
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -106,10 +115,10 @@ async def get_job(job_id: str, session: SessionDep, owner: CurrentOwner) -> JobR
     responses=error_responses(404, 409, 422, 503),
 )
 async def cancel_job(
-    job_id: str, session: SessionDep, temporal: Temporal, owner: CurrentOwner
+    job_id: str, db: DatabaseDep, workflows: Workflows, owner: CurrentOwner
 ) -> JobRead:
     """Ask the job to stop (409 if it already ended). It ends CANCELLED once its trainer stopped."""
-    return JobRead.model_validate(await service.cancel(session, temporal, owner, job_id))
+    return JobRead.model_validate(await service.cancel(db, workflows, owner, job_id))
 
 
 @router.get("/{job_id}/events", response_model=EventPage, responses=error_responses(404, 422))

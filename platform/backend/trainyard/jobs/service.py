@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -9,17 +10,20 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.core.db import Database
 from trainyard.core.errors import FieldError, InvalidRequest
 from trainyard.core.settings import BackendSettings
-from trainyard.core.temporal import TemporalGateway
+from trainyard.core.temporal import TemporalUnavailable
 from trainyard.datasets.service import resolve_for_job
 from trainyard.frameworks.job_base import JobCreateBase
-from trainyard.jobs.errors import JobNotFound, JobTerminal
-from trainyard.jobs.events import append_event, lock_job, transition
+from trainyard.jobs.errors import JobNotFound
+from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
-from trainyard.jobs.orchestration import cancel_training, start_training
+from trainyard.jobs.workflow_starter import WorkflowStarter
 from trainyard_workflows.job_states import JobState
 from trainyard_workflows.storage import StorageSettings
+
+logger = logging.getLogger(__name__)
 
 
 def new_job_id() -> str:
@@ -52,16 +56,14 @@ async def submit(
     session: AsyncSession,
     settings: BackendSettings,
     storage: StorageSettings,
-    temporal: TemporalGateway,
+    workflows: WorkflowStarter,
     owner: str,
     body: JobCreateBase,
     idempotency_key: str | None,
 ) -> Submission:
-    """Store the job and start its workflow in one unit of work.
-
-    The workflow is started before the transaction commits: if Temporal refuses, the request
-    fails (503) and the rollback leaves no job behind. The worker may call the internal API
-    before the commit lands; it retries 404 for that reason.
+    """Store the job; its workflow starts once the job is committed (`WorkflowStarter`), so the
+    worker never meets a job it cannot read, and no transaction waits on Temporal. If Temporal
+    is down the job is kept, PENDING, and the sweep starts it when Temporal answers.
     """
     check_limits(settings, body)
     if idempotency_key is not None:
@@ -69,7 +71,6 @@ async def submit(
         if earlier is not None:
             return Submission(earlier, created=False)
     dataset_uri = await resolve_for_job(session, owner, body.dataset, storage)
-    client = await temporal.client()
     job = Job(
         id=new_job_id(),
         owner=owner,
@@ -117,7 +118,7 @@ async def submit(
             "epochs": job.epochs,
         },
     )
-    await start_training(temporal, client, job, settings)
+    workflows.start_after_commit(session, job)
     return Submission(job, created=True)
 
 
@@ -147,26 +148,28 @@ async def get_job(session: AsyncSession, owner: str, job_id: str) -> Job:
     return job
 
 
-async def cancel(session: AsyncSession, temporal: TemporalGateway, owner: str, job_id: str) -> Job:
-    """Ask the job to stop.
+async def cancel(db: Database, workflows: WorkflowStarter, owner: str, job_id: str) -> Job:
+    """Ask the job to stop: the request is committed first, then delivered to the workflow.
 
     A job whose trainer may be running is cancelled by its workflow (which stops the trainer;
-    the trainer's `done(cancelled)` ends the job). A PENDING job has nothing running yet, and a
-    job whose workflow is gone has nobody left to finish it, so both end CANCELLED here.
+    the trainer's `done(cancelled)` ends the job). A PENDING job has nothing running yet, so it
+    ends CANCELLED here; a job whose workflow is gone ends CANCELLED on delivery. If Temporal is
+    down, the request stays recorded and the sweep delivers it.
     """
-    job = await lock_job(session, job_id, owner)
-    if JobState(job.state).terminal:
-        raise JobTerminal(job.id, job.state)
-    client = await temporal.client()
-    workflow_found = await cancel_training(temporal, client, job.id)
-    if not job.cancel_requested:
-        job.cancel_requested = True
-        append_event(session, job, "cancel_requested", "api", "cancellation requested")
-    if job.state == JobState.PENDING:
-        transition(session, job, JobState.CANCELLED, "api", "cancelled before it started")
-    elif not workflow_found:
-        transition(session, job, JobState.CANCELLED, "api", "cancelled (its workflow had ended)")
-    return job
+    async with db.session() as session:
+        job = await lock_job(session, job_id, owner)
+        refuse_if_terminal(job)
+        if not job.cancel_requested:
+            job.cancel_requested = True
+            append_event(session, job, "cancel_requested", "api", "cancellation requested")
+        if job.state == JobState.PENDING:
+            transition(session, job, JobState.CANCELLED, "api", "cancelled before it started")
+    try:
+        await workflows.deliver_cancel(job_id)
+    except TemporalUnavailable as error:
+        logger.warning("cancel of %s recorded, not yet delivered: %s", job_id, error)
+    async with db.session() as session:
+        return await get_job(session, owner, job_id)
 
 
 async def list_events(

@@ -194,7 +194,7 @@ async def test_issuing_an_attempt_is_idempotent_and_makes_older_tokens_stale(
     assert (claims.job_id, claims.attempt) == (job["id"], 2)
     assert (await get_job(api, job["id"]))["attempt"] == 2
     stale = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/1", headers=INTERNAL_HEADERS)
-    assert stale.status_code == 409
+    assert (stale.status_code, stale.json()["code"]) == (409, "attempt_superseded")
     assert (await callback(api, job["id"], "heartbeat", first, heartbeat(1))).status_code == 403
 
 

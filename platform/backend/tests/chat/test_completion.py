@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trainyard.chat.completion import complete
 from trainyard.chat.context import DatabaseContext
 from trainyard.chat.plan import PlanDraft, PlanRequest, Question, TrainingPlan
-from trainyard.core.runtime import Runtime
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.models import Dataset
 from trainyard.frameworks import model_examples
 from trainyard.jobs.models import Job
+from trainyard.runtime import Runtime
 
 OWNER = "local"
 READY = {"model": "yolo11n.pt", "dataset": "shapes", "epochs": 5, "imgsz": 640, "batch": 8}

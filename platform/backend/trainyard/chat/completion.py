@@ -22,9 +22,9 @@ from trainyard.chat.plan import (
     TrainingPlan,
 )
 from trainyard.core.settings import BackendSettings
-from trainyard.frameworks import known_model, model_examples
+from trainyard.frameworks import DEFAULT_FRAMEWORK, FRAMEWORKS, known_model, model_examples
+from trainyard.frameworks.job_create import job_defaults, parse_job_create
 from trainyard.jobs.models import Job
-from trainyard.jobs.schemas import job_defaults, parse_job_create
 
 # The task a framework trains on a dataset of this format, where it is not its default.
 _TASK_OF_FORMAT = {("huggingface", "text"): "text-classification"}
@@ -54,7 +54,7 @@ async def complete(draft: PlanDraft, context: CompletionContext) -> TrainingPlan
     datasets = {summary.name: summary for summary in await context.datasets()}
     dataset = _complete_dataset(request, questions, asked, datasets)
     framework = request.framework or "ultralytics"
-    defaults = job_defaults(framework if framework in ("timm", "huggingface") else "ultralytics")
+    defaults = job_defaults(framework if framework in FRAMEWORKS else DEFAULT_FRAMEWORK)
     task = _TASK_OF_FORMAT.get((framework, dataset.format)) if dataset else None
     if task is not None:
         defaults["task"] = task

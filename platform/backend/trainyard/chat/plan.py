@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.jobs.schemas import JobCreate, parse_job_create
+from trainyard.frameworks.job_base import JobCreateBase
+from trainyard.frameworks.job_create import parse_job_create
 
 PlannerName = Literal["grammar", "llm"]
 
@@ -24,7 +25,7 @@ PlanNumber = Annotated[int, Field(strict=True, ge=-PLAN_NUMBER_MAX - 1, le=PLAN_
 
 
 class PlanRequest(BaseModel):
-    """`JobCreate`'s fields, each possibly still unknown (None)."""
+    """The job request's fields, each possibly still unknown (None)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -93,7 +94,7 @@ class TrainingPlan(BaseModel):
     based_on_job: str | None = None
     ready: bool = False
 
-    def job_create(self) -> JobCreate:
+    def job_create(self) -> JobCreateBase:
         """The job to submit (raises pydantic.ValidationError if a field is still invalid)."""
         return parse_job_create(self.request.model_dump(exclude_none=True))
 

@@ -19,11 +19,13 @@ from trainyard.internal.schemas import (
 from trainyard.jobs.errors import JobNotFound
 from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
-from trainyard.jobs.states import JobState
+from trainyard_workflows.job_states import JobState
 
 
-class StaleAttemptRequest(Conflict):
-    code = "stale_attempt"
+class AttemptSuperseded(Conflict):
+    """The worker asked for an attempt older than the job's current one (409)."""
+
+    code = "attempt_superseded"
 
 
 async def apply_transition(session: AsyncSession, job_id: str, body: TransitionRequest) -> Job:
@@ -48,8 +50,8 @@ async def start_attempt(
     job = await lock_job(session, job_id)
     refuse_if_terminal(job)
     if attempt < job.attempt:
-        raise StaleAttemptRequest(
-            f"job {job.id} is already at attempt {job.attempt}; attempt {attempt} is stale"
+        raise AttemptSuperseded(
+            f"job {job.id} is already at attempt {job.attempt}; attempt {attempt} is superseded"
         )
     if attempt > job.attempt:
         job.attempt = attempt

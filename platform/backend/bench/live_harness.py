@@ -90,9 +90,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> Non
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    # SIGINT: uvicorn shuts down, then re-raises it as KeyboardInterrupt, which lets cProfile
-    # write its file (SIGTERM would end the process before that).
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # uvicorn and the Temporal dev server stop cleanly
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -141,9 +139,9 @@ class ApiProcess:
 
 @asynccontextmanager
 async def api_process(
-    temporal_address: str, database: str, redis: bool, data_dir: Path, profile: Path | None
+    temporal_address: str, database: str, redis: bool, data_dir: Path
 ) -> AsyncIterator[ApiProcess]:
-    """The API as its own process. `profile`: a folder for its cProfile."""
+    """The API as its own process."""
     if database == "postgresql":
         await fresh_postgres_database()
         database_url = POSTGRES_URL
@@ -165,9 +163,6 @@ async def api_process(
         env["TRAINYARD_REDIS_URL"] = REDIS_URL
         env["TRAINYARD_REDIS_CHANNEL_PREFIX"] = f"bench-{uuid.uuid4().hex}"
     command = [sys.executable, "-m", "bench.live_paths", "serve"]
-    if profile is not None:
-        output = profile / f"{database}-{'redis' if redis else 'inproc'}-{port}.prof"
-        command[1:1] = ["-m", "cProfile", "-o", str(output)]
     process = subprocess.Popen(command, env=env, cwd=BACKEND_DIR)  # noqa: ASYNC220
     try:
         await asyncio.to_thread(wait_for_port, port, process, "the benchmark API")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import statistics
@@ -44,42 +43,22 @@ from bench.live_harness import (
     temporal_dev_server,
     verdict,
 )
-from bench.wire_clients import HttpConnection, listen
+from bench.wire_clients import HttpConnection, listen, read_report, write_report
 
 NOTES = """
 notes:
-- One machine runs everything: the API (one uvicorn process), the load generator, the 1000
-  stream clients, PostgreSQL, Redis and the Temporal dev server, and whatever else is running
-  (check the load average). Figures vary by tens of percent from run to run; tails most.
-- Ingest ratio: the no-op endpoint is ~0.3 ms of the API's CPU (uvicorn, FastAPI's routing
-  and middleware; "API CPU/request" is all the API process's threads). A heartbeat is stored
-  durably before its 202 (verify the token, read the job rows, update progress, insert the
-  event with the next seq, publish); concurrent heartbeats share one database round (group
-  commit, callbacks/ingest.py) of driver-level statements (callbacks/ingest_sql.py: through
-  SQLAlchemy the same batch cost twice the CPU). SQLite: one transaction under its write lock,
-  the whole round one call in aiosqlite's thread (begin, read, decide, update, insert, commit;
-  one connection, so writers are serialised). PostgreSQL: two round trips per batch on a
-  connection the ingest holds while batches keep coming (no pre-ping, no reset): a plain read,
-  then ONE statement that updates the jobs whose last_seq is still the one read and inserts
-  their events (optimistic; a job another writer changed is decided again). PostgreSQL's own
-  processes share the two cores with the API. The callbacks router is matched first (the
-  no-op route is the app's last). The platform does not trade durability for this ratio.
-  The ratio is the median of interleaved no-op/heartbeat pairs, each taken side by side.
-- Relay tail: one loop per job (trainyard/stream/fanout.py) writes each event's frame, built
-  once, to the 1000 sockets one after another (one send syscall each, no per-client task
-  woken; decision 009): a few ms of ingest, then ~20-30 ms until the last client has it,
-  while the clients' process (uvloop, "clients' CPU") reads them on the other core. The p99
-  over 30 events is set by the worst events; before trainyard/stream/gc_policy.py (freeze the
-  start-up heap, collect the old generations rarely) those were garbage-collector pauses in
-  the API (70-160 ms) and in the client process (~100 ms). The clients now freeze and disable
-  their collector once connected (they measure; they must not pause) and the API prints
-  every GC pause over 10 ms to stderr, so a
-  bad tail shows whether the collector caused it. Redis adds a hop (publish, pub/sub read).
-  The first heartbeats after the clients connect are untimed warm-up (see relay_latencies).
-  Until the PostgreSQL pool handed out its last-used connection first (core/db.py), ~10
-  heartbeats after the connects took 20-30 ms more each: a FIFO pool rotated them through
-  every connection the 1000 opens had used, each preparing the ingest's statements anew.
-  Replicas share the fan-out: with N API replicas behind Redis, each relays to its own clients.
+- One machine runs everything: the API (one uvicorn process), the load generator, the stream
+  clients, PostgreSQL, Redis and the Temporal dev server (check the load average). Figures
+  vary by tens of percent from run to run, tails most.
+- Ingest ratio: the median of interleaved no-op/heartbeat pairs, each pair taken side by side.
+  The no-op is ~0.3 ms of the API's CPU (uvicorn, routing, middleware; "API CPU/request" counts
+  every thread of the API process); a heartbeat is also stored durably before its 202, in
+  group commits of driver-level statements (callbacks/ingest.py, decision 007).
+- Relay: one loop per job writes each event's frame, built once, to every socket (decision
+  009): a few ms of ingest, then ~20-30 ms until the last client has it. The p99 over 30
+  events is set by the worst few; the API prints every garbage-collector pause over 10 ms to
+  stderr, so a bad tail shows whether the collector caused it. Redis adds a hop (publish,
+  pub/sub read).
 """
 
 
@@ -88,7 +67,7 @@ def percentile(values: list[float], q: int) -> float:
 
 
 async def bench_ingest(temporal: str, database: str, args: argparse.Namespace) -> None:
-    async with api_process(temporal, database, False, args.work, args.profile) as api:
+    async with api_process(temporal, database, False, args.work) as api:
         connections = [await HttpConnection.open(HOST, api.port) for _ in range(16)]
         # One job per connection, as with 16 trainers reporting at once.
         jobs = [await running_job(connections[0], args.work.as_uri()) for _ in connections]
@@ -153,7 +132,7 @@ async def relay_latencies(
     temporal: str, redis: bool, args: argparse.Namespace
 ) -> tuple[list[float], float]:
     """Every delivery's latency, and the CPU seconds the clients' process spent receiving."""
-    async with api_process(temporal, "postgresql", redis, args.work, args.profile) as api:
+    async with api_process(temporal, "postgresql", redis, args.work) as api:
         port = api.port
         connection = await HttpConnection.open(HOST, port)
         job_id, headers = await running_job(connection, args.work.as_uri())
@@ -186,10 +165,9 @@ async def relay_latencies(
             )
             assert code == 202, answer
             await asyncio.sleep(0.2)  # let the fan-out finish: latency, not queueing
-        measured = json.loads(await listener.stdout.read())
-        await listener.wait()
+        measured = await read_report(listener)
         await connection.close()
-    return measured["latencies"], measured["cpu_s"]
+    return measured
 
 
 async def bench_relay(temporal: str, args: argparse.Namespace) -> None:
@@ -226,8 +204,6 @@ async def main(args: argparse.Namespace) -> None:
     # 1000 clients: each is a socket in the client process and one in the server.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    if args.profile is not None:
-        args.profile.mkdir(parents=True, exist_ok=True)
     print(
         f"machine: {os.cpu_count()} cores shared by the API, the load generator and clients; "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -248,8 +224,7 @@ def run_listener(argv: list[str]) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     # uvloop, as the API runs on: with asyncio's own loop the 1000 clients spent ~2x the CPU
     # per frame and their own delay was most of the measured latency (p50 62 ms vs 38 ms).
-    latencies, cpu_s = uvloop.run(listen(HOST, port, path, clients, expected))
-    sys.stdout.write(json.dumps({"latencies": latencies, "cpu_s": cpu_s}))
+    write_report(*uvloop.run(listen(HOST, port, path, clients, expected)))
 
 
 if __name__ == "__main__":
@@ -264,5 +239,4 @@ if __name__ == "__main__":
         parser.add_argument("--pairs", type=int, default=3, help="no-op/heartbeat pairs")
         parser.add_argument("--clients", type=int, default=1000)
         parser.add_argument("--events", type=int, default=30)
-        parser.add_argument("--profile", type=Path, help="a folder for the API's cProfiles")
         asyncio.run(main(parser.parse_args()))

@@ -12,7 +12,9 @@ import asyncio
 import base64
 import contextlib
 import gc
+import json
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import cast
@@ -196,3 +198,26 @@ async def listen(
         stream.close()
     await asyncio.gather(*(stream.closed for stream in streams))
     return latencies, cpu_s
+
+
+def write_report(latencies: list[float], cpu_s: float) -> None:
+    """Write what `listen` measured to stdout, for `read_report` in the bench's process.
+
+    Not with one write: a blocking write to a full pipe that something interrupts returns what
+    it had copied so far, and Python's stdout then drops the rest without an error. Here uvloop
+    did it, its loop closed just before (one bench run in two cut the ~600 KB report at
+    262,144 bytes); os.write in a loop goes on from wherever a write stopped."""
+    data = memoryview(json.dumps({"latencies": latencies, "cpu_s": cpu_s}).encode())
+    sys.stdout.flush()  # "ready" went first
+    while data:
+        data = data[os.write(sys.stdout.fileno(), data) :]
+
+
+async def read_report(listener: asyncio.subprocess.Process) -> tuple[list[float], float]:
+    """The latencies and CPU seconds a listener process wrote with `write_report`."""
+    assert listener.stdout is not None
+    data = await listener.stdout.read()  # to the end: the listener has closed its stdout
+    if (code := await listener.wait()) != 0:
+        raise RuntimeError(f"the stream clients exited with code {code}")
+    report = json.loads(data)
+    return report["latencies"], report["cpu_s"]

@@ -114,3 +114,34 @@ async def test_a_model_that_breaks_off_mid_answer_hands_over_to_the_parser(
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         stored = (await client.get(f"/v1/chat/{reply['conversation_id']}")).json()
     assert [m["planner"] for m in stored["messages"]] == [None, "grammar"]
+
+
+async def test_no_transaction_is_open_while_the_model_answers_a_follow_up(
+    stub: tuple[OpenAIStub, LiveServer], api_url: str
+) -> None:
+    scripted, _ = stub
+    release = threading.Event()
+    step, hold = held(plan(model="yolo11n", epochs=9), release)
+    scripted.steps = [plan(model="yolo11n", epochs=7), step]
+
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        first = await client.post("/v1/chat", json={"message": ASK})
+        assert first.status_code == 200, first.text
+        conversation_id = first.json()["conversation_id"]
+        follow_up = {"message": "make it 9 epochs", "conversation_id": conversation_id}
+        async with client.stream("POST", "/v1/chat/stream", json=follow_up) as response:
+            lines = lines_of(response)
+            async with asyncio.timeout(5):
+                assert (await anext(lines))["type"] == "draft"
+            # The model is still writing: SQLite's one connection must be free for others
+            # (the turn read its conversation in a unit of work that has ended).
+            async with asyncio.timeout(5):
+                others = await client.get("/v1/jobs")
+            assert others.status_code == 200
+            assert not hold.finished.is_set()
+            release.set()
+            reply = [line async for line in lines][-1]
+
+        assert (reply["type"], reply["plan"]["request"]["epochs"]) == ("reply", 9)
+        stored = (await client.get(f"/v1/chat/{conversation_id}")).json()
+    assert [m["seq"] for m in stored["messages"]] == [1, 2, 3, 4]

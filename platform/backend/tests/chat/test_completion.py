@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.chat.completion import complete
-from trainyard.chat.context import DatabaseContext
+from trainyard.chat.context import DatabaseContext, reading_with
 from trainyard.chat.plan import PlanDraft, PlanRequest, Question, TrainingPlan
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.models import Dataset
@@ -98,7 +98,7 @@ async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
 
 
 def context(session: AsyncSession, settings: BackendSettings, **limits: int) -> DatabaseContext:
-    return DatabaseContext(session, settings.model_copy(update=limits), OWNER)
+    return DatabaseContext(reading_with(session), settings.model_copy(update=limits), OWNER)
 
 
 async def plan_for(

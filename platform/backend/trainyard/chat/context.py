@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -48,17 +50,33 @@ def job_summary(job: Job) -> JobSummary:
     )
 
 
-class DatabaseContext:
-    """`PlannerContext` (and completion's `CompletionContext`) over one request's session."""
+# Opens a session for one read: `Database.session` (each read its own short unit of work, so
+# no transaction stays open while a language model answers) or `reading_with(session)`.
+SessionOpener = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
-    def __init__(self, session: AsyncSession, settings: BackendSettings, owner: str) -> None:
-        self.session = session
+
+def reading_with(session: AsyncSession) -> SessionOpener:
+    """Every read in `session` (a request's unit of work that makes no network call)."""
+
+    @asynccontextmanager
+    async def opener() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    return opener
+
+
+class DatabaseContext:
+    """`PlannerContext` (and completion's `CompletionContext`) over the database."""
+
+    def __init__(self, sessions: SessionOpener, settings: BackendSettings, owner: str) -> None:
+        self._sessions = sessions
         self.settings = settings
         self.owner = owner
 
     async def datasets(self) -> list[DatasetSummary]:
         query = select(Dataset).where(Dataset.owner == self.owner).order_by(Dataset.name)
-        return [dataset_summary(d) for d in (await self.session.execute(query)).scalars()]
+        async with self._sessions() as session:
+            return [dataset_summary(d) for d in (await session.execute(query)).scalars()]
 
     async def models(self) -> dict[str, list[str]]:
         return models_by_framework()
@@ -70,7 +88,8 @@ class DatabaseContext:
             .order_by(Job.created_at.desc(), Job.id.desc())
             .limit(limit)
         )
-        return [job_summary(job) for job in (await self.session.execute(query)).scalars()]
+        async with self._sessions() as session:
+            return [job_summary(job) for job in (await session.execute(query)).scalars()]
 
     async def finished_jobs(self, model: str, limit: int = 10) -> list[Job]:
         """The owner's newest SUCCEEDED jobs of `model` (for the duration estimate)."""
@@ -80,7 +99,8 @@ class DatabaseContext:
             .order_by(Job.created_at.desc())
             .limit(limit)
         )
-        return list((await self.session.execute(query)).scalars())
+        async with self._sessions() as session:
+            return list((await session.execute(query)).scalars())
 
     async def problems(self, draft: PlanDraft) -> list[str]:
         """What is wrong with the values the draft gives (an unknown model, too many GPUs, a

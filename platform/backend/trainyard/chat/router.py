@@ -9,9 +9,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Header, Response, status
 from fastapi.responses import StreamingResponse
-from starlette.requests import HTTPConnection
 
 from trainyard.chat import service
 from trainyard.chat.plan import PlanDraft, TrainingPlan
@@ -26,7 +25,7 @@ from trainyard.chat.schemas import (
 from trainyard.core.db import Database
 from trainyard.core.errors import TrainyardError, error_responses
 from trainyard.core.settings import BackendSettings
-from trainyard.deps import CurrentOwner, SessionDep, Settings, Storage, Workflows
+from trainyard.deps import CurrentOwner, DatabaseDep, SessionDep, Settings, Storage, Workflows
 from trainyard.jobs.schemas import JobRead
 
 logger = logging.getLogger(__name__)
@@ -40,23 +39,16 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _database(connection: HTTPConnection) -> Database:
-    # A stream outlives the request's unit of work (SessionDep commits before the response
-    # starts), so it opens its own.
-    database: Database = connection.app.state.runtime.db
-    return database
-
-
 @router.post("", response_model=ChatReply, responses=error_responses(400, 404, 422))
 async def chat(
-    body: ChatRequest, session: SessionDep, settings: Settings, owner: CurrentOwner
+    body: ChatRequest, db: DatabaseDep, settings: Settings, owner: CurrentOwner
 ) -> ChatReply:
     """Send a message; the reply carries the plan card (or the questions to answer first).
 
     Without `conversation_id` a new conversation starts. Nothing runs until the plan is
     started with `POST /v1/chat/{id}/start`.
     """
-    return await service.chat(session, settings, owner, body)
+    return await service.chat(db, settings, owner, body)
 
 
 @router.post(
@@ -69,7 +61,7 @@ async def chat_stream(
     session: SessionDep,
     settings: Settings,
     owner: CurrentOwner,
-    database: Annotated[Database, Depends(_database)],
+    db: DatabaseDep,
 ) -> StreamingResponse:
     """As `POST /v1/chat`, streamed as NDJSON while the language model writes: a
     `{"type": "draft", …PlanDraft}` line each time its draft says more (what it has read so
@@ -78,7 +70,8 @@ async def chat_stream(
     `{"type": "error", "detail", "code"}` if it could not be."""
     if body.conversation_id is not None:
         await service.check_conversation(session, owner, body.conversation_id)
-    lines = _ndjson(database, settings, owner, body)
+    # The stream outlives the request's unit of work: the turn opens its own.
+    lines = _ndjson(db, settings, owner, body)
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
@@ -93,10 +86,9 @@ async def _ndjson(
 
     async def answer() -> ChatReply:
         try:
-            # Committed before the reply line goes out: a client that reads the
-            # conversation as soon as it has the reply sees it.
-            async with database.session() as turn_session:
-                return await service.chat(turn_session, settings, owner, body, drafts.put_nowait)
+            # Stored before the reply line goes out: a client that reads the conversation as
+            # soon as it has the reply sees it.
+            return await service.chat(database, settings, owner, body, drafts.put_nowait)
         finally:
             drafts.put_nowait(None)
 

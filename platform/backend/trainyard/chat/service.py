@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.chat.completion import complete
-from trainyard.chat.context import DatabaseContext
+from trainyard.chat.context import DatabaseContext, reading_with
 from trainyard.chat.errors import ConversationNotFound, PlanNotReady
 from trainyard.chat.llm_planner import DraftSink
 from trainyard.chat.models import ChatMessage, Conversation
 from trainyard.chat.plan import ChatTurn, PlanDraft, PlanRequest, TrainingPlan
-from trainyard.chat.planner import draft_plan
+from trainyard.chat.planner import Drafted, draft_plan
 from trainyard.chat.reply import reply_text
 from trainyard.chat.schemas import (
     ChatReply,
@@ -23,7 +23,7 @@ from trainyard.chat.schemas import (
     MessageRead,
     StartRequest,
 )
-from trainyard.core.db import utcnow
+from trainyard.core.db import Database, utcnow
 from trainyard.core.settings import BackendSettings
 from trainyard.jobs import service as jobs
 from trainyard.jobs.workflow_starter import WorkflowStarter
@@ -59,14 +59,51 @@ async def check_conversation(session: AsyncSession, owner: str, conversation_id:
 
 
 async def chat(
-    session: AsyncSession,
+    db: Database,
     settings: BackendSettings,
     owner: str,
     body: ChatRequest,
     on_draft: DraftSink | None = None,
 ) -> ChatReply:
     """Answer one message (stored with the reply); `on_draft` sees the language model's draft
-    as it is written."""
+    as it is written. Three units of work: read the conversation, plan (the language model
+    answers while no transaction is open; each lookup reads on its own), store the turn."""
+    history: list[ChatTurn] = []
+    if body.conversation_id is not None:
+        async with db.session() as session:
+            conversation = await _conversation(session, owner, body.conversation_id)
+            history = [
+                ChatTurn.model_validate({"role": m.role, "content": m.content})
+                for m in await _messages(session, conversation.id)
+            ]
+
+    context = DatabaseContext(db.session, settings, owner)
+    drafted = await draft_plan(history, body.message, context, on_draft)
+    plan = await complete(drafted.draft, context)
+    text = reply_text(plan, drafted.draft.note)
+
+    async with db.session() as session:
+        conversation_id, reply_id = await _store_turn(session, owner, body, text, plan, drafted)
+    return ChatReply(
+        conversation_id=conversation_id,
+        message_id=reply_id,
+        text=text,
+        plan=plan,
+        planner=drafted.planner,
+        notice=drafted.notice,
+    )
+
+
+async def _store_turn(
+    session: AsyncSession,
+    owner: str,
+    body: ChatRequest,
+    text: str,
+    plan: TrainingPlan,
+    drafted: Drafted,
+) -> tuple[str, str]:
+    """The message and its reply, after whatever the conversation got meanwhile; (conversation
+    id, reply id)."""
     now = utcnow()
     if body.conversation_id is None:
         conversation = Conversation(
@@ -77,19 +114,18 @@ async def chat(
             updated_at=now,
         )
         session.add(conversation)
-        earlier: list[ChatMessage] = []
+        await session.flush()  # before its messages: they refer to it
+        seq = 0
     else:
-        conversation = await _conversation(session, owner, body.conversation_id)
+        # Locked: two turns of one conversation get consecutive seqs, not the same one.
+        locked = select(Conversation).where(Conversation.id == body.conversation_id)
+        found = (await session.execute(locked.with_for_update())).scalar_one_or_none()
+        if found is None or found.owner != owner:
+            raise ConversationNotFound(body.conversation_id)
+        conversation = found
         conversation.updated_at = now
-        earlier = await _messages(session, conversation.id)
-    history = [ChatTurn.model_validate({"role": m.role, "content": m.content}) for m in earlier]
-
-    context = DatabaseContext(session, settings, owner)
-    drafted = await draft_plan(history, body.message, context, on_draft)
-    plan = await complete(drafted.draft, context)
-    text = reply_text(plan, drafted.draft.note)
-
-    seq = len(earlier)
+        count = select(func.count()).where(ChatMessage.conversation_id == conversation.id)
+        seq = int((await session.execute(count)).scalar_one())
     session.add(
         ChatMessage(
             id=_new_id("msg"),
@@ -112,21 +148,15 @@ async def chat(
         created_at=now,
     )
     session.add(reply)
-    return ChatReply(
-        conversation_id=conversation.id,
-        message_id=reply.id,
-        text=text,
-        plan=plan,
-        planner=drafted.planner,
-        notice=drafted.notice,
-    )
+    return conversation.id, reply.id
 
 
 async def check_plan(
     session: AsyncSession, settings: BackendSettings, owner: str, request: PlanRequest
 ) -> TrainingPlan:
     """An edited card checked again (nothing stored)."""
-    return await complete(PlanDraft(request=request), DatabaseContext(session, settings, owner))
+    context = DatabaseContext(reading_with(session), settings, owner)
+    return await complete(PlanDraft(request=request), context)
 
 
 async def start(

@@ -3,10 +3,12 @@ upload -> stored -> validated, and every bad input refused with nothing left beh
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import socket
 import stat
+import threading
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -309,3 +311,42 @@ async def test_storage_down_is_503_with_a_clear_message(settings: BackendSetting
             assert response.json()["code"] == "storage_unavailable"
             assert response.json()["detail"].startswith("dataset storage is unavailable")
         assert (await api.get("/v1/datasets")).json()["items"] == []
+
+
+class StalledStorage:
+    """An S3 endpoint that accepts connections and answers nothing until released, then hangs
+    up: a storage call is in flight for as long as the test wants."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.reached = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with self._listener:
+            connection, _ = self._listener.accept()
+            self.reached.set()
+            self.release.wait(30)
+            connection.close()
+
+
+@pytest.mark.parametrize("backend_tier", ["sqlite"], indirect=True)
+async def test_no_transaction_is_open_while_storage_is_read(settings: BackendSettings) -> None:
+    stalled = StalledStorage()
+    storage = s3_storage(f"http://127.0.0.1:{stalled.port}", "bucket", s3_max_attempts=1)
+    async for api in _client(settings, storage):
+        registering = asyncio.create_task(
+            api.post("/v1/datasets", json={"name": "shapes", "uri": "s3://bucket/trainyard/x"})
+        )
+        assert await asyncio.to_thread(stalled.reached.wait, 10)
+        try:
+            # SQLite's one connection is free while the registration waits on storage.
+            async with asyncio.timeout(5):
+                others = await api.get("/v1/datasets")
+            assert others.status_code == 200
+            assert not registering.done()
+        finally:
+            stalled.release.set()
+        assert (await registering).status_code == 503

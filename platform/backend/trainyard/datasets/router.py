@@ -16,7 +16,7 @@ from trainyard.datasets.schemas import (
     DatasetUploadFields,
 )
 from trainyard.datasets.upload import spool_upload
-from trainyard.deps import CurrentOwner, SessionDep, Storage, Store
+from trainyard.deps import CurrentOwner, DatabaseDep, SessionDep, Storage, Store
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -55,7 +55,7 @@ _BODY_DOC: dict[str, Any] = {
     openapi_extra=_BODY_DOC,
 )
 async def add_dataset(
-    request: Request, session: SessionDep, owner: CurrentOwner, storage: Storage, store: Store
+    request: Request, db: DatabaseDep, owner: CurrentOwner, storage: Storage, store: Store
 ) -> DatasetRead:
     """Upload a zip (multipart: name, format, file) or register an existing storage location
     (JSON: name, uri, format). Either way the dataset is validated now: see `status` and
@@ -67,7 +67,7 @@ async def add_dataset(
         try:
             fields = _parse(DatasetUploadFields, spooled.fields)
             dataset = await service.upload(
-                session, owner, fields, spooled.file, store, storage.max_upload_bytes
+                db, owner, fields, spooled.file, store, storage.max_upload_bytes
             )
         finally:
             spooled.file.close()
@@ -77,7 +77,7 @@ async def add_dataset(
             body = DatasetCreate.model_validate_json(await request.body())
         except ValidationError as exc:
             raise InvalidRequest(field_errors(exc.errors())) from exc
-        dataset = await service.register(session, owner, body, storage)
+        dataset = await service.register(db, owner, body, storage)
     return DatasetRead.model_validate(dataset)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.core.db import Database
 from trainyard.core.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from trainyard.datasets.models import Dataset
 from trainyard.datasets.schemas import DatasetCreate, DatasetFormat, DatasetUploadFields
@@ -88,10 +89,23 @@ async def _insert(session: AsyncSession, dataset: Dataset) -> None:
         raise DatasetExists(dataset.name) from exc
 
 
+async def _refuse_taken_name(db: Database, owner: str, name: str) -> None:
+    """409 before any storage work, if the name is taken (the insert checks again)."""
+    async with db.session() as session:
+        if await _by_name(session, owner, name) is not None:
+            raise DatasetExists(name)
+
+
+async def _store(db: Database, dataset: Dataset) -> None:
+    async with db.session() as session:
+        await _insert(session, dataset)
+
+
 async def register(
-    session: AsyncSession, owner: str, body: DatasetCreate, storage: StorageSettings
+    db: Database, owner: str, body: DatasetCreate, storage: StorageSettings
 ) -> Dataset:
-    """Register an existing folder or storage prefix, validated now."""
+    """Register an existing folder or storage prefix, validated now (storage is read while no
+    transaction is open: a unit of work before, one after)."""
     try:
         parsed = parse_storage_uri(body.uri)
         if parsed.scheme == "file":
@@ -101,27 +115,26 @@ async def register(
             uri = parsed.uri
     except (StorageUriError, ValueError) as exc:
         raise InvalidRequest.on("uri", str(exc)) from exc
-    if await _by_name(session, owner, body.name) is not None:
-        raise DatasetExists(body.name)
+    await _refuse_taken_name(db, owner, body.name)
     display = parsed.path if parsed.scheme == "file" else parsed.uri
     report = await _validate(store, prefix, body.format, display)
     dataset = Dataset(id=new_dataset_id(), owner=owner, name=body.name, uri=uri, format=body.format)
     _apply_report(dataset, report)
-    await _insert(session, dataset)
+    await _store(db, dataset)
     return dataset
 
 
 async def upload(
-    session: AsyncSession,
+    db: Database,
     owner: str,
     fields: DatasetUploadFields,
     archive_file: IO[bytes],
     store: ObjectStore,
     max_bytes: int,
 ) -> Dataset:
-    """Extract an uploaded zip into storage under a new dataset id, then validate it."""
-    if await _by_name(session, owner, fields.name) is not None:
-        raise DatasetExists(fields.name)
+    """Extract an uploaded zip into storage under a new dataset id, then validate it (no
+    transaction is open meanwhile)."""
+    await _refuse_taken_name(db, owner, fields.name)
     try:
         archive = zipfile.ZipFile(archive_file)
     except zipfile.BadZipFile as exc:
@@ -145,7 +158,7 @@ async def upload(
     try:
         report = await _validate(store, prefix, fields.format, fields.name)
         _apply_report(dataset, report)
-        await _insert(session, dataset)
+        await _store(db, dataset)
     except BaseException:
         await asyncio.to_thread(store.delete_prefix, prefix)
         raise

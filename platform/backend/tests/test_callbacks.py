@@ -235,6 +235,27 @@ async def test_a_stale_attempts_token_is_403_and_changes_nothing(
     assert (await callback(api, job["id"], "heartbeat", fresh, heartbeat(1))).status_code == 202
 
 
+async def test_the_heartbeat_fast_path_refuses_exactly_as_the_other_callbacks(
+    api: httpx.AsyncClient, job: dict[str, Any], token: str
+) -> None:
+    """One rule (callbacks.service.check_reporter) for the ingest and the ORM path alike."""
+    event = {"type": "note", "message": "hi"}
+    fresh = await start_attempt(api, job["id"], attempt=2)
+    stale = [
+        await callback(api, job["id"], kind, token, body)
+        for kind, body in (("heartbeat", heartbeat(1)), ("event", event))
+    ]
+    assert (await callback(api, job["id"], "done", fresh, DONE_SUCCEEDED)).status_code == 202
+    ended = [
+        await callback(api, job["id"], kind, fresh, body)
+        for kind, body in (("heartbeat", heartbeat(2)), ("event", event))
+    ]
+
+    for fast, slow in (stale, ended):
+        assert (fast.status_code, fast.json()) == (slow.status_code, slow.json())
+    assert [answers[0].status_code for answers in (stale, ended)] == [403, 409]
+
+
 @pytest.mark.parametrize(
     ("kind", "body"),
     [

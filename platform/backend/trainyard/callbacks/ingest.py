@@ -28,12 +28,12 @@ from weakref import WeakKeyDictionary
 
 from trainyard.callbacks.ingest_sql import ConnectionLease, JobUpdate, LockedJob
 from trainyard.callbacks.schemas import Heartbeat
-from trainyard.callbacks.service import StaleAttempt, merged_progress
+from trainyard.callbacks.service import check_reporter, merged_progress
 from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import Database, utcnow
 from trainyard.core.errors import TrainyardError
-from trainyard.jobs.errors import JobNotFound, JobTerminal
-from trainyard.jobs.events import state_event_data
+from trainyard.jobs.errors import JobNotFound
+from trainyard.jobs.events import moves_to, state_event
 from trainyard.jobs.schemas import EventRead
 from trainyard_workflows.job_states import JobState
 
@@ -49,6 +49,9 @@ class _Pending:
 
 @dataclass
 class _JobRow:
+    """A job as the round read it, changed in memory (a `jobs.events.JobView`)."""
+
+    id: str
     state: JobState
     attempt: int
     last_seq: int
@@ -150,14 +153,7 @@ class HeartbeatIngest:
             for index, event in enumerate(decided.events)
             if event["job_id"] in stored
         }
-        for payload in payloads.values():
-            try:
-                await self._db.bus.publish(payload["job_id"], payload)
-            except Exception:
-                # The event is stored; streams fill the gap from the database.
-                logger.exception(
-                    "publishing event %s of job %s failed", payload["seq"], payload["job_id"]
-                )
+        await self._db.publish([(payload["job_id"], payload) for payload in payloads.values()])
         again: list[_Pending] = []
         for pending, index in zip(batch, indexes, strict=True):
             if not isinstance(index, int):
@@ -193,6 +189,7 @@ class _Decision:
             now=utcnow(),
             rows={
                 job.id: _JobRow(
+                    job.id,
                     JobState(job.state),
                     job.attempt,
                     job.last_seq,
@@ -226,23 +223,17 @@ def _decide(batch: _Batch, pending: _Pending) -> int | Exception:
     row = batch.rows.get(claims.job_id)
     if row is None:
         return JobNotFound(claims.job_id)
-    if claims.attempt != row.attempt:
-        return StaleAttempt(
-            f"the token is for attempt {claims.attempt} but job {claims.job_id} is at attempt "
-            f"{row.attempt}: this trainer is no longer the job's trainer"
-        )
-    if row.state.terminal:
-        return JobTerminal(claims.job_id, row.state)
+    try:
+        # The same rules as every other callback and transition (decision 007).
+        check_reporter(row, claims)
+        starts_running = moves_to(row, JobState.RUNNING)
+    except TrainyardError as refusal:
+        return refusal
     row.progress = merged_progress(row.progress, beat)
-    if row.state.rank < JobState.RUNNING.rank:
+    if starts_running:
         previous, row.state = row.state, JobState.RUNNING
-        batch.add_event(
-            claims.job_id,
-            row,
-            "state",
-            f"{previous} → {JobState.RUNNING}",
-            state_event_data(previous, JobState.RUNNING, None),
-        )
+        message, data = state_event(previous, JobState.RUNNING, None)
+        batch.add_event(claims.job_id, row, "state", message, data)
     return batch.add_event(
         claims.job_id,
         row,

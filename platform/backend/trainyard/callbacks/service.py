@@ -13,7 +13,13 @@ from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import after_commit
 from trainyard.core.errors import Forbidden
 from trainyard.core.temporal import TemporalGateway
-from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
+from trainyard.jobs.events import (
+    JobView,
+    append_event,
+    lock_job,
+    refuse_if_terminal,
+    transition,
+)
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.orchestration import signal_trainer_done
 from trainyard_workflows.contracts import TrainerDone
@@ -24,15 +30,21 @@ class StaleAttempt(Forbidden):
     code = "stale_attempt"
 
 
-async def authorized_job(session: AsyncSession, claims: TokenClaims) -> Job:
-    """The job, locked, if this attempt may still report on it (403 stale, 409 terminal)."""
-    job = await lock_job(session, claims.job_id)
+def check_reporter(job: JobView, claims: TokenClaims) -> None:
+    """The callback rule, for every callback path (the heartbeat ingest included): only the
+    job's current attempt may report (403 stale), and only until the job ended (409)."""
     if claims.attempt != job.attempt:
         raise StaleAttempt(
             f"the token is for attempt {claims.attempt} but job {job.id} is at attempt "
             f"{job.attempt}: this trainer is no longer the job's trainer"
         )
     refuse_if_terminal(job)
+
+
+async def authorized_job(session: AsyncSession, claims: TokenClaims) -> Job:
+    """The job, locked, if this attempt may still report on it (`check_reporter`)."""
+    job = await lock_job(session, claims.job_id)
+    check_reporter(job, claims)
     return job
 
 

@@ -189,17 +189,21 @@ class Database:
                 raise
             outbox: list[tuple[str, dict[str, Any]]] = session.info.pop(_OUTBOX, [])
             actions: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
-        for job_id, payload in outbox:
-            try:
-                await self.bus.publish(job_id, payload)
-            except Exception:
-                # The event is stored; streams fill the gap from the database.
-                logger.exception("publishing event %s of job %s failed", payload.get("seq"), job_id)
+        await self.publish(outbox)
         for action in actions:
             try:
                 await action()
             except Exception:
                 logger.exception("after-commit action failed (the data is committed)")
+
+    async def publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish committed events (job id, payload) in order; a failure is logged, not
+        raised: the event is stored, and streams fill the gap from the database."""
+        for job_id, payload in events:
+            try:
+                await self.bus.publish(job_id, payload)
+            except Exception:
+                logger.exception("publishing event %s of job %s failed", payload.get("seq"), job_id)
 
     async def ping(self) -> None:
         async with self._sessions() as session:

@@ -6,7 +6,7 @@ stored in the same transaction as the change and published only after it commits
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,19 @@ from trainyard.jobs.schemas import EventRead
 from trainyard_workflows.job_states import JobState, TransitionVerdict, judge
 
 Source = str  # "api" | "worker" | "trainer"
+
+
+class JobView(Protocol):
+    """What the rules read of a job: the ORM row, or the heartbeat ingest's row in memory."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
 
 
 async def lock_job(session: AsyncSession, job_id: str, owner: str | None = None) -> Job:
@@ -39,7 +52,7 @@ async def lock_job(session: AsyncSession, job_id: str, owner: str | None = None)
     return job
 
 
-def refuse_if_terminal(job: Job) -> None:
+def refuse_if_terminal(job: JobView) -> None:
     """The rule for anything appended to a job's timeline (a trainer's callback, a worker's
     event, a new attempt): nothing after the terminal state. The stream ends with that state,
     so a later event would be stored but never shown (a cancelled job's validation report
@@ -79,8 +92,25 @@ def append_event(
     return event
 
 
-def state_event_data(previous: str, target: str, reason: str | None) -> dict[str, Any]:
-    return {"from": previous, "to": target, "reason": reason}
+def moves_to(job: JobView, target: JobState) -> bool:
+    """The transition rule, for every writer: True if `job` may move to `target` now, False if
+    it is there already (a retried request: nothing to do). Raises JobTerminal once the job
+    ended and TransitionRefused for a backwards move."""
+    current = JobState(job.state)
+    verdict = judge(current, target)
+    if verdict is TransitionVerdict.ALREADY:
+        return False
+    if verdict is TransitionVerdict.TERMINAL:
+        raise JobTerminal(job.id, current)
+    if verdict is TransitionVerdict.BACKWARDS:
+        raise TransitionRefused(job.id, current, target)
+    return True
+
+
+def state_event(previous: str, target: str, reason: str | None) -> tuple[str, dict[str, Any]]:
+    """The `state` event of a transition: its message and data."""
+    message = f"{previous} → {target}" + (f": {reason}" if reason else "")
+    return message, {"from": previous, "to": target, "reason": reason}
 
 
 def transition(
@@ -96,17 +126,12 @@ def transition(
     requests are harmless. Raises JobTerminal once the job ended and TransitionRefused for a
     backwards move.
     """
-    current = JobState(job.state)
-    verdict = judge(current, target)
-    if verdict is TransitionVerdict.ALREADY:
+    if not moves_to(job, target):
         return False
-    if verdict is TransitionVerdict.TERMINAL:
-        raise JobTerminal(job.id, current)
-    if verdict is TransitionVerdict.BACKWARDS:
-        raise TransitionRefused(job.id, current, target)
+    current = job.state
     job.state = target
     if reason is not None:
         job.reason = reason
-    message = f"{current} → {target}" + (f": {reason}" if reason else "")
-    append_event(session, job, "state", source, message, state_event_data(current, target, reason))
+    message, data = state_event(current, target, reason)
+    append_event(session, job, "state", source, message, data)
     return True

@@ -7,21 +7,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from trainyard.cli.client import PlatformClient, PlatformError
+from trainyard.cli.client import PlatformError
 from trainyard.cli.dataset_view import (
     DatasetFormat,
     archive_for_upload,
     show_dataset_report,
 )
+from trainyard.cli.embedded_commands import demo, up
 from trainyard.cli.hyperparameters import BadHyperparameter, parse_overrides
-from trainyard.cli.progress_view import JobProgress, format_duration
-from trainyard.cli.settings import get_cli_settings
-from trainyard.cli.stream import follow_events
+from trainyard.cli.platform_calls import (
+    call,
+    console,
+    err_console,
+    fail,
+    register_dataset,
+    submit_job,
+    watch_job,
+)
 from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard.datasets.synthetic_text import TextSpec, make_text
@@ -30,19 +35,10 @@ from trainyard.frameworks import known_model
 app = typer.Typer(help="Trainyard: train vision and ML models.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Create and list datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
-console = Console()
-err_console = Console(stderr=True)
+app.command()(up)
+app.command()(demo)
 
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="table or json")]
-
-
-def _client() -> PlatformClient:
-    settings = get_cli_settings()
-    return PlatformClient(settings.api_url, settings.request_timeout_s)
-
-
-def _stream_url() -> str:
-    return get_cli_settings().stream_url
 
 
 def infer_framework(model: str) -> str:
@@ -104,16 +100,10 @@ def train(
         optional = {"task": task, "imgsz": imgsz, "batch": batch}
         body |= {name: value for name, value in optional.items() if value is not None}
     except (BadHyperparameter, PlatformError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     job = submit_job(body, idempotency_key)
     if watch:
         _watch_and_exit(job["id"])
-
-
-def submit_job(body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-    job: dict[str, Any] = _call(lambda c: c.create_job(body, idempotency_key))
-    console.print(f"submitted [bold]{job['id']}[/] ({job['state']})")
-    return job
 
 
 @app.command()
@@ -123,7 +113,7 @@ def jobs(
     output: OutputOption = "table",
 ) -> None:
     """List recent jobs."""
-    page = _call(lambda c: c.list_jobs(state, limit))
+    page = call(lambda c: c.list_jobs(state, limit))
     items = page["items"]
     if output == "json":
         console.print_json(json.dumps(page))
@@ -147,7 +137,7 @@ def watch(job_id: Annotated[str, typer.Argument(help="job id")]) -> None:
 @app.command()
 def cancel(job_id: Annotated[str, typer.Argument(help="job id")]) -> None:
     """Cancel a job: its trainer is stopped and cleaned up."""
-    job = _call(lambda c: c.cancel_job(job_id))
+    job = call(lambda c: c.cancel_job(job_id))
     console.print(f"cancel requested for [bold]{job['id']}[/] ({job['state']})")
 
 
@@ -222,7 +212,7 @@ def make_text_command(
 @datasets_app.command("list")
 def list_datasets(output: OutputOption = "table") -> None:
     """List registered datasets."""
-    page = _call(lambda c: c.list_datasets())
+    page = call(lambda c: c.list_datasets())
     if output == "json":
         console.print_json(json.dumps(page))
         return
@@ -244,7 +234,7 @@ def upload_dataset(
 ) -> None:
     """Upload a dataset to storage; the platform validates it and shows the report."""
     if not path.exists():
-        _fail(f"{path} does not exist")
+        fail(f"{path} does not exist")
     dataset_name = name or (path.stem if path.is_file() else path.resolve().name)
     with archive_for_upload(path) as archive:
         size = archive.seek(0, 2)
@@ -258,7 +248,7 @@ def upload_dataset(
             transient=True,
         ) as progress:
             task = progress.add_task(dataset_name, total=size)
-            dataset = _call(
+            dataset = call(
                 lambda c: c.upload_dataset(
                     dataset_name, fmt.value, archive, lambda n: progress.advance(task, n)
                 )
@@ -274,95 +264,19 @@ def show_dataset(
     output: OutputOption = "table",
 ) -> None:
     """Show a dataset and its validation report."""
-    show_dataset_report(_call(lambda c: c.get_dataset(name)), output)
-
-
-def register_dataset(name: str, uri: str, fmt: str = "yolo") -> dict[str, Any]:
-    """Register `uri` as `name`, or reuse the registration when it already points there."""
-    with _client() as client:
-        try:
-            existing: dict[str, Any] = client.get_dataset(name)
-        except PlatformError:
-            existing = {}
-        if existing.get("uri") == uri:
-            return existing
-        if existing:
-            _fail(f"dataset {name!r} already exists and points to {existing['uri']}")
-        try:
-            created: dict[str, Any] = client.register_dataset(name, uri, fmt)
-        except PlatformError as exc:
-            _fail(str(exc))
-        return created
-
-
-def watch_job(job_id: str) -> dict[str, Any]:
-    """Show the live view until the job ends; return the final job."""
-    view = JobProgress(job_id)
-    with Live(view.render(), console=console, refresh_per_second=4) as live:
-        for event in follow_events(
-            _stream_url(), job_id, on_reconnect=lambda msg: live.console.print(f"[dim]{msg}")
-        ):
-            line = view.apply(event)
-            if line:
-                live.console.print(f"[dim]#{event['seq']}[/] {line}")
-            live.update(view.render())
-    job: dict[str, Any] = _call(lambda c: c.get_job(job_id))
-    print_summary(job)
-    return job
-
-
-def print_summary(job: dict[str, Any]) -> None:
-    result = job.get("result") or {}
-    state = job["state"]
-    style = {"SUCCEEDED": "green", "FAILED": "red"}.get(state, "yellow")
-    console.print(f"\njob [bold]{job['id']}[/] [{style}]{state}[/]")
-    if job.get("reason"):
-        console.print(f"reason: {job['reason']}")
-    metrics = result.get("metrics") or {}
-    if metrics:
-        table = Table("metric", "value")
-        for key, value in metrics.items():
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-        console.print(table)
-    artifacts = result.get("artifacts") or {}
-    if artifacts.get("weights"):
-        # soft_wrap: a path broken over two lines cannot be copied.
-        console.print(f"weights: {artifacts['weights']}", soft_wrap=True)
-    progress = job.get("progress") or {}
-    if progress.get("elapsed_s") is not None:
-        console.print(f"training time: {format_duration(progress['elapsed_s'])}")
-    tracking = job.get("tracking") or {}
-    if tracking.get("mlflow_run_url"):
-        console.print(f"MLflow run: {tracking['mlflow_run_url']}", soft_wrap=True)
+    show_dataset_report(call(lambda c: c.get_dataset(name)), output)
 
 
 def _watch_and_exit(job_id: str) -> None:
     try:
         job = watch_job(job_id)
     except PlatformError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         console.print(f"stopped watching; {job_id} keeps running (`trainyard watch {job_id}`)")
         raise typer.Exit(130) from None
     raise typer.Exit(0 if job["state"] == "SUCCEEDED" else 1)
 
 
-def _call(action: Any) -> Any:
-    try:
-        with _client() as client:
-            return action(client)
-    except PlatformError as exc:
-        _fail(str(exc))
-
-
-def _fail(message: str) -> Any:
-    err_console.print(f"[red]error:[/] {message}")
-    raise typer.Exit(2)
-
-
 def main() -> None:
-    from trainyard.cli.embedded_commands import demo, up
-
-    app.command()(up)
-    app.command()(demo)
     app()

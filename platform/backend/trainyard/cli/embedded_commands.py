@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from temporalio.client import Client, WorkflowFailureError
 
-from trainyard.cli import app as cli
+from trainyard.cli import platform_calls as cli
 from trainyard.cli.client import PlatformClient
 from trainyard.cli.embedded import EmbeddedConfig, EmbeddedPlatform, running_platform
 from trainyard.cli.embedded_services import EmbeddedStartError

@@ -313,3 +313,81 @@ async def test_between_rounds_longer_than_its_heartbeat_timeout_the_sync_keeps_h
 
     assert len(beats) >= 6
     assert max(b - a for a, b in itertools.pairwise(beats)) < 0.5
+
+
+class SwitchableProxy:
+    """A TCP relay to the real MLflow server that can be switched off (connections refused,
+    open ones cut) and on again at the same address: the server as the worker sees it across
+    a crash and the supervisor's restart."""
+
+    def __init__(self, target: str) -> None:
+        self._target_port = int(target.rsplit(":", 1)[1])
+        self.port = free_local_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def on(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def off(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self._writers -= {writer, up_writer}
+
+
+async def test_the_sync_rides_out_an_mlflow_outage_and_catches_up_when_it_returns(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    tmp_path: Path,
+    mlflow_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Refused connections fail at once (MLflow's client would retry for minutes by default).
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    proxy = SwitchableProxy(mlflow_url)
+    await proxy.on()
+    tracker = CountingTracker(proxy.url)
+    job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, proxy.url), tracker)
+    direct = MlflowClient(tracking_uri=mlflow_url)
+
+    def steps() -> list[int]:
+        return sorted(m.step for m in direct.get_metric_history(job.run_id, "train/loss"))
+
+    async def warned() -> bool:
+        return any(e["type"] == "tracking_warning" for e in await events(api, job.job_id))
+
+    await job.beat(1, 0.9)
+    async with job.syncing():
+        await _until(lambda: asyncio.to_thread(lambda: steps() == [1]))
+        await proxy.off()
+        await job.beat(2, 0.8)
+        await job.beat(3, 0.7)
+        await _until(warned)  # the sync met the outage
+        await asyncio.sleep(0.3)  # and kept going through a few more rounds of it
+        await proxy.on()
+        await _until(lambda: asyncio.to_thread(lambda: steps() == [1, 2, 3]))
+
+    warnings = [e for e in await events(api, job.job_id) if e["type"] == "tracking_warning"]
+    assert len(warnings) == 1
+    assert "could not sync metrics to MLflow" in warnings[0]["message"]
+    await proxy.off()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,17 @@ def wait_for(
 
 def states_of(events: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["to"] for e in events if e["type"] == "state"]
+
+
+def trainyard_executable() -> str:
+    """The `trainyard` CLI of this environment."""
+    beside_python = Path(sys.executable).parent / "trainyard"
+    exe = str(beside_python) if beside_python.exists() else shutil.which("trainyard")
+    if exe is None:
+        raise AssertionError(
+            "the `trainyard` CLI is not installed in this environment: run `uv sync`"
+        )
+    return exe
 
 
 def pid_exists(pid: int) -> bool:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -18,17 +16,20 @@ import pytest
 from trainyard.cli.embedded import EmbeddedPlatform, free_local_port
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
+from .helpers import trainyard_executable
+
 pytestmark = pytest.mark.xdist_group("e2e")
 
 
 def _trainyard(api_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    beside_python = Path(sys.executable).parent / "trainyard"
-    exe = str(beside_python) if beside_python.exists() else shutil.which("trainyard")
-    if exe is None:
-        pytest.fail("the `trainyard` CLI is not installed in this environment: run `uv sync`")
     env = {**os.environ, "TRAINYARD_API_URL": api_url, "COLUMNS": "160"}
     return subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        [trainyard_executable(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
 
 

@@ -1,8 +1,10 @@
-"""Starts and stops the embedded tier: Temporal dev server, MLflow server, backend API and worker.
+"""Starts, supervises and stops the embedded tier: Temporal dev server, MLflow server, backend
+API and worker.
 
 Each component runs as its own process (as in production), with its output in
-`<data_dir>/logs/<name>.log`. Secrets for the run are created once per data dir and kept in
-`<data_dir>/secrets.json` (mode 0600) so jobs survive a restart of the platform.
+`<data_dir>/logs/<name>.log`; one that dies is restarted (cli/supervisor.py). One platform runs
+per data folder (cli/data_dir_lock.py). Secrets for the run are created once per data dir and
+kept in `<data_dir>/secrets.json` (mode 0600) so jobs survive a restart of the platform.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import json
 import os
 import random
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from trainyard.cli.data_dir_lock import DataDirBusy, DataDirLock
 from trainyard.cli.embedded_services import (
     EmbeddedStartError,
     find_mlflow_cli,
@@ -33,6 +34,9 @@ from trainyard.cli.embedded_services import (
     temporal_server_env,
 )
 from trainyard.cli.service_priority import ServicePriority, yielding
+from trainyard.cli.stop_signals import sigterm_interrupts, stop_signals_held
+from trainyard.cli.supervisor import ChildSpec, RestartPolicy, Supervisor
+from trainyard.core.supervision import STATE_FILE
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class EmbeddedConfig:
     start_timeout_s: float = 90.0
     extra_env: dict[str, str] = field(default_factory=dict)
     service_priority: ServicePriority = ServicePriority.IDLE
+    # How long a component has to stop after SIGTERM before it is killed: the worker may
+    # need a while to tell Temporal and the API about the activities it is leaving.
+    stop_grace_s: float = 15.0
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
 
     @property
     def api_url(self) -> str:
@@ -63,13 +71,6 @@ class EmbeddedConfig:
     def mlflow_url(self) -> str:
         """The MLflow server: tracking URI of the worker and the UI users open."""
         return f"http://127.0.0.1:{self.mlflow_port}"
-
-
-@dataclass
-class _Component:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
 
 
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
@@ -103,6 +104,8 @@ def component_env(config: EmbeddedConfig) -> dict[str, str]:
             "TRAINYARD_INTERNAL_TOKEN": stored["internal_token"],
             "TRAINYARD_MLFLOW_TRACKING_URI": config.mlflow_url,
             "TRAINYARD_CALLBACK_SECRET": stored["callback_secret"],
+            # The API shows what the supervisor writes there in /readyz.
+            "TRAINYARD_SUPERVISION_STATE": str(config.data_dir / STATE_FILE),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -167,14 +170,27 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 class EmbeddedPlatform:
-    """The four processes of the embedded tier, started in order and stopped in reverse."""
+    """The four processes of the embedded tier: started in order, restarted when one dies
+    (cli/supervisor.py), stopped in reverse."""
 
     def __init__(self, config: EmbeddedConfig) -> None:
         self.config = config
-        self._components: list[_Component] = []
+        self._supervisor = Supervisor(config.restart, config.data_dir / STATE_FILE)
+        self._lock = DataDirLock(config.data_dir)
 
     def start(self) -> None:
         config = self.config
+        try:
+            self._lock.acquire(
+                {
+                    "API": config.api_url,
+                    "Temporal": config.temporal_address,
+                    "Temporal UI": config.temporal_ui_url,
+                    "MLflow": config.mlflow_url,
+                }
+            )
+        except DataDirBusy as busy:
+            raise EmbeddedStartError(str(busy)) from None
         for port, what in (
             (config.api_port, "the API"),
             (config.temporal_port, "Temporal"),
@@ -210,44 +226,39 @@ class EmbeddedPlatform:
         self._spawn("worker", [sys.executable, "-m", "trainyard_workflows.worker"], env)
         self._wait_for_ready()
         self._wait_for_mlflow()
+        # From here on a component that dies is restarted rather than failing the platform.
+        self._supervisor.watch()
 
     def stop(self) -> None:
         # The worker first, and alone: its activities report their end to Temporal and the API
         # while both still answer. Stopped together, it retried against closed ports for
-        # seconds before giving up.
-        first = [c for c in self._components if c.name == "worker"]
-        self._terminate(first, timeout_s=15)
-        self._terminate([c for c in reversed(self._components) if c not in first], timeout_s=15)
-        self._components.clear()
-
-    @staticmethod
-    def _terminate(components: list[_Component], timeout_s: float) -> None:
-        """SIGTERM each, then wait for all (killing what outlives `timeout_s`)."""
-        for component in components:
-            if component.process.poll() is None:
-                component.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for component in components:
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                component.process.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                component.process.kill()
-                component.process.wait()
+        # seconds before giving up. The others in reverse order of their start.
+        if not self._lock.held:
+            return  # never started, or refused: another platform's processes are not ours
+        try:
+            self._supervisor.stop([["worker"]], self.config.stop_grace_s)
+        finally:
+            self._lock.release()
 
     def check_alive(self) -> None:
-        for component in self._components:
-            code = component.process.poll()
-            if code is not None:
-                raise EmbeddedStartError(
-                    f"{component.name} exited with code {code}; last lines of "
-                    f"{component.log_path}:\n{_tail(component.log_path)}"
-                )
+        """Raise if a component ended (during start-up, before restarts take over)."""
+        ended = self._supervisor.exited()
+        if ended is not None:
+            name, how = ended
+            log_path = self.log_dir / f"{name}.log"
+            raise EmbeddedStartError(
+                f"{name} ended ({how}); last lines of {log_path}:\n{_tail(log_path)}"
+            )
 
     @property
     def pids(self) -> dict[str, int]:
         """Each component's process id; each leads its own session (`start_new_session`)."""
-        return {component.name: component.process.pid for component in self._components}
+        return self._supervisor.pids
+
+    @property
+    def state_path(self) -> Path:
+        """The supervision state (core/supervision.py) the API's /readyz shows."""
+        return self.config.data_dir / STATE_FILE
 
     @property
     def log_dir(self) -> Path:
@@ -256,17 +267,9 @@ class EmbeddedPlatform:
     def _spawn(
         self, name: str, command: list[str], env: dict[str, str], yields_to_training: bool = False
     ) -> None:
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                yielding(command, self.config.service_priority) if yields_to_training else command,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in the terminal reaches us, not them.
-            )
-        self._components.append(_Component(name, process, log_path))
+        if yields_to_training:
+            command = yielding(command, self.config.service_priority)
+        self._supervisor.spawn(ChildSpec(name, command, env, self.log_dir / f"{name}.log"))
 
     def _wait_for_port(self, name: str, port: int) -> None:
         deadline = time.monotonic() + self.config.start_timeout_s
@@ -310,9 +313,13 @@ class EmbeddedPlatform:
 
 @contextmanager
 def running_platform(config: EmbeddedConfig) -> Iterator[EmbeddedPlatform]:
+    """The platform for the `with` block; Ctrl-C and SIGTERM end the block (KeyboardInterrupt)
+    and never cut short the stop that follows."""
     platform = EmbeddedPlatform(config)
-    try:
-        platform.start()
-        yield platform
-    finally:
-        platform.stop()
+    with sigterm_interrupts():
+        try:
+            platform.start()
+            yield platform
+        finally:
+            with stop_signals_held():
+                platform.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
 import sys
 import time
@@ -15,13 +17,13 @@ from temporalio.client import Client, WorkflowFailureError
 
 from trainyard.cli import platform_calls as cli
 from trainyard.cli.client import PlatformClient
-from trainyard.cli.embedded import EmbeddedConfig, EmbeddedPlatform, running_platform
+from trainyard.cli.embedded import EmbeddedConfig, running_platform
 from trainyard.cli.embedded_services import EmbeddedStartError
-from trainyard.cli.progress_view import TERMINAL_STATES
 from trainyard.cli.service_priority import ServicePriority
 from trainyard.cli.settings import get_cli_settings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard_workflows.contracts import workflow_id_for
+from trainyard_workflows.job_states import TERMINAL_STATES
 
 DataDirOption = Annotated[Path, typer.Option(help="state folder (git-ignored)")]
 MlflowPortOption = Annotated[int, typer.Option(help="MLflow tracking server and UI port")]
@@ -65,9 +67,17 @@ def up(
     temporal_ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
     mlflow_port: MlflowPortOption = 5000,
     services: ServicesOption = ServicePriority.IDLE,
+    stop_grace: Annotated[
+        float,
+        typer.Option(min=0, help="seconds a component has to stop after SIGTERM before SIGKILL"),
+    ] = 15.0,
 ) -> None:
-    """Run the embedded platform in the foreground until Ctrl-C."""
+    """Run the embedded platform in the foreground until Ctrl-C or SIGTERM, restarting any
+    component that dies."""
     config = _config(data_dir, api_port, temporal_port, temporal_ui_port, mlflow_port, services)
+    config = dataclasses.replace(config, stop_grace_s=stop_grace)
+    # The supervisor's restarts are warnings; the HTTP clients' INFO lines are noise here.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     try:
         with running_platform(config) as platform:
             cli.console.print(
@@ -75,11 +85,13 @@ def up(
                 f"Temporal UI {config.temporal_ui_url}, MLflow UI {config.mlflow_url}, "
                 f"logs in {platform.log_dir}. Ctrl-C stops."
             )
-            while True:
-                platform.check_alive()
-                time.sleep(1)
+            try:
+                while True:
+                    time.sleep(1)  # the supervisor's thread restarts what dies
+            except KeyboardInterrupt:
+                cli.console.print("stopping…")
     except KeyboardInterrupt:
-        cli.console.print("stopping…")
+        cli.console.print("stopped while starting")
     except EmbeddedStartError as exc:
         cli.err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -148,14 +160,14 @@ def demo(
                 _cancel_and_wait(job["id"])
                 raise typer.Exit(130) from None
             if keep_running if keep_running is not None else sys.stdin.isatty():
-                _serve_until_interrupted(platform, config)
+                _serve_until_interrupted(config)
     except EmbeddedStartError as exc:
         cli.err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     raise typer.Exit(0 if final["state"] == "SUCCEEDED" else 1)
 
 
-def _serve_until_interrupted(platform: EmbeddedPlatform, config: EmbeddedConfig) -> None:
+def _serve_until_interrupted(config: EmbeddedConfig) -> None:
     """Keep the platform up so the run can be explored (and more started from the chat)."""
     cli.console.print(
         f"The platform stays up: open [bold]{config.api_url}[/] to ask for more runs in the "
@@ -163,8 +175,7 @@ def _serve_until_interrupted(platform: EmbeddedPlatform, config: EmbeddedConfig)
     )
     try:
         while True:
-            platform.check_alive()
-            time.sleep(1)
+            time.sleep(1)  # the supervisor's thread restarts what dies
     except KeyboardInterrupt:
         cli.console.print("stopping…")
 

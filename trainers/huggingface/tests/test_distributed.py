@@ -16,7 +16,7 @@ from conftest import trainer_env
 from trainer_kit.callbacks import CallbackClient
 from trainer_kit.control import StopFlag
 from trainer_kit.testing.callback_server import CallbackServer
-from trainer_kit.testing.processes import JOB_ID
+from trainer_kit.testing.processes import JOB_ID, TOKEN, WORKER_SECRETS, SpawnedEnvirons
 
 from trainer.distributed import DistContext, read_outcome, run_workers, write_outcome
 
@@ -35,7 +35,7 @@ with settings.callback_client() as client:
 """
 
 
-def test_two_processes_train_data_parallel_and_rank_0_reports(
+def test_two_processes_train_data_parallel_and_rank_0_reports_with_no_worker_given_a_secret(
     callback_server: CallbackServer, image_dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -47,22 +47,34 @@ def test_two_processes_train_data_parallel_and_rank_0_reports(
         TRAINYARD_GPUS="2",
         CUDA_VISIBLE_DEVICES="",
         OMP_NUM_THREADS="1",
+        **WORKER_SECRETS,
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", LAUNCH],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    with SpawnedEnvirons() as spawned:
+        result = subprocess.run(
+            [sys.executable, "-c", LAUNCH],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    # torchrun and both ranks were started without the token or any storage key.
+    launched = spawned.running("torch.distributed.run") + spawned.running("-m trainer")
+    assert sorted(p["RANK"] for p in launched if "RANK" in p) == ["0", "1"]
+    secrets = {**WORKER_SECRETS, "TRAINYARD_CALLBACK_TOKEN": TOKEN}
+    for process in launched:
+        given = sorted(name for name in secrets if name in process)
+        assert given == [], f"{process[chr(0) + 'cmdline']} was given {given}"
+        assert not set(secrets.values()) & set(process.values())
+    assert not (out / ".trainer" / "secrets.json").exists()
     calls = callback_server.snapshot()
     assert all(c.path.startswith(f"/v1/jobs/{JOB_ID}/") for c in calls)
+    assert {c.authorization for c in calls} == {f"Bearer {TOKEN}"}, "rank 0 took the token over"
     started = [c.body for c in calls if c.kind == "event" and c.body["type"] == "trainer_started"]
     assert len(started) == 1, "only rank 0 reports"
     assert (started[0]["data"]["world_size"], started[0]["data"]["device"]) == (2, "cpu")

@@ -15,7 +15,6 @@ from trainer_kit.storage import S3Location, S3Storage
 from trainer_kit.testing.attempts import (
     Interrupted,
     checkpoint_events,
-    file_hashes,
     interrupted_attempt,
     metric_epochs,
     results_rows,
@@ -51,9 +50,12 @@ def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) ->
     assert not any(".partial" in name for name in interrupted.files)
 
 
-def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
+def test_next_attempt_goes_on_with_the_checkpoints_metrics_rows_and_step_count(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path
 ) -> None:
+    """What the conformance suite's resume test cannot see: the exact rows and metrics carried
+    over, and the Trainer's step count. (The events, progress, artifacts and the untouched
+    earlier folder are the conformance suite's, for every trainer.)"""
     out = tmp_path / "attempt-2"
     env = trainer_env(
         callback_server.url,
@@ -71,15 +73,7 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     assert result.returncode == 0, output
     assert f"resuming from {interrupted.checkpoint.as_uri()} after epoch 2 of 4" in output
     calls = callback_server.snapshot()
-    events = [c.body for c in calls if c.kind == "event"]
-    assert events[0]["data"]["resume_from"] == interrupted.checkpoint.as_uri()
-    assert events[1]["type"] == "checkpoint_restored"
-    assert events[1]["data"] == {"path": interrupted.checkpoint.as_uri(), "epoch": 2}
-
     heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
-    assert heartbeats[0]["epoch"] == 2, "progress goes on from the checkpoint"
-    assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
-    assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
     # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
     assert metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
     first = results_rows(interrupted.output_dir / "run" / "results.csv")
@@ -91,7 +85,6 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     }
     assert heartbeats[0]["metrics"] == pytest.approx(expected)
     checkpoints = checkpoint_events(calls)
-    assert [c["epoch"] for c in checkpoints] == [3, 4]
     assert all(Path(c["path"]).parent == out / "run" / "checkpoints" for c in checkpoints)
     state = json.loads((Path(checkpoints[-1]["path"]) / "trainer_state.json").read_text())
     assert state["epoch"] == EPOCHS
@@ -100,19 +93,9 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
         == 2
         * json.loads((interrupted.checkpoint / "trainer_state.json").read_text())["global_step"]
     )
-
-    done = calls[-1].body
-    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
-    assert set(done["artifacts"]) == {"weights", "last", "results", "run_dir"}
-    for path in done["artifacts"].values():
-        assert Path(path).is_relative_to(out)
-        assert Path(path).exists()
-    # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
+    # Attempt 1's rows, exactly, then the two new epochs.
     rows = results_rows(out / "run" / "results.csv")
-    assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
     assert rows[:2] == first[:2]
-    # Attempt 1's folder is left exactly as it was.
-    assert file_hashes(interrupted.output_dir) == interrupted.files
 
 
 def test_resume_from_s3_with_the_dataset_in_s3_publishes_under_the_new_attempt(
@@ -182,15 +165,13 @@ def test_resume_from_s3_with_the_dataset_in_s3_publishes_under_the_new_attempt(
     assert S3_SECRET not in output + json.dumps([c.body for c in calls])
 
 
-@pytest.mark.parametrize("problem", ["missing", "truncated", "already complete"])
+# A checkpoint that is not there: the conformance suite's, for every trainer.
+@pytest.mark.parametrize("problem", ["truncated", "already complete"])
 def test_unusable_checkpoint_fails_the_attempt_naming_it(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
 ) -> None:
     epochs = EPOCHS
-    if problem == "missing":
-        checkpoint = tmp_path / "gone" / "checkpoint-4"
-        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) not found"
-    elif problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
+    if problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
         checkpoint = tmp_path / "torn" / interrupted.checkpoint.name
         shutil.copytree(interrupted.checkpoint, checkpoint)
         weights = checkpoint / "model.safetensors"
@@ -225,24 +206,3 @@ def test_unusable_checkpoint_fails_the_attempt_naming_it(
     assert not (tmp_path / "out" / "run" / "checkpoints").exists() or not list(
         (tmp_path / "out" / "run" / "checkpoints").iterdir()
     )
-
-
-def test_malformed_resume_from_exits_2_naming_it(
-    callback_server: CallbackServer, image_dataset: Path, tmp_path: Path
-) -> None:
-    env = trainer_env(
-        callback_server.url,
-        image_dataset,
-        tmp_path / "out",
-        tmp_path / "home",
-        TRAINYARD_RESUME_FROM="run/checkpoints/checkpoint-4",
-    )
-
-    result = run_trainer(env, tmp_path, timeout=60)
-
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "TRAINYARD_RESUME_FROM: must be an absolute path, file:///abs/path or s3://bucket/prefix "
-        "URI of a checkpoint folder, got 'run/checkpoints/checkpoint-4'"
-    )
-    assert callback_server.snapshot() == []

@@ -178,6 +178,16 @@ def test_resume_from_forms(value: str, ok: bool) -> None:
             load_settings({**REQUIRED, "TRAINYARD_RESUME_FROM": value})
 
 
+def test_a_relative_resume_from_is_refused_asking_for_a_checkpoint_folder() -> None:
+    # Exit 2 with this line, and no callback, is the conformance suite's (for every trainer).
+    with pytest.raises(ContractError) as refused:
+        load_settings({**REQUIRED, "TRAINYARD_RESUME_FROM": "run/checkpoints/checkpoint-4"})
+    assert str(refused.value) == (
+        "TRAINYARD_RESUME_FROM: must be an absolute path, file:///abs/path or s3://bucket/prefix "
+        "URI of a checkpoint folder, got 'run/checkpoints/checkpoint-4'"
+    )
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings(REQUIRED)
     with pytest.raises(ValueError, match="frozen"):

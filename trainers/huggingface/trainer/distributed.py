@@ -9,6 +9,11 @@ attempt as one rank of the process group (`DistContext`): NCCL with one GPU per 
 is visible, gloo on CPU otherwise (the same code path, which the tests drive on CPU). The
 ``Trainer`` wraps the model in DDP and shards the data.
 
+No worker is started with a secret (trainer_kit/workers.py): torchrun gets this environment
+without the callback token, the storage keys or any other token. Rank 0 takes them over from
+``<output>/.trainer/secrets.json`` (readable by this user only, removed once read) before it
+reads its settings; the other ranks never have them.
+
 Only rank 0 (the leader) talks to the backend and writes the run folder: it sends every
 callback, restores the checkpoint, downloads the dataset and trains the tokenizer while the
 other ranks wait (`DistContext.leader_first` broadcasts the result), publishes checkpoints, and
@@ -33,7 +38,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +46,8 @@ from typing import Any, TypeVar
 from trainer_kit.callbacks import CallbackClient, CallbackError, DoneStatus
 from trainer_kit.control import StopFlag
 from trainer_kit.outcome import EXIT_CANCELLED, EXIT_FAILED
+from trainer_kit.output_dir import trainer_dir
+from trainer_kit.workers import hand_over, secrets_in, take_over, worker_env
 
 log = logging.getLogger("trainyard.trainer.distributed")
 
@@ -49,6 +56,9 @@ T = TypeVar("T")
 WORKER_ENV = "TRAINYARD_DISTRIBUTED_WORKER"
 OUTCOME_FILE = "outcome.json"
 CANCEL_MARKER = "cancel-requested"
+SECRETS_FILE = "secrets.json"
+# What the ranks that do not report read as their callback token: they are given none.
+NO_TOKEN = "withheld-from-this-rank"
 # Rank 0 may spend long on a dataset download while the others wait in a collective.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=6)
 
@@ -161,26 +171,39 @@ class DistContext:
 # -- the launching process ----------------------------------------------------------------------
 
 
-def private_dir(output_dir: Path) -> Path:
-    return output_dir / ".trainer"
-
-
 def write_outcome(output_dir: Path, exit_code: int) -> None:
-    path = private_dir(output_dir) / OUTCOME_FILE
+    path = trainer_dir(output_dir) / OUTCOME_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"exit_code": exit_code}), encoding="utf-8")
 
 
 def read_outcome(output_dir: Path) -> int | None:
     try:
-        data = json.loads((private_dir(output_dir) / OUTCOME_FILE).read_text(encoding="utf-8"))
+        data = json.loads((trainer_dir(output_dir) / OUTCOME_FILE).read_text(encoding="utf-8"))
         return int(data["exit_code"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
+def secrets_path(output_dir: Path) -> Path:
+    return trainer_dir(output_dir) / SECRETS_FILE
+
+
+def worker_settings_env(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker reads its settings from. Rank 0 reports, so it takes over (into
+    ``environ``, default this process's, where the storage client finds them) the secrets the
+    launcher withheld from torchrun (`run_workers`); the other ranks never call the backend nor
+    storage and get none, so a stand-in fills the contract's required token."""
+    env = os.environ if environ is None else environ
+    if not DistContext.from_environment(dict(env)).is_leader:
+        return {**env, "TRAINYARD_CALLBACK_TOKEN": NO_TOKEN}
+    if output_dir := env.get("TRAINYARD_OUTPUT_DIR"):
+        take_over(secrets_path(Path(output_dir)), env)
+    return dict(env)
+
+
 def cancel_requested_by_launcher(output_dir: Path) -> bool:
-    return (private_dir(output_dir) / CANCEL_MARKER).exists()
+    return (trainer_dir(output_dir) / CANCEL_MARKER).exists()
 
 
 def torchrun_command(nproc: int) -> list[str]:
@@ -205,26 +228,31 @@ def run_workers(
 ) -> int:
     """Run the attempt in ``nproc`` worker processes (torchrun) and return rank 0's exit code.
     No CUDA check: on a machine without GPUs the workers train on CPU with gloo."""
-    private = private_dir(output_dir)
+    private = trainer_dir(output_dir)
     private.mkdir(parents=True, exist_ok=True)
     for name in (OUTCOME_FILE, CANCEL_MARKER):
         (private / name).unlink(missing_ok=True)
     if stop.cancel_requested:  # SIGTERM while we were checking the GPUs
         return _report_without_outcome(client, stop, nproc, None)
-    env = {**os.environ, WORKER_ENV: "1"}
+    # No worker is given a secret: rank 0, the one that reports, takes them over from a file
+    # only this user may read (`worker_settings_env`); torchrun and the other ranks never see them.
+    hand_over(secrets_in(os.environ), secrets_path(output_dir))
     log.info("starting %d training processes: %s", nproc, " ".join(torchrun_command(nproc)))
-    process = subprocess.Popen(torchrun_command(nproc), env=env)
+    process = subprocess.Popen(torchrun_command(nproc), env={**worker_env(), WORKER_ENV: "1"})
     forwarded = False
-    while True:
-        try:
-            returncode = process.wait(timeout=poll_s)
-            break
-        except subprocess.TimeoutExpired:
-            if stop.cancel_requested and not forwarded:
-                (private / CANCEL_MARKER).touch()
-                log.warning("SIGTERM: stopping the training processes")
-                process.send_signal(signal.SIGTERM)
-                forwarded = True
+    try:
+        while True:
+            try:
+                returncode = process.wait(timeout=poll_s)
+                break
+            except subprocess.TimeoutExpired:
+                if stop.cancel_requested and not forwarded:
+                    (private / CANCEL_MARKER).touch()
+                    log.warning("SIGTERM: stopping the training processes")
+                    process.send_signal(signal.SIGTERM)
+                    forwarded = True
+    finally:
+        secrets_path(output_dir).unlink(missing_ok=True)  # rank 0 never started
     outcome = read_outcome(output_dir)
     if outcome is not None:
         return outcome

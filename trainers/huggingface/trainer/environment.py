@@ -16,37 +16,33 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
-from trainer.settings import TrainerSettings
+from trainer_kit.output_dir import FrameworkEnvironment
 
-
-def trainer_dir(output_dir: Path) -> Path:
-    """The trainer's private folder inside the output dir (HF_HOME, dataset mirror, scratch)."""
-    return output_dir / ".trainer"
-
-
-def run_dir(settings: TrainerSettings) -> Path:
-    return settings.output_dir / "run"
+# Set before transformers is imported (trainer_kit/output_dir.py).
+ENVIRONMENT = FrameworkEnvironment(
+    set={
+        "HF_HOME": "{private}/huggingface",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "DISABLE_KUBEFLOW_INTEGRATION": "TRUE",
+        "TOKENIZERS_PARALLELISM": "false",
+    },
+    default={"MPLCONFIGDIR": "{private}/matplotlib"},
+    remove=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
+)
 
 
 def prepare_environment(
-    output_dir: Path, environ: dict[str, str] | None = None, *, gpus: int = 0
+    output_dir: Path, environ: MutableMapping[str, str] | None = None, *, gpus: int = 0
 ) -> Path:
     """Create the output folders and set the variables transformers reads at import time."""
     env = os.environ if environ is None else environ
-    private = trainer_dir(output_dir)
-    private.mkdir(parents=True, exist_ok=True)
-    env["HF_HOME"] = str(private / "huggingface")
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TRANSFORMERS_OFFLINE"] = "1"
-    env["HF_DATASETS_OFFLINE"] = "1"
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    env["DISABLE_KUBEFLOW_INTEGRATION"] = "TRUE"
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env.setdefault("MPLCONFIGDIR", str(private / "matplotlib"))
-    for secret in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        env.pop(secret, None)
+    private = ENVIRONMENT.prepare(output_dir, env)
     if gpus == 1:
         env.setdefault("CUDA_VISIBLE_DEVICES", "0")  # one GPU: no DataParallel over others
     return private

@@ -61,7 +61,7 @@ from collections.abc import Sequence
 from trainer_kit.control import StopFlag
 from trainer_kit.entrypoint import run_entrypoint
 
-from trainer.distributed import WORKER_ENV, DistContext, write_outcome
+from trainer.distributed import WORKER_ENV, DistContext, worker_settings_env, write_outcome
 from trainer.run import launch, run_attempt
 from trainer.settings import TrainerSettings, load_settings
 
@@ -69,6 +69,8 @@ from trainer.settings import TrainerSettings, load_settings
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one attempt from the environment; returns the exit code."""
     del argv  # configured only through the environment
+    if os.environ.get(WORKER_ENV) == "1":  # one rank of a distributed run (trainer/distributed.py)
+        return run_entrypoint(lambda: load_settings(worker_settings_env()), _attempt)
     return run_entrypoint(load_settings, _attempt)
 
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trainer_kit.control import StopFlag
+from trainer_kit.output_dir import run_dir, trainer_dir
 from trainer_kit.sources import local_folder
 from trainer_kit.storage import LazyStorage
 
 from trainer.checkpoints import CheckpointState
 from trainer.dataset import LoadedData
 from trainer.distributed import DistContext
-from trainer.environment import run_dir, trainer_dir
 from trainer.progress import ProgressReporter
 from trainer.resume import RestoredCheckpoint, check_compatible, restore_checkpoint
 from trainer.settings import TrainerSettings
@@ -46,7 +46,10 @@ def prepare(
     source = settings.resume_source()
     if source is not None:
         restored = restore_checkpoint(
-            source, run_dir(settings) / "checkpoints", epochs=settings.epochs, storage=storage
+            source,
+            run_dir(settings.output_dir) / "checkpoints",
+            epochs=settings.epochs,
+            storage=storage,
         )
         reporter.checkpoint_restored(restored.source, restored.completed_epochs)
     stop.check()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer_kit.atomic_save import publish_folder, staging_folder
-from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource
+from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource, check_remaining
 from trainer_kit.storage import S3Location, S3Storage, StorageError
 
 from trainer.checkpoints import (
@@ -113,22 +113,13 @@ def restore_checkpoint(
                 state = read_state(staging)
             except CheckpointError as exc:
                 raise _fail(source, str(exc)) from None
-            if state.completed_epochs >= epochs:
-                raise _already_complete(source, state, epochs)
+            check_remaining(source.uri, state.completed_epochs, epochs)
             publish_folder(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    if state.completed_epochs >= epochs:
-        raise _already_complete(source, state, epochs)
+    check_remaining(source.uri, state.completed_epochs, epochs)
     log.info("resuming from %s after epoch %d of %d", source.uri, state.completed_epochs, epochs)
     return RestoredCheckpoint(path=target, source=source.uri, state=state)
-
-
-def _already_complete(source: ResumeSource, state: CheckpointState, epochs: int) -> ResumeError:
-    return _fail(
-        source,
-        f"already holds {state.completed_epochs} of {epochs} epochs: nothing left to resume",
-    )
 
 
 def check_compatible(

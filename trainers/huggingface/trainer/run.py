@@ -13,9 +13,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from trainer_kit.callbacks import CallbackClient, CallbackError, CallbackRefused
+from trainer_kit.callbacks import CallbackClient, CallbackError
 from trainer_kit.control import StopFlag, TrainingCancelled
-from trainer_kit.outcome import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, describe, send_done
+from trainer_kit.outcome import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    describe,
+    report_failure,
+    send_done,
+)
+from trainer_kit.output_dir import run_dir, trainer_dir
 from trainer_kit.publishing import RunPublisher
 from trainer_kit.storage import LazyStorage
 
@@ -30,7 +38,7 @@ from trainer.distributed import (
     run_workers,
     visible_cuda_devices,
 )
-from trainer.environment import prepare_environment, run_dir, trainer_dir, transformers_version
+from trainer.environment import prepare_environment, transformers_version
 from trainer.preparation import Prepared, initial_state, prepare
 from trainer.progress import ProgressReporter
 from trainer.settings import TEXT_CLASSIFICATION, TrainerSettings
@@ -72,7 +80,7 @@ def train(
     from trainer.hooks import TrainyardCallback
 
     hp = settings.hyperparameters
-    folder = run_dir(settings)
+    folder = run_dir(settings.output_dir)
     private = trainer_dir(settings.output_dir)
     transformers_logging.disable_progress_bar()  # one bar per save/load is noise in a log
     set_seed(hp.seed)
@@ -186,7 +194,7 @@ def run_attempt(
         epochs=settings.epochs,
         keepalive_s=settings.keepalive_s,
     )
-    folder = run_dir(settings)
+    folder = run_dir(settings.output_dir)
     keeper: CheckpointKeeper | None = None
     try:
         try:
@@ -273,43 +281,33 @@ def _report_failure(
     keeper: CheckpointKeeper | None,
     publisher: RunPublisher | None,
 ) -> int:
-    if not dist.is_leader:
+    if not dist.is_leader or client is None:  # the other ranks: rank 0 reports
         log.error("training stopped on rank %d: %s", dist.rank, describe(exc))
         return EXIT_CANCELLED if stop.cancel_requested else EXIT_FAILED
-    refusal = (
-        exc if isinstance(exc, CallbackRefused) else (stop.refused or (client and client.refused))
-    )
     sigterm = stop.cancel_requested or isinstance(exc, TrainingCancelled)
-    # In a distributed run torchrun also stops the workers with SIGTERM when another rank
-    # failed: only the launcher's marker makes it a cancellation.
-    cancelled = sigterm and (
-        not dist.distributed or cancel_requested_by_launcher(settings.output_dir)
+
+    def reason(failure: BaseException) -> str:
+        # A SIGTERM that was no cancel, or a peer's stop: another rank failed, and says why.
+        if sigterm or isinstance(failure, PeerStopped):
+            return (
+                "DistributedTrainingError: another training process failed and the run was "
+                "stopped (see the trainer log)"
+            )
+        return describe(failure)
+
+    return report_failure(
+        client,
+        exc,
+        stop,
+        metrics=reporter.metrics,
+        artifacts=lambda: collect_artifacts(run_dir(settings.output_dir), keeper, publisher),
+        describe=reason,
+        # In a distributed run torchrun also stops the workers with SIGTERM when another rank
+        # failed: only the launcher's marker makes it a cancellation.
+        sigterm_cancels=lambda: (
+            not dist.distributed or cancel_requested_by_launcher(settings.output_dir)
+        ),
     )
-    if refusal is not None:
-        log.error("%s: stopping without further callbacks", refusal)
-        return EXIT_CANCELLED if cancelled else EXIT_FAILED
-    folder = run_dir(settings)
-    artifacts = collect_artifacts(folder, keeper, publisher)
-    if cancelled:
-        log.warning("stopped by SIGTERM")
-        send_done(
-            client,
-            "cancelled",
-            reason="stopped by SIGTERM",
-            metrics=reporter.metrics,
-            artifacts=artifacts,
-        )
-        return EXIT_CANCELLED
-    failure: BaseException = stop.failure or exc
-    reason = describe(failure)
-    if sigterm or isinstance(failure, PeerStopped):
-        reason = (
-            "DistributedTrainingError: another training process failed and the run was "
-            "stopped (see the trainer log)"
-        )
-    log.error("training failed", exc_info=failure)
-    send_done(client, "failed", reason=reason, metrics=reporter.metrics, artifacts=artifacts)
-    return EXIT_FAILED
 
 
 def launch(settings: TrainerSettings, client: CallbackClient, stop: StopFlag) -> int:

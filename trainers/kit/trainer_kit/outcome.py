@@ -98,12 +98,17 @@ def report_failure(
     metrics: Mapping[str, float],
     artifacts: Callable[[], Mapping[str, str]],
     describe: Callable[[BaseException], str] = describe,
+    sigterm_cancels: Callable[[], bool] = lambda: True,
 ) -> int:
     """The attempt ended with ``exc``: nothing more after a refused callback, ``done(cancelled)``
     after SIGTERM, else ``done(failed)`` naming the failure (one a helper thread recorded on
-    ``stop`` first: an upload failure is the cause, not the teardown); the exit code."""
+    ``stop`` first: an upload failure is the cause, not the teardown); the exit code.
+
+    ``sigterm_cancels`` is asked after a SIGTERM whether it was the platform's cancel: a rank of a
+    distributed run is also stopped so when another rank failed, which is a failure."""
     refusal = exc if isinstance(exc, CallbackRefused) else (stop.refused or client.refused)
-    cancelled = stop.cancel_requested or isinstance(exc, TrainingCancelled)
+    sigterm = stop.cancel_requested or isinstance(exc, TrainingCancelled)
+    cancelled = sigterm and sigterm_cancels()
     if refusal is not None:
         log.error("%s: stopping without further callbacks", refusal)
         return EXIT_CANCELLED if cancelled else EXIT_FAILED

@@ -5,9 +5,11 @@ The platform hands a new attempt the ``data.path`` of the job's newest ``checkpo
 event: a local path (the earlier attempt's output dir) or the ``s3://`` URI it was published
 under. `ResumeSource` is that location; `fetch_file` copies or downloads one file of it to where
 this attempt resumes from, atomically, and `fetch_sibling` does the same for a file beside it
-(``best.pt``), when there is one. What a checkpoint holds and how training resumes from it is
-each trainer's own business (its trainer/resume.py). Any problem raises `ResumeError`, whose
-message names the checkpoint and `VARIABLE`; the attempt then ends in ``done(failed)``.
+(``best.pt``), when there is one; `read_checkpoint` loads a single-file checkpoint and
+`check_remaining` refuses one that already holds every epoch. What a checkpoint holds and how
+training resumes from it is each trainer's own business (its trainer/resume.py). Any problem
+raises `ResumeError`, whose message names the checkpoint and `VARIABLE`; the attempt then ends
+in ``done(failed)``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from trainer_kit.atomic_save import replace_atomically
@@ -117,3 +120,43 @@ def fetch_sibling(source: ResumeSource, target: Path, storage: Callable[[], S3St
         )
         return False
     return True
+
+
+def fetch_checkpoint(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> None:
+    """`fetch_file`, with a failed copy named as the checkpoint's problem; raises ResumeError."""
+    try:
+        fetch_file(source, target, storage)
+    except OSError as exc:
+        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not copied: {exc}") from exc
+
+
+def read_checkpoint(
+    path: Path,
+    source: str,
+    load: Callable[[Path], Any],
+    *,
+    what: str,
+    recognise: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """``load(path)`` (the framework's loader, e.g. ``torch.load``) of a checkpoint this trainer
+    wrote: a dict that ``recognise`` accepts; else ResumeError naming ``source`` (unreadable,
+    or not ``what``)."""
+    try:
+        checkpoint = load(path)
+    except Exception as exc:
+        message = " ".join(str(exc).split())[:300]
+        raise ResumeError(
+            f"checkpoint {source} ({VARIABLE}) is unreadable: {type(exc).__name__}: {message}"
+        ) from exc
+    if not isinstance(checkpoint, dict) or not recognise(checkpoint):
+        raise ResumeError(f"checkpoint {source} ({VARIABLE}) is not {what}")
+    return checkpoint
+
+
+def check_remaining(source: str, completed: int, epochs: int) -> None:
+    """Raise ResumeError when the checkpoint already holds all ``epochs``: nothing to resume."""
+    if completed >= epochs:
+        raise ResumeError(
+            f"checkpoint {source} ({VARIABLE}) already holds {completed} of {epochs} "
+            "epochs: nothing left to resume"
+        )

@@ -12,7 +12,6 @@ from conftest import make_dataset, run_in_process, trainer_env
 from trainer_kit.testing.attempts import (
     Interrupted,
     checkpoint_events,
-    file_hashes,
     interrupted_attempt,
     metric_epochs,
     results_rows,
@@ -46,9 +45,12 @@ def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) ->
     assert not any(name.endswith(".partial") for name in interrupted.files)
 
 
-def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
+def test_next_attempt_goes_on_with_the_checkpoints_metrics_rows_and_lr_schedule(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path
 ) -> None:
+    """What the conformance suite's resume test cannot see: the exact rows and metrics carried
+    over, and the optimizer schedule. (The events, progress, artifacts and the untouched earlier
+    folder are the conformance suite's, for every trainer.)"""
     out = tmp_path / "attempt-2"
     env = trainer_env(
         callback_server.url,
@@ -66,15 +68,7 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     assert result.returncode == 0, output
     assert "resuming after epoch 2 of 4" in output
     calls = callback_server.snapshot()
-    events = [c.body for c in calls if c.kind == "event"]
-    assert events[0]["data"]["resume_from"] == str(interrupted.checkpoint)
-    assert events[1]["type"] == "checkpoint_restored"
-    assert events[1]["data"] == {"path": str(interrupted.checkpoint), "epoch": 2}
-
     heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
-    assert heartbeats[0]["epoch"] == 2, "progress goes on from the checkpoint"
-    assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
-    assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
     # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
     assert metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
     first = results_rows(interrupted.output_dir / "run" / "results.csv")
@@ -82,24 +76,13 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     expected = dict(zip(header.split(",")[1:], map(float, first[1][1:]), strict=True))
     assert heartbeats[0]["metrics"] == expected
     checkpoints = checkpoint_events(calls)
-    assert [c["epoch"] for c in checkpoints] == [3, 4]
     assert {c["path"] for c in checkpoints} == {str(out / "run" / "weights" / "last.pt")}
     # The learning-rate schedule goes on where it was: cosine from 0.001 over 4 epochs.
     lrs = [hb["metrics"]["lr"] for hb in heartbeats if hb["metrics"]]
     assert lrs == pytest.approx([0.0005 * (1 + math.cos(math.pi * e / 4)) for e in (1, 2, 3)])
-
-    done = calls[-1].body
-    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
-    assert set(done["artifacts"]) == {"weights", "last", "results", "run_dir"}
-    for path in done["artifacts"].values():
-        assert Path(path).is_relative_to(out)
-        assert Path(path).exists()
-    # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
+    # Attempt 1's rows, exactly, then the two new epochs.
     rows = results_rows(out / "run" / "results.csv")
-    assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
     assert rows[:2] == first[:2]
-    # Attempt 1's folder is left exactly as it was.
-    assert file_hashes(interrupted.output_dir) == interrupted.files
 
 
 def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
@@ -150,8 +133,9 @@ def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
     assert all(k.startswith("jobs/job_test/attempt-2/") for k in keys if "attempt-1" not in k)
 
 
+# A checkpoint that is not there: the conformance suite's, for every trainer.
 @pytest.mark.parametrize(
-    "problem", ["missing", "truncated", "weights only", "already complete", "other classes"]
+    "problem", ["truncated", "weights only", "already complete", "other classes"]
 )
 def test_unusable_checkpoint_fails_the_attempt_naming_it(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
@@ -159,10 +143,7 @@ def test_unusable_checkpoint_fails_the_attempt_naming_it(
     epochs, dataset = EPOCHS, interrupted.dataset
     checkpoint = interrupted.checkpoint
     prefix = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM)"
-    if problem == "missing":
-        checkpoint = tmp_path / "gone" / "last.pt"
-        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) not found"
-    elif problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
+    if problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
         checkpoint = tmp_path / "torn" / "last.pt"
         checkpoint.parent.mkdir()
         whole = interrupted.checkpoint.read_bytes()

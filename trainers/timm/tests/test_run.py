@@ -13,9 +13,10 @@ import pytest
 from conftest import CLASSES, make_dataset, run_in_process, trainer_env
 from trainer_kit.control import StopFlag
 from trainer_kit.testing.callback_server import CallbackServer
+from trainer_kit.testing.processes import WORKER_SECRETS, SpawnedEnvirons
 
 from trainer.distributed import WorkerError
-from trainer.run import describe, prepare_environment
+from trainer.run import ENVIRONMENT, describe
 
 
 def _env(server: CallbackServer, dataset: Path, tmp_path: Path, **overrides: str) -> dict[str, str]:
@@ -245,13 +246,27 @@ def test_two_process_ddp_on_cpu_reports_every_epoch_and_stops_on_request(
     assert outcomes == ["outcome-0.json", "outcome-1.json"]
 
 
-def test_two_process_ddp_on_cpu_trains_to_the_end(
-    callback_server: CallbackServer, dataset: Path, tmp_path: Path
+def test_two_process_ddp_on_cpu_trains_to_the_end_and_gives_the_workers_no_secret(
+    callback_server: CallbackServer,
+    dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = _env(callback_server, dataset, tmp_path, TRAINYARD_EPOCHS="2")
+    # The launching process holds them (as the platform starts it); its workers must not.
+    secrets = {**WORKER_SECRETS, "TRAINYARD_CALLBACK_TOKEN": env["TRAINYARD_CALLBACK_TOKEN"]}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
 
-    assert run_in_process(env, nproc=2) == 0
+    with SpawnedEnvirons() as spawned:
+        assert run_in_process(env, nproc=2) == 0
 
+    workers = spawned.running("trainer.worker")
+    assert sorted(w.get("RANK", "?") for w in workers if "RANK" in w) == ["0", "1"]
+    for worker in workers:
+        given = {name: worker[name] for name in secrets if name in worker}
+        assert given == {}, f"a worker was given {sorted(given)}"
+        assert not any(value in worker.values() for value in secrets.values())
     assert _metric_epochs(callback_server) == [1, 2]
     done = _done(callback_server)
     assert done["status"] == "succeeded"
@@ -267,7 +282,7 @@ def test_prepare_environment_keeps_libraries_offline_and_inside_the_output_dir(
 ) -> None:
     env = {"HOME": "/home/x"}
 
-    private = prepare_environment(tmp_path / "out", env)
+    private = ENVIRONMENT.prepare(tmp_path / "out", env)
 
     assert private == tmp_path / "out" / ".trainer"
     assert private.is_dir()

@@ -3,7 +3,8 @@
 
 The launching process (the one the platform started) keeps the attempt's whole conversation
 with the backend — ``trainer_started``, heartbeats, ``checkpoint_saved``, ``done`` — and the
-uploads; the workers never talk to the backend (they are not even given the token):
+uploads; the workers never talk to the backend nor storage, and are given no secret (not the
+token, not the storage keys: `trainer_kit.workers.worker_env`):
 
 * it writes the `TrainJob` to ``<output>/.trainer/ddp/job.json`` and starts torchrun with
   ``nproc`` workers; each worker (trainer/worker.py) joins the process group (NCCL on CUDA,
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -35,14 +35,13 @@ from typing import Any
 from trainer_kit.atomic_save import write_text_atomically
 from trainer_kit.callbacks import clean_metrics
 from trainer_kit.control import StopFlag, TrainingCancelled
+from trainer_kit.workers import worker_env
 
 from trainer.job import EpochReport, EpochSink, TrainJob
 from trainer.progress import ProgressReporter
 
 log = logging.getLogger("trainyard.trainer.distributed")
 
-# Variables the workers must not inherit: they never call the backend nor storage.
-_WITHHELD = ("TRAINYARD_CALLBACK_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _KILL_AFTER_S = 60.0
 ACK_TIMEOUT_S = 600.0
 
@@ -149,12 +148,6 @@ def torchrun_command(nproc: int, job_file: Path) -> list[str]:
     ]
 
 
-def _worker_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _WITHHELD}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def _stop_workers(proc: subprocess.Popen[bytes], stop: StopFlag, halt: threading.Event) -> None:
     """Forward a stop request to torchrun (SIGTERM), then kill it if it lingers."""
     while not halt.wait(0.2):
@@ -197,7 +190,8 @@ def run_distributed(
     follower = ProgressFollower(folder, sink, announced=reporter.epoch)
     command = torchrun_command(nproc, job_file)
     log.info("launching %d training processes: %s", nproc, " ".join(command))
-    proc = subprocess.Popen(command, env=_worker_env())
+    # The workers never call the backend nor storage: they get no secret (trainer_kit/workers.py).
+    proc = subprocess.Popen(command, env=worker_env(PYTHONUNBUFFERED="1"))
     halt = threading.Event()
     stopper = threading.Thread(
         target=_stop_workers, args=(proc, stop, halt), name="ddp-stopper", daemon=True

@@ -53,7 +53,15 @@ from typing import Any
 
 from trainer_kit.atomic_save import write_text_atomically
 from trainer_kit.callbacks import clean_metrics
-from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource, fetch_file, fetch_sibling
+from trainer_kit.resume import (
+    VARIABLE,
+    ResumeError,
+    ResumeSource,
+    check_remaining,
+    fetch_checkpoint,
+    fetch_sibling,
+    read_checkpoint,
+)
 from trainer_kit.storage import S3Storage
 
 log = logging.getLogger("trainyard.trainer.resume")
@@ -107,15 +115,13 @@ def load_checkpoint(path: Path, source: str) -> dict[str, Any]:
     """A training checkpoint of this trainer (with optimizer state); raises ResumeError."""
     import torch
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        message = " ".join(str(exc).split())[:300]
-        raise ResumeError(
-            f"checkpoint {source} ({VARIABLE}) is unreadable: {type(exc).__name__}: {message}"
-        ) from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise ResumeError(f"checkpoint {source} ({VARIABLE}) is not a timm trainer checkpoint")
+    checkpoint = read_checkpoint(
+        path,
+        source,
+        lambda file: torch.load(file, map_location="cpu", weights_only=True),
+        what="a timm trainer checkpoint",
+        recognise=lambda loaded: loaded.get("format") == FORMAT,
+    )
     if checkpoint.get("optimizer") is None or int(checkpoint.get("epoch", -1)) < 1:
         raise ResumeError(
             f"checkpoint {source} ({VARIABLE}) holds no training state to resume "
@@ -135,17 +141,10 @@ def restore_checkpoint(
     ``run_dir/results.csv``), ready to resume for ``epochs`` epochs in total."""
     weights = run_dir / "weights"
     last = weights / "last.pt"
-    try:
-        fetch_file(source, last, storage)
-    except OSError as exc:
-        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not copied: {exc}") from exc
+    fetch_checkpoint(source, last, storage)
     checkpoint = load_checkpoint(last, source.uri)
     completed = int(checkpoint["epoch"])
-    if completed >= epochs:
-        raise ResumeError(
-            f"checkpoint {source.uri} ({VARIABLE}) already holds {completed} of {epochs} "
-            "epochs: nothing left to resume"
-        )
+    check_remaining(source.uri, completed, epochs)
     best_known = fetch_sibling(source, weights / "best.pt", storage)
     rows = [row for row in checkpoint.get("results") or [] if int(row["epoch"]) <= completed]
     write_results(run_dir / "results.csv", rows)

@@ -32,12 +32,12 @@ import importlib.metadata
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from trainer_kit.callbacks import CallbackClient
 from trainer_kit.control import StopFlag
 from trainer_kit.outcome import collect_artifacts, report_failure, report_success
 from trainer_kit.outcome import describe as describe_exception
+from trainer_kit.output_dir import FrameworkEnvironment, run_dir
 from trainer_kit.publishing import RunPublisher, local_path
 from trainer_kit.sources import local_folder
 from trainer_kit.storage import LazyStorage
@@ -55,26 +55,12 @@ class GPUUnavailableError(RuntimeError):
     """TRAINYARD_GPUS asks for more CUDA devices than are visible."""
 
 
-def trainer_dir(output_dir: Path) -> Path:
-    """The trainer's private folder inside the output dir (dataset mirror, DDP files)."""
-    return output_dir / ".trainer"
-
-
-def run_dir(settings: TrainerSettings) -> Path:
-    """Where this attempt's run is written (weights/, results.csv)."""
-    return settings.output_dir / "run"
-
-
-def prepare_environment(output_dir: Path, environ: dict[str, str] | None = None) -> Path:
-    """Create the output folders; keep every library offline and its caches in the output dir."""
-    env = os.environ if environ is None else environ
-    private = trainer_dir(output_dir)
-    private.mkdir(parents=True, exist_ok=True)
-    env["HF_HUB_OFFLINE"] = "1"
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    env.setdefault("HF_HOME", str(private / "huggingface"))
-    env.setdefault("TORCH_HOME", str(private / "torch"))
-    return private
+# Set before timm and torch are imported: every library offline, its caches in the output dir
+# (trainer_kit/output_dir.py).
+ENVIRONMENT = FrameworkEnvironment(
+    set={"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"},
+    default={"HF_HOME": "{private}/huggingface", "TORCH_HOME": "{private}/torch"},
+)
 
 
 def check_gpus(settings: TrainerSettings) -> None:
@@ -95,7 +81,9 @@ def restore(settings: TrainerSettings, storage: LazyStorage) -> RestoredCheckpoi
     source = settings.resume_source()
     if source is None:
         return None
-    return restore_checkpoint(source, run_dir(settings), epochs=settings.epochs, storage=storage)
+    return restore_checkpoint(
+        source, run_dir(settings.output_dir), epochs=settings.epochs, storage=storage
+    )
 
 
 # The run's files ``done`` reports (relative to the run folder).
@@ -133,14 +121,14 @@ def train(
     nproc: int,
 ) -> dict[str, float]:
     """Fetch and check the dataset, then run the epochs; returns the final metrics."""
-    private = prepare_environment(settings.output_dir)
+    private = ENVIRONMENT.prepare(settings.output_dir)
     dataset = local_folder(settings.dataset_uri, private / "dataset", storage, stop)
     scan_dataset(dataset)  # fail fast, before any worker starts
     stop.check()
     job = TrainJob(
         model=settings.model,
         dataset=dataset,
-        run_dir=run_dir(settings),
+        run_dir=run_dir(settings.output_dir),
         epochs=settings.epochs,
         imgsz=settings.imgsz,
         batch=settings.batch,
@@ -183,13 +171,13 @@ def run_attempt(
     storage = LazyStorage()
     publisher: RunPublisher | None = None
     if settings.output_uri is not None:
-        prepare_environment(settings.output_dir)  # the publisher's scratch space lives there
+        ENVIRONMENT.prepare(settings.output_dir)  # the publisher's scratch space lives there
         publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
     reporter = ProgressReporter(
         client, stop, epochs=settings.epochs, keepalive_s=settings.keepalive_s
     )
     announcer = EpochAnnouncer(reporter, publisher.publish if publisher is not None else local_path)
-    folder = run_dir(settings)
+    folder = run_dir(settings.output_dir)
     metrics: dict[str, float] = {}
     try:
         try:

@@ -25,7 +25,7 @@ from trainer.distributed import write_outcome, write_progress
 from trainer.engine import train
 from trainer.job import EpochReport, TrainJob
 from trainer.ranks import Distributed
-from trainer.run import describe, prepare_environment
+from trainer.run import ENVIRONMENT, describe
 
 log = logging.getLogger("trainyard.trainer.worker")
 
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"%(asctime)s trainyard-trainer[rank {rank}] %(levelname)s %(name)s: %(message)s",
     )
     job = TrainJob.model_validate_json(job_file.read_text(encoding="utf-8"))
-    prepare_environment(job.run_dir.parent)
+    ENVIRONMENT.prepare(job.run_dir.parent)
 
     import torch
     import torch.distributed as dist

@@ -12,7 +12,6 @@ from conftest import make_dataset, trainer_env
 from trainer_kit.testing.attempts import (
     Interrupted,
     checkpoint_events,
-    file_hashes,
     interrupted_attempt,
     metric_epochs,
     results_rows,
@@ -46,9 +45,12 @@ def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) ->
     assert not any(name.endswith(".partial") for name in interrupted.files)
 
 
-def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
+def test_next_attempt_goes_on_with_the_checkpoints_metrics_rows_and_its_own_arguments(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path
 ) -> None:
+    """What the conformance suite's resume test cannot see: Ultralytics' own resume with this
+    attempt's arguments, and the exact rows and metrics carried over. (The events, progress,
+    artifacts and the untouched earlier folder are the conformance suite's, for every trainer.)"""
     out = tmp_path / "attempt-2"
     env = trainer_env(
         callback_server.url,
@@ -66,15 +68,7 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     assert result.returncode == 0, output
     assert "from epoch 3 to 4 total epochs" in output  # Ultralytics' own resume
     calls = callback_server.snapshot()
-    events = [c.body for c in calls if c.kind == "event"]
-    assert events[0]["data"]["resume_from"] == str(interrupted.checkpoint)
-    assert events[1]["type"] == "checkpoint_restored"
-    assert events[1]["data"] == {"path": str(interrupted.checkpoint), "epoch": 2}
-
     heartbeats = [c.body for c in calls if c.kind == "heartbeat"]
-    assert heartbeats[0]["epoch"] == 2, "progress goes on from the checkpoint"
-    assert [hb["epoch"] for hb in heartbeats] == sorted(hb["epoch"] for hb in heartbeats)
-    assert all(hb["epochs"] == EPOCHS for hb in heartbeats)
     # Epoch 2's metrics (which attempt 1 never sent) come from the checkpoint, then the new epochs.
     assert metric_epochs(calls) == [2, 3, 4], "epochs 1 and 2 are not trained again"
     first = results_rows(interrupted.output_dir / "run" / "results.csv")
@@ -82,25 +76,14 @@ def test_next_attempt_trains_only_the_remaining_epochs_into_its_own_output_dir(
     expected = dict(zip(header.split(",")[2:], map(float, first[1][2:]), strict=True))
     assert heartbeats[0]["metrics"] == pytest.approx(expected)
     checkpoints = checkpoint_events(calls)
-    assert [c["epoch"] for c in checkpoints] == [3, 4]
     assert {c["path"] for c in checkpoints} == {str(out / "run" / "weights" / "last.pt")}
-
-    done = calls[-1].body
-    assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
-    assert set(done["artifacts"]) == {"weights", "last", "results", "run_dir"}
-    for path in done["artifacts"].values():
-        assert Path(path).is_relative_to(out)
-        assert Path(path).exists()
-    # The run folder holds the whole history: attempt 1's rows, then the two new epochs.
+    # Attempt 1's rows, exactly, then the two new epochs.
     rows = results_rows(out / "run" / "results.csv")
-    assert [int(row[0]) for row in rows] == [1, 2, 3, 4]
     assert rows[:2] == first[:2]
     args = yaml.safe_load((out / "run" / "args.yaml").read_text(encoding="utf-8"))
     assert (args["epochs"], args["save_dir"]) == (EPOCHS, str(out / "run"))
     data = yaml.safe_load(Path(args["data"]).read_text(encoding="utf-8"))
     assert data["path"] == str(interrupted.dataset)
-    # Attempt 1's folder is left exactly as it was.
-    assert file_hashes(interrupted.output_dir) == interrupted.files
 
 
 def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
@@ -151,15 +134,13 @@ def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
     assert all(k.startswith("jobs/job_test/attempt-2/") for k in keys if "attempt-1" not in k)
 
 
-@pytest.mark.parametrize("problem", ["missing", "truncated", "already complete"])
+# A checkpoint that is not there: the conformance suite's, for every trainer.
+@pytest.mark.parametrize("problem", ["truncated", "already complete"])
 def test_unusable_checkpoint_fails_the_attempt_naming_it(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
 ) -> None:
     epochs = EPOCHS
-    if problem == "missing":
-        checkpoint = tmp_path / "gone" / "last.pt"
-        expected = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM) not found"
-    elif problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
+    if problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
         checkpoint = tmp_path / "torn" / "last.pt"
         checkpoint.parent.mkdir()
         whole = interrupted.checkpoint.read_bytes()
@@ -188,24 +169,3 @@ def test_unusable_checkpoint_fails_the_attempt_naming_it(
     assert [d.body["status"] for d in done] == ["failed"]
     assert done[0].body["reason"].startswith(expected)
     assert callback_server.of("heartbeat") == [], "no progress is claimed from a bad checkpoint"
-
-
-def test_malformed_resume_from_exits_2_naming_it(
-    callback_server: CallbackServer, dataset: Path, tmp_path: Path
-) -> None:
-    env = trainer_env(
-        callback_server.url,
-        dataset,
-        tmp_path / "out",
-        tmp_path / "home",
-        TRAINYARD_RESUME_FROM="runs/last.pt",
-    )
-
-    result = run_trainer(env, tmp_path, timeout=60)
-
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "TRAINYARD_RESUME_FROM: must be an absolute path, file:///abs/path or s3://bucket/key "
-        "URI of a checkpoint, got 'runs/last.pt'"
-    )
-    assert callback_server.snapshot() == []

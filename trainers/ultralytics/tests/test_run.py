@@ -7,7 +7,7 @@ import yaml
 from test_settings import REQUIRED
 
 from trainer.dataset import prepare_data
-from trainer.run import prepare_environment, train_args
+from trainer.run import ENVIRONMENT, train_args
 from trainer.settings import TrainerSettings, load_settings
 
 
@@ -96,7 +96,7 @@ def test_train_args_default_to_no_amp_and_few_workers(tmp_path: Path) -> None:
 def test_prepare_environment_points_ultralytics_at_the_output_dir(tmp_path: Path) -> None:
     env = {"ULTRALYTICS_API_KEY": "k", "HOME": "/home/x"}
 
-    private = prepare_environment(tmp_path / "out", env)
+    private = ENVIRONMENT.prepare(tmp_path / "out", env)
 
     assert private == tmp_path / "out" / ".trainer"
     assert private.is_dir()

@@ -35,7 +35,15 @@ from typing import Any
 
 from trainer_kit.atomic_save import replace_atomically
 from trainer_kit.callbacks import clean_metrics
-from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource, fetch_file, fetch_sibling
+from trainer_kit.resume import (
+    VARIABLE,
+    ResumeError,
+    ResumeSource,
+    check_remaining,
+    fetch_checkpoint,
+    fetch_sibling,
+    read_checkpoint,
+)
 from trainer_kit.storage import S3Storage
 
 log = logging.getLogger("trainyard.trainer.resume")
@@ -55,15 +63,13 @@ class RestoredCheckpoint:
 def _load(path: Path, source: str) -> dict[str, Any]:
     import torch  # after the caller has set up Ultralytics: the checkpoint pickles its classes
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        message = " ".join(str(exc).split())[:300]
-        raise ResumeError(
-            f"checkpoint {source} ({VARIABLE}) is unreadable: {type(exc).__name__}: {message}"
-        ) from exc
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("train_args"), dict):
-        raise ResumeError(f"checkpoint {source} ({VARIABLE}) is not an Ultralytics checkpoint")
+    checkpoint = read_checkpoint(
+        path,
+        source,
+        lambda file: torch.load(file, map_location="cpu", weights_only=False),
+        what="an Ultralytics checkpoint",
+        recognise=lambda loaded: isinstance(loaded.get("train_args"), dict),
+    )
     if checkpoint.get("optimizer") is None or int(checkpoint.get("epoch", -1)) < 0:
         raise ResumeError(
             f"checkpoint {source} ({VARIABLE}) holds no training state to resume "
@@ -116,17 +122,10 @@ def restore_checkpoint(
     ``train_args`` (this attempt's Ultralytics arguments) for ``epochs`` epochs in total."""
     weights = run_dir / "weights"
     last = weights / "last.pt"
-    try:
-        fetch_file(source, last, storage)
-    except OSError as exc:
-        raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not copied: {exc}") from exc
+    fetch_checkpoint(source, last, storage)
     checkpoint = _load(last, source.uri)
     completed = int(checkpoint["epoch"]) + 1
-    if completed >= epochs:
-        raise ResumeError(
-            f"checkpoint {source.uri} ({VARIABLE}) already holds {completed} of {epochs} "
-            "epochs: nothing left to resume"
-        )
+    check_remaining(source.uri, completed, epochs)
     if not fetch_sibling(source, weights / "best.pt", storage):
         checkpoint["best_fitness"] = None
     checkpoint["train_args"] = {**checkpoint["train_args"], **train_args, "epochs": epochs}

@@ -2,7 +2,7 @@
 
 Offline and explicit
 --------------------
-Before Ultralytics is imported, `prepare_environment` points everything it writes at a folder
+Before Ultralytics is imported, `ENVIRONMENT.prepare` points everything it writes at a folder
 inside the output dir and switches off everything that would reach the network:
 
 * ``YOLO_CONFIG_DIR=<output>/.trainer`` — Ultralytics' settings file (and its DDP temp files)
@@ -67,8 +67,10 @@ from trainer_kit.callbacks import CallbackClient
 from trainer_kit.callbacks import clean_metrics as _clean
 from trainer_kit.control import StopFlag
 from trainer_kit.outcome import collect_artifacts, report_failure, report_success
+from trainer_kit.output_dir import FrameworkEnvironment, run_dir
 from trainer_kit.publishing import RunPublisher, local_path
 from trainer_kit.storage import LazyStorage
+from trainer_kit.workers import withheld_from_environ
 
 from trainer.atomic_save import make_saves_atomic
 from trainer.dataset import prepare_data
@@ -82,27 +84,13 @@ DEFAULT_TRAIN_ARGS: Mapping[str, Any] = {"workers": 2, "amp": False}
 _DISABLED_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
 
 
-def trainer_dir(output_dir: Path) -> Path:
-    """The trainer's private folder inside the output dir (settings, caches, data.yaml copy)."""
-    return output_dir / ".trainer"
-
-
-def run_dir(settings: TrainerSettings) -> Path:
-    """Where Ultralytics writes this attempt's run (weights/, results.csv, args.yaml)."""
-    return settings.output_dir / "run"
-
-
-def prepare_environment(output_dir: Path, environ: dict[str, str] | None = None) -> Path:
-    """Create the output folders and set the variables Ultralytics reads at import time."""
-    env = os.environ if environ is None else environ
-    private = trainer_dir(output_dir)
-    private.mkdir(parents=True, exist_ok=True)
-    env["YOLO_CONFIG_DIR"] = str(private)
-    env["YOLO_OFFLINE"] = "1"
-    env["YOLO_AUTOINSTALL"] = "false"
-    env.setdefault("MPLCONFIGDIR", str(private / "matplotlib"))
-    env.pop("ULTRALYTICS_API_KEY", None)
-    return private
+# Set before Ultralytics is imported (it reads them then): its settings file in the output dir,
+# offline, no auto-install, no hub key (trainer_kit/output_dir.py).
+ENVIRONMENT = FrameworkEnvironment(
+    set={"YOLO_CONFIG_DIR": "{private}", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"},
+    default={"MPLCONFIGDIR": "{private}/matplotlib"},
+    remove=("ULTRALYTICS_API_KEY",),
+)
 
 
 def configure_ultralytics(private: Path) -> None:
@@ -139,7 +127,7 @@ def train_args(settings: TrainerSettings, data: str) -> dict[str, Any]:
         "batch": settings.batch,
         "device": settings.ultralytics_device(),
         "project": str(settings.output_dir),
-        "name": run_dir(settings).name,
+        "name": run_dir(settings.output_dir).name,
         "exist_ok": True,
         "plots": False,
     }
@@ -151,13 +139,13 @@ def resume_train_args(settings: TrainerSettings) -> dict[str, Any]:
     only known once the dataset is ready, and ``train(data=…)`` overrides it on resume."""
     args = train_args(settings, "")
     del args["data"]
-    return {**args, "save": True, "save_dir": str(run_dir(settings))}
+    return {**args, "save": True, "save_dir": str(run_dir(settings.output_dir))}
 
 
 def load_ultralytics(output_dir: Path) -> Path:
     """Set up the environment, import Ultralytics and configure it; returns the private dir."""
-    private = prepare_environment(output_dir)
-    import ultralytics  # noqa: F401  after prepare_environment: settings are read at import
+    private = ENVIRONMENT.prepare(output_dir)
+    import ultralytics  # noqa: F401  after ENVIRONMENT.prepare: settings are read at import
 
     configure_ultralytics(private)
     return private
@@ -171,7 +159,7 @@ def restore(settings: TrainerSettings, storage: LazyStorage) -> RestoredCheckpoi
     load_ultralytics(settings.output_dir)  # the checkpoint pickles Ultralytics' classes
     return restore_checkpoint(
         source,
-        run_dir(settings),
+        run_dir(settings.output_dir),
         train_args=resume_train_args(settings),
         epochs=settings.epochs,
         storage=storage,
@@ -247,7 +235,12 @@ def train(
     model.add_callback("on_pretrain_routine_start", make_saves_atomic)
     reporter.attach(model)
     log.info("training %s on %s with %s", settings.model, args["device"], args)
-    result = model.train(**args)
+    if settings.gpus > 1 and settings.output_uri is not None and storage is not None:
+        storage()  # built now, with the keys: the uploads during training need no environment
+    # With DDP, Ultralytics starts torchrun itself with this process's environment; its workers
+    # never call the backend nor storage (this process reports), so they get no secret.
+    with withheld_from_environ() if settings.gpus > 1 else contextlib.nullcontext():
+        result = model.train(**args)
     stop.check()  # SIGTERM during the final validation/strip
     return {**reporter.final_metrics, **_result_metrics(result)}
 
@@ -257,7 +250,7 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
     storage = LazyStorage()
     publisher: RunPublisher | None = None
     if settings.output_uri is not None:
-        prepare_environment(settings.output_dir)  # the publisher's scratch space lives there
+        ENVIRONMENT.prepare(settings.output_dir)  # the publisher's scratch space lives there
         publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
     reporter = ProgressReporter(
         client,
@@ -267,7 +260,7 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
         publish=publisher.publish if publisher is not None else local_path,
     )
     ddp = settings.gpus > 1
-    folder = run_dir(settings)
+    folder = run_dir(settings.output_dir)
     try:
         with ChildReaper(stop) if ddp else contextlib.nullcontext():
             reporter.event(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import os
 import signal
 import time
@@ -158,6 +159,15 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
+def file_hashes(folder: Path) -> dict[str, str]:
+    """The SHA-256 of every file under ``folder``, by relative path."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 def file_uri(path: Path) -> str:
     return path.resolve().as_uri()
 
@@ -176,7 +186,12 @@ def epochs_in_results(path: Path) -> list[int]:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("TRAINYARD_JOB_ID", None), ("TRAINYARD_EPOCHS", "many"), ("TRAINYARD_HYPERPARAMETERS", "[")],
+    [
+        ("TRAINYARD_JOB_ID", None),
+        ("TRAINYARD_EPOCHS", "many"),
+        ("TRAINYARD_HYPERPARAMETERS", "["),
+        ("TRAINYARD_RESUME_FROM", "run/last.pt"),  # not absolute: where would it be?
+    ],
 )
 async def test_a_missing_or_malformed_variable_exits_2_naming_it_and_sends_nothing(
     api: httpx.AsyncClient,
@@ -309,6 +324,8 @@ async def test_a_killed_run_resumes_from_its_checkpoint_with_every_epoch_once(
     assert (await first.finished(handle)).exit_code == -9
     checkpoint = [e["data"] for e in await first.timeline() if e["type"] == "checkpoint_saved"][-1]
     before = metric_epochs(await first.timeline())
+    assert all(e["type"] != "done" for e in await first.timeline())
+    left_behind = file_hashes(first.output_dir)
 
     token = await start_attempt(api, first.job["id"], 2)
     second = Attempt(
@@ -324,14 +341,57 @@ async def test_a_killed_run_resumes_from_its_checkpoint_with_every_epoch_once(
         - next(i for i, e in enumerate(reversed(timeline)) if e["type"] == "trainer_started")
         - 1
     )
-    after = metric_epochs(timeline[resumed_from:])
+    resumed = timeline[resumed_from:]
+    assert resumed[0]["data"]["resume_from"] == checkpoint["path"]
+    assert (resumed[1]["type"], resumed[1]["data"]) == (
+        "checkpoint_restored",
+        {"path": checkpoint["path"], "epoch": checkpoint["epoch"]},
+    )
+    heartbeats = [e["data"] for e in resumed if e["type"] == "heartbeat"]
+    assert heartbeats[0]["epoch"] == checkpoint["epoch"], "progress goes on from the checkpoint"
+    assert [b["epoch"] for b in heartbeats] == sorted(b["epoch"] for b in heartbeats)
+    assert {b["epochs"] for b in heartbeats} == {epochs}
+    after = metric_epochs(resumed)
     assert after == list(range(checkpoint["epoch"], epochs + 1)) or after == list(
         range(checkpoint["epoch"] + 1, epochs + 1)
     ), "the new attempt trains only the epochs after the checkpoint"
     assert sorted(set(before) | set(after)) == list(range(1, epochs + 1))
+    saved = [e["data"] for e in resumed if e["type"] == "checkpoint_saved"]
+    assert [c["epoch"] for c in saved] == list(range(checkpoint["epoch"] + 1, epochs + 1))
+    assert all(Path(c["path"]).is_relative_to(second.output_dir) for c in saved)
     done = timeline[-1]
     assert (done["type"], done["data"]["status"]) == ("done", "succeeded")
-    results = Path(done["data"]["artifacts"]["results"])
-    assert results.is_relative_to(tmp_path / "attempt-2")
-    assert epochs_in_results(results) == list(range(1, epochs + 1))
+    artifacts = done["data"]["artifacts"]
+    assert {"weights", "last", "results", "run_dir"} <= set(artifacts)
+    for path in artifacts.values():
+        assert Path(path).is_relative_to(second.output_dir)
+        assert exists(path)
+    # The run folder holds the whole history: the earlier attempt's rows, then the new epochs.
+    assert epochs_in_results(Path(artifacts["results"])) == list(range(1, epochs + 1))
+    assert file_hashes(first.output_dir) == left_behind, "the killed attempt's folder is kept"
     assert (await get_job(api, first.job["id"]))["state"] == "SUCCEEDED"
+
+
+async def test_a_checkpoint_that_is_not_there_fails_the_attempt_naming_it(
+    api: httpx.AsyncClient,
+    live_server: LiveServer,
+    launcher: SubprocessLauncher,
+    case: TrainerCase,
+    dataset: Path,
+    tmp_path: Path,
+) -> None:
+    attempt = await new_attempt(api, live_server, launcher, case, dataset, tmp_path, epochs=2)
+    missing = str(tmp_path / "gone" / "checkpoint")
+
+    handle = await attempt.launch(attempt.env(resume_from=missing))
+    status = await attempt.finished(handle)
+
+    assert status.exit_code == 1, await attempt.log(handle)
+    timeline = await attempt.timeline()
+    assert [e["type"] for e in timeline] == ["trainer_started", "done"], (
+        "no progress is claimed without a checkpoint"
+    )
+    assert timeline[-1]["data"]["status"] == "failed"
+    assert timeline[-1]["data"]["reason"] == (
+        f"ResumeError: checkpoint {missing} (TRAINYARD_RESUME_FROM) not found"
+    )

@@ -6,11 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 TOKEN = "test-token-secret"
 JOB_ID = "job_test"
+# Secrets a launching process may hold that no training worker may be given.
+WORKER_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIA-worker-test",
+    "AWS_SECRET_ACCESS_KEY": "s3-secret-worker-test",
+    "AWS_SESSION_TOKEN": "session-worker-test",
+    "TRAINYARD_INTERNAL_TOKEN": "internal-worker-test",
+}
 
 
 def contract_env(
@@ -74,3 +82,64 @@ def run_trainer(
         timeout=timeout,
         check=False,
     )
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux: /proc/<pid>/task/*/children)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return children
+
+
+def _environ(pid: int) -> dict[str, str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    env = dict(
+        item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
+    )
+    env["\0cmdline"] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return env
+
+
+class SpawnedEnvirons:
+    """Records the environment every descendant of process ``root`` (default: this one) was
+    started with, as the kernel holds it (/proc/<pid>/environ), while the block runs: what a
+    training worker was actually given. ``seen`` maps pid to that environment; the key
+    ``"\\0cmdline"`` holds its command line."""
+
+    def __init__(self, root: int | None = None, interval_s: float = 0.05) -> None:
+        self._root = os.getpid() if root is None else root
+        self._interval_s = interval_s
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="environ-watch", daemon=True)
+        self.seen: dict[int, dict[str, str]] = {}
+
+    def __enter__(self) -> SpawnedEnvirons:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._halt.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._halt.wait(self._interval_s):
+            pending = _children(self._root)
+            while pending:
+                pid = pending.pop()
+                pending.extend(_children(pid))
+                # Read again each time: a child caught between fork and exec still shows its
+                # parent's command line and environment.
+                if (env := _environ(pid)) is not None:
+                    self.seen[pid] = env
+
+    def running(self, marker: str) -> list[dict[str, str]]:
+        """The environments of the processes whose command line contains ``marker``."""
+        return [env for env in self.seen.values() if marker in env["\0cmdline"]]

@@ -1,0 +1,101 @@
+"""The environment a trainer hands the processes it starts for data-parallel training.
+
+The rule every trainer follows (docs/trainer-contract.md, "Data-parallel training"): exactly one
+process reports to the backend and talks to object storage, and no other process is given a
+secret it does not need — not the callback token, not the storage keys, not any other token.
+A secret in a worker's environment leaks into everything that worker starts or dumps (data
+loader processes, crash reports, a framework's integrations), so it is withheld at the start.
+
+* `worker_env` is the environment to start workers with: this one less every `is_secret`
+  variable (plus the variables the caller adds).
+* `withheld_from_environ` takes the secrets out of this process's own environment for a while,
+  for a framework that starts its workers itself with the inherited environment (Ultralytics);
+  the callback client and the storage client built before keep theirs in memory.
+* `hand_over` / `take_over` give the secrets to the one worker that reports (Hugging Face's
+  rank 0) through a file only its owner may read, removed as soon as it is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+
+# Credentials by name: the contract's token, the standard AWS keys, the hubs' tokens.
+SECRET_VARIABLES = frozenset(
+    {
+        "TRAINYARD_CALLBACK_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "ULTRALYTICS_API_KEY",
+    }
+)
+# And by shape, so a token the platform adds later (an internal one) is withheld without a change
+# here: a worker that needs no secret loses nothing by the overreach.
+_SECRET_SUFFIXES = (
+    "_TOKEN",
+    "_SECRET",
+    "_SECRET_KEY",
+    "_SECRET_ACCESS_KEY",
+    "_PASSWORD",
+    "_API_KEY",
+    "_CREDENTIALS",
+)
+
+
+def is_secret(name: str) -> bool:
+    """Whether the variable ``name`` holds a credential no training worker may be given."""
+    upper = name.upper()
+    return upper in SECRET_VARIABLES or upper.endswith(_SECRET_SUFFIXES)
+
+
+def secrets_in(environ: Mapping[str, str]) -> dict[str, str]:
+    """The secret variables of ``environ``."""
+    return {name: value for name, value in environ.items() if is_secret(name)}
+
+
+def worker_env(environ: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """``environ`` (default: this process's) without its secrets, plus ``extra``."""
+    env = os.environ if environ is None else environ
+    return {**{k: v for k, v in env.items() if not is_secret(k)}, **extra}
+
+
+@contextlib.contextmanager
+def withheld_from_environ(environ: MutableMapping[str, str] | None = None) -> Iterator[None]:
+    """Remove the secrets from this process's environment while the block runs (the processes
+    it starts inherit none), and put them back afterwards."""
+    env = os.environ if environ is None else environ
+    secrets = secrets_in(env)
+    for name in secrets:
+        del env[name]
+    try:
+        yield
+    finally:
+        env.update(secrets)
+
+
+def hand_over(secrets: Mapping[str, str], path: Path) -> None:
+    """Write ``secrets`` to ``path``, readable by this user only (created so from the start)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(dict(secrets), handle)
+
+
+def take_over(path: Path, environ: MutableMapping[str, str] | None = None) -> None:
+    """Move the secrets `hand_over` wrote into this process's environment; the file is gone
+    afterwards. No file: nothing to take (the launcher had no secret to hand over)."""
+    env = os.environ if environ is None else environ
+    try:
+        secrets = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    finally:
+        path.unlink(missing_ok=True)
+    env.update({str(name): str(value) for name, value in secrets.items()})

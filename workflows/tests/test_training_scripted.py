@@ -45,6 +45,7 @@ from trainyard_workflows.contracts import (
     TrainerDone,
     TrainingInput,
 )
+from trainyard_workflows.job_states import DONE_STATUS_TO_STATE
 from trainyard_workflows.launchers.base import AttemptHandle
 from trainyard_workflows.training import TrainingResult, TrainingWorkflow
 from trainyard_workflows.validation.report import ValidationReport
@@ -73,7 +74,10 @@ class ScriptedActivities:
     launched: asyncio.Event = field(default_factory=asyncio.Event)
     cleaned: list[int] = field(default_factory=list)
     entered_blocking: asyncio.Event = field(default_factory=asyncio.Event)
-    states: list[str] = field(default_factory=list)
+    # What the workflow asked report_state for (None: the job's state, no transition).
+    states: list[str | None] = field(default_factory=list)
+    # The state the backend ended the job in when it stored a trainer's `done`.
+    decided: str | None = None
     stopped: list[int] = field(default_factory=list)
     finished_tracking: list[str] = field(default_factory=list)
 
@@ -86,6 +90,9 @@ class ScriptedActivities:
         @activity.defn(name="report_state")
         async def report_state(request: ReportStateInput) -> ReportStateResult:
             self.states.append(request.state)
+            if request.state is None:
+                assert self.decided is not None, "the workflow asked for a state nobody decided"
+                return ReportStateResult(applied=False, state=self.decided)
             return ReportStateResult(applied=True, state=request.state)
 
         @activity.defn(name="validate_dataset")
@@ -280,6 +287,8 @@ async def run_scripted(
             while len(scripted.launches) < attempt:
                 scripted.launched.clear()
                 await asyncio.wait_for(scripted.launched.wait(), timeout=30)
+            if status != "cancelled":  # as the backend does when it stores `done`
+                scripted.decided = DONE_STATUS_TO_STATE[status]
             await handle.signal(TRAINER_DONE_SIGNAL, TrainerDone(attempt=attempt, status=status))
         return await asyncio.wait_for(handle.result(), timeout=60)
 
@@ -296,7 +305,8 @@ async def test_a_killed_attempt_is_followed_by_one_that_resumes_and_the_job_succ
         (1, None),
         (2, "trainer exited with code -9 (killed by signal 9): epoch 2/4"),
     ]
-    assert scripted.states == ["VALIDATING", "STARTING", "SUCCEEDED"]
+    # The trainer's done was decided by the backend: the workflow only read it.
+    assert scripted.states == ["VALIDATING", "STARTING", None]
     assert scripted.cleaned == [1, 2]  # the first attempt's leftovers before the second starts
     assert scripted.finished_tracking == ["SUCCEEDED"]  # one run for the whole job
 

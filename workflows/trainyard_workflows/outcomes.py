@@ -6,11 +6,6 @@ from __future__ import annotations
 
 from temporalio.exceptions import ActivityError
 
-from trainyard_workflows.job_states import JobState
-
-# Contract exit codes (docs/trainer-contract.md), used only when `done` was stored by the
-# backend but its signal never reached the workflow.
-EXIT_CODE_TO_STATE = {0: JobState.SUCCEEDED, 143: JobState.CANCELLED}
 # A trainer that exits like this without a cancel request was stopped from outside.
 STOPPED_EXIT_CODES = frozenset({143, -15})
 # The contract's exit code for a bad environment: the same configuration fails the same way.

@@ -25,10 +25,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from trainyard_workflows import activity_options as options
-from trainyard_workflows.job_states import DONE_STATUS_TO_STATE, TERMINAL_STATES, JobState
+from trainyard_workflows.job_states import TERMINAL_STATES, JobState
 from trainyard_workflows.outcomes import (
     CONTRACT_ERROR_EXIT,
-    EXIT_CODE_TO_STATE,
     STOPPED_EXIT_CODES,
     activity_failure_reason,
     exit_reason,
@@ -240,9 +239,8 @@ class TrainingWorkflow:
                 workflow.logger.warning("done stored by the backend but no signal arrived")
             if self._done is not None:
                 return await self._after_done(training, handle, self._done)
-            if result.exit_code in EXIT_CODE_TO_STATE:
-                state = EXIT_CODE_TO_STATE[result.exit_code]
-                return await self._finish(training.job_id, state, None)
+            # The backend stored `done` and ended the job then: its state is the verdict.
+            return await self._finish(training.job_id, None, None)
         reason = exit_reason(result.exit_code, result.log_tail)
         if (
             result.exit_code in STOPPED_EXIT_CODES
@@ -299,22 +297,20 @@ class TrainingWorkflow:
         return await self._finish(training.job_id, JobState.FAILED, f"{limit}; the last: {reason}")
 
     async def _conclude_done(self, job_id: str, done: TrainerDone) -> TrainingResult:
-        # The backend may have moved the job already when it stored `done`; then this
-        # transition answers "already decided" and the result carries the backend's state.
-        state = DONE_STATUS_TO_STATE.get(done.status, JobState.FAILED)
-        reason = done.reason
-        if done.status not in DONE_STATUS_TO_STATE:
-            reason = f"trainer reported unknown status {done.status!r}"
-        return await self._finish(job_id, state, reason)
+        # The backend ended the job when it stored `done` (the one place a trainer's verdict
+        # becomes a state, callbacks.service.done): read that state, do not decide it again.
+        return await self._finish(job_id, None, done.reason)
 
-    async def _finish(self, job_id: str, state: str, reason: str | None) -> TrainingResult:
+    async def _finish(self, job_id: str, state: str | None, reason: str | None) -> TrainingResult:
+        """End the job in `state` (None: as the backend already ended it) and its tracking."""
         reported = await self._report(job_id, state, reason)
         await self._tracking.finish(job_id, reported.state)
-        final_reason = reason if reported.applied or reported.state == state else None
+        decided_here = state is None or reported.applied or reported.state == state
+        final_reason = reason if decided_here else None
         return TrainingResult(state=reported.state, reason=final_reason, attempt=self._attempt)
 
     async def _report(
-        self, job_id: str, state: str, reason: str | None = None
+        self, job_id: str, state: str | None, reason: str | None = None
     ) -> ReportStateResult:
         return await workflow.execute_activity_method(
             TrainingActivities.report_state,

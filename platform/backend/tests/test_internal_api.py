@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from temporalio.testing import ActivityEnvironment
 
 from trainyard.callbacks.tokens import verify
-from trainyard_workflows.activities.schemas import ValidateDatasetInput
+from trainyard_workflows.activities.schemas import ReportStateInput, ValidateDatasetInput
 from trainyard_workflows.activities.training_activities import TrainingActivities
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
@@ -296,4 +296,27 @@ async def test_a_validation_that_ends_after_a_cancel_leaves_nothing_on_the_timel
         )
 
     assert report.summary()
+    assert await events(api, job["id"]) == before
+
+
+async def test_after_a_trainers_done_the_worker_reads_the_backends_verdict_and_moves_nothing(
+    app: FastAPI, api: httpx.AsyncClient, job: dict[str, Any], tmp_path: Path
+) -> None:
+    # callbacks.service.done is the one place a trainer's verdict becomes a state: the
+    # workflow's report_state(None) only reads it back.
+    token = await start_attempt(api, job["id"])
+    done = {"status": "failed", "reason": "diverged", "metrics": {}, "artifacts": {}}
+    assert (await callback(api, job["id"], "done", token, done)).status_code == 202
+    before = await events(api, job["id"])
+    async with BackendClient(
+        "http://trainyard.test", INTERNAL_TOKEN, transport=httpx.ASGITransport(app=app)
+    ) as backend:
+        activities = TrainingActivities(
+            backend, SubprocessLauncher(tmp_path), WorkerSettings(data_dir=tmp_path)
+        )
+        result = await ActivityEnvironment().run(
+            activities.report_state, ReportStateInput(job["id"], None)
+        )
+
+    assert (result.applied, result.state) == (False, "FAILED")
     assert await events(api, job["id"]) == before

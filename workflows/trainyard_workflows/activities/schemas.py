@@ -21,7 +21,9 @@ DISRUPTED = "disrupted"
 @dataclass(frozen=True)
 class ReportStateInput:
     job_id: str
-    state: str
+    # None: ask for no transition, only the job's state: the backend already decided it (a
+    # trainer's `done` ends its job in callbacks.service.done, not in the workflow).
+    state: str | None
     reason: str | None = None
 
 

@@ -69,7 +69,12 @@ class TrainingActivities:
 
     @activity.defn
     async def report_state(self, request: ReportStateInput) -> ReportStateResult:
-        """Transition the job; a refused move (409) reports the job's current state instead."""
+        """Transition the job; a refused move (409) reports the job's current state instead, and
+        so does a request for no state (the backend decided it)."""
+        if request.state is None:
+            return ReportStateResult(
+                applied=False, state=(await self._backend.liveness(request.job_id)).state
+            )
         result = await self._backend.transition(request.job_id, request.state, request.reason)
         if result.applied:
             state = (result.job or {}).get("state", request.state)

@@ -139,7 +139,7 @@ async def read_conversation(
     "/{conversation_id}/start",
     status_code=status.HTTP_201_CREATED,
     response_model=JobRead,
-    responses=error_responses(400, 404, 422, 503),
+    responses=error_responses(400, 404, 422),
 )
 async def start(
     conversation_id: str,

@@ -66,7 +66,7 @@ def job_create_body(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobRead,
-    responses=error_responses(400, 422, 503),
+    responses=error_responses(400, 422),
 )
 async def create_job(
     body: Annotated[JobCreateBase, Depends(job_create_body)],
@@ -112,7 +112,7 @@ async def get_job(job_id: str, session: SessionDep, owner: CurrentOwner) -> JobR
     "/{job_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobRead,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(404, 409, 422),
 )
 async def cancel_job(
     job_id: str, db: DatabaseDep, workflows: Workflows, owner: CurrentOwner

@@ -1196,15 +1196,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A service it needs is unavailable; try again */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
         };
     };
     get_job_v1_jobs__job_id__get: {
@@ -1287,15 +1278,6 @@ export interface operations {
             };
             /** @description Invalid input: `errors` names each field */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description A service it needs is unavailable; try again */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1814,15 +1796,6 @@ export interface operations {
             };
             /** @description Invalid input: `errors` names each field */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description A service it needs is unavailable; try again */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };

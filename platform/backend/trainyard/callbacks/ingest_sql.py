@@ -333,4 +333,3 @@ class ConnectionLease:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
-

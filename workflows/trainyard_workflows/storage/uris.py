@@ -101,4 +101,3 @@ def check_key(key: str) -> str:
     if not parts:
         raise StorageUriError("an empty key names no object")
     return "/".join(parts)
-

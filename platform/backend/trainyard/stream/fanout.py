@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from trainyard.core.bus import Event, EventBus, SubscriberOverflowed, SubscriptionInterrupted
-from trainyard_workflows.job_states import TERMINAL_STATES
 from trainyard.stream.ws_protocol import OutgoingText, SendNow
+from trainyard_workflows.job_states import TERMINAL_STATES
 
 logger = logging.getLogger(__name__)
 

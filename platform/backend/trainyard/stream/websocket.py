@@ -33,10 +33,10 @@ from trainyard.deps import CurrentOwner
 from trainyard.jobs.events import event_payload
 from trainyard.jobs.models import MAX_INT_COLUMN, Job
 from trainyard.jobs.service import events_after
-from trainyard_workflows.job_states import JobState
 from trainyard.runtime import runtime_of
 from trainyard.stream.fanout import StreamMember, is_terminal_state_event
 from trainyard.stream.ws_protocol import send_now_of
+from trainyard_workflows.job_states import JobState
 
 logger = logging.getLogger(__name__)
 

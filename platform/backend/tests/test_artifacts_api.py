@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
+from trainyard_testing.s3 import MOTO_KEY, new_bucket
 from trainyard_workflows.storage import StorageSettings
 
-from .conftest import MOTO_KEY, new_bucket
 from .support import callback, move, start_attempt, submit
 
 WEIGHTS = b"\x80weights" * 50_000  # ~400 KB: more than one chunk of a stream

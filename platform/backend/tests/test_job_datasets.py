@@ -15,9 +15,9 @@ from pydantic import SecretStr
 
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
+from trainyard_testing.s3 import MOTO_KEY, new_bucket
 from trainyard_workflows.storage import StorageSettings
 
-from .conftest import MOTO_KEY, new_bucket
 from .support import get_job
 from .test_job_validation import refused
 

@@ -13,8 +13,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from trainyard.cli.embedded import free_local_port
+from trainyard_testing.temporal import start_dev_server
 
-from .conftest import TEMPORAL_STARTUP_TIMEOUT, find_temporal_cli, make_settings
+from .conftest import make_settings
 from .support import events, get_job, submit
 from .test_app_lifecycle import serve
 
@@ -46,11 +47,7 @@ async def test_a_job_submitted_while_temporal_is_down_waits_and_starts_when_it_a
         assert [e["type"] for e in waiting] == ["waiting_for_workflow"]
         assert "Temporal is unreachable" in waiting[0]["message"]
 
-        late = await WorkflowEnvironment.start_local(
-            port=port,
-            dev_server_existing_path=find_temporal_cli(),
-            dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
-        )
+        late = await start_dev_server(port)
         try:
             handle = late.client.get_workflow_handle(f"training-{job['id']}")
             assert await running(handle)
@@ -101,12 +98,7 @@ async def test_a_cancel_recorded_while_temporal_is_down_is_delivered_when_it_ans
 ) -> None:
     port = free_local_port()
     settings = make_settings(tmp_path / "data", f"127.0.0.1:{port}", **SWEEP, **backend_tier)
-    first = await WorkflowEnvironment.start_local(
-        port=port,
-        dev_server_existing_path=find_temporal_cli(),
-        dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
-        dev_server_extra_args=["--db-filename", str(tmp_path / "temporal.db")],
-    )
+    first = await start_dev_server(port, "--db-filename", str(tmp_path / "temporal.db"))
     async for client in serve(settings):
         try:
             job = await submit(client, job_body)
@@ -123,12 +115,7 @@ async def test_a_cancel_recorded_while_temporal_is_down_is_delivered_when_it_ans
         assert response.status_code == 202, response.text
         assert (response.json()["state"], response.json()["cancel_requested"]) == ("RUNNING", True)
 
-        again = await WorkflowEnvironment.start_local(
-            port=port,
-            dev_server_existing_path=find_temporal_cli(),
-            dev_server_startup_timeout=TEMPORAL_STARTUP_TIMEOUT,
-            dev_server_extra_args=["--db-filename", str(tmp_path / "temporal.db")],
-        )
+        again = await start_dev_server(port, "--db-filename", str(tmp_path / "temporal.db"))
         try:
             handle = again.client.get_workflow_handle(f"training-{job['id']}")
             for _ in range(150):

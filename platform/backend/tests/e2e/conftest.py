@@ -19,8 +19,9 @@ import pytest
 
 from trainyard.cli.embedded import EmbeddedConfig, EmbeddedPlatform, free_local_port
 from trainyard.datasets.synthetic_shapes import GeneratedDataset, ShapesSpec, make_shapes
+from trainyard_testing.s3 import MOTO_KEY, new_bucket
 
-from ..conftest import MOTO_KEY, REDIS_URL, new_bucket, postgres_admin, run_aside
+from ..conftest import REDIS_URL, postgres_admin, run_aside
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 TRAINER_PYTHON = REPO_ROOT / "trainers" / "ultralytics" / ".venv" / "bin" / "python"

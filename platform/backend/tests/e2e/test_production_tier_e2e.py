@@ -22,9 +22,10 @@ from mlflow.tracking import MlflowClient
 from redis.client import PubSub
 
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
+from trainyard_testing.s3 import MOTO_KEY
 from trainyard_workflows.storage import parse_storage_uri
 
-from ..conftest import MOTO_KEY, REDIS_URL, run_aside
+from ..conftest import REDIS_URL, run_aside
 from .conftest import ProductionPlatform
 from .helpers import (
     TERMINAL,

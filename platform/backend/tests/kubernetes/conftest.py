@@ -5,19 +5,16 @@ cluster (job controller, kubelet, garbage collector) and the trainer (its HTTP c
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import kmock
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 from temporalio.testing import WorkflowEnvironment
 
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
+from trainyard_testing.kubernetes import KubernetesApi
 from trainyard_workflows.activities import TrainingActivities
 from trainyard_workflows.activities.reconcile_activities import ReconcileActivities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
@@ -51,76 +48,6 @@ def shapes_uri(tmp_path: Path) -> str:
     """A tiny valid YOLO dataset: the worker validates it before anything is launched."""
     spec = ShapesSpec(train_images=2, val_images=1, image_size=32, seed=1)
     return make_shapes(tmp_path / "shapes", spec).uri
-
-
-# --- Kubernetes: kmock's emulator as the API server --------------------------------------
-# workflows/tests/conftest.py has the same emulator for the workflows package's tests (test
-# packages cannot share fixtures).
-
-
-def _matches(item: dict[str, Any], selector: str, *, dotted: bool) -> bool:
-    for term in filter(None, selector.split(",")):
-        key, sep, wanted = term.partition("=")
-        if not sep or key.endswith("!"):
-            raise NotImplementedError(f"selector term {term!r} is not an equality")
-        if dotted:  # field selector: a path into the object
-            value: Any = item
-            for part in key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-        else:
-            value = item.get("metadata", {}).get("labels", {}).get(key)
-        if value != wanted:
-            return False
-    return True
-
-
-class KubernetesApi(kmock.KubernetesEmulator):
-    """The emulator plus what the launcher relies on from a real API server: a uid and a
-    creationTimestamp on created objects, label and field selectors on lists, and the
-    `foregroundDeletion` finalizer a foreground delete puts on the object."""
-
-    async def _handle(self, request: kmock.Request) -> Any:
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
-            metadata = request.data.setdefault("metadata", {})
-            metadata.setdefault("uid", str(uuid.uuid4()))
-            metadata.setdefault("creationTimestamp", _now())
-        foreground = request.params.get("propagationPolicy") == "Foreground"
-        if request.action == kmock.action.DELETE and foreground and request.resource:
-            key = (request.resource, request.namespace, request.name or "")
-            if key in self.objects and not self.objects[key].deleted:
-                self.objects[key].patch({"metadata": {"finalizers": ["foregroundDeletion"]}})
-        return await super()._handle(request)
-
-    async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
-        listing = await super()._serve_list(request)
-        assert isinstance(listing, dict)
-        labels, fields = request.params.get("labelSelector"), request.params.get("fieldSelector")
-        listing["items"] = [
-            item
-            for item in listing["items"]
-            if _matches(item, labels or "", dotted=False)
-            and _matches(item, fields or "", dotted=True)
-        ]
-        return listing
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[KubernetesApi]:
-    """An empty cluster: kmock's emulator serving the Kubernetes API over real HTTP."""
-    async with KubernetesApi() as server, kmock.Server(server):
-        # Declared kinds: a list of a kind with no object yet answers an empty list, not 404.
-        for kind, resource in [
-            ("Job", "batch/v1/jobs"),
-            ("Pod", "v1/pods"),
-            ("Secret", "v1/secrets"),
-            ("Event", "v1/events"),
-        ]:
-            server.resources[resource] = kmock.ResourceInfo(namespaced=True, kind=kind)
-        yield server
 
 
 # --- the worker ------------------------------------------------------------------------------

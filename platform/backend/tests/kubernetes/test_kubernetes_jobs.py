@@ -17,6 +17,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from trainyard_testing.kubernetes import KubernetesApi
 from trainyard_workflows.contracts import workflow_id_for
 from trainyard_workflows.launchers.kubernetes_manifests import attempt_labels, job_name
 from trainyard_workflows.settings import WorkerSettings
@@ -39,7 +40,6 @@ from .cluster_play import (
     trainer_container,
     wait_until,
 )
-from .conftest import KubernetesApi
 
 pytestmark = pytest.mark.xdist_group("kubernetes")
 

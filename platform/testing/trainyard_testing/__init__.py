@@ -1,0 +1,1 @@
+"""Test support shared by platform/backend/tests and workflows/tests (see plugin.py)."""

@@ -1,0 +1,50 @@
+"""The fixtures both test trees share, loaded by pytest through this package's `pytest11` entry
+point: one Temporal dev server and one moto server per test session (each xdist worker), and
+an empty emulated Kubernetes cluster per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import kmock
+import pytest
+from moto.server import ThreadedMotoServer
+from temporalio.testing import WorkflowEnvironment
+
+from trainyard_testing.kubernetes import KubernetesApi, declare_kinds
+from trainyard_testing.temporal import start_dev_server
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server, shared by the session (each test uses its own task queue)."""
+    env = await start_dev_server()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """S3 as a real HTTP endpoint (moto in server mode); boto3 talks to it unchanged."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[KubernetesApi]:
+    """An empty cluster: kmock's emulator serving the Kubernetes API over real HTTP."""
+    async with KubernetesApi() as server, kmock.Server(server):
+        declare_kinds(server)
+        yield server

@@ -130,7 +130,7 @@ async def test_an_unexpected_4xx_fails_at_once_with_the_backends_detail() -> Non
 
     async with client_for(script) as client:
         with pytest.raises(BackendError, match="unexpected 422: state: unknown"):
-            await client.transition("job_ab12", "RUNNING-ISH")
+            await client.transition("job_ab12", "RUNNING")
 
     assert len(script.requests) == 1
 

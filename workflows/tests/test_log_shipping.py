@@ -58,7 +58,8 @@ class Backend:
         if request.url.path.endswith("/liveness"):
             self.liveness_requests += 1
             state = "SUCCEEDED" if self.done else "RUNNING"
-            return httpx.Response(200, json={"state": state, "attempt": 1, "done": self.done})
+            liveness = {"state": state, "attempt": 1, "last_heartbeat_at": None, "done": self.done}
+            return httpx.Response(200, json=liveness)
         if request.url.path.endswith("/events"):
             self.events.append(json.loads(request.content))
             return httpx.Response(201, json={"seq": len(self.events)})

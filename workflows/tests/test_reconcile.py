@@ -27,7 +27,8 @@ from trainyard_workflows.activities.reconcile_activities import (
     ReconcileReport,
     reclaim_reason,
 )
-from trainyard_workflows.backend_client import BackendClient, BackendUnavailableError, Liveness
+from trainyard_workflows.backend_client import BackendClient, BackendUnavailableError
+from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.launchers import LaunchRequest
 from trainyard_workflows.launchers.base import LaunchedObject
 from trainyard_workflows.launchers.kubernetes_launcher import KubernetesLauncher
@@ -68,7 +69,8 @@ class Backend:
         if job not in self.jobs:
             return httpx.Response(404, json={"detail": f"no job {job}"})
         state, attempt = self.jobs[job]
-        return httpx.Response(200, json={"state": state, "attempt": attempt, "done": False})
+        liveness = {"state": state, "attempt": attempt, "last_heartbeat_at": None, "done": False}
+        return httpx.Response(200, json=liveness)
 
     def client(self) -> BackendClient:
         return BackendClient(
@@ -123,7 +125,11 @@ def names(cluster: kmock.KubernetesEmulator, plural: str) -> set[str]:
 def test_what_is_reclaimed_and_what_is_kept(
     launched: LaunchedObject, job: tuple[str, int] | None, expected: str | None
 ) -> None:
-    liveness = None if job is None else Liveness(job[0], job[1], None, done=False)
+    liveness = (
+        None
+        if job is None
+        else Liveness(state=job[0], attempt=job[1], last_heartbeat_at=None, done=False)
+    )
 
     reason = reclaim_reason(launched, liveness)
 

@@ -44,7 +44,10 @@ class Backend:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/liveness"):
-            return httpx.Response(200, json={"state": "STARTING", "attempt": 1, "done": False})
+            return httpx.Response(
+                200,
+                json={"state": "STARTING", "attempt": 1, "last_heartbeat_at": None, "done": False},
+            )
         if request.url.path.endswith("/events"):
             self.events.append(json.loads(request.content))
             self.posted.set()

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
+
+from trainyard_workflows.internal_api import (
+    AttemptGrant,
+    Checkpoint,
+    LatestCheckpoint,
+    Liveness,
+    TrackingUpdate,
+    TransitionRequest,
+    WorkerEvent,
+)
+from trainyard_workflows.job_states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +70,6 @@ class TransitionResult:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class AttemptToken:
-    attempt: int
-    callback_token: str
-
-
-@dataclass(frozen=True)
-class Liveness:
-    state: str
-    attempt: int | None
-    last_heartbeat_at: datetime | None
-    done: bool
-
-
 def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, httpx.TransportError | _RetryableStatus)
 
@@ -85,14 +82,6 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])
     return str(body)[:500]
-
-
-@dataclass(frozen=True)
-class SavedCheckpoint:
-    """The newest checkpoint a trainer of the job announced (where a new attempt resumes)."""
-
-    path: str
-    epoch: int | None
 
 
 class BackendClient:
@@ -138,7 +127,7 @@ class BackendClient:
         response = await self._request(
             "POST",
             f"/internal/v1/jobs/{job_id}/transition",
-            json={"state": state, "reason": reason},
+            json=_body(TransitionRequest.model_construct(state=JobState(state), reason=reason)),
             accept=(200, 409),
         )
         if response.status_code == 409:
@@ -153,7 +142,7 @@ class BackendClient:
         response = await self._request(
             "POST",
             f"/internal/v1/jobs/{job_id}/events",
-            json={"type": type_, "message": message, "data": data or {}},
+            json=_body(WorkerEvent.model_construct(type=type_, message=message, data=data or {})),
             accept=(200, 201, 202, 409),
         )
         if response.status_code == 409:
@@ -161,22 +150,19 @@ class BackendClient:
         body: dict[str, Any] = response.json()
         return body
 
-    async def issue_attempt_token(self, job_id: str, attempt: int) -> AttemptToken:
+    async def issue_attempt_token(self, job_id: str, attempt: int) -> AttemptGrant:
         """Make `attempt` the job's current attempt and get its callback token (idempotent)."""
         response = await self._request(
             "POST", f"/internal/v1/jobs/{job_id}/attempts/{attempt}", accept=(200, 409)
         )
         if response.status_code == 409:
             raise JobTerminalError(f"job {job_id} is terminal: {_detail(response)}")
-        body = response.json()
-        return AttemptToken(
-            attempt=int(body["attempt"]), callback_token=str(body["callback_token"])
-        )
+        return AttemptGrant.model_validate_json(response.content)
 
     async def liveness(self, job_id: str) -> Liveness:
         """The job's state, current attempt, last trainer heartbeat and whether done arrived."""
         response = await self._request("GET", f"/internal/v1/jobs/{job_id}/liveness", accept=(200,))
-        return _liveness(response.json())
+        return Liveness.model_validate_json(response.content)
 
     async def find_liveness(self, job_id: str) -> Liveness | None:
         """As `liveness`, but None when the backend has no such job: for the reconciler, which
@@ -184,7 +170,9 @@ class BackendClient:
         response = await self._request(
             "GET", f"/internal/v1/jobs/{job_id}/liveness", accept=(200, 404)
         )
-        return _liveness(response.json()) if response.status_code == 200 else None
+        if response.status_code == 404:
+            return None
+        return Liveness.model_validate_json(response.content)
 
     async def job(self, job_id: str) -> dict[str, Any]:
         """The job as the public API shows it (request, state, progress, result, tracking)."""
@@ -204,21 +192,20 @@ class BackendClient:
         body = response.json()
         return list(body["items"]), int(body["last_seq"])
 
-    async def latest_checkpoint(self, job_id: str) -> SavedCheckpoint | None:
+    async def latest_checkpoint(self, job_id: str) -> Checkpoint | None:
         """The job's newest `checkpoint_saved` location, None if no trainer saved one yet."""
         response = await self._request(
             "GET", f"/internal/v1/jobs/{job_id}/checkpoint", accept=(200,)
         )
-        checkpoint = response.json().get("checkpoint")
-        if not checkpoint:
-            return None
-        epoch = checkpoint.get("epoch")
-        return SavedCheckpoint(str(checkpoint["path"]), epoch if isinstance(epoch, int) else None)
+        return LatestCheckpoint.model_validate_json(response.content).checkpoint
 
     async def record_tracking(self, job_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
         """Store where the job is tracked (its MLflow run and model version) on the job."""
         response = await self._request(
-            "POST", f"/internal/v1/jobs/{job_id}/tracking", json=tracking, accept=(200,)
+            "POST",
+            f"/internal/v1/jobs/{job_id}/tracking",
+            json=_body(TrackingUpdate.model_construct(**tracking)),
+            accept=(200,),
         )
         body: dict[str, Any] = response.json()
         return body
@@ -272,12 +259,7 @@ class BackendClient:
         return response
 
 
-def _liveness(body: dict[str, Any]) -> Liveness:
-    raw_heartbeat = body.get("last_heartbeat_at")
-    raw_attempt = body.get("attempt")
-    return Liveness(
-        state=str(body["state"]),
-        attempt=int(raw_attempt) if raw_attempt is not None else None,
-        last_heartbeat_at=datetime.fromisoformat(raw_heartbeat) if raw_heartbeat else None,
-        done=bool(body.get("done", False)),
-    )
+def _body(request: BaseModel) -> dict[str, Any]:
+    """A request body as the backend's model describes it; the backend validates it (422)."""
+    body: dict[str, Any] = request.model_dump(mode="json", exclude_unset=True)
+    return body

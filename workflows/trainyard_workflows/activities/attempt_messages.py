@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from trainyard_workflows.activities.schemas import LaunchTrainerInput
-from trainyard_workflows.backend_client import SavedCheckpoint
+from trainyard_workflows.internal_api import Checkpoint
 from trainyard_workflows.launchers.base import AttemptHandle
 
 
-def retry_message(request: LaunchTrainerInput, checkpoint: SavedCheckpoint | None) -> str:
+def retry_message(request: LaunchTrainerInput, checkpoint: Checkpoint | None) -> str:
     previous = request.attempt - 1
     if request.interrupted:
         ended = f"attempt {previous} was interrupted ({request.retry_reason})"

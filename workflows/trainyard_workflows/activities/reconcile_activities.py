@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 from temporalio import activity
 
-from trainyard_workflows.backend_client import BackendClient, BackendError, Liveness
+from trainyard_workflows.backend_client import BackendClient, BackendError
+from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.job_states import TERMINAL_STATES
 from trainyard_workflows.launchers.base import LaunchedObject, Launcher
 
@@ -37,7 +38,7 @@ def reclaim_reason(launched: LaunchedObject, job: Liveness | None) -> str | None
     if job is None:
         return f"job {launched.job_id} is unknown to the platform"
     ended = job.state in TERMINAL_STATES
-    stale = job.attempt is not None and launched.attempt != job.attempt
+    stale = launched.attempt != job.attempt
     if launched.kind == "Job" and launched.active:
         if ended:
             return f"job {launched.job_id} is {job.state} but its trainer Job still runs"

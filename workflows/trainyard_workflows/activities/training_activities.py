@@ -31,12 +31,8 @@ from trainyard_workflows.activities.schemas import (
     WatchTrainerInput,
 )
 from trainyard_workflows.activities.trainer_env import trainer_env
-from trainyard_workflows.backend_client import (
-    BackendClient,
-    BackendError,
-    JobTerminalError,
-    Liveness,
-)
+from trainyard_workflows.backend_client import BackendClient, BackendError, JobTerminalError
+from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.launchers.base import (
     UNSTARTABLE_REASONS,
     AttemptHandle,

@@ -4,28 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.core.json_values import JsonObject, Number
-
-# Event types the platform writes itself; a trainer (or the worker) may not forge them, since
-# clients act on them (a `state` event to a terminal state closes every live stream).
-RESERVED_EVENT_TYPES = frozenset(
-    {"submitted", "state", "heartbeat", "done", "cancel_requested", "attempt"}
-)
-EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-
+from trainyard_workflows.event_types import EventType
+from trainyard_workflows.json_values import JsonObject, Number
 
 Metrics = dict[Annotated[str, Field(max_length=256)], Number]
-
-
-def _not_reserved(value: str) -> str:
-    if value in RESERVED_EVENT_TYPES:
-        raise ValueError(f"{value!r} is reserved for events the platform writes itself")
-    return value
-
-
-EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN), AfterValidator(_not_reserved)]
 
 
 class Heartbeat(BaseModel):

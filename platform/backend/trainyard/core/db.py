@@ -113,7 +113,7 @@ def _json_text(value: Any) -> str:
 # JSON columns go through pydantic-core's encoder and parser (Rust): ~5x faster than the json
 # module's for the progress and event objects every heartbeat stores, and the same JSON.
 # Floats are written shortest-exact (1e-9, not 1e-09) and text as UTF-8; NaN and Infinity
-# never get here (json_values turns them into null).
+# never get here (trainyard_workflows.json_values turns them into null).
 _JSON_CODEC: dict[str, Any] = {
     "json_serializer": _json_text,
     "json_deserializer": pydantic_core.from_json,

@@ -14,7 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from trainyard.core.errors import Unauthorized
 from trainyard.deps import SessionDep, Settings
 from trainyard.internal import service
-from trainyard.internal.schemas import (
+from trainyard.jobs.models import MAX_INT_COLUMN
+from trainyard.jobs.schemas import EventPage, EventRead, JobRead
+from trainyard.jobs.service import events_after
+from trainyard_workflows.internal_api import (
     AttemptGrant,
     LatestCheckpoint,
     Liveness,
@@ -22,9 +25,6 @@ from trainyard.internal.schemas import (
     TransitionRequest,
     WorkerEvent,
 )
-from trainyard.jobs.models import MAX_INT_COLUMN
-from trainyard.jobs.schemas import EventPage, EventRead, JobRead
-from trainyard.jobs.service import events_after
 
 _bearer = HTTPBearer(auto_error=False)
 

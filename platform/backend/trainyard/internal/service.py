@@ -7,7 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.callbacks import tokens
 from trainyard.core.errors import Conflict
-from trainyard.internal.schemas import (
+from trainyard.jobs.errors import JobNotFound
+from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
+from trainyard.jobs.models import Job, JobEvent
+from trainyard_workflows.internal_api import (
     AttemptGrant,
     Checkpoint,
     LatestCheckpoint,
@@ -16,9 +19,6 @@ from trainyard.internal.schemas import (
     TransitionRequest,
     WorkerEvent,
 )
-from trainyard.jobs.errors import JobNotFound
-from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
-from trainyard.jobs.models import Job, JobEvent
 from trainyard_workflows.job_states import JobState
 
 

@@ -1,4 +1,6 @@
-"""Bodies of the internal API."""
+"""Bodies of the backend's internal API (worker -> backend, docs/architecture.md): the backend
+validates requests and writes answers with these models, the worker's BackendClient sends and
+parses with the same ones."""
 
 from __future__ import annotations
 
@@ -6,9 +8,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.callbacks.schemas import EventType
-from trainyard.core.json_values import JsonObject
+from trainyard_workflows.event_types import EventType
 from trainyard_workflows.job_states import JobState
+from trainyard_workflows.json_values import JsonObject
 
 
 class TransitionRequest(BaseModel):

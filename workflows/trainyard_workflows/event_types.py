@@ -1,0 +1,24 @@
+"""The types of a job's timeline events, for everyone who writes one (backend, worker, trainers'
+callbacks): the platform's own, which nobody else may forge, and the shape of the others."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+# Event types the platform writes itself; a trainer (or the worker) may not forge them, since
+# clients act on them (a `state` event to a terminal state closes every live stream).
+RESERVED_EVENT_TYPES = frozenset(
+    {"submitted", "state", "heartbeat", "done", "cancel_requested", "attempt"}
+)
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_EVENT_TYPES:
+        raise ValueError(f"{value!r} is reserved for events the platform writes itself")
+    return value
+
+
+EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN), AfterValidator(_not_reserved)]

@@ -88,6 +88,9 @@ class WorkerSettings(BaseSettings):
     # How often a running job's new epoch metrics are copied to its MLflow run (one `log_batch`
     # for all the epochs that ended meanwhile); the job's own stream is live, MLflow a mirror.
     tracking_sync_s: float = Field(default=15.0, gt=0, le=300)
+    # How long closing a finished job's run waits for an MLflow server that does not answer
+    # (restarting, briefly down) before it closes what it can and leaves a warning.
+    tracking_finish_wait_s: float = Field(default=600.0, ge=0)
 
     @field_validator("data_dir", "trainers_dir")
     @classmethod

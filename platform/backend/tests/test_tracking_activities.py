@@ -111,7 +111,10 @@ async def backend(app: FastAPI) -> AsyncIterator[BackendClient]:
 def _activities(
     backend: BackendClient, tmp_path: Path, tracking_uri: str | None
 ) -> TrackingActivities:
-    settings = WorkerSettings(data_dir=tmp_path, mlflow_tracking_uri=tracking_uri)
+    # Closing a run does not wait for a server that is not there (see the outage test below).
+    settings = WorkerSettings(
+        data_dir=tmp_path, mlflow_tracking_uri=tracking_uri, tracking_finish_wait_s=0
+    )
     return TrackingActivities(backend, build_tracker(settings), settings)
 
 
@@ -390,4 +393,37 @@ async def test_the_sync_rides_out_an_mlflow_outage_and_catches_up_when_it_return
     warnings = [e for e in await events(api, job.job_id) if e["type"] == "tracking_warning"]
     assert len(warnings) == 1
     assert "could not sync metrics to MLflow" in warnings[0]["message"]
+    await proxy.off()
+
+
+async def test_closing_a_run_waits_for_an_mlflow_server_that_is_down_and_then_closes_it(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    tmp_path: Path,
+    mlflow_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    proxy = SwitchableProxy(mlflow_url)
+    await proxy.on()
+    tracker = CountingTracker(proxy.url)
+    job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, proxy.url), tracker)
+    await job.beat(1, 0.9)
+    await proxy.off()
+
+    finishing = asyncio.create_task(
+        ActivityEnvironment().run(
+            job.activities.finish_tracking, FinishTrackingInput(job.job_id, job.run_id, "FAILED")
+        )
+    )
+    await asyncio.sleep(2.0)  # MLflow's client alone gives up long before this
+    assert not finishing.done(), "the run was closed (or given up) while MLflow was down"
+    await proxy.on()
+    finished = await asyncio.wait_for(finishing, timeout=60)
+
+    assert (finished.status, finished.warnings) == ("FAILED", 0)
+    run = MlflowClient(tracking_uri=mlflow_url).get_run(job.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.metrics["train/loss"] == 0.9
     await proxy.off()

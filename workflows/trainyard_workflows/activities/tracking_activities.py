@@ -105,6 +105,15 @@ class TrackingActivities:
                     warned = True
             await self._heartbeating_sleep(self._settings.tracking_sync_s)
 
+    async def _until_answering(self, tracker: MlflowTracker) -> None:
+        """Wait (heartbeating, up to `tracking_finish_wait_s`) for MLflow to answer: a server
+        restarting when a job ends must not leave its run open without its final metrics."""
+        deadline = time.monotonic() + self._settings.tracking_finish_wait_s
+        pause = 1.0
+        while not await self._in_thread(tracker.answers) and time.monotonic() < deadline:
+            await self._heartbeating_sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 15.0)
+
     @staticmethod
     async def _heartbeating_sleep(seconds: float) -> None:
         """Sleep, heartbeating every `_IDLE_HEARTBEAT_EVERY_S`: the rounds' period may be longer
@@ -121,6 +130,7 @@ class TrackingActivities:
         if tracker is None:
             return FinishTrackingResult(status=None)
         job_id, run_id = request.job_id, request.run_id
+        await self._until_answering(tracker)
         warnings = 0
         job: dict[str, Any] = {}
         try:

@@ -65,6 +65,14 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
+    def answers(self) -> bool:
+        """Whether the tracking server answers now (one cheap read)."""
+        try:
+            self._client.search_experiments(max_results=1)
+        except Exception:
+            return False
+        return True
+
     def experiment_id(self) -> str:
         experiment = self._client.get_experiment_by_name(EXPERIMENT_NAME)
         if experiment is not None:

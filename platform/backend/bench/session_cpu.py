@@ -12,26 +12,15 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from trainyard.cli.proc_table import processes
+
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _processes() -> Iterator[tuple[int, list[str]]]:
-    """(pid, /proc stat fields after the command name) of each live process."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # After the command name: state ppid pgrp session ... utime(11) stime(12).
-        yield int(entry.name), stat.rsplit(")", 1)[1].split()
 
 
 def session_processes(sessions: set[int]) -> Iterator[tuple[int, int, list[str]]]:
     """(pid, session, /proc stat fields after the command name) of each live process of
     `sessions`."""
-    for pid, fields in _processes():
+    for pid, fields in processes():
         session = int(fields[3])
         if session in sessions:
             yield pid, session, fields
@@ -48,7 +37,7 @@ def session_cpu_s(sessions: set[int]) -> dict[int, float]:
 def child_sessions(parent: int) -> set[int]:
     """The sessions led by children of `parent` (the trainers the worker started)."""
     return {
-        pid for pid, fields in _processes() if int(fields[1]) == parent and int(fields[3]) == pid
+        pid for pid, fields in processes() if int(fields[1]) == parent and int(fields[3]) == pid
     }
 
 

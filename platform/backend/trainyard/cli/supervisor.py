@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from trainyard.cli.proc_table import processes
 from trainyard.core.supervision import (
     ComponentState,
     ComponentStatus,
@@ -89,18 +90,7 @@ def _exit_status(pid: int) -> int | None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any process of group `pgid` still runs (zombies, which hold nothing, aside)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces: the fields after its ')' are fixed.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
+    return any(fields[0] != "Z" and int(fields[2]) == pgid for _, fields in processes())
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -277,30 +278,38 @@ async def test_the_newest_checkpoint_a_trainer_announced_is_where_a_new_attempt_
     ).status_code == 404
 
 
+@pytest.fixture
+async def worker_activities(app: FastAPI, tmp_path: Path) -> AsyncIterator[TrainingActivities]:
+    """The worker's training activities, talking to this app's real internal API."""
+    async with BackendClient(
+        "http://trainyard.test", INTERNAL_TOKEN, transport=httpx.ASGITransport(app=app)
+    ) as backend:
+        yield TrainingActivities(
+            backend, SubprocessLauncher(tmp_path), WorkerSettings(data_dir=tmp_path)
+        )
+
+
 async def test_a_validation_that_ends_after_a_cancel_leaves_nothing_on_the_timeline(
-    app: FastAPI, api: httpx.AsyncClient, job: dict[str, Any], dataset_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient,
+    job: dict[str, Any],
+    dataset_dir: Path,
+    worker_activities: TrainingActivities,
 ) -> None:
     # The worker's validate_dataset activity, through the real internal API: the job was
     # cancelled while the dataset was read, so its report is the worker's only.
     assert (await move(api, job["id"], "CANCELLED")).status_code == 200
     before = await events(api, job["id"])
-    async with BackendClient(
-        "http://trainyard.test", INTERNAL_TOKEN, transport=httpx.ASGITransport(app=app)
-    ) as backend:
-        activities = TrainingActivities(
-            backend, SubprocessLauncher(tmp_path), WorkerSettings(data_dir=tmp_path)
-        )
-        report = await ActivityEnvironment().run(
-            activities.validate_dataset,
-            ValidateDatasetInput(job["id"], dataset_dir.as_uri(), "detect"),
-        )
+    report = await ActivityEnvironment().run(
+        worker_activities.validate_dataset,
+        ValidateDatasetInput(job["id"], dataset_dir.as_uri(), "detect"),
+    )
 
     assert report.summary()
     assert await events(api, job["id"]) == before
 
 
 async def test_after_a_trainers_done_the_worker_reads_the_backends_verdict_and_moves_nothing(
-    app: FastAPI, api: httpx.AsyncClient, job: dict[str, Any], tmp_path: Path
+    api: httpx.AsyncClient, job: dict[str, Any], worker_activities: TrainingActivities
 ) -> None:
     # callbacks.service.done is the one place a trainer's verdict becomes a state: the
     # workflow's report_state(None) only reads it back.
@@ -308,15 +317,9 @@ async def test_after_a_trainers_done_the_worker_reads_the_backends_verdict_and_m
     done = {"status": "failed", "reason": "diverged", "metrics": {}, "artifacts": {}}
     assert (await callback(api, job["id"], "done", token, done)).status_code == 202
     before = await events(api, job["id"])
-    async with BackendClient(
-        "http://trainyard.test", INTERNAL_TOKEN, transport=httpx.ASGITransport(app=app)
-    ) as backend:
-        activities = TrainingActivities(
-            backend, SubprocessLauncher(tmp_path), WorkerSettings(data_dir=tmp_path)
-        )
-        result = await ActivityEnvironment().run(
-            activities.report_state, ReportStateInput(job["id"], None)
-        )
+    result = await ActivityEnvironment().run(
+        worker_activities.report_state, ReportStateInput(job["id"], None)
+    )
 
     assert (result.applied, result.state) == (False, "FAILED")
     assert await events(api, job["id"]) == before

@@ -357,18 +357,28 @@ class SwitchableProxy:
             self._writers -= {writer, up_writer}
 
 
+@pytest.fixture
+async def mlflow_proxy(
+    mlflow_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[SwitchableProxy]:
+    """The MLflow server behind a proxy the test switches off and on (on at first)."""
+    # Refused connections fail at once (MLflow's client would retry for minutes by default).
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    proxy = SwitchableProxy(mlflow_url)
+    await proxy.on()
+    yield proxy
+    await proxy.off()
+
+
 async def test_the_sync_rides_out_an_mlflow_outage_and_catches_up_when_it_returns(
     api: httpx.AsyncClient,
     backend: BackendClient,
     job_body: dict[str, Any],
     tmp_path: Path,
     mlflow_url: str,
-    monkeypatch: pytest.MonkeyPatch,
+    mlflow_proxy: SwitchableProxy,
 ) -> None:
-    # Refused connections fail at once (MLflow's client would retry for minutes by default).
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    proxy = SwitchableProxy(mlflow_url)
-    await proxy.on()
+    proxy = mlflow_proxy
     tracker = CountingTracker(proxy.url)
     job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, proxy.url), tracker)
     direct = MlflowClient(tracking_uri=mlflow_url)
@@ -393,7 +403,6 @@ async def test_the_sync_rides_out_an_mlflow_outage_and_catches_up_when_it_return
     warnings = [e for e in await events(api, job.job_id) if e["type"] == "tracking_warning"]
     assert len(warnings) == 1
     assert "could not sync metrics to MLflow" in warnings[0]["message"]
-    await proxy.off()
 
 
 async def test_closing_a_run_waits_for_an_mlflow_server_that_is_down_and_then_closes_it(
@@ -402,11 +411,9 @@ async def test_closing_a_run_waits_for_an_mlflow_server_that_is_down_and_then_cl
     job_body: dict[str, Any],
     tmp_path: Path,
     mlflow_url: str,
-    monkeypatch: pytest.MonkeyPatch,
+    mlflow_proxy: SwitchableProxy,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    proxy = SwitchableProxy(mlflow_url)
-    await proxy.on()
+    proxy = mlflow_proxy
     tracker = CountingTracker(proxy.url)
     job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, proxy.url), tracker)
     await job.beat(1, 0.9)
@@ -426,4 +433,3 @@ async def test_closing_a_run_waits_for_an_mlflow_server_that_is_down_and_then_cl
     run = MlflowClient(tracking_uri=mlflow_url).get_run(job.run_id)
     assert run.info.status == "FAILED"
     assert run.data.metrics["train/loss"] == 0.9
-    await proxy.off()

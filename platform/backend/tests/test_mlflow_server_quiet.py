@@ -4,9 +4,6 @@ stops at once on SIGTERM although a client keeps a connection open (decision 010
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,14 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trainyard.cli.embedded import free_local_port
-from trainyard.cli.embedded_services import (
-    find_mlflow_cli,
-    mlflow_server_command,
-    mlflow_server_env,
-)
+from trainyard_testing.mlflow import mlflow_server
 
-_START_S = 180  # a fresh SQLite store runs all of MLflow's migrations first
 _IDLE_S = 3.0
 
 
@@ -61,39 +52,15 @@ def _wake_ups(root: int) -> int:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_local_port()
-    with (tmp_path / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            mlflow_server_command(find_mlflow_cli(), tmp_path, port),
-            env=mlflow_server_env(dict(os.environ)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: the HTTP server is a child of the CLI
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + _START_S
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the MLflow server never answered /health"
-            time.sleep(0.2)
-        yield server, url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+def quiet_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with mlflow_server(tmp_path) as started:
+        yield started
 
 
 def test_the_mlflow_server_wakes_about_once_a_second_and_stops_at_once(
-    mlflow_server: tuple[subprocess.Popen[bytes], str],
+    quiet_server: tuple[subprocess.Popen[bytes], str],
 ) -> None:
-    server, url = mlflow_server
+    server, url = quiet_server
     with httpx.Client(base_url=url) as client:  # keeps its connection open, as MLflow's does
         response = client.get("/api/2.0/mlflow/experiments/search", params={"max_results": 1})
         assert response.status_code == 200

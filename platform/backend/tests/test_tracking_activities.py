@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,11 +22,7 @@ from mlflow.tracking import MlflowClient
 from temporalio.testing import ActivityEnvironment
 
 from trainyard.cli.embedded import free_local_port
-from trainyard.cli.embedded_services import (
-    find_mlflow_cli,
-    mlflow_server_command,
-    mlflow_server_env,
-)
+from trainyard_testing.mlflow import mlflow_server
 from trainyard_workflows.activities import tracking_activities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.activities.tracking_schemas import (
@@ -44,39 +38,13 @@ from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, SyncCurso
 from .support import INTERNAL_TOKEN, callback, events, get_job, heartbeat, start_attempt, submit
 
 # A fresh SQLite store runs all of MLflow's migrations first: seconds idle, more under load.
-_MLFLOW_START_S = 180
 
 
 @pytest.fixture(scope="module")
 def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MLflow server, started as the embedded tier starts it."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_local_port()
-    with (root / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            mlflow_server_command(find_mlflow_cli(), root, port),
-            env=mlflow_server_env(dict(os.environ)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + _MLFLOW_START_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health in time")
-            time.sleep(0.2)
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as (_, url):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 class CountingTracker(MlflowTracker):

@@ -234,13 +234,13 @@ def _stopped_completely(up: Up, sig: signal.Signals) -> None:
     assert {s.state for s in up.state().components.values()} == {"stopped"}
 
 
-def test_sigterm_stops_every_component_and_frees_every_port(up: Up) -> None:
-    _stopped_completely(up, signal.SIGTERM)
-
-
-def test_after_that_a_new_up_starts_on_the_same_folder_and_ctrl_c_stops_it_too(
+def test_sigterm_stops_everything_then_a_new_up_starts_on_the_same_folder_and_ctrl_c_stops_it(
     up: Up, ports: list[int]
 ) -> None:
+    # One test, not two: a module fixture may be set up again between tests (xdist runs the
+    # e2e group's modules interleaved), so "after that" must happen in the same test.
+    _stopped_completely(up, signal.SIGTERM)
+
     # Nothing of the first one is left to hold the data folder or a port.
     again = start_up(up.data_dir, ports, up.output.with_name("up-again.log"))
     try:

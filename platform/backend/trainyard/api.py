@@ -11,6 +11,7 @@ import sys
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from trainyard.callbacks.aiosqlite_internals import check_aiosqlite_internals
 from trainyard.core.quiet_server import QuietServer
 from trainyard.core.settings import BackendSettings
 from trainyard.core.uvicorn_internals import check_uvicorn_internals
@@ -21,6 +22,7 @@ from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
 
 def main() -> None:
     check_uvicorn_internals()  # QuietServer and SendNowWebSocketProtocol rely on them
+    check_aiosqlite_internals()  # the SQLite heartbeat ingest relies on them
     settings = BackendSettings()
     app = create_app(settings)
     tune_for_serving()  # the start-up heap is built: keep it out of later collections

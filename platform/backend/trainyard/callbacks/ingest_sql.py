@@ -170,7 +170,8 @@ class SQLiteRound:
 
     aiosqlite runs every call as a function queued to its thread (`Connection._execute`, the
     one path behind all its public methods); it has no public call for several statements in
-    one hop, so this queues its own function the same way. The round's transaction holds
+    one hop, so this queues its own function the same way (a private API: pinned and checked,
+    callbacks/aiosqlite_internals.py). The round's transaction holds
     SQLite's write lock from before the read: nothing can change in between.
     """
 

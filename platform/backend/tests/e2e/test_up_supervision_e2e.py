@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from trainyard.cli.embedded import free_local_port
+from trainyard.cli.proc_table import processes
 from trainyard.core.supervision import STATE_FILE, SupervisionState, read_state
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
@@ -93,17 +94,7 @@ def stop_up(up: Up, sig: signal.Signals) -> int:
 
 def _group_members(pgids: set[int]) -> set[int]:
     """Every live process in the process groups `pgids` (a component and what it started)."""
-    members = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) in pgids and fields[0] != "Z":
-                members.add(int(entry.name))
-    return members
+    return {pid for pid, fields in processes() if int(fields[2]) in pgids and fields[0] != "Z"}
 
 
 def _bindable(port: int) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainer_kit.publishing import RunPublisher
 
-from trainer.checkpoints import MARKER, CheckpointKeeper, checkpoint_step
+from trainer.checkpoints import MARKER, checkpoint_step
 
 
 def newest_checkpoint(folder: Path) -> Path | None:
@@ -35,17 +35,18 @@ def newest_checkpoint(folder: Path) -> Path | None:
 
 
 def collect_artifacts(
-    folder: Path, keeper: CheckpointKeeper | None = None, publisher: RunPublisher | None = None
+    folder: Path, last: str | None = None, publisher: RunPublisher | None = None
 ) -> dict[str, str]:
     """The run's files: absolute paths of those that exist, or with a publisher the ``s3://``
-    URIs of those published so far."""
+    URIs of those published so far (``last``: the URI of the newest checkpoint uploaded or
+    resumed from)."""
     if publisher is None:
         artifacts: dict[str, str] = {}
         if (folder / "model").is_dir():
             artifacts["weights"] = str((folder / "model").resolve())
-        last = newest_checkpoint(folder)
-        if last is not None:
-            artifacts["last"] = str(last.resolve())
+        newest = newest_checkpoint(folder)
+        if newest is not None:
+            artifacts["last"] = str(newest.resolve())
         if (folder / "results.csv").is_file():
             artifacts["results"] = str((folder / "results.csv").resolve())
         if folder.is_dir():
@@ -56,8 +57,8 @@ def collect_artifacts(
     artifacts = {}
     if f"{run}/model" in uploaded:
         artifacts["weights"] = uploaded[f"{run}/model"]
-    if keeper is not None and keeper.last is not None:
-        artifacts["last"] = keeper.last
+    if last is not None:
+        artifacts["last"] = last
     if f"{run}/results.csv" in uploaded:
         artifacts["results"] = uploaded[f"{run}/results.csv"]
     if any(relative.startswith(f"{run}/") for relative in uploaded):

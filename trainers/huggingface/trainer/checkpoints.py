@@ -199,9 +199,8 @@ class CheckpointKeeper:
         self.checkpoints_dir = run_dir / "checkpoints"
         self.results_path = run_dir / "results.csv"
         self.state = state
-        self._publisher = publisher
+        self._uploads = CheckpointUploads(publisher, keep) if publisher is not None else None
         self._keep = keep
-        self._published: list[str] = []  # relative names of folders in storage, oldest first
         self.last: str | None = None  # path or URI of the newest checkpoint
 
     def write_results(self) -> Path:
@@ -224,13 +223,10 @@ class CheckpointKeeper:
         """Finish the checkpoint folder ``staging`` written by the Trainer and publish it;
         returns its path (or ``s3://`` URI)."""
         (staging / STATE_FILE).write_text(self.state.to_json(), encoding="utf-8")
-        body = write_marker(staging)
+        write_marker(staging)
         target = publish_folder(staging, self.checkpoints_dir / staging.name)
         self.write_results()
-        where = str(target)
-        if self._publisher is not None:
-            where = self._publisher.publish_folder(target, MARKER, body)
-            self._published.append(self._publisher.relative(target))
+        where = self._uploads.upload(target) if self._uploads is not None else str(target)
         self.last = where
         self._rotate(target)
         return where
@@ -244,6 +240,22 @@ class CheckpointKeeper:
             if old != newest:
                 log.info("removing old checkpoint %s", old)
                 shutil.rmtree(old, ignore_errors=True)
-        if self._publisher is not None:
-            while len(self._published) > self._keep:
-                self._publisher.unpublish_folder(self._published.pop(0), MARKER)
+
+
+class CheckpointUploads:
+    """Uploads published checkpoint folders under ``TRAINYARD_OUTPUT_URI`` (``COMPLETE`` last)
+    and keeps the newest `KEEP` there: the keeper's in one process, the launching process's in
+    a distributed run (where rank 0 keeps the local folders)."""
+
+    def __init__(self, publisher: RunPublisher, keep: int = KEEP) -> None:
+        self._publisher = publisher
+        self._keep = keep
+        self._published: list[str] = []  # relative names of folders in storage, oldest first
+
+    def upload(self, folder: Path) -> str:
+        """Upload the checkpoint folder; returns its ``s3://`` URI."""
+        uri = self._publisher.publish_folder(folder, MARKER, (folder / MARKER).read_bytes())
+        self._published.append(self._publisher.relative(folder))
+        while len(self._published) > self._keep:
+            self._publisher.unpublish_folder(self._published.pop(0), MARKER)
+        return uri

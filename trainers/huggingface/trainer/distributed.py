@@ -1,64 +1,52 @@
 """Data-parallel training over several processes (``TRAINYARD_GPUS`` > 1).
 
-The launching process (`launch`) checks that enough CUDA devices are visible — if not, it
-sends ``trainer_started`` and ``done(failed)`` naming ``TRAINYARD_GPUS`` — and then runs
-`run_workers`: ``python -m torch.distributed.run --standalone --nproc-per-node <n> --module
-trainer`` (torchrun semantics: rendezvous on a free local port, ``RANK``/``WORLD_SIZE``/
-``LOCAL_RANK`` per worker) with ``TRAINYARD_DISTRIBUTED_WORKER=1`` set, so each worker runs the
-attempt as one rank of the process group (`DistContext`): NCCL with one GPU per rank where CUDA
-is visible, gloo on CPU otherwise (the same code path, which the tests drive on CPU). The
-``Trainer`` wraps the model in DDP and shards the data.
+The launching process (the one the platform started; trainer/launcher.py) keeps the attempt's
+whole conversation with the backend and object storage. It runs `run_workers`: ``python -m
+torch.distributed.run --standalone --nproc-per-node <n> --module trainer`` (torchrun semantics:
+rendezvous on a free local port, ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` per worker) with
+``TRAINYARD_DISTRIBUTED_WORKER=1`` set, so each worker runs the attempt as one rank of the
+process group (`DistContext`): NCCL with one GPU per rank where CUDA is visible, gloo on CPU
+otherwise (the same code path, which the tests drive on CPU). The ``Trainer`` wraps the model in
+DDP and shards the data.
 
-No worker is started with a secret (trainer_kit/workers.py): torchrun gets this environment
-without the callback token, the storage keys or any other token. Rank 0 takes them over from
-``<output>/.trainer/secrets.json`` (readable by this user only, removed once read) before it
-reads its settings; the other ranks never have them.
+No worker is given a secret (trainer_kit/workers.py): torchrun gets this environment without the
+callback token, the storage keys or any other token, and no rank ever calls the backend or
+storage. Rank 0 writes the run folder (checkpoints, ``results.csv``, the final model) and hands
+each epoch and its end over to the launcher through files (trainer/handover.py); the ranks
+share the tokenizer rank 0 trains (`DistContext.leader_first`).
 
-Only rank 0 (the leader) talks to the backend and writes the run folder: it sends every
-callback, restores the checkpoint, downloads the dataset and trains the tokenizer while the
-other ranks wait (`DistContext.leader_first` broadcasts the result), publishes checkpoints, and
-at the end writes its exit code to ``<output>/.trainer/outcome.json``, which the launching
-process returns as its own. If the workers end without that file (a crash), the launcher sends
-``done(failed)`` itself.
-
-SIGTERM reaches the launcher: it writes ``<output>/.trainer/cancel-requested`` and forwards the
-signal to torchrun, which passes it to the workers; they agree at the next step boundary to stop
-(an all-reduce of their stop flags after every optimizer step), and rank 0 sends
-``done(cancelled)``. A worker that gets SIGTERM without that marker was stopped by torchrun
-because another rank failed: rank 0 then reports a failure, not a cancellation.
+SIGTERM reaches the launcher, which forwards it to torchrun (and kills torchrun if it lingers
+`KILL_AFTER_S` later); torchrun passes it on to the workers, and they agree at the next step
+boundary to stop (an all-reduce of their stop flags after every optimizer step). A refused
+callback or a failed upload in the launcher stops the workers the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, MutableMapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from trainer_kit.callbacks import CallbackClient, CallbackError, DoneStatus
+from trainer_kit.callbacks import clean_metrics
 from trainer_kit.control import StopFlag
-from trainer_kit.outcome import EXIT_CANCELLED, EXIT_FAILED
-from trainer_kit.output_dir import trainer_dir
-from trainer_kit.workers import hand_over, secrets_in, take_over, worker_env
+from trainer_kit.workers import worker_env
 
 log = logging.getLogger("trainyard.trainer.distributed")
 
 T = TypeVar("T")
 
 WORKER_ENV = "TRAINYARD_DISTRIBUTED_WORKER"
-OUTCOME_FILE = "outcome.json"
-CANCEL_MARKER = "cancel-requested"
-SECRETS_FILE = "secrets.json"
-# What the ranks that do not report read as their callback token: they are given none.
-NO_TOKEN = "withheld-from-this-rank"
+# What the ranks read as their callback token: they are given none.
+NO_TOKEN = "withheld-from-the-workers"
+KILL_AFTER_S = 60.0
 # Rank 0 may spend long on a dataset download while the others wait in a collective.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=6)
 
@@ -171,39 +159,19 @@ class DistContext:
 # -- the launching process ----------------------------------------------------------------------
 
 
-def write_outcome(output_dir: Path, exit_code: int) -> None:
-    path = trainer_dir(output_dir) / OUTCOME_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"exit_code": exit_code}), encoding="utf-8")
+class WorkerError(RuntimeError):
+    """The workers failed; ``reason`` is the first failing worker's own ``<type>: <message>``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
-def read_outcome(output_dir: Path) -> int | None:
-    try:
-        data = json.loads((trainer_dir(output_dir) / OUTCOME_FILE).read_text(encoding="utf-8"))
-        return int(data["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def secrets_path(output_dir: Path) -> Path:
-    return trainer_dir(output_dir) / SECRETS_FILE
-
-
-def worker_settings_env(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a worker reads its settings from. Rank 0 reports, so it takes over (into
-    ``environ``, default this process's, where the storage client finds them) the secrets the
-    launcher withheld from torchrun (`run_workers`); the other ranks never call the backend nor
-    storage and get none, so a stand-in fills the contract's required token."""
+def worker_settings_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker reads its settings from: its own, with a stand-in for the
+    contract's required token, which no worker is given (no worker calls the backend)."""
     env = os.environ if environ is None else environ
-    if not DistContext.from_environment(dict(env)).is_leader:
-        return {**env, "TRAINYARD_CALLBACK_TOKEN": NO_TOKEN}
-    if output_dir := env.get("TRAINYARD_OUTPUT_DIR"):
-        take_over(secrets_path(Path(output_dir)), env)
-    return dict(env)
-
-
-def cancel_requested_by_launcher(output_dir: Path) -> bool:
-    return (trainer_dir(output_dir) / CANCEL_MARKER).exists()
+    return {**env, "TRAINYARD_CALLBACK_TOKEN": NO_TOKEN}
 
 
 def torchrun_command(nproc: int) -> list[str]:
@@ -218,69 +186,65 @@ def torchrun_command(nproc: int) -> list[str]:
     ]
 
 
-def run_workers(
-    output_dir: Path,
-    client: CallbackClient,
-    stop: StopFlag,
-    nproc: int,
-    *,
-    poll_s: float = 0.2,
-) -> int:
-    """Run the attempt in ``nproc`` worker processes (torchrun) and return rank 0's exit code.
-    No CUDA check: on a machine without GPUs the workers train on CPU with gloo."""
-    private = trainer_dir(output_dir)
-    private.mkdir(parents=True, exist_ok=True)
-    for name in (OUTCOME_FILE, CANCEL_MARKER):
-        (private / name).unlink(missing_ok=True)
-    if stop.cancel_requested:  # SIGTERM while we were checking the GPUs
-        return _report_without_outcome(client, stop, nproc, None)
-    # No worker is given a secret: rank 0, the one that reports, takes them over from a file
-    # only this user may read (`worker_settings_env`); torchrun and the other ranks never see them.
-    hand_over(secrets_in(os.environ), secrets_path(output_dir))
-    log.info("starting %d training processes: %s", nproc, " ".join(torchrun_command(nproc)))
-    process = subprocess.Popen(torchrun_command(nproc), env={**worker_env(), WORKER_ENV: "1"})
-    forwarded = False
-    try:
-        while True:
-            try:
-                returncode = process.wait(timeout=poll_s)
-                break
-            except subprocess.TimeoutExpired:
-                if stop.cancel_requested and not forwarded:
-                    (private / CANCEL_MARKER).touch()
-                    log.warning("SIGTERM: stopping the training processes")
-                    process.send_signal(signal.SIGTERM)
-                    forwarded = True
-    finally:
-        secrets_path(output_dir).unlink(missing_ok=True)  # rank 0 never started
-    outcome = read_outcome(output_dir)
-    if outcome is not None:
-        return outcome
-    return _report_without_outcome(client, stop, nproc, returncode)
+def _stop_workers(proc: subprocess.Popen[bytes], stop: StopFlag, halt: threading.Event) -> None:
+    """Forward a stop request to torchrun (SIGTERM), then kill it if it lingers."""
+    while not halt.wait(0.2):
+        if stop.stop_requested:
+            log.warning("stopping the training processes")
+            proc.send_signal(signal.SIGTERM)
+            if not halt.wait(KILL_AFTER_S) and proc.poll() is None:
+                log.error("torchrun still running %.0f s after SIGTERM: killing it", KILL_AFTER_S)
+                proc.kill()
+            return
 
 
-def _report_without_outcome(
-    client: CallbackClient, stop: StopFlag, nproc: int, returncode: int | None
-) -> int:
-    """Rank 0 never reported (the workers crashed, were killed, or never started): send the
-    ``done`` it would have sent."""
-    cancelled = stop.cancel_requested
-    status: DoneStatus = "cancelled" if cancelled else "failed"
-    reason = (
-        "stopped by SIGTERM"
-        if cancelled
-        else (
-            f"DistributedTrainingError: the {nproc} training processes exited with code "
-            f"{returncode} before rank 0 reported an outcome (see the trainer log)"
-        )
+def run_workers(nproc: int, stop: StopFlag) -> int:
+    """Run the attempt in ``nproc`` worker processes (torchrun) until they end; returns
+    torchrun's exit code. No CUDA check: without GPUs the workers train on CPU with gloo."""
+    command = torchrun_command(nproc)
+    log.info("starting %d training processes: %s", nproc, " ".join(command))
+    # The workers never call the backend nor storage: they get no secret.
+    proc = subprocess.Popen(command, env={**worker_env(), WORKER_ENV: "1"})
+    halt = threading.Event()
+    stopper = threading.Thread(
+        target=_stop_workers, args=(proc, stop, halt), name="ddp-stopper", daemon=True
     )
-    log.error("training processes ended without an outcome (exit code %s)", returncode)
+    stopper.start()
     try:
-        client.done(status, reason=reason)
-    except CallbackError as exc:
-        log.error("done(%s) not delivered: %s", status, exc)
-        return EXIT_FAILED
-    return EXIT_CANCELLED if cancelled else EXIT_FAILED
+        return proc.wait()
+    finally:
+        halt.set()
+        stopper.join()
+        if proc.poll() is None:  # interrupted while waiting
+            proc.kill()
+            proc.wait()
+
+
+def worker_result(
+    outcomes: Mapping[int, Mapping[str, Any]], returncode: int, nproc: int
+) -> dict[str, float]:
+    """Rank 0's final metrics from the ranks' outcomes; raises `WorkerError` naming the first
+    failure (or saying that none was reported)."""
+    failed = sorted(
+        (o for o in outcomes.values() if o.get("status") == "failed"),
+        key=lambda o: float(o.get("at") or 0),
+    )
+    if failed:
+        raise WorkerError(str(failed[0].get("reason") or "training process failed"))
+    main = outcomes.get(0, {})
+    if main.get("status") == "succeeded" and returncode == 0:
+        return clean_metrics(main.get("metrics"))
+    if main.get("status") in ("cancelled", "stopped"):
+        # Not our SIGTERM (the launcher checks its own first): torchrun stopped rank 0 because
+        # another rank died without saying why.
+        raise WorkerError(
+            "DistributedTrainingError: another training process failed and the run was "
+            "stopped (see the trainer log)"
+        )
+    raise WorkerError(
+        f"DistributedTrainingError: the {nproc} training processes exited with code "
+        f"{returncode} before rank 0 reported an outcome (see the trainer log)"
+    )
 
 
 def visible_cuda_devices() -> int:

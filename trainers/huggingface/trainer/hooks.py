@@ -5,8 +5,10 @@ ends every epoch with ``on_epoch_end`` → ``on_log`` (the epoch's mean training
 learning rate) → ``on_evaluate`` (validation loss, accuracy, macro F1) → checkpoint written →
 ``on_save``. The callback collects the epoch's metrics along the way and, in ``on_save`` (rank 0
 only, after every rank has written its part of the checkpoint), publishes the checkpoint
-(trainer/checkpoints.py), sends the ``checkpoint_saved`` event and then the epoch's heartbeat —
-so a heartbeat for epoch *n* always has a checkpoint of epoch *n* behind it.
+(trainer/checkpoints.py) and hands the epoch to its `Announce`: in one process, the
+``checkpoint_saved`` event and then the epoch's heartbeat; in a distributed run, the hand-over
+to the launching process, which sends them (trainer/handover.py) — so a heartbeat for epoch *n*
+always has a checkpoint of epoch *n* behind it.
 
 Stopping: after every optimizer step (``on_step_end``) the ranks agree whether any of them must
 stop (SIGTERM, a refused callback, a failed upload) and set ``control.should_training_stop``;
@@ -33,6 +35,9 @@ from trainer.progress import ProgressReporter
 
 log = logging.getLogger("trainyard.trainer.hooks")
 
+# What rank 0 does with a published epoch: (completed epoch, its metrics, where its checkpoint is).
+Announce = Callable[[int, Mapping[str, float], str], None]
+
 # Trainer metric names → the trainer's metric names.
 EVAL_METRICS: Mapping[str, str] = {
     "eval_loss": "val/loss",
@@ -51,6 +56,7 @@ class TrainyardCallback(TrainerCallback):  # type: ignore[misc]
         dist: DistContext,
         *,
         keeper: CheckpointKeeper | None,
+        announce: Announce,
         train_samples: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -58,6 +64,7 @@ class TrainyardCallback(TrainerCallback):  # type: ignore[misc]
         self._stop = stop
         self._dist = dist
         self._keeper = keeper  # rank 0 only
+        self._announce = announce
         self._train_samples = train_samples
         self._clock = clock
         self._epoch_started_at: float | None = None
@@ -138,11 +145,6 @@ class TrainyardCallback(TrainerCallback):  # type: ignore[misc]
             control.should_training_stop = True
             return
         try:
-            self._reporter.event(
-                "checkpoint_saved",
-                f"epoch {completed} checkpoint",
-                {"path": where, "epoch": completed},
-            )
-            self._reporter.epoch_done(completed, metrics)
+            self._announce(completed, metrics, where)
         except CallbackRefused as refusal:
             self._refused(refusal, control)

@@ -61,8 +61,9 @@ from collections.abc import Sequence
 from trainer_kit.control import StopFlag
 from trainer_kit.entrypoint import run_entrypoint
 
-from trainer.distributed import WORKER_ENV, DistContext, worker_settings_env, write_outcome
-from trainer.run import launch, run_attempt
+from trainer.distributed import WORKER_ENV, DistContext, worker_settings_env
+from trainer.launcher import launch
+from trainer.run import run_attempt, run_rank
 from trainer.settings import TrainerSettings, load_settings
 
 
@@ -70,22 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one attempt from the environment; returns the exit code."""
     del argv  # configured only through the environment
     if os.environ.get(WORKER_ENV) == "1":  # one rank of a distributed run (trainer/distributed.py)
-        return run_entrypoint(lambda: load_settings(worker_settings_env()), _attempt)
+        return run_entrypoint(lambda: load_settings(worker_settings_env()), _rank)
     return run_entrypoint(load_settings, _attempt)
 
 
+def _rank(settings: TrainerSettings, stop: StopFlag) -> int:
+    return run_rank(settings, stop, DistContext.from_environment())
+
+
 def _attempt(settings: TrainerSettings, stop: StopFlag) -> int:
-    if os.environ.get(WORKER_ENV) == "1":
-        # One rank of a distributed run (trainer/distributed.py): only rank 0 reports.
-        dist = DistContext.from_environment()
-        if not dist.is_leader:
-            return run_attempt(settings, None, stop, dist)
-        with settings.callback_client() as client:
-            code = run_attempt(settings, client, stop, dist)
-        write_outcome(settings.output_dir, code)
-        return code
     with settings.callback_client() as client:
-        if settings.gpus > 1:
+        if settings.gpus > 1:  # the ranks train, this process reports (trainer/launcher.py)
             return launch(settings, client, stop)
         return run_attempt(settings, client, stop)
 

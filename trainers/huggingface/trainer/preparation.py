@@ -1,10 +1,12 @@
-"""What rank 0 readies before training: the restored checkpoint, the first heartbeat, the
-dataset and model folders, and the state the checkpoints carry."""
+"""What the reporting process readies before training: the restored checkpoint, the first
+heartbeat, the dataset and model folders; and the state the checkpoints carry."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from trainer_kit.control import StopFlag
 from trainer_kit.output_dir import run_dir, trainer_dir
@@ -21,12 +23,45 @@ from trainer.settings import TrainerSettings
 
 @dataclass(frozen=True)
 class Prepared:
-    """What rank 0 made ready before training (handed to the other ranks)."""
+    """What the reporting process made ready before training (in a distributed run, the
+    launching process, which hands it to the ranks)."""
 
     dataset: Path
     restored: RestoredCheckpoint | None
     model_folder: Path | None
     model_type: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what the launching process hands the ranks (trainer/handover.py)."""
+        restored = self.restored
+        return {
+            "dataset": str(self.dataset),
+            "model_folder": str(self.model_folder) if self.model_folder else None,
+            "model_type": self.model_type,
+            "restored": None
+            if restored is None
+            else {
+                "path": str(restored.path),
+                "source": restored.source,
+                "state": restored.state.to_json(),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Prepared:
+        restored = body.get("restored")
+        return cls(
+            dataset=Path(body["dataset"]),
+            restored=None
+            if restored is None
+            else RestoredCheckpoint(
+                path=Path(restored["path"]),
+                source=restored["source"],
+                state=CheckpointState.from_json(restored["state"]),
+            ),
+            model_folder=Path(body["model_folder"]) if body.get("model_folder") else None,
+            model_type=body.get("model_type"),
+        )
 
 
 def is_model_folder(model: str) -> bool:

@@ -1,8 +1,10 @@
-"""One training attempt: set-up, the transformers ``Trainer``, and the final ``done``.
+"""One training attempt in this process (`run_attempt`, 0 or 1 GPU), or one rank of a
+distributed run (`run_rank`; the launching process is trainer/launcher.py): set-up, the
+transformers ``Trainer``, and the outcome.
 
 The offline set-up is in trainer/environment.py, the Trainer's arguments in
-trainer/arguments.py, what rank 0 readies before training in trainer/preparation.py and the
-run's layout and artifacts in trainer/artifacts.py.
+trainer/arguments.py, what the reporting process readies before training in
+trainer/preparation.py and the run's layout and artifacts in trainer/artifacts.py.
 """
 
 from __future__ import annotations
@@ -10,38 +12,31 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainer_kit.callbacks import CallbackClient, CallbackError
+from trainer_kit.callbacks import CallbackClient
 from trainer_kit.control import StopFlag, TrainingCancelled
-from trainer_kit.outcome import (
-    EXIT_CANCELLED,
-    EXIT_FAILED,
-    EXIT_OK,
-    describe,
-    report_failure,
-    send_done,
-)
+from trainer_kit.outcome import EXIT_FAILED, EXIT_OK, describe, report_failure, report_success
 from trainer_kit.output_dir import run_dir, trainer_dir
 from trainer_kit.publishing import RunPublisher
 from trainer_kit.storage import LazyStorage
 
 from trainer.arguments import training_arguments
 from trainer.artifacts import collect_artifacts
-from trainer.checkpoints import MARKER, CheckpointKeeper, write_marker
+from trainer.checkpoints import MARKER, CheckpointKeeper, CheckpointState, write_marker
 from trainer.dataset import LoadedData, load_data
-from trainer.distributed import (
-    DistContext,
-    LeaderFailed,
-    cancel_requested_by_launcher,
-    run_workers,
-    visible_cuda_devices,
-)
+from trainer.distributed import DistContext, LeaderFailed, visible_cuda_devices
 from trainer.environment import prepare_environment, transformers_version
+from trainer.handover import ddp_dir, read_prepared, write_outcome, write_progress
 from trainer.preparation import Prepared, initial_state, prepare
 from trainer.progress import ProgressReporter
+from trainer.resume import RestoredCheckpoint
 from trainer.settings import TEXT_CLASSIFICATION, TrainerSettings
+
+if TYPE_CHECKING:  # trainer.hooks imports transformers, which must wait for the environment
+    from trainer.hooks import Announce
 
 log = logging.getLogger("trainyard.trainer.run")
 
@@ -53,7 +48,7 @@ class GPUUnavailableError(RuntimeError):
 
 
 class PeerStopped(Exception):  # noqa: N818 - a control-flow signal
-    """Another rank stopped the run (rank 0 reports why)."""
+    """Another rank stopped the run (that rank's outcome says why)."""
 
 
 # -- stages -------------------------------------------------------------------------------------
@@ -68,6 +63,7 @@ def train(
     stop: StopFlag,
     dist: DistContext,
     keeper: CheckpointKeeper | None,
+    announce: Announce,
     device: str,
 ) -> None:
     """Build everything, run ``Trainer.train`` and save the final model into ``run/model/``.
@@ -92,7 +88,7 @@ def train(
             lambda: modeling.train_tokenizer(
                 texts, hp.vocab_size, hp.max_length, private / "tokenizer"
             ),
-            exit_code=lambda: _leader_exit_code(stop),
+            exit_code=lambda: EXIT_FAILED,
         )
 
     built = modeling.build(
@@ -105,7 +101,9 @@ def train(
         restored=restored is not None,
     )
     stop.check()
-    callback = TrainyardCallback(reporter, stop, dist, keeper=keeper, train_samples=len(data.train))
+    callback = TrainyardCallback(
+        reporter, stop, dist, keeper=keeper, announce=announce, train_samples=len(data.train)
+    )
     trainer = Trainer(
         model=built.model,
         args=training_arguments(settings, folder, device),
@@ -140,31 +138,28 @@ def train(
         publish_folder(staging, folder / "model")
 
 
-def _leader_exit_code(stop: StopFlag) -> int:
-    return EXIT_CANCELLED if stop.cancel_requested else EXIT_FAILED
+def started_message(settings: TrainerSettings) -> str:
+    return f"huggingface trainer started (attempt {settings.attempt})"
 
 
-def _started_data(settings: TrainerSettings, dist: DistContext, device: str) -> dict[str, Any]:
-    if dist.distributed and device != "cpu":  # one GPU per rank
-        device = "cuda:" + ",".join(str(rank) for rank in range(dist.world_size))
+def started_data(settings: TrainerSettings, world_size: int, device: str) -> dict[str, Any]:
+    """``trainer_started``'s data (sent by the process that reports)."""
     return {
         "framework": FRAMEWORK,
         "transformers_version": transformers_version(),
         "model": settings.model,
         "task": settings.task or "auto",
         "device": device,
-        "world_size": dist.world_size,
+        "world_size": world_size,
         "attempt": settings.attempt,
         "pid": os.getpid(),
         **({"resume_from": settings.resume_from} if settings.resume_from else {}),
     }
 
 
-def _device(settings: TrainerSettings, dist: DistContext) -> str:
-    """Join the process group (distributed) or pick the one device; raises
-    `GPUUnavailableError` when TRAINYARD_GPUS=1 and no CUDA device is visible."""
-    if dist.distributed:
-        return dist.init()
+def _device(settings: TrainerSettings) -> str:
+    """The one device of a single-process run; raises `GPUUnavailableError` when
+    TRAINYARD_GPUS=1 and no CUDA device is visible."""
     if settings.gpus == 0:
         return "cpu"
     if visible_cuda_devices() < 1:
@@ -174,55 +169,73 @@ def _device(settings: TrainerSettings, dist: DistContext) -> str:
     return "cuda:0"
 
 
-def run_attempt(
-    settings: TrainerSettings,
-    client: CallbackClient | None,
-    stop: StopFlag,
-    dist: DistContext | None = None,
-) -> int:
-    """Train once (as one rank of ``dist``) and report the outcome; returns the exit code."""
-    dist = dist or DistContext()
-    leader = dist.is_leader
+def load_checked(
+    settings: TrainerSettings, prepared: Prepared, dist: DistContext
+) -> tuple[LoadedData, CheckpointState]:
+    """The dataset, checked against the model type, and the state the checkpoints carry."""
+    data = load_data(prepared.dataset, settings.task)
+    if prepared.model_type is not None:
+        from trainer.modeling import check_model_type
+
+        check_model_type(prepared.model_type, data.task)  # before the long imports
+    return data, initial_state(settings, data, prepared.restored, dist)
+
+
+def new_keeper(
+    folder: Path,
+    state: CheckpointState,
+    publisher: RunPublisher | None,
+    restored: RestoredCheckpoint | None,
+) -> CheckpointKeeper:
+    keeper = CheckpointKeeper(folder, state, publisher)
+    if restored is not None:
+        keeper.last = restored.source
+        keeper.write_results()  # the earlier attempts' rows come first
+    return keeper
+
+
+def final_metrics(keeper: CheckpointKeeper | None) -> dict[str, float]:
+    """The last epoch's metrics and the best accuracy: ``done(succeeded)``'s metrics."""
+    if keeper is None:
+        return {}
+    metrics = keeper.state.last_metrics()
+    if keeper.state.best_metric is not None:
+        metrics["best/val/accuracy"] = keeper.state.best_metric
+    return metrics
+
+
+def publish_run(publisher: RunPublisher, folder: Path) -> None:
+    """Upload the final model (its ``COMPLETE`` last) and ``results.csv``."""
+    publisher.publish_folder(folder / "model", MARKER, (folder / "model" / MARKER).read_bytes())
+    publisher.publish(folder / "results.csv")
+
+
+def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFlag) -> int:
+    """Train once in this process (0 or 1 GPU) and report the outcome; returns the exit code."""
+    dist = DistContext()
     storage = LazyStorage()
     prepare_environment(settings.output_dir, gpus=settings.gpus)
     publisher: RunPublisher | None = None
-    if settings.output_uri is not None and leader:
+    if settings.output_uri is not None:
         publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
     reporter = ProgressReporter(
-        client if leader else None,
-        stop,
-        epochs=settings.epochs,
-        keepalive_s=settings.keepalive_s,
+        client, stop, epochs=settings.epochs, keepalive_s=settings.keepalive_s
     )
     folder = run_dir(settings.output_dir)
     keeper: CheckpointKeeper | None = None
     try:
         try:
-            device = settings.device_name() if not dist.distributed else "cpu"
+            device = settings.device_name()
             try:
-                device = _device(settings, dist)
+                device = _device(settings)
             finally:
                 reporter.event(
-                    "trainer_started",
-                    f"huggingface trainer started (attempt {settings.attempt})",
-                    _started_data(settings, dist, device),
+                    "trainer_started", started_message(settings), started_data(settings, 1, device)
                 )
-            prepared = dist.leader_first(
-                lambda: prepare(settings, reporter, stop, storage),
-                exit_code=lambda: _leader_exit_code(stop),
-            )
+            prepared = prepare(settings, reporter, stop, storage)
             stop.check()
-            data = load_data(prepared.dataset, settings.task)
-            if prepared.model_type is not None:
-                from trainer.modeling import check_model_type
-
-                check_model_type(prepared.model_type, data.task)  # before the long imports
-            state = initial_state(settings, data, prepared.restored, dist)
-            if leader:
-                keeper = CheckpointKeeper(folder, state, publisher)
-                if prepared.restored is not None:
-                    keeper.last = prepared.restored.source
-                    keeper.write_results()  # the earlier attempts' rows come first
+            data, state = load_checked(settings, prepared, dist)
+            keeper = new_keeper(folder, state, publisher, prepared.restored)
             stop.check()
             train(
                 settings,
@@ -232,104 +245,74 @@ def run_attempt(
                 stop=stop,
                 dist=dist,
                 keeper=keeper,
+                announce=reporter.announce_epoch,
                 device=device,
             )
             if publisher is not None:  # keep-alives go on while the run is uploaded
-                publisher.publish_folder(
-                    folder / "model", MARKER, (folder / "model" / MARKER).read_bytes()
-                )
-                publisher.publish(folder / "results.csv")
+                publish_run(publisher, folder)
                 stop.check()
         finally:
             reporter.close()
-    except LeaderFailed as exc:  # the other ranks: rank 0 reports
-        return exc.exit_code
     except BaseException as exc:
-        return _report_failure(
-            settings,
+        last = keeper.last if keeper is not None else None
+        return report_failure(
             client,
             exc,
-            stop=stop,
-            dist=dist,
-            reporter=reporter,
-            keeper=keeper,
-            publisher=publisher,
+            stop,
+            metrics=reporter.metrics,
+            artifacts=lambda: collect_artifacts(folder, last, publisher),
         )
-    finally:
-        dist.close()
-    metrics = keeper.state.last_metrics() if keeper is not None else {}
-    if keeper is not None and keeper.state.best_metric is not None:
-        metrics["best/val/accuracy"] = keeper.state.best_metric
-    delivered = send_done(
-        client if leader else None,
-        "succeeded",
-        reason=None,
-        metrics=metrics,
-        artifacts=collect_artifacts(folder, keeper, publisher),
-    )
-    return EXIT_OK if delivered else EXIT_FAILED
-
-
-def _report_failure(
-    settings: TrainerSettings,
-    client: CallbackClient | None,
-    exc: BaseException,
-    *,
-    stop: StopFlag,
-    dist: DistContext,
-    reporter: ProgressReporter,
-    keeper: CheckpointKeeper | None,
-    publisher: RunPublisher | None,
-) -> int:
-    if not dist.is_leader or client is None:  # the other ranks: rank 0 reports
-        log.error("training stopped on rank %d: %s", dist.rank, describe(exc))
-        return EXIT_CANCELLED if stop.cancel_requested else EXIT_FAILED
-    sigterm = stop.cancel_requested or isinstance(exc, TrainingCancelled)
-
-    def reason(failure: BaseException) -> str:
-        # A SIGTERM that was no cancel, or a peer's stop: another rank failed, and says why.
-        if sigterm or isinstance(failure, PeerStopped):
-            return (
-                "DistributedTrainingError: another training process failed and the run was "
-                "stopped (see the trainer log)"
-            )
-        return describe(failure)
-
-    return report_failure(
+    return report_success(
         client,
-        exc,
-        stop,
-        metrics=reporter.metrics,
-        artifacts=lambda: collect_artifacts(run_dir(settings.output_dir), keeper, publisher),
-        describe=reason,
-        # In a distributed run torchrun also stops the workers with SIGTERM when another rank
-        # failed: only the launcher's marker makes it a cancellation.
-        sigterm_cancels=lambda: (
-            not dist.distributed or cancel_requested_by_launcher(settings.output_dir)
-        ),
+        metrics=final_metrics(keeper),
+        artifacts=collect_artifacts(folder, keeper.last, publisher),
     )
 
 
-def launch(settings: TrainerSettings, client: CallbackClient, stop: StopFlag) -> int:
-    """TRAINYARD_GPUS > 1: check the GPUs, then run the attempt in that many processes."""
-    visible = visible_cuda_devices()
-    if visible < settings.gpus:
-        reason = describe(
-            GPUUnavailableError(
-                f"TRAINYARD_GPUS={settings.gpus} asks for {settings.gpus} GPUs but "
-                f"{visible} CUDA device(s) are visible"
-            )
-        )
-        log.error(reason)
-        prepare_environment(settings.output_dir)
+def run_rank(settings: TrainerSettings, stop: StopFlag, dist: DistContext) -> int:
+    """One rank of a distributed run (started by trainer/launcher.py through torchrun): train,
+    and on rank 0 write the run folder and hand each epoch over; every rank writes its outcome
+    (trainer/handover.py). Sends nothing. Returns 1 when this rank failed (torchrun then stops
+    the others), else 0."""
+    handover = ddp_dir(settings.output_dir)
+    prepare_environment(settings.output_dir, gpus=settings.gpus)
+    reporter = ProgressReporter(None, stop, epochs=settings.epochs, keepalive_s=1.0)
+    keeper: CheckpointKeeper | None = None
+
+    def announce(completed: int, metrics: Mapping[str, float], where: str) -> None:
+        write_progress(handover, stop, completed, metrics, where)
+
+    try:
         try:
-            client.event(
-                "trainer_started",
-                f"huggingface trainer started (attempt {settings.attempt})",
-                _started_data(settings, DistContext(), settings.device_name()),
+            device = dist.init()
+            prepared = Prepared.from_dict(read_prepared(handover))
+            data, state = load_checked(settings, prepared, dist)
+            if dist.is_leader:
+                keeper = new_keeper(run_dir(settings.output_dir), state, None, prepared.restored)
+            stop.check()
+            train(
+                settings,
+                data,
+                prepared,
+                reporter=reporter,
+                stop=stop,
+                dist=dist,
+                keeper=keeper,
+                announce=announce,
+                device=device,
             )
-            client.done("failed", reason=reason)
-        except CallbackError as exc:
-            log.error("callbacks not delivered: %s", exc)
+        finally:
+            reporter.close()
+            dist.close()
+    except TrainingCancelled:
+        write_outcome(handover, dist.rank, "cancelled")
+        return EXIT_OK
+    except (PeerStopped, LeaderFailed):  # the rank that stopped the run says why
+        write_outcome(handover, dist.rank, "stopped")
+        return EXIT_OK
+    except BaseException as exc:
+        log.error("training failed on rank %d", dist.rank, exc_info=exc)
+        write_outcome(handover, dist.rank, "failed", reason=describe(exc))
         return EXIT_FAILED
-    return run_workers(settings.output_dir, client, stop, settings.gpus)
+    write_outcome(handover, dist.rank, "succeeded", metrics=final_metrics(keeper))
+    return EXIT_OK

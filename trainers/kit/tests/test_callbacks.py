@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -46,6 +49,25 @@ def test_posts_json_with_bearer_token(callback_server: CallbackServer) -> None:
         "metrics": {"m": 0.5},
         "artifacts": {"weights": "/w/best.pt"},
     }
+
+
+def test_the_server_can_tell_which_process_sent_a_callback(
+    callback_server: CallbackServer,
+) -> None:
+    callback_server.track_senders = True
+    code = (
+        "import sys; from trainer_kit.callbacks import CallbackClient\n"
+        "with CallbackClient(sys.argv[1], 'job_1', 'tok') as c: c.event('log', 'child')"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, callback_server.url])
+    assert child.wait(timeout=60) == 0
+    with _client(callback_server.url) as client:
+        client.event("log", "parent")
+
+    assert [(c.body["message"], c.pid) for c in callback_server.snapshot()] == [
+        ("child", child.pid),
+        ("parent", os.getpid()),
+    ]
 
 
 def test_retries_5xx_until_accepted(callback_server: CallbackServer) -> None:

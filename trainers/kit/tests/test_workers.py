@@ -4,19 +4,15 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from trainer_kit.testing.processes import SpawnedEnvirons
 from trainer_kit.workers import (
-    hand_over,
     is_secret,
     secrets_in,
-    take_over,
     withheld_from_environ,
     worker_env,
 )
@@ -65,17 +61,3 @@ def test_a_process_started_inside_withheld_from_environ_gets_no_secret(
     assert child["PATH"] == os.environ["PATH"], "the rest of the environment is kept"
     assert not secrets_in(child), "a spawned process was given a secret"
     assert secrets_in(dict(os.environ)) == SECRETS, "the secrets are back afterwards"
-
-
-def test_hand_over_is_private_to_its_owner_and_read_once(tmp_path: Path) -> None:
-    path = tmp_path / "ddp" / "secrets.json"
-    hand_over(SECRETS, path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    env: dict[str, str] = {"PATH": "/usr/bin"}
-
-    take_over(path, env)
-
-    assert env == {"PATH": "/usr/bin", **SECRETS}
-    assert not path.exists()
-    take_over(path, env)  # nothing handed over (again): nothing changes
-    assert env == {"PATH": "/usr/bin", **SECRETS}

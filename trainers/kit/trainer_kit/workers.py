@@ -11,17 +11,13 @@ loader processes, crash reports, a framework's integrations), so it is withheld 
 * `withheld_from_environ` takes the secrets out of this process's own environment for a while,
   for a framework that starts its workers itself with the inherited environment (Ultralytics);
   the callback client and the storage client built before keep theirs in memory.
-* `hand_over` / `take_over` give the secrets to the one worker that reports (Hugging Face's
-  rank 0) through a file only its owner may read, removed as soon as it is read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
-from pathlib import Path
 
 # Credentials by name: the contract's token, the standard AWS keys, the hubs' tokens.
 SECRET_VARIABLES = frozenset(
@@ -77,25 +73,3 @@ def withheld_from_environ(environ: MutableMapping[str, str] | None = None) -> It
         yield
     finally:
         env.update(secrets)
-
-
-def hand_over(secrets: Mapping[str, str], path: Path) -> None:
-    """Write ``secrets`` to ``path``, readable by this user only (created so from the start)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(dict(secrets), handle)
-
-
-def take_over(path: Path, environ: MutableMapping[str, str] | None = None) -> None:
-    """Move the secrets `hand_over` wrote into this process's environment; the file is gone
-    afterwards. No file: nothing to take (the launcher had no secret to hand over)."""
-    env = os.environ if environ is None else environ
-    try:
-        secrets = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return
-    finally:
-        path.unlink(missing_ok=True)
-    env.update({str(name): str(value) for name, value in secrets.items()})

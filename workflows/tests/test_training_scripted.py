@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,8 @@ class ScriptedActivities:
     states: list[str | None] = field(default_factory=list)
     # The state the backend ended the job in when it stored a trainer's `done`.
     decided: str | None = None
+    # Called by stop_trainer with the workflow's id: a trainer answering the stop (its `done`).
+    on_stop: Callable[[str], Awaitable[None]] | None = None
     stopped: list[int] = field(default_factory=list)
     finished_tracking: list[str] = field(default_factory=list)
 
@@ -127,6 +129,9 @@ class ScriptedActivities:
         @activity.defn(name="stop_trainer")
         async def stop_trainer(request: StopTrainerInput) -> StopResult:
             self.stopped.append(request.handle.pid)
+            workflow_id = activity.info().workflow_id
+            if self.on_stop is not None and workflow_id is not None:
+                await self.on_stop(workflow_id)
             return StopResult(was_running=True, exit_code=143)
 
         @activity.defn(name="cleanup")
@@ -218,6 +223,40 @@ async def test_a_cancel_ends_the_job_cancelled_whatever_activity_is_in_flight(
     assert scripted.stopped == ([4242] if launched else [])
     tracked = scripted.blocking == "sync_tracking"
     assert scripted.finished_tracking == (["CANCELLED"] if tracked else [])
+
+
+async def test_a_trainer_that_answers_the_stop_with_done_has_ended_the_job_itself(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="sync_tracking")
+
+    async def trainer_says_done(workflow_id: str) -> None:
+        # The trainer's done(cancelled) reaches the backend, which ends the job CANCELLED
+        # (the cancel was requested) and signals the workflow.
+        scripted.decided = "CANCELLED"
+        done = TrainerDone(attempt=1, status="cancelled", reason="stopped on request")
+        await temporal_env.client.get_workflow_handle(workflow_id).signal(TRAINER_DONE_SIGNAL, done)
+
+    scripted.on_stop = trainer_says_done
+    queue = f"stop-{uuid.uuid4().hex}"
+    job_id = f"job_{uuid.uuid4().hex}"
+    async with Worker(
+        temporal_env.client,
+        task_queue=queue,
+        workflows=[TrainingWorkflow],
+        activities=scripted.activities(),
+    ):
+        handle = await temporal_env.client.start_workflow(
+            WORKFLOW_NAME, training_input(job_id), id=f"training-{job_id}", task_queue=queue
+        )
+        await asyncio.wait_for(scripted.entered_blocking.wait(), timeout=30)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=30)
+
+    # The workflow read the backend's verdict instead of deciding CANCELLED a second time.
+    assert scripted.states == ["VALIDATING", "STARTING", None]
+    assert scripted.finished_tracking == ["CANCELLED"]
 
 
 async def test_an_attempt_that_cannot_start_fails_the_job_with_the_watchs_reason(

@@ -181,8 +181,12 @@ class TrainingWorkflow:
         workflow.logger.info("job %s cancelled", job_id)
         if handle is not None:
             await self._stop(TrainingActivities.stop_trainer, handle)
-        await self._report(job_id, JobState.CANCELLED, "cancelled")
-        await self._tracking.finish(job_id, JobState.CANCELLED)
+        # A trainer that answered the stop with `done` ended the job already (the backend
+        # decides a done): read that. Only a trainer that said nothing leaves it to the workflow.
+        decided = self._done is not None and self._done.attempt == self._attempt
+        state = None if decided else JobState.CANCELLED
+        reported = await self._report(job_id, state, "cancelled")
+        await self._tracking.finish(job_id, reported.state)
 
     async def _supervise(
         self, training: TrainingInput, handle: AttemptHandle

@@ -14,6 +14,7 @@ from typing import TypeVar
 from temporalio import activity
 
 from trainyard_workflows.activities.attempt_messages import retry_message, where_it_runs
+from trainyard_workflows.activities.backend_calls import heartbeating, post_event_quietly
 from trainyard_workflows.activities.cluster_wait import ClusterWait
 from trainyard_workflows.activities.log_shipping import LogShipping, heartbeat
 from trainyard_workflows.activities.schemas import (
@@ -354,16 +355,7 @@ class TrainingActivities:
         return StopResult(was_running=True, exit_code=stopped.exit_code)
 
     async def _heartbeating(self, work: Awaitable[T]) -> T:
-        """Await `work` while heartbeating, for steps that may outlast the heartbeat timeout."""
-        task = asyncio.ensure_future(work)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self._settings.watch_poll_s)
-                if done:
-                    return task.result()
-                heartbeat()
-        finally:
-            task.cancel()
+        return await heartbeating(work, self._settings.watch_poll_s)
 
     async def _quietly(self, ask: Awaitable[T], handle: AttemptHandle, fallback: T) -> T:
         """The launcher's answer, or `fallback` when its API hiccups (the next poll asks again)."""
@@ -396,7 +388,4 @@ class TrainingActivities:
     async def _post_event_quietly(
         self, job_id: str, type_: str, message: str, data: dict[str, object]
     ) -> None:
-        try:
-            await self._backend.post_event(job_id, type_, message, dict(data))
-        except BackendError as error:
-            logger.warning("job %s: could not post %s event: %s", job_id, type_, error)
+        await post_event_quietly(self._backend, job_id, type_, message, data)

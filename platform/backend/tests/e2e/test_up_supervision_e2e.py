@@ -4,6 +4,7 @@ platform works again, a second `up` on the same data folder is refused, and SIGT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -63,11 +64,19 @@ def _up_args(data_dir: Path, ports: list[int]) -> list[str]:
     return [trainyard_executable(), "up", "--data-dir", str(data_dir), *options]
 
 
-def start_up(data_dir: Path, ports: list[int], output: Path) -> Up:
-    """`trainyard up` with a short stop grace, once it says it is up."""
+# A shell that ignores SIGINT, then becomes the command: what `trainyard up &` gets from a shell.
+_SIGINT_IGNORED = ["sh", "-c", 'trap "" INT; exec "$0" "$@"']
+
+
+def start_up(
+    data_dir: Path, ports: list[int], output: Path, *, as_background_job: bool = False
+) -> Up:
+    """`trainyard up` with a short stop grace, once it says it is up. `as_background_job`:
+    started with SIGINT ignored, as a shell starts `trainyard up &`."""
+    command = [*_up_args(data_dir, ports), "--stop-grace", "5"]
     with output.open("ab") as log:
         process = subprocess.Popen(
-            [*_up_args(data_dir, ports), "--stop-grace", "5"],
+            [*_SIGINT_IGNORED, *command] if as_background_job else command,
             env={**os.environ, **_ENV},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -89,6 +98,12 @@ def stop_up(up: Up, sig: signal.Signals) -> int:
         return up.process.wait(timeout=120)
     except subprocess.TimeoutExpired:
         up.process.kill()
+        # A failing test must not leave the components it started running.
+        state = read_state(up.data_dir / STATE_FILE)
+        for status in [] if isinstance(state, str) else state.components.values():
+            if status.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(status.pid, signal.SIGKILL)
         raise
 
 
@@ -232,8 +247,11 @@ def test_sigterm_stops_everything_then_a_new_up_starts_on_the_same_folder_and_ct
     # e2e group's modules interleaved), so "after that" must happen in the same test.
     _stopped_completely(up, signal.SIGTERM)
 
-    # Nothing of the first one is left to hold the data folder or a port.
-    again = start_up(up.data_dir, ports, up.output.with_name("up-again.log"))
+    # Nothing of the first one is left to hold the data folder or a port. Started as a
+    # background job (SIGINT inherited ignored), Ctrl-C must still stop it.
+    again = start_up(
+        up.data_dir, ports, up.output.with_name("up-again.log"), as_background_job=True
+    )
     try:
         _stopped_completely(again, signal.SIGINT)
     finally:

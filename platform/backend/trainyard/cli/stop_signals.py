@@ -1,7 +1,9 @@
 """How `trainyard up` and `trainyard demo` take the signals that stop them.
 
 SIGTERM (what systemd, Docker and Kubernetes send) ends the platform's `with` block as Ctrl-C
-does, by raising KeyboardInterrupt, so both stop every component and wait for it. While the
+does, by raising KeyboardInterrupt, so both stop every component and wait for it. SIGINT gets
+the same handler explicitly: a process started as a shell's background job inherits SIGINT
+ignored, and Python then leaves it ignored. While the
 platform stops, further signals are noted and otherwise ignored: one interrupting the stop
 would leave components running. The handlers are Python functions, not SIG_IGN, because a
 process started meanwhile would inherit SIG_IGN and then ignore the SIGTERM that stops it.
@@ -28,7 +30,7 @@ def _in_main_thread() -> bool:
 
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt, as SIGINT does."""
+    """Within the block, SIGTERM and SIGINT raise KeyboardInterrupt."""
     if not _in_main_thread():
         yield
         return
@@ -36,11 +38,12 @@ def sigterm_interrupts() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in _STOPS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -93,6 +94,8 @@ async def test_a_job_committed_by_an_api_stopped_before_the_start_is_started_by_
         assert (await get_job(client, job["id"]))["state"] == "PENDING"
 
 
+# One tier: what is tested is Temporal's outage (the sweep's queries run on both tiers above).
+@pytest.mark.parametrize("backend_tier", ["sqlite"], indirect=True)
 async def test_a_cancel_recorded_while_temporal_is_down_is_delivered_when_it_answers(
     tmp_path: Path, job_body: dict[str, Any], backend_tier: dict[str, object]
 ) -> None:

@@ -110,7 +110,7 @@ class TrackingActivities:
         restarting when a job ends must not leave its run open without its final metrics."""
         deadline = time.monotonic() + self._settings.tracking_finish_wait_s
         pause = 1.0
-        while not await self._in_thread(tracker.answers) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not await self._in_thread(tracker.answers):
             await self._heartbeating_sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 15.0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,8 @@ from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
 # token matches the worker's default so a bare `trainyard-api` + `trainyard-worker` pair works.
 EMBEDDED_INTERNAL_TOKEN = "embedded-internal-token"
 EMBEDDED_CALLBACK_SECRET = "embedded-callback-secret"
+EMBEDDED_SESSION_SECRET = "embedded-session-secret"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class BackendSettings(BaseSettings):
@@ -53,7 +56,52 @@ class BackendSettings(BaseSettings):
     internal_token: SecretStr = SecretStr(EMBEDDED_INTERNAL_TOKEN)
     callback_secret: SecretStr = SecretStr(EMBEDDED_CALLBACK_SECRET)
 
+    # --- Identity and access (docs/operations.md, "Signing in") ---------------------------
+    # local: no sign-in; a request without a credential is the local user (`owner`), a
+    #   platform admin. Accepted only while the API listens on a loopback address.
+    # oidc: every request signs in: a bearer JWT from the IdP below, an API key, or the web
+    #   UI's session cookie (the backend signs the browser in: code + PKCE).
+    auth_mode: Literal["local", "oidc"] = "local"
+    # The local user's name (auth_mode=local).
     owner: str = Field(default="local", min_length=1, max_length=128)
+    oidc_issuer: str | None = None
+    # The `aud` every token must carry (the API's client id at most IdPs).
+    oidc_audience: str | None = None
+    # The web UI's and CLI's client at the IdP (the secret only where the IdP wants one).
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    # Asymmetric algorithms only: a token signed with a shared secret (or none) is refused.
+    oidc_algorithms: list[
+        Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+    ] = [
+        "RS256",
+        "PS256",
+        "ES256",
+        "EdDSA",
+    ]
+    # The claim that lists the user's groups, and the roles a group gives:
+    # {"ml-team-admins": "ml-team:admin", "ml-team": "ml-team:member"} (project slug:role).
+    oidc_groups_claim: str | None = None
+    oidc_group_roles: dict[str, str] = Field(default_factory=dict)
+    # How long the IdP's signing keys are kept before they are fetched again (an unknown key
+    # id fetches them at once, at most once per `oidc_jwks_min_refetch_s`).
+    oidc_jwks_cache_s: float = Field(default=3600.0, gt=0)
+    oidc_jwks_min_refetch_s: float = Field(default=10.0, ge=0)
+    # Clock skew accepted on exp / nbf / iat.
+    oidc_leeway_s: int = Field(default=30, ge=0, le=300)
+    # Subjects (as issuer|subject or the email claim) who are platform admins.
+    platform_admins: list[str] = Field(default_factory=list)
+    # Signs the web UI's session cookie; derived from nothing, so set it outside the
+    # embedded tier.
+    session_secret: SecretStr = SecretStr(EMBEDDED_SESSION_SECRET)
+    session_lifetime_s: int = Field(default=8 * 3600, ge=60)
+    # Where users open the platform (https://trainyard.example.com). Its host is accepted in
+    # the Host header, its origin may change state from a browser, and the IdP redirects the
+    # web sign-in back to it.
+    public_url: str | None = None
+    # More Host names this API answers to (loopback names always are); any other Host is a
+    # 403 (DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     max_epochs: int = Field(default=10_000, ge=1)
     max_gpus: int = Field(default=8, ge=0)
@@ -107,13 +155,48 @@ class BackendSettings(BaseSettings):
             for name, value, default in (
                 ("TRAINYARD_INTERNAL_TOKEN", self.internal_token, EMBEDDED_INTERNAL_TOKEN),
                 ("TRAINYARD_CALLBACK_SECRET", self.callback_secret, EMBEDDED_CALLBACK_SECRET),
+                ("TRAINYARD_SESSION_SECRET", self.session_secret, EMBEDDED_SESSION_SECRET),
             ):
                 if value.get_secret_value() == default:
                     raise ValueError(
                         f"{name} must be set to a secret of your own when "
                         "TRAINYARD_DATABASE_URL is not SQLite (the embedded default is public)"
                     )
+        if self.auth_mode == "local" and self.api_host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                "TRAINYARD_AUTH_MODE=local (no sign-in) serves only a loopback address, but "
+                f"TRAINYARD_API_HOST is {self.api_host}: set TRAINYARD_AUTH_MODE=oidc"
+            )
+        if self.auth_mode == "oidc":
+            missing = [
+                f"TRAINYARD_{name.upper()}"
+                for name in ("oidc_issuer", "oidc_audience")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"TRAINYARD_AUTH_MODE=oidc needs {' and '.join(missing)}")
         return self
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names (no port) this API answers to."""
+        hosts = {*LOOPBACK_HOSTS, *(host.lower() for host in self.allowed_hosts)}
+        if self.public_url:
+            hosts.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(hosts - {""})
+
+    @property
+    def trusted_origins(self) -> frozenset[str]:
+        """Origins (scheme://host[:port]) whose pages may change state: the public URL's and
+        this API's own address under each trusted host name."""
+        origins = {
+            f"http://{f'[{host}]' if ':' in host else host}:{self.api_port}"
+            for host in self.trusted_hosts
+        }
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+        return frozenset(origins)
 
     @property
     def mlflow_link_base(self) -> str | None:

@@ -79,3 +79,35 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TRAINYARD_CALLBACK_SECRET", "hunter2")
 
     assert "hunter2" not in repr(BackendSettings())
+
+
+def test_no_sign_in_is_refused_off_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINYARD_API_HOST", "0.0.0.0")
+
+    with pytest.raises(ValidationError, match="TRAINYARD_AUTH_MODE=local"):
+        BackendSettings()
+    monkeypatch.setenv("TRAINYARD_AUTH_MODE", "oidc")
+    with pytest.raises(ValidationError, match="TRAINYARD_OIDC_ISSUER and TRAINYARD_OIDC_AUDIENCE"):
+        BackendSettings()
+    monkeypatch.setenv("TRAINYARD_OIDC_ISSUER", "https://idp.example.com")
+    monkeypatch.setenv("TRAINYARD_OIDC_AUDIENCE", "trainyard")
+    with pytest.raises(ValidationError, match="TRAINYARD_SESSION_SECRET"):
+        BackendSettings()
+    monkeypatch.setenv("TRAINYARD_SESSION_SECRET", "a-real-secret")
+    assert BackendSettings().auth_mode == "oidc"
+
+
+def test_trusted_hosts_and_origins_come_from_loopback_and_the_public_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRAINYARD_PUBLIC_URL", "https://Trainyard.example.com")
+    monkeypatch.setenv("TRAINYARD_API_PORT", "8100")
+
+    settings = BackendSettings()
+
+    assert settings.trusted_hosts == {"127.0.0.1", "localhost", "::1", "trainyard.example.com"}
+    assert "https://trainyard.example.com" in settings.trusted_origins
+    assert {"http://127.0.0.1:8100", "http://localhost:8100", "http://[::1]:8100"} <= (
+        settings.trusted_origins
+    )
+    assert "http://trainyard.example.com:8100" in settings.trusted_origins

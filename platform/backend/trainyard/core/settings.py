@@ -155,7 +155,6 @@ class BackendSettings(BaseSettings):
             for name, value, default in (
                 ("TRAINYARD_INTERNAL_TOKEN", self.internal_token, EMBEDDED_INTERNAL_TOKEN),
                 ("TRAINYARD_CALLBACK_SECRET", self.callback_secret, EMBEDDED_CALLBACK_SECRET),
-                ("TRAINYARD_SESSION_SECRET", self.session_secret, EMBEDDED_SESSION_SECRET),
             ):
                 if value.get_secret_value() == default:
                     raise ValueError(
@@ -173,6 +172,8 @@ class BackendSettings(BaseSettings):
                 for name in ("oidc_issuer", "oidc_audience")
                 if not getattr(self, name)
             ]
+            if self.session_secret.get_secret_value() == EMBEDDED_SESSION_SECRET:
+                missing.append("TRAINYARD_SESSION_SECRET (a secret of your own)")
             if missing:
                 raise ValueError(f"TRAINYARD_AUTH_MODE=oidc needs {' and '.join(missing)}")
         return self

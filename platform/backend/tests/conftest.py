@@ -136,6 +136,7 @@ def make_settings(data_dir: Path, temporal_address: str, **overrides: object) ->
         "callback_secret": SecretStr(CALLBACK_SECRET),
         "owner": "local",
         "temporal_rpc_timeout_s": 5.0,
+        "allowed_hosts": ["trainyard.test"],
     }
     values.update(overrides)
     return BackendSettings.model_validate(values)

@@ -28,7 +28,7 @@ async def serve(settings: BackendSettings) -> AsyncIterator[httpx.AsyncClient]:
     app: FastAPI = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test") as client,
     ):
         yield client
 

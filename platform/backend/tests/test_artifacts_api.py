@@ -121,7 +121,7 @@ async def test_another_owners_job_has_no_artifacts_to_download(
     other = create_app(settings.model_copy(update={"owner": "someone-else"}))
     async with (
         other.router.lifespan_context(other),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://t") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://trainyard.test") as client,
     ):
         response = await client.get(f"/v1/jobs/{job['id']}/artifacts/weights")
 

@@ -68,7 +68,7 @@ async def test_not_ready_while_redis_is_down_and_the_reason_names_it(
     app_without_redis: FastAPI,
 ) -> None:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app_without_redis), base_url="http://t"
+        transport=httpx.ASGITransport(app=app_without_redis), base_url="http://trainyard.test"
     ) as client:
         ready = await client.get("/readyz")
 

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from trainyard.auth.same_origin import SameOriginGuard
 from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
@@ -94,6 +95,11 @@ def create_app(
         lifespan=_lifespan(settings),
     )
     install_error_handlers(app)
+    app.add_middleware(
+        SameOriginGuard,
+        trusted_hosts=settings.trusted_hosts,
+        trusted_origins=settings.trusted_origins,
+    )
     # Made once: a boto3 client is thread-safe and opens connections only when used.
     app.state.storage_settings = storage
     app.state.object_store = object_store_from(storage)

@@ -127,7 +127,7 @@ async def test_another_owners_dataset_is_as_unknown_as_a_missing_one(
     other = create_app(settings.model_copy(update={"owner": "someone-else"}))
     async with (
         other.router.lifespan_context(other),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://t") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://trainyard.test") as client,
     ):
         reply = await say(client, ASK)
 

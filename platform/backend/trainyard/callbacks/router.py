@@ -27,6 +27,7 @@ from trainyard.callbacks.ingest import ingest_for
 from trainyard.callbacks.schemas import Done, Heartbeat, TrainerEvent
 from trainyard.callbacks.tokens import InvalidToken, TokenClaims, verify
 from trainyard.core.errors import Forbidden, TrainyardError, Unauthorized, error_responses
+from trainyard.core.media_types import json_subtype
 from trainyard.deps import SessionDep, Temporal
 from trainyard.jobs.schemas import EventRead
 from trainyard.runtime import runtime_of
@@ -81,8 +82,7 @@ def _json_body(raw: bytes, content_type: str | None) -> Any:
     """The body as FastAPI reads it for a model parameter, with FastAPI's errors."""
     if not raw:
         return _NO_BODY
-    subtype = _json_subtype(content_type)
-    if subtype is None:
+    if json_subtype(content_type) is None:
         return raw  # not JSON: handed to validation as it is, which refuses it
     try:
         return json.loads(raw)
@@ -101,18 +101,6 @@ def _json_body(raw: bytes, content_type: str | None) -> Any:
         ) from exc
     except Exception as exc:
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
-
-
-def _json_subtype(content_type: str | None) -> str | None:
-    if not content_type:
-        return None
-    media = content_type.split(";", 1)[0].strip().lower()
-    maintype, _, subtype = media.partition("/")
-    return (
-        subtype
-        if maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
-        else None
-    )
 
 
 def _heartbeat_body(raw: bytes, content_type: str | None) -> Heartbeat:

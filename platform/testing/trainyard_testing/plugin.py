@@ -1,6 +1,6 @@
 """The fixtures both test trees share, loaded by pytest through this package's `pytest11` entry
-point: one Temporal dev server and one moto server per test session (each xdist worker), and
-an empty emulated Kubernetes cluster per test."""
+point: one Temporal dev server, one moto server and one OpenID Provider per test session (each
+xdist worker), and an empty emulated Kubernetes cluster per test."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from moto.server import ThreadedMotoServer
 from temporalio.testing import WorkflowEnvironment
 
 from trainyard_testing.kubernetes import KubernetesApi, declare_kinds
+from trainyard_testing.oidc import OidcProvider, OidcProviderError
 from trainyard_testing.temporal import start_dev_server
 
 
@@ -40,6 +41,21 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A real OpenID Provider (oidc-provider on Node), shared by the session; users alice
+    (group ml-team) and bob. Tests that rotate its keys leave it with the new key."""
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc"))
+    try:
+        provider.start()
+    except OidcProviderError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield provider
+    finally:
+        provider.stop()
 
 
 @pytest.fixture

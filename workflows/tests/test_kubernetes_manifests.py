@@ -258,6 +258,16 @@ def test_scheduling_settings_are_applied_when_set() -> None:
     assert pod_spec(job)["serviceAccountName"] == "trainer"
 
 
+def test_trainer_pods_never_mount_a_service_account_token() -> None:
+    # Trainers run user code and talk to the platform over HTTP only: whatever account they
+    # run as (the chart's, or one named in the settings), no Kubernetes API token is mounted.
+    for worker_settings in (settings(), settings(k8s_service_account="trainer")):
+        assert (
+            pod_spec(job_manifest(request(), worker_settings))["automountServiceAccountToken"]
+            is False
+        )
+
+
 def test_scheduling_settings_are_omitted_when_unset() -> None:
     spec = pod_spec(job_manifest(request(), settings()))
 

@@ -62,9 +62,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-worker" (include "trainyard.fullname" .) -}}
 {{- end -}}
 
-{{/* Where trainer Jobs run. */}}
+{{- define "trainyard.backendInternalName" -}}
+{{- printf "%s-backend-internal" (include "trainyard.fullname" .) -}}
+{{- end -}}
+
+{{/* Where trainer Jobs run by default: apart from the platform's pods and Secrets. */}}
 {{- define "trainyard.trainingNamespace" -}}
-{{- default .Release.Namespace .Values.training.namespace -}}
+{{- default (printf "%s-training" .Release.Name) .Values.training.namespace -}}
+{{- end -}}
+
+{{/* Every namespace trainer Jobs may run in (the default one and the projects'), as a JSON
+list without repeats; read it with fromJsonArray. */}}
+{{- define "trainyard.trainingNamespaces" -}}
+{{- $namespaces := list (include "trainyard.trainingNamespace" .) -}}
+{{- range $slug, $namespace := .Values.training.projectNamespaces -}}
+{{- $namespaces = append $namespaces $namespace -}}
+{{- end -}}
+{{- $namespaces | uniq | toJson -}}
 {{- end -}}
 
 {{/* The ServiceAccount trainer pods run as ("default" unless the chart creates one or one is named). */}}
@@ -78,9 +92,65 @@ default
 {{- end -}}
 {{- end -}}
 
-{{/* The backend Service's cluster address: what the worker, and by default trainers, call. */}}
+{{/* The internal Service's cluster address: what the worker, and by default trainers, call. */}}
 {{- define "trainyard.backendUrl" -}}
-{{- printf "http://%s.%s.svc:%d" (include "trainyard.backendName" .) .Release.Namespace (int .Values.service.port) -}}
+{{- printf "http://%s.%s.svc:%d" (include "trainyard.backendInternalName" .) .Release.Namespace (int .Values.service.internalPort) -}}
+{{- end -}}
+
+{{/* Where users open the platform: publicUrl, else the Ingress host's URL, else "". */}}
+{{- define "trainyard.publicUrl" -}}
+{{- if .Values.publicUrl -}}
+{{- .Values.publicUrl | trimSuffix "/" -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "%s://%s" (ternary "https" "http" .Values.ingress.tls.enabled) .Values.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The URL handed to trainers for their callbacks. */}}
+{{- define "trainyard.callbackUrl" -}}
+{{- if .Values.callbacks.url -}}
+{{- .Values.callbacks.url | trimSuffix "/" -}}
+{{- else if .Values.callbacks.viaIngress -}}
+{{- $public := include "trainyard.publicUrl" . -}}
+{{- if not $public -}}
+{{- fail "callbacks.viaIngress needs the public URL: set ingress (enabled, with a host), publicUrl or callbacks.url" -}}
+{{- end -}}
+{{- $public -}}
+{{- else -}}
+{{- include "trainyard.backendUrl" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Host names the API answers to besides the public URL's: the internal Service's names
+(the worker and trainers call it by them) and allowedHosts. A JSON list. */}}
+{{- define "trainyard.allowedHosts" -}}
+{{- $internal := include "trainyard.backendInternalName" . -}}
+{{- $hosts := list $internal (printf "%s.%s" $internal .Release.Namespace) (printf "%s.%s.svc" $internal .Release.Namespace) (printf "%s.%s.svc.cluster.local" $internal .Release.Namespace) -}}
+{{- concat $hosts .Values.allowedHosts | uniq | toJson -}}
+{{- end -}}
+
+{{/* The render stops here, naming the values, when sign-in or TLS is not configured. */}}
+{{- define "trainyard.checkSecurityValues" -}}
+{{- if not (and .Values.oidc.issuer .Values.oidc.audience) -}}
+{{- fail "oidc.issuer and oidc.audience are required: the chart runs the API with TRAINYARD_AUTH_MODE=oidc (sign-in through your IdP; docs/operations.md)" -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled .Values.ingress.tls.enabled (not (or .Values.ingress.tls.secretName .Values.ingress.tls.clusterIssuer)) -}}
+{{- fail "ingress.tls needs secretName (an existing kubernetes.io/tls Secret) or clusterIssuer (a cert-manager ClusterIssuer); plain HTTP only with ingress.tls.enabled: false" -}}
+{{- end -}}
+{{- if eq (int .Values.backend.port) (int .Values.backend.internalPort) -}}
+{{- fail "backend.port and backend.internalPort must differ: the internal API has a port of its own" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The probes: on the internal port (never routed by the Ingress), with a loopback Host so the
+API's Host check passes whatever the pod's address. */}}
+{{- define "trainyard.probeGet" -}}
+httpGet:
+  path: {{ . }}
+  port: internal
+  httpHeaders:
+    - name: Host
+      value: localhost
 {{- end -}}
 
 {{/* framework -> "repository:tag" of every trainer image. */}}

@@ -25,3 +25,13 @@ def rendered(request: pytest.FixtureRequest, chart: helm.Chart) -> RenderedChart
 @pytest.fixture(scope="module")
 def production(chart: helm.Chart) -> RenderedChart:
     return render(chart, values_file("production"))
+
+
+@pytest.fixture(scope="module")
+def project_namespaces(chart: helm.Chart) -> RenderedChart:
+    return render(chart, values_file("project-namespaces"))
+
+
+@pytest.fixture(scope="module")
+def callbacks_via_ingress(chart: helm.Chart) -> RenderedChart:
+    return render(chart, values_file("callbacks-via-ingress"))

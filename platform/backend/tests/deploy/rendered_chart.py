@@ -48,8 +48,15 @@ class RenderedChart:
 
     @property
     def training_namespace(self) -> str:
-        """Where trainer Jobs run: training.namespace, else the release namespace."""
-        return str(self.values["training"]["namespace"] or NAMESPACE)
+        """Where trainer Jobs run: training.namespace, else "<release>-training"."""
+        return str(self.values["training"]["namespace"] or f"{RELEASE}-training")
+
+    @property
+    def training_namespaces(self) -> list[str]:
+        """Every namespace trainer Jobs may run in: the default one, then the projects' (in the
+        order of their slugs, as Helm ranges over a map), each once."""
+        projects = sorted(self.values["training"]["projectNamespaces"].items())
+        return list(dict.fromkeys([self.training_namespace, *(ns for _, ns in projects)]))
 
     def of_kind(self, kind: str) -> list[Manifest]:
         return [manifest for manifest in self.manifests if manifest["kind"] == kind]

@@ -27,6 +27,24 @@ from .rendered_chart import (
 pytestmark = pytest.mark.xdist_group("helm_chart")
 
 
+def overlay(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, mapping by mapping (as Helm merges values files)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# What every render needs: sign-in and a certificate for the default TLS Ingress.
+SIGN_IN: dict[str, Any] = {
+    "oidc": {"issuer": "https://idp.example.org", "audience": "trainyard"},
+    "ingress": {"tls": {"secretName": "tls"}},
+}
+
+
 @pytest.mark.parametrize("name", VALUES_FILES)
 def test_chart_lints_without_warnings(name: str) -> None:
     report = helm.lint(
@@ -52,17 +70,31 @@ def test_validation_refuses_a_misspelt_field(production: RenderedChart) -> None:
 
 def test_backend_runs_at_least_two_replicas_behind_health_probes(rendered: RenderedChart) -> None:
     backend = rendered.deployment("backend")
-    assert backend["spec"]["replicas"] == rendered.values["backend"]["replicas"] >= 2
+    values = rendered.values["backend"]
+    assert backend["spec"]["replicas"] == values["replicas"] >= 2
     container = rendered.container("backend")
     assert container["command"] == ["python", "-m", "trainyard.api"]
     assert container["ports"] == [
-        {"name": "http", "containerPort": rendered.values["backend"]["port"], "protocol": "TCP"}
+        {"name": "http", "containerPort": values["port"], "protocol": "TCP"},
+        {"name": "internal", "containerPort": values["internalPort"], "protocol": "TCP"},
     ]
-    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz")):
-        assert container[probe]["httpGet"] == {"path": path, "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    port = str(rendered.values["backend"]["port"])
-    assert rendered.config("backend")["TRAINYARD_API_PORT"] == port
+    assert values["port"] != values["internalPort"]
+    # On the internal port: /readyz's detail is not for the Ingress's visitors. A loopback
+    # Host, which the API's Host check always accepts, whatever the pod's address.
+    host = [{"name": "Host", "value": "localhost"}]
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {
+            "path": path,
+            "port": "internal",
+            "httpHeaders": host,
+        }
+    config = rendered.config("backend")
+    assert config["TRAINYARD_API_PORT"] == str(values["port"])
+    assert config["TRAINYARD_INTERNAL_PORT"] == str(values["internalPort"])
 
 
 def test_worker_has_no_probe_and_its_replica_count(rendered: RenderedChart) -> None:
@@ -88,13 +120,16 @@ def test_worker_config_carries_the_trainer_job_settings(rendered: RenderedChart)
     ttl = int(config["TRAINYARD_K8S_TTL_SECONDS_AFTER_FINISHED"])
     assert ttl == training["ttlSecondsAfterFinished"]
     account = config["TRAINYARD_K8S_SERVICE_ACCOUNT"]
-    trainer_account = rendered.find("ServiceAccount", account)
+    trainer_accounts = [
+        sa for sa in rendered.of_kind("ServiceAccount") if sa["metadata"]["name"] == account
+    ]
     if training["serviceAccount"]["create"]:
-        assert trainer_account is not None
-        assert trainer_account["metadata"]["namespace"] == rendered.training_namespace
-        assert trainer_account["automountServiceAccountToken"] is False
+        # One in each namespace trainer Jobs may run in, none with a token mounted.
+        namespaces = [sa["metadata"]["namespace"] for sa in trainer_accounts]
+        assert namespaces == rendered.training_namespaces
+        assert all(sa["automountServiceAccountToken"] is False for sa in trainer_accounts)
     else:
-        assert trainer_account is None
+        assert trainer_accounts == []
 
 
 def test_production_values_place_trainers_on_gpu_nodes(production: RenderedChart) -> None:
@@ -159,20 +194,62 @@ def test_ingress_follows_its_values(rendered: RenderedChart) -> None:
     assert spec["ingressClassName"] == ingress_values["className"]
     [rule] = spec["rules"]
     assert rule["host"] == ingress_values["host"]
-    assert rule["http"]["paths"][0]["backend"] == {
-        "service": {"name": f"{FULLNAME}-backend", "port": {"name": "http"}}
-    }
-    if ingress_values["tls"]["enabled"]:
-        assert spec["tls"] == [
-            {"hosts": [ingress_values["host"]], "secretName": ingress_values["tls"]["secretName"]}
-        ]
+    # Only the public port's Service: the internal API is never reachable from outside.
+    assert [path["backend"] for path in rule["http"]["paths"]] == [
+        {"service": {"name": f"{FULLNAME}-backend", "port": {"name": "http"}}}
+    ]
+    tls = ingress_values["tls"]
+    annotations = ingress["metadata"].get("annotations", {})
+    assert annotations.items() >= ingress_values["annotations"].items()
+    if tls["enabled"]:
+        secret_name = tls["secretName"] or f"{FULLNAME}-tls"
+        assert spec["tls"] == [{"hosts": [ingress_values["host"]], "secretName": secret_name}]
+        assert annotations.get("cert-manager.io/cluster-issuer", "") == tls["clusterIssuer"]
     else:
         assert "tls" not in spec
 
 
+def test_tls_is_on_unless_turned_off(chart: helm.Chart) -> None:
+    assert chart.merge_values({})["ingress"]["tls"]["enabled"] is True
+    plain = render(chart, overlay(SIGN_IN, {"ingress": {"tls": {"enabled": False}}}))
+    [ingress] = plain.of_kind("Ingress")
+    assert "tls" not in ingress["spec"]
+    assert plain.config("backend")["TRAINYARD_PUBLIC_URL"] == "http://trainyard.example.com"
+
+
+def test_cert_manager_issues_the_certificate_into_a_secret_the_chart_names(
+    chart: helm.Chart,
+) -> None:
+    rendered = render(chart, values_file("cert-manager"))
+    [ingress] = rendered.of_kind("Ingress")
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-body-size": "512m",
+        "cert-manager.io/cluster-issuer": "letsencrypt-prod",
+    }
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["trainyard.example.net"], "secretName": f"{FULLNAME}-tls"}
+    ]
+
+
+def test_the_internal_api_has_a_cluster_only_service_of_its_own(rendered: RenderedChart) -> None:
+    service = rendered.get("Service", f"{FULLNAME}-backend-internal")["spec"]
+    assert service["type"] == "ClusterIP"
+    assert service["ports"] == [
+        {
+            "name": "internal",
+            "port": rendered.values["service"]["internalPort"],
+            "targetPort": "internal",
+            "protocol": "TCP",
+        }
+    ]
+    public = rendered.get("Service", f"{FULLNAME}-backend")["spec"]
+    assert [port["targetPort"] for port in public["ports"]] == ["http"]
+    assert public["selector"] == service["selector"]
+
+
 def test_ingress_is_absent_when_disabled(chart: helm.Chart) -> None:
     # Independent of which values files exist: the disabled case is always covered.
-    rendered = render(chart, {"ingress": {"enabled": False}})
+    rendered = render(chart, overlay(SIGN_IN, {"ingress": {"enabled": False}}))
     assert rendered.of_kind("Ingress") == []
 
 
@@ -188,10 +265,16 @@ def test_ingress_is_absent_when_disabled(chart: helm.Chart) -> None:
         ),
         pytest.param({"image": {"tag": "latest"}}, "at '/image/tag'", id="latest-tag"),
         pytest.param({"storage": {"url": "file:///data"}}, "at '/storage/url'", id="file-storage"),
+        pytest.param({"callbackUrl": "http://x"}, "'callbackUrl' not allowed", id="old-callback"),
         pytest.param(
-            {"ingress": {"tls": {"enabled": True, "secretName": ""}}},
-            "at '/ingress/tls/secretName'",
-            id="tls-without-secret",
+            {"training": {"projectNamespaces": {"vision": "Vision_NS"}}},
+            "at '/training/projectNamespaces/vision'",
+            id="bad-project-namespace",
+        ),
+        pytest.param(
+            {"backend": {"networkPolicy": {"from": [{"namespaceSelector": {}}]}}},
+            "'from' not allowed",
+            id="open-network-policy",
         ),
     ],
 )
@@ -200,3 +283,40 @@ def test_values_the_schema_refuses_fail_the_render_naming_the_problem(
 ) -> None:
     with pytest.raises(helm.HelmValuesError, match=re.escape(problem)):
         render(chart, values)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        pytest.param(
+            {"oidc": {"issuer": "", "audience": ""}},
+            "oidc.issuer and oidc.audience are required",
+            id="no-oidc",
+        ),
+        pytest.param(
+            {"oidc": {"audience": ""}},
+            "oidc.issuer and oidc.audience are required",
+            id="no-audience",
+        ),
+        pytest.param(
+            {"ingress": {"tls": {"secretName": ""}}},
+            "ingress.tls needs secretName (an existing kubernetes.io/tls Secret) or clusterIssuer",
+            id="tls-without-certificate",
+        ),
+        pytest.param(
+            {"backend": {"internalPort": 8000}},
+            "backend.port and backend.internalPort must differ",
+            id="one-port",
+        ),
+        pytest.param(
+            {"callbacks": {"viaIngress": True}, "ingress": {"enabled": False, "host": ""}},
+            "callbacks.viaIngress needs the public URL",
+            id="callbacks-via-no-ingress",
+        ),
+    ],
+)
+def test_insecure_or_incomplete_values_fail_the_render_naming_the_values(
+    chart: helm.Chart, values: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(problem)):
+        render(chart, overlay(SIGN_IN, values))

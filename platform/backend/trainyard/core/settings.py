@@ -139,6 +139,14 @@ class BackendSettings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    # --- The internal API's own port (core/listeners.py, docs/operations.md) ---------------
+    # Set: the same process also listens here, and this port alone serves the worker's
+    # /internal/* API (and the trainers' callbacks, and /healthz and /readyz); the public
+    # port no longer does. Unset (the embedded tier): one port serves everything.
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
+    # With internal_port set: whether the public port still takes the trainers' callbacks
+    # (trainers in another cluster reach the platform only through the Ingress).
+    callbacks_on_public_port: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("data_dir")

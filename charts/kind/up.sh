@@ -35,6 +35,7 @@ kubectl -n "$NAMESPACE" create secret generic trainyard-database \
 kubectl -n "$NAMESPACE" create secret generic trainyard-tokens \
   --from-literal=internal-token="kind-internal-$(hostname)-token-0123456789" \
   --from-literal=callback-secret="kind-callback-$(hostname)-secret-0123456789" \
+  --from-literal=session-secret="kind-session-$(hostname)-secret-0123456789" \
   --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$NAMESPACE" create secret generic trainyard-s3 \
   --from-literal=access-key-id=trainyard --from-literal=secret-access-key=trainyard-dev-secret \

@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from trainyard.auth.api_keys import make_api_key
+from trainyard.auth.models import DEFAULT_PROJECT_ID, Membership, Project, User
+from trainyard.auth.roles import Role
+from trainyard.runtime import Runtime
 
 INTERNAL_TOKEN = "test-internal-token"
 CALLBACK_SECRET = "test-callback-secret"
@@ -77,3 +84,39 @@ DONE_SUCCEEDED: dict[str, Any] = {
     "metrics": {"metrics/mAP50(B)": 0.52},
     "artifacts": {"weights": "/out/weights/best.pt", "last": "/out/weights/last.pt"},
 }
+
+
+async def user_with_key(
+    app: FastAPI, name: str, roles: dict[str, Role], key_role: Role = Role.ADMIN
+) -> dict[str, str]:
+    """A user `name` with a role in each project (slug -> role; projects made as needed) and
+    the Authorization header of an API key of theirs (as if they had signed in once and made
+    one). The key's own role is `key_role`: it never gives more than the user's roles."""
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session:
+        user = User(id=f"usr_{name}", issuer="https://idp.test", subject=name, email=f"{name}@x")
+        session.add(user)
+        await session.flush()
+        for slug, role in roles.items():
+            project = (
+                await session.execute(select(Project).where(Project.slug == slug))
+            ).scalar_one_or_none()
+            if project is None:
+                project_id = DEFAULT_PROJECT_ID if slug == "default" else f"prj_{slug}"
+                project = Project(id=project_id, slug=slug, name=slug)
+                session.add(project)
+            await session.flush()
+            session.add(Membership(project_id=project.id, user_id=user.id, role=role))
+        made = make_api_key(user.id, None, key_role, f"{name}'s key", None)
+        session.add(made.row)
+    return {"Authorization": f"Bearer {made.secret}"}
+
+
+async def key_of_another_project(api: httpx.AsyncClient, slug: str = "elsewhere") -> dict[str, str]:
+    """Through the API only (no database access: for a server on another event loop): a new
+    project and the Authorization header of a key that acts in it alone."""
+    made = await api.post("/v1/projects", json={"slug": slug, "name": slug})
+    assert made.status_code == 201, made.text
+    key = await api.post(f"/v1/projects/{slug}/api-keys", json={"name": "outsider"})
+    assert key.status_code == 201, key.text
+    return {"Authorization": f"Bearer {key.json()['key']}"}

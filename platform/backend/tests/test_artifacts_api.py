@@ -12,12 +12,13 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from trainyard.auth.roles import Role
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard_testing.s3 import MOTO_KEY, new_bucket
 from trainyard_workflows.storage import StorageSettings
 
-from .support import callback, move, start_attempt, submit
+from .support import callback, move, start_attempt, submit, user_with_key
 
 WEIGHTS = b"\x80weights" * 50_000  # ~400 KB: more than one chunk of a stream
 
@@ -114,15 +115,14 @@ async def test_an_unknown_name_lists_the_jobs_artifacts_and_a_folder_is_not_a_do
     assert "folder" in a_folder.json()["detail"]
 
 
-async def test_another_owners_job_has_no_artifacts_to_download(
-    api: httpx.AsyncClient, settings: BackendSettings, job_body: dict[str, Any]
+async def test_another_projects_job_has_no_artifacts_to_download(
+    api: httpx.AsyncClient, app: FastAPI, job_body: dict[str, Any]
 ) -> None:
     job = await submit(api, job_body)
-    other = create_app(settings.model_copy(update={"owner": "someone-else"}))
-    async with (
-        other.router.lifespan_context(other),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://trainyard.test") as client,
-    ):
+    outsider = await user_with_key(app, "outsider", {"elsewhere": Role.ADMIN})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test", headers=outsider
+    ) as client:
         response = await client.get(f"/v1/jobs/{job['id']}/artifacts/weights")
 
     assert response.status_code == 404

@@ -130,7 +130,9 @@ def running_api(data_dir: Path, temporal_address: str) -> Iterator[Api]:
 
 
 def _post(api: Api, path: str, json: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = httpx.post(f"{api.url}{path}", json=json, headers=INTERNAL_HEADERS, timeout=10)
+    # The worker's token for the internal API; public routes take the local user's request.
+    headers = INTERNAL_HEADERS if path.startswith("/internal/") else {}
+    response = httpx.post(f"{api.url}{path}", json=json, headers=headers, timeout=10)
     assert response.status_code < 300, response.text
     body: dict[str, Any] = response.json()
     return body

@@ -128,7 +128,7 @@ async def upload(
     )
 
 
-async def test_an_uploaded_yolo_zip_is_stored_under_the_owner_and_validated(
+async def test_an_uploaded_yolo_zip_is_stored_under_the_project_and_validated(
     api: httpx.AsyncClient, store: ObjectStore
 ) -> None:
     response = await upload(api, "shapes", make_zip(yolo_files()))
@@ -136,14 +136,14 @@ async def test_an_uploaded_yolo_zip_is_stored_under_the_owner_and_validated(
     assert response.status_code == 201, response.text
     dataset = response.json()
     assert dataset["status"] == "valid"
-    assert dataset["uri"] == store.uri_for(f"datasets/local/{dataset['id']}")
+    assert dataset["uri"] == store.uri_for(f"datasets/default/{dataset['id']}")
     report = dataset["report"]
     assert report["ok"]
     assert report["format"] == "yolo"
     assert report["counts"]["train"]["images"] == 2
     assert report["class_histogram"] == {"a": 1, "b": 2}
     keys = [info.key for info in store.list()]
-    assert keys == sorted(f"datasets/local/{dataset['id']}/{name}" for name in yolo_files())
+    assert keys == sorted(f"datasets/default/{dataset['id']}/{name}" for name in yolo_files())
     assert (await api.get("/v1/datasets/shapes")).json() == dataset
 
 
@@ -155,7 +155,7 @@ async def test_a_zip_of_a_folder_is_stored_as_the_folder_content(
     dataset = (await upload(api, "shapes", make_zip(files))).json()
 
     assert dataset["status"] == "valid", dataset
-    assert store.exists(f"datasets/local/{dataset['id']}/data.yaml")
+    assert store.exists(f"datasets/default/{dataset['id']}/data.yaml")
 
 
 async def test_a_corrupt_image_and_a_malformed_label_are_in_the_report(

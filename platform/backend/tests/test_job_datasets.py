@@ -121,5 +121,5 @@ async def test_an_uploaded_dataset_named_by_a_job_resolves_to_its_s3_prefix(
     response = await s3_api.post("/v1/jobs", json={**job_body, "dataset": "tiny"})
 
     assert response.status_code == 201, response.text
-    assert dataset["uri"] == f"s3://{bucket}/trainyard/datasets/local/{dataset['id']}"
+    assert dataset["uri"] == f"s3://{bucket}/trainyard/datasets/default/{dataset['id']}"
     assert response.json()["dataset_uri"] == dataset["uri"]

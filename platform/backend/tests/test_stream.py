@@ -23,7 +23,6 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from trainyard.core.settings import BackendSettings
-from trainyard.deps import current_owner
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import SERVING_THRESHOLDS
 
@@ -34,6 +33,7 @@ from .support import (
     callback,
     events,
     heartbeat,
+    key_of_another_project,
     move,
     start_attempt,
     submit,
@@ -222,18 +222,28 @@ async def test_an_unknown_job_closes_the_stream_with_4404(live_server: LiveServe
     assert (frames, code) == ([], 4404)
 
 
-async def test_the_stream_scopes_jobs_by_the_same_owner_dependency_as_every_route(
+async def test_the_stream_of_another_projects_job_is_as_unknown_as_a_missing_one(
     settings: BackendSettings, job_body: dict[str, Any]
 ) -> None:
     app = create_app(settings)
     with run_server(app) as server:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as api:
             job = await submit(api, job_body)
-        app.dependency_overrides[current_owner] = lambda: "someone-else"
-        async with connect(stream_url(server, job["id"])) as ws:
+            outsider = await key_of_another_project(api)
+        async with connect(stream_url(server, job["id"]), additional_headers=outsider) as ws:
             frames, code, _ = await receive_until_closed(ws)
 
     assert (frames, code) == ([], 4404)
+
+
+async def test_a_stream_refused_for_a_bad_credential_closes_with_4401(
+    live_server: LiveServer,
+) -> None:
+    bad = {"Authorization": "Bearer tyk_00000000_not-a-key"}
+    async with connect(stream_url(live_server, "job_nothing"), additional_headers=bad) as ws:
+        frames, code, _ = await receive_until_closed(ws)
+
+    assert (frames, code) == ([], 4401)
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ async def client_for(settings: BackendSettings) -> AsyncIterator[httpx.AsyncClie
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test"
+        ) as client,
     ):
         yield client
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Header
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from trainyard.auth.principal import Access, Principal
+from trainyard.auth.projects import PROJECT_HEADER, SLUG_PATTERN, ProjectNotFound, named_project
+from trainyard.auth.roles import Action
 from trainyard.core.db import Database
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
@@ -48,10 +51,52 @@ def get_object_store(connection: HTTPConnection) -> ObjectStore:
     return store
 
 
-def current_owner(settings: Annotated[BackendSettings, Depends(get_settings)]) -> str:
-    # Single-tenant until authentication lands: every record still carries its owner so
-    # adding users later is a change here, not a data migration.
-    return settings.owner
+async def current_principal(connection: HTTPConnection) -> Principal:
+    """Who is calling (401 when nobody signed in and sign-in is required)."""
+    principal = connection.scope.get(_PRINCIPAL_KEY)
+    if principal is None:
+        principal = await runtime_of(connection).authenticator.principal(connection)
+        connection.scope[_PRINCIPAL_KEY] = principal
+    assert isinstance(principal, Principal)
+    return principal
+
+
+_PRINCIPAL_KEY = "trainyard.principal"
+
+
+class Permit:
+    """The dependency every public route declares: the action it performs.
+
+    `Permit(action)` for a route on one object (its service checks the object's project with
+    `Access.allows`); `Permit(action, in_project=True)` for a route on a project's collection
+    (list, submit, register): the project is the `Trainyard-Project` header's (a slug) or the
+    caller's default, and the caller's role there is checked before the route runs.
+    """
+
+    def __init__(self, action: Action, *, in_project: bool = False) -> None:
+        self.action = action
+        self.in_project = in_project
+
+    async def __call__(
+        self,
+        connection: HTTPConnection,
+        principal: Annotated[Principal, Depends(current_principal)],
+        project: Annotated[
+            str | None,
+            Header(
+                alias=PROJECT_HEADER,
+                pattern=SLUG_PATTERN,
+                description="The project (slug) to act in; default: your default project.",
+            ),
+        ] = None,
+    ) -> Access:
+        if not self.in_project:
+            return Access(principal, self.action)
+        project_id = await named_project(runtime_of(connection).db, principal, project)
+        access = Access(principal, self.action, project_id)
+        if not access.allows(project_id):
+            raise ProjectNotFound(project or project_id)
+        return access
 
 
 # scope="function": the unit of work commits when the handler returns, BEFORE the response
@@ -62,6 +107,16 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 Workflows = Annotated[WorkflowStarter, Depends(get_workflows)]
 Settings = Annotated[BackendSettings, Depends(get_settings)]
 Temporal = Annotated[TemporalGateway, Depends(get_temporal)]
-CurrentOwner = Annotated[str, Depends(current_owner)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+# The permissions of public routes, one per action (see trainyard.auth.roles).
+CanRead = Annotated[Access, Depends(Permit(Action.READ))]
+CanCancel = Annotated[Access, Depends(Permit(Action.CANCEL))]
+CanSubmit = Annotated[Access, Depends(Permit(Action.SUBMIT))]
+CanManage = Annotated[Access, Depends(Permit(Action.MANAGE))]
+CanWriteDatasets = Annotated[Access, Depends(Permit(Action.WRITE_DATASETS))]
+ProjectRead = Annotated[Access, Depends(Permit(Action.READ, in_project=True))]
+ProjectSubmit = Annotated[Access, Depends(Permit(Action.SUBMIT, in_project=True))]
+ProjectWriteDatasets = Annotated[Access, Depends(Permit(Action.WRITE_DATASETS, in_project=True))]
+ProjectManage = Annotated[Access, Depends(Permit(Action.MANAGE, in_project=True))]
 Storage = Annotated[StorageSettings, Depends(get_storage_settings)]
 Store = Annotated[ObjectStore, Depends(get_object_store)]

@@ -15,11 +15,13 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from trainyard.auth.factory import open_authenticator
 from trainyard.auth.same_origin import SameOriginGuard
 from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
 from trainyard.core.errors import error_responses, install_error_handlers
+from trainyard.core.listeners import install_port_split
 from trainyard.core.settings import BackendSettings
 from trainyard.core.supervision import readiness_section
 from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
@@ -28,6 +30,7 @@ from trainyard.frameworks.router import router as frameworks_router
 from trainyard.internal.router import router as internal_router
 from trainyard.jobs.router import router as jobs_router
 from trainyard.migrations import upgrade_to_head
+from trainyard.projects.router import router as projects_router
 from trainyard.runtime import Runtime, runtime_of
 from trainyard.stream.factory import open_bus
 from trainyard.stream.fanout import StreamFanout
@@ -59,11 +62,13 @@ def _lifespan(settings: BackendSettings) -> Callable[[FastAPI], AbstractAsyncCon
             bus = await stack.enter_async_context(open_bus(settings))
             fanout = StreamFanout(bus, max_backlog=settings.stream_queue_size)
             stack.push_async_callback(fanout.close)
+            db = Database(engine, bus)
             app.state.runtime = runtime = Runtime(
                 settings=settings,
-                db=Database(engine, bus),
+                db=db,
                 bus=bus,
                 fanout=fanout,
+                authenticator=await stack.enter_async_context(open_authenticator(settings, db)),
                 temporal=TemporalGateway(
                     settings.temporal_address,
                     settings.temporal_namespace,
@@ -100,6 +105,8 @@ def create_app(
         trusted_hosts=settings.trusted_hosts,
         trusted_origins=settings.trusted_origins,
     )
+    # Outermost (added last): a route of the other port is not found, whoever asks.
+    install_port_split(app, settings)
     # Made once: a boto3 client is thread-safe and opens connections only when used.
     app.state.storage_settings = storage
     app.state.object_store = object_store_from(storage)
@@ -111,6 +118,7 @@ def create_app(
     app.include_router(frameworks_router)
     app.include_router(chat_router)
     app.include_router(stream_router)
+    app.include_router(projects_router)
     app.include_router(internal_router)
 
     @app.get("/healthz", tags=["operations"])
@@ -124,17 +132,24 @@ def create_app(
         Under `trainyard up`, also each component's state and restarts (`supervision`)."""
         runtime = runtime_of(request)
         checks: dict[str, str] = {}
+        # Why a dependency is down goes to the log only: its error text (hosts, drivers,
+        # versions) is nobody's business on a public address.
         try:
             await runtime.db.ping()
             checks["database"] = "ok"
-        except Exception as exc:  # any failure means "not ready", and says why
-            checks["database"] = f"unreachable: {exc}"
+        except Exception as exc:  # any failure means "not ready"
+            logger.warning("readiness: the database is unreachable: %s", exc)
+            checks["database"] = "unreachable"
         try:
             await runtime.temporal.check()
             checks["temporal"] = "ok"
         except TemporalUnavailable as exc:
-            checks["temporal"] = f"unreachable: {exc.message}"
-        checks.update(await runtime.bus.readiness())
+            logger.warning("readiness: Temporal is unreachable: %s", exc.message)
+            checks["temporal"] = "unreachable"
+        for name, state in (await runtime.bus.readiness()).items():
+            if state != "ok":
+                logger.warning("readiness: %s: %s", name, state)
+            checks[name] = state if state == "ok" else "unreachable"
         down = [name for name, result in checks.items() if result != "ok"]
         supervision = readiness_section(settings.supervision_state)
         if down:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from trainyard.auth.authenticate import Authenticator
 from trainyard.core.bus import EventBus
 from trainyard.core.db import Database
 from trainyard.core.settings import BackendSettings
@@ -22,6 +23,7 @@ class Runtime:
     bus: EventBus
     fanout: StreamFanout  # the live streams of this process, one bus subscription per job
     temporal: TemporalGateway
+    authenticator: Authenticator  # who is calling (trainyard.deps.current_principal)
 
     @functools.cached_property
     def workflows(self) -> WorkflowStarter:

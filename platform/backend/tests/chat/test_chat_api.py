@@ -11,14 +11,14 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
+from trainyard.auth.roles import Role
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard.datasets.synthetic_text import TextSpec, make_text
-from trainyard.main import create_app
 from trainyard_workflows.contracts import workflow_id_for
 
-from ..support import callback, start_attempt
+from ..support import callback, start_attempt, user_with_key
 
 ASK = "train yolo11n on my shapes dataset for 5 epochs at 64 with batch 4"
 
@@ -121,14 +121,13 @@ async def test_what_trainyard_cannot_do_is_a_clear_answer_and_no_job(
     assert await job_count(api) == 0
 
 
-async def test_another_owners_dataset_is_as_unknown_as_a_missing_one(
-    api: httpx.AsyncClient, settings: BackendSettings, shapes: dict[str, Any]
+async def test_another_projects_dataset_is_as_unknown_as_a_missing_one(
+    api: httpx.AsyncClient, app: FastAPI, shapes: dict[str, Any]
 ) -> None:
-    other = create_app(settings.model_copy(update={"owner": "someone-else"}))
-    async with (
-        other.router.lifespan_context(other),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://trainyard.test") as client,
-    ):
+    outsider = await user_with_key(app, "outsider", {"elsewhere": Role.ADMIN})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test", headers=outsider
+    ) as client:
         reply = await say(client, ASK)
 
     [question] = [q for q in reply["plan"]["questions"] if q["field"] == "dataset"]

@@ -2,7 +2,7 @@
 
 Datasets and finished jobs are written as rows (what registration and a finished run leave
 behind), so each rule is checked on its own: defaults as assumptions, the deployment's limits,
-the owner's datasets only, the estimate's basis.
+the project's datasets only, the estimate's basis.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.auth.models import DEFAULT_PROJECT_ID, Project
 from trainyard.chat.completion import complete
 from trainyard.chat.context import DatabaseContext, reading_with
 from trainyard.chat.plan import PlanDraft, PlanRequest, Question, TrainingPlan
@@ -24,7 +25,8 @@ from trainyard.frameworks import model_examples
 from trainyard.jobs.models import Job
 from trainyard.runtime import Runtime
 
-OWNER = "local"
+PROJECT = DEFAULT_PROJECT_ID
+OTHER_PROJECT = "prj_someone-else"
 READY = {"model": "yolo11n.pt", "dataset": "shapes", "epochs": 5, "imgsz": 640, "batch": 8}
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,16 +42,17 @@ def report(train: int, val: int, classes: dict[str, int], errors: int = 0) -> di
     }
 
 
-def dataset(name: str, owner: str = OWNER, **fields: Any) -> Dataset:
+def dataset(name: str, project: str = PROJECT, **fields: Any) -> Dataset:
     values: dict[str, Any] = {
         "status": "valid",
         "report": report(80, 20, {"circle": 40, "square": 35, "triangle": 25}),
     } | fields
     return Dataset(
-        id=f"ds_{owner}_{name}",
-        owner=owner,
+        id=f"ds_{project}_{name}",
+        project_id=project,
+        owner="local",
         name=name,
-        uri=f"file:///data/{owner}/{name}",
+        uri=f"file:///data/{project}/{name}",
         format="yolo",
         status=values["status"],
         report=values["report"],
@@ -57,7 +60,7 @@ def dataset(name: str, owner: str = OWNER, **fields: Any) -> Dataset:
     )
 
 
-def finished_job(number: int, *, elapsed_s: float, owner: str = OWNER, **fields: Any) -> Job:
+def finished_job(number: int, *, elapsed_s: float, project: str = PROJECT, **fields: Any) -> Job:
     values: dict[str, Any] = {
         "model": "yolo11n.pt",
         "dataset": "shapes",
@@ -68,10 +71,11 @@ def finished_job(number: int, *, elapsed_s: float, owner: str = OWNER, **fields:
         "state": "SUCCEEDED",
     } | fields
     return Job(
-        id=f"job_{owner}_{number}",
-        owner=owner,
+        id=f"job_{project}_{number}",
+        project_id=project,
+        owner="local",
         framework="ultralytics",
-        dataset_uri=f"file:///data/{owner}/{values['dataset']}",
+        dataset_uri=f"file:///data/{project}/{values['dataset']}",
         task="detect",
         hyperparameters={},
         progress={"epoch": values["epochs"], "epochs": values["epochs"], "elapsed_s": elapsed_s},
@@ -85,12 +89,14 @@ def finished_job(number: int, *, elapsed_s: float, owner: str = OWNER, **fields:
 async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
     runtime: Runtime = app.state.runtime
     async with runtime.db.session() as db_session:
+        db_session.add(Project(id=OTHER_PROJECT, slug="someone-else", name="Someone else"))
+        await db_session.flush()
         db_session.add_all(
             [
                 dataset("shapes"),
                 dataset("broken", status="invalid", report=report(3, 1, {}, errors=2)),
                 dataset("pending", status="pending", report=None),
-                dataset("secret", owner="someone-else"),
+                dataset("secret", project=OTHER_PROJECT),
             ]
         )
         await db_session.flush()
@@ -98,7 +104,7 @@ async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
 
 
 def context(session: AsyncSession, settings: BackendSettings, **limits: int) -> DatabaseContext:
-    return DatabaseContext(reading_with(session), settings.model_copy(update=limits), OWNER)
+    return DatabaseContext(reading_with(session), settings.model_copy(update=limits), PROJECT)
 
 
 async def plan_for(
@@ -221,7 +227,7 @@ async def test_a_framework_that_does_not_match_the_model_is_a_question(
     assert "yolo11n.pt is a ultralytics model, not torchvision" in asked(plan)["framework"]
 
 
-async def test_the_owners_dataset_is_summarised_from_its_validation_report(
+async def test_the_projects_dataset_is_summarised_from_its_validation_report(
     session: AsyncSession, settings: BackendSettings
 ) -> None:
     plan = await plan_for(session, settings, READY)
@@ -240,7 +246,7 @@ async def test_the_owners_dataset_is_summarised_from_its_validation_report(
 
 
 @pytest.mark.parametrize("name", ["secret", "nosuchset"])
-async def test_another_owners_dataset_is_as_unknown_as_a_missing_one(
+async def test_another_projects_dataset_is_as_unknown_as_a_missing_one(
     session: AsyncSession, settings: BackendSettings, name: str
 ) -> None:
     plan = await plan_for(session, settings, READY | {"dataset": name})
@@ -293,7 +299,7 @@ async def test_a_dataset_uri_is_left_to_the_submission_to_check(
     assert plan.estimate is None
 
 
-async def test_a_missing_dataset_is_a_question_listing_the_owners_datasets(
+async def test_a_missing_dataset_is_a_question_listing_the_projects_datasets(
     session: AsyncSession, settings: BackendSettings
 ) -> None:
     plan = await plan_for(session, settings, READY | {"dataset": None})
@@ -314,7 +320,7 @@ async def test_without_finished_runs_the_estimate_is_a_rough_guess_that_says_so(
     assert on_gpu.estimate.seconds < on_cpu.estimate.seconds
 
 
-async def test_the_estimate_scales_the_owners_finished_runs_of_the_model(
+async def test_the_estimate_scales_the_projects_finished_runs_of_the_model(
     session: AsyncSession, settings: BackendSettings
 ) -> None:
     # Two CPU runs on shapes (100 images), 10 epochs each, 15 s of start-up: 0.1 and 0.3 s
@@ -326,7 +332,7 @@ async def test_the_estimate_scales_the_owners_finished_runs_of_the_model(
             finished_job(3, elapsed_s=9_999.0, state="FAILED"),
             finished_job(4, elapsed_s=9_999.0, model="yolov8s.pt"),
             finished_job(5, elapsed_s=9_999.0, gpus=1),
-            finished_job(6, elapsed_s=9_999.0, owner="someone-else"),
+            finished_job(6, elapsed_s=9_999.0, project=OTHER_PROJECT),
         ]
     )
     await session.flush()
@@ -344,13 +350,13 @@ async def test_the_estimate_scales_the_owners_finished_runs_of_the_model(
     assert longer.estimate.seconds == pytest.approx(15 + 0.2 * 100 * 30)
 
 
-async def test_recent_jobs_are_the_owners_newest_first(
+async def test_recent_jobs_are_the_projects_newest_first(
     session: AsyncSession, settings: BackendSettings
 ) -> None:
     session.add_all(
         [
             finished_job(1, elapsed_s=60.0),
-            finished_job(2, elapsed_s=60.0, owner="someone-else"),
+            finished_job(2, elapsed_s=60.0, project=OTHER_PROJECT),
             finished_job(3, elapsed_s=60.0, state="FAILED"),
         ]
     )
@@ -358,7 +364,7 @@ async def test_recent_jobs_are_the_owners_newest_first(
 
     recent = await context(session, settings).recent_jobs()
 
-    assert [job.id for job in recent] == ["job_local_3", "job_local_1"]
+    assert [job.id for job in recent] == ["job_default_3", "job_default_1"]
     assert recent[0].state == "FAILED"
 
 

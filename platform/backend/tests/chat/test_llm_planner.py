@@ -242,7 +242,9 @@ async def test_the_chat_api_falls_back_to_the_grammar_parser_with_a_notice(
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test") as api,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test"
+        ) as api,
     ):
         response = await api.post("/v1/chat", json={"message": ASK})
 
@@ -267,7 +269,9 @@ async def test_the_chat_api_plans_with_the_configured_model(
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test") as api,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://trainyard.test"
+        ) as api,
     ):
         reply = (await api.post("/v1/chat", json={"message": "yolo11n for 7 epochs"})).json()
 

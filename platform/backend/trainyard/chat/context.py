@@ -1,4 +1,4 @@
-"""The planners' read-only view of the user's world, from the database (owner-scoped)."""
+"""The planners' read-only view of the user's world, from the database (project-scoped)."""
 
 from __future__ import annotations
 
@@ -68,13 +68,14 @@ def reading_with(session: AsyncSession) -> SessionOpener:
 class DatabaseContext:
     """`PlannerContext` (and completion's `CompletionContext`) over the database."""
 
-    def __init__(self, sessions: SessionOpener, settings: BackendSettings, owner: str) -> None:
+    def __init__(self, sessions: SessionOpener, settings: BackendSettings, project_id: str) -> None:
         self._sessions = sessions
         self.settings = settings
-        self.owner = owner
+        # The planner sees and proposes only this project's datasets and runs.
+        self.project_id = project_id
 
     async def datasets(self) -> list[DatasetSummary]:
-        query = select(Dataset).where(Dataset.owner == self.owner).order_by(Dataset.name)
+        query = select(Dataset).where(Dataset.project_id == self.project_id).order_by(Dataset.name)
         async with self._sessions() as session:
             return [dataset_summary(d) for d in (await session.execute(query)).scalars()]
 
@@ -84,7 +85,7 @@ class DatabaseContext:
     async def recent_jobs(self, limit: int = 5) -> list[JobSummary]:
         query = (
             select(Job)
-            .where(Job.owner == self.owner)
+            .where(Job.project_id == self.project_id)
             .order_by(Job.created_at.desc(), Job.id.desc())
             .limit(limit)
         )
@@ -92,10 +93,10 @@ class DatabaseContext:
             return [job_summary(job) for job in (await session.execute(query)).scalars()]
 
     async def finished_jobs(self, model: str, limit: int = 10) -> list[Job]:
-        """The owner's newest SUCCEEDED jobs of `model` (for the duration estimate)."""
+        """The project's newest SUCCEEDED jobs of `model` (for the duration estimate)."""
         query = (
             select(Job)
-            .where(Job.owner == self.owner, Job.model == model, Job.state == "SUCCEEDED")
+            .where(Job.project_id == self.project_id, Job.model == model, Job.state == "SUCCEEDED")
             .order_by(Job.created_at.desc())
             .limit(limit)
         )

@@ -15,6 +15,10 @@ class Conversation(Base):
     __tablename__ = "chat_conversations"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The project it belongs to (who may see it), and the user who made it.
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="RESTRICT"), index=True
+    )
     owner: Mapped[str] = mapped_column(String(128), index=True)
     title: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

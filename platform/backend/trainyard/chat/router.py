@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response, status
 from fastapi.responses import StreamingResponse
 
+from trainyard.auth.principal import Access
 from trainyard.chat import service
 from trainyard.chat.plan import PlanDraft, TrainingPlan
 from trainyard.chat.schemas import (
@@ -23,15 +24,25 @@ from trainyard.chat.schemas import (
     StartRequest,
 )
 from trainyard.core.db import Database
-from trainyard.core.errors import TrainyardError, error_responses
+from trainyard.core.errors import SIGNED_IN_RESPONSES, TrainyardError, error_responses
 from trainyard.core.settings import BackendSettings
-from trainyard.deps import CurrentOwner, DatabaseDep, SessionDep, Settings, Storage, Workflows
+from trainyard.deps import (
+    CanRead,
+    CanSubmit,
+    DatabaseDep,
+    ProjectRead,
+    ProjectSubmit,
+    SessionDep,
+    Settings,
+    Storage,
+    Workflows,
+)
 from trainyard.jobs.schemas import JobRead
 
 logger = logging.getLogger(__name__)
 # The body every unexpected failure gets (core.errors), as the stream's last line.
 _INTERNAL_ERROR = {"detail": "internal error; see the API log", "code": "internal_error"}
-router = APIRouter(prefix="/v1/chat", tags=["chat"])
+router = APIRouter(prefix="/v1/chat", tags=["chat"], responses=SIGNED_IN_RESPONSES)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -41,14 +52,14 @@ IdempotencyKey = Annotated[
 
 @router.post("", response_model=ChatReply, responses=error_responses(400, 404, 422))
 async def chat(
-    body: ChatRequest, db: DatabaseDep, settings: Settings, owner: CurrentOwner
+    body: ChatRequest, db: DatabaseDep, settings: Settings, access: ProjectSubmit
 ) -> ChatReply:
     """Send a message; the reply carries the plan card (or the questions to answer first).
 
     Without `conversation_id` a new conversation starts. Nothing runs until the plan is
     started with `POST /v1/chat/{id}/start`.
     """
-    return await service.chat(db, settings, owner, body)
+    return await service.chat(db, settings, access, body)
 
 
 @router.post(
@@ -60,7 +71,7 @@ async def chat_stream(
     body: ChatRequest,
     session: SessionDep,
     settings: Settings,
-    owner: CurrentOwner,
+    access: ProjectSubmit,
     db: DatabaseDep,
 ) -> StreamingResponse:
     """As `POST /v1/chat`, streamed as NDJSON while the language model writes: a
@@ -69,9 +80,9 @@ async def chat_stream(
     `{"type": "reply", …ChatReply}` line once the turn is stored, or
     `{"type": "error", "detail", "code"}` if it could not be."""
     if body.conversation_id is not None:
-        await service.check_conversation(session, owner, body.conversation_id)
+        await service.check_conversation(session, access, body.conversation_id)
     # The stream outlives the request's unit of work: the turn opens its own.
-    lines = _ndjson(db, settings, owner, body)
+    lines = _ndjson(db, settings, access, body)
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
@@ -80,7 +91,7 @@ def _line(kind: str, fields: dict[str, Any]) -> str:
 
 
 async def _ndjson(
-    database: Database, settings: BackendSettings, owner: str, body: ChatRequest
+    database: Database, settings: BackendSettings, access: Access, body: ChatRequest
 ) -> AsyncIterator[str]:
     drafts: asyncio.Queue[PlanDraft | None] = asyncio.Queue()
 
@@ -88,7 +99,7 @@ async def _ndjson(
         try:
             # Stored before the reply line goes out: a client that reads the conversation as
             # soon as it has the reply sees it.
-            return await service.chat(database, settings, owner, body, drafts.put_nowait)
+            return await service.chat(database, settings, access, body, drafts.put_nowait)
         finally:
             drafts.put_nowait(None)
 
@@ -114,25 +125,25 @@ async def _ndjson(
 
 @router.post("/plan", response_model=TrainingPlan, responses=error_responses(400, 422))
 async def check_plan(
-    body: PlanCheck, session: SessionDep, settings: Settings, owner: CurrentOwner
+    body: PlanCheck, session: SessionDep, settings: Settings, access: ProjectRead
 ) -> TrainingPlan:
     """Check an edited plan card again: assumptions, questions, dataset and estimate."""
-    return await service.check_plan(session, settings, owner, body.request)
+    return await service.check_plan(session, settings, access.project, body.request)
 
 
 @router.get("", response_model=ConversationPage)
-async def list_conversations(session: SessionDep, owner: CurrentOwner) -> ConversationPage:
-    """The owner's conversations, newest first, with the jobs they started."""
-    return ConversationPage(items=await service.list_conversations(session, owner))
+async def list_conversations(session: SessionDep, access: ProjectRead) -> ConversationPage:
+    """Your conversations in the project, newest first, with the jobs they started."""
+    return ConversationPage(items=await service.list_conversations(session, access))
 
 
 @router.get(
     "/{conversation_id}", response_model=ConversationRead, responses=error_responses(404, 422)
 )
 async def read_conversation(
-    conversation_id: str, session: SessionDep, owner: CurrentOwner
+    conversation_id: str, session: SessionDep, access: CanRead
 ) -> ConversationRead:
-    return await service.read_conversation(session, owner, conversation_id)
+    return await service.read_conversation(session, access, conversation_id)
 
 
 @router.post(
@@ -149,13 +160,13 @@ async def start(
     settings: Settings,
     storage: Storage,
     workflows: Workflows,
-    owner: CurrentOwner,
+    access: CanSubmit,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
     """Start the confirmed plan: the same submission as `POST /v1/jobs` (422 with the plan's
     open questions when it is not ready; an Idempotency-Key replays the first job)."""
     submission = await service.start(
-        session, settings, storage, workflows, owner, conversation_id, body, idempotency_key
+        session, settings, storage, workflows, access, conversation_id, body, idempotency_key
     )
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"

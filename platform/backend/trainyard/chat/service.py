@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.auth.principal import Access
 from trainyard.chat.completion import complete
 from trainyard.chat.context import DatabaseContext, reading_with
 from trainyard.chat.errors import ConversationNotFound, PlanNotReady
@@ -36,9 +38,16 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-async def _conversation(session: AsyncSession, owner: str, conversation_id: str) -> Conversation:
+def _is_theirs(conversation: Conversation, access: Access) -> bool:
+    """A conversation is its author's, in a project they may still act in."""
+    return conversation.owner == access.user_id and access.allows(conversation.project_id)
+
+
+async def _conversation(
+    session: AsyncSession, access: Access, conversation_id: str
+) -> Conversation:
     conversation = await session.get(Conversation, conversation_id)
-    if conversation is None or conversation.owner != owner:
+    if conversation is None or not _is_theirs(conversation, access):
         raise ConversationNotFound(conversation_id)
     return conversation
 
@@ -52,16 +61,16 @@ async def _messages(session: AsyncSession, conversation_id: str) -> list[ChatMes
     return list((await session.execute(query)).scalars())
 
 
-async def check_conversation(session: AsyncSession, owner: str, conversation_id: str) -> None:
-    """404 for a conversation that is not the owner's, while it can still be a status: a
+async def check_conversation(session: AsyncSession, access: Access, conversation_id: str) -> None:
+    """404 for a conversation that is not the caller's, while it can still be a status: a
     streamed reply has sent its status line before the answer is written."""
-    await _conversation(session, owner, conversation_id)
+    await _conversation(session, access, conversation_id)
 
 
 async def chat(
     db: Database,
     settings: BackendSettings,
-    owner: str,
+    access: Access,
     body: ChatRequest,
     on_draft: DraftSink | None = None,
 ) -> ChatReply:
@@ -71,19 +80,21 @@ async def chat(
     history: list[ChatTurn] = []
     if body.conversation_id is not None:
         async with db.session() as session:
-            conversation = await _conversation(session, owner, body.conversation_id)
+            conversation = await _conversation(session, access, body.conversation_id)
+            # A conversation goes on in its own project, whatever the request named.
+            access = replace(access, project_id=conversation.project_id)
             history = [
                 ChatTurn.model_validate({"role": m.role, "content": m.content})
                 for m in await _messages(session, conversation.id)
             ]
 
-    context = DatabaseContext(db.session, settings, owner)
+    context = DatabaseContext(db.session, settings, access.project)
     drafted = await draft_plan(history, body.message, context, on_draft)
     plan = await complete(drafted.draft, context)
     text = reply_text(plan, drafted.draft.note)
 
     async with db.session() as session:
-        conversation_id, reply_id = await _store_turn(session, owner, body, text, plan, drafted)
+        conversation_id, reply_id = await _store_turn(session, access, body, text, plan, drafted)
     return ChatReply(
         conversation_id=conversation_id,
         message_id=reply_id,
@@ -96,7 +107,7 @@ async def chat(
 
 async def _store_turn(
     session: AsyncSession,
-    owner: str,
+    access: Access,
     body: ChatRequest,
     text: str,
     plan: TrainingPlan,
@@ -108,7 +119,8 @@ async def _store_turn(
     if body.conversation_id is None:
         conversation = Conversation(
             id=_new_id("conv"),
-            owner=owner,
+            project_id=access.project,
+            owner=access.user_id,
             title=" ".join(body.message.split())[:_TITLE_CHARS],
             created_at=now,
             updated_at=now,
@@ -120,7 +132,7 @@ async def _store_turn(
         # Locked: two turns of one conversation get consecutive seqs, not the same one.
         locked = select(Conversation).where(Conversation.id == body.conversation_id)
         found = (await session.execute(locked.with_for_update())).scalar_one_or_none()
-        if found is None or found.owner != owner:
+        if found is None or not _is_theirs(found, access):
             raise ConversationNotFound(body.conversation_id)
         conversation = found
         conversation.updated_at = now
@@ -152,10 +164,10 @@ async def _store_turn(
 
 
 async def check_plan(
-    session: AsyncSession, settings: BackendSettings, owner: str, request: PlanRequest
+    session: AsyncSession, settings: BackendSettings, project_id: str, request: PlanRequest
 ) -> TrainingPlan:
     """An edited card checked again (nothing stored)."""
-    context = DatabaseContext(reading_with(session), settings, owner)
+    context = DatabaseContext(reading_with(session), settings, project_id)
     return await complete(PlanDraft(request=request), context)
 
 
@@ -164,18 +176,20 @@ async def start(
     settings: BackendSettings,
     storage: StorageSettings,
     workflows: WorkflowStarter,
-    owner: str,
+    access: Access,
     conversation_id: str,
     body: StartRequest,
     idempotency_key: str | None,
 ) -> jobs.Submission:
     """Submit the confirmed plan as a job (422 with its questions if it is not ready)."""
-    conversation = await _conversation(session, owner, conversation_id)
-    plan = await check_plan(session, settings, owner, body.request)
+    conversation = await _conversation(session, access, conversation_id)
+    # The plan is checked and started in the conversation's project, whatever the request named.
+    in_project = replace(access, project_id=conversation.project_id)
+    plan = await check_plan(session, settings, conversation.project_id, body.request)
     if not plan.ready:
         raise PlanNotReady(plan.questions)
     submission = await jobs.submit(
-        session, settings, storage, workflows, owner, plan.job_create(), idempotency_key
+        session, settings, storage, workflows, in_project, plan.job_create(), idempotency_key
     )
     if not submission.created:  # a replayed start: the first one recorded its job
         return submission
@@ -193,9 +207,9 @@ async def start(
 
 
 async def read_conversation(
-    session: AsyncSession, owner: str, conversation_id: str
+    session: AsyncSession, access: Access, conversation_id: str
 ) -> ConversationRead:
-    conversation = await _conversation(session, owner, conversation_id)
+    conversation = await _conversation(session, access, conversation_id)
     messages = await _messages(session, conversation.id)
     return ConversationRead(
         id=conversation.id,
@@ -207,11 +221,12 @@ async def read_conversation(
 
 
 async def list_conversations(
-    session: AsyncSession, owner: str, limit: int = 50
+    session: AsyncSession, access: Access, limit: int = 50
 ) -> list[ConversationSummary]:
+    """The caller's conversations in the project, newest first."""
     query = (
         select(Conversation)
-        .where(Conversation.owner == owner)
+        .where(Conversation.project_id == access.project, Conversation.owner == access.user_id)
         .order_by(Conversation.updated_at.desc())
         .limit(limit)
     )

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketState
 
 from trainyard.core.http_methods import MethodsMiddleware, allowed_methods
@@ -50,9 +51,9 @@ class ErrorBody(BaseModel):
 
 _ERROR_MEANINGS = {
     400: "A body that cannot be read (not UTF-8)",
-    401: "No callback token, or not one of ours",
-    403: "The token is not allowed here",
-    404: "No such resource (of this owner)",
+    401: "Not signed in, or a credential (token, API key, callback token) that is not valid",
+    403: "Not allowed: a role too weak, a token for another job, a foreign origin or host",
+    404: "No such resource (or not in a project of yours)",
     409: "Conflicts with the resource's state",
     413: "Too large",
     415: "Unsupported content type",
@@ -66,6 +67,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]} for status in statuses
     }
+
+
+# What any route that needs a signed-in caller may also answer: not signed in (401), a role
+# too weak (403), a project or object that is not theirs (404), a malformed project header (422).
+SIGNED_IN_RESPONSES = error_responses(401, 403, 404, 422)
 
 
 class TrainyardError(Exception):
@@ -153,8 +159,16 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every error to the one body shape above; nothing caused by input answers 500.
     HEAD and OPTIONS are answered for every path, and a 405 names every method of its path."""
 
-    async def on_trainyard_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_trainyard_error(connection: HTTPConnection, exc: Exception) -> JSONResponse | None:
         assert isinstance(exc, TrainyardError)
+        if isinstance(connection, WebSocket):
+            # A refused stream (not signed in, not theirs) closes with 4000 + the HTTP status
+            # and the reason, which a browser can read (a refused handshake says nothing).
+            if connection.client_state == WebSocketState.CONNECTING:
+                await connection.accept()
+            reason = exc.message.encode()[:120].decode(errors="ignore")
+            await connection.close(code=4000 + exc.status_code, reason=reason)
+            return None
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -192,7 +206,8 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=500,
         )
 
-    app.add_exception_handler(TrainyardError, on_trainyard_error)
+    # Starlette calls it with the Request or the WebSocket; its stubs want two handlers.
+    app.add_exception_handler(TrainyardError, cast(Any, on_trainyard_error))
     app.add_exception_handler(Exception, on_unexpected_error)
     app.add_exception_handler(WebSocketRequestValidationError, on_websocket_validation_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trainyard.core.db import Base, PortableJSON, UTCDateTime, utcnow
@@ -13,9 +13,13 @@ from trainyard.core.db import Base, PortableJSON, UTCDateTime, utcnow
 
 class Dataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("owner", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The project it belongs to (who may see it), and the user who made it.
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="RESTRICT"), index=True
+    )
     owner: Mapped[str] = mapped_column(String(128), index=True)
     name: Mapped[str] = mapped_column(String(128))
     uri: Mapped[str] = mapped_column(String(2048))

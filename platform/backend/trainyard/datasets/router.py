@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import ValidationError
 
-from trainyard.core.errors import InvalidRequest, TrainyardError, error_responses, field_errors
+from trainyard.core.errors import (
+    SIGNED_IN_RESPONSES,
+    InvalidRequest,
+    TrainyardError,
+    error_responses,
+    field_errors,
+)
 from trainyard.datasets import service
 from trainyard.datasets.schemas import (
     DatasetCreate,
@@ -16,9 +22,16 @@ from trainyard.datasets.schemas import (
     DatasetUploadFields,
 )
 from trainyard.datasets.upload import spool_upload
-from trainyard.deps import CurrentOwner, DatabaseDep, SessionDep, Storage, Store
+from trainyard.deps import (
+    DatabaseDep,
+    ProjectRead,
+    ProjectWriteDatasets,
+    SessionDep,
+    Storage,
+    Store,
+)
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=SIGNED_IN_RESPONSES)
 
 
 class UnsupportedMediaType(TrainyardError):
@@ -55,7 +68,11 @@ _BODY_DOC: dict[str, Any] = {
     openapi_extra=_BODY_DOC,
 )
 async def add_dataset(
-    request: Request, db: DatabaseDep, owner: CurrentOwner, storage: Storage, store: Store
+    request: Request,
+    db: DatabaseDep,
+    access: ProjectWriteDatasets,
+    storage: Storage,
+    store: Store,
 ) -> DatasetRead:
     """Upload a zip (multipart: name, format, file) or register an existing storage location
     (JSON: name, uri, format). Either way the dataset is validated now: see `status` and
@@ -67,7 +84,7 @@ async def add_dataset(
         try:
             fields = _parse(DatasetUploadFields, spooled.fields)
             dataset = await service.upload(
-                db, owner, fields, spooled.file, store, storage.max_upload_bytes
+                db, access, fields, spooled.file, store, storage.max_upload_bytes
             )
         finally:
             spooled.file.close()
@@ -77,7 +94,7 @@ async def add_dataset(
             body = DatasetCreate.model_validate_json(await request.body())
         except ValidationError as exc:
             raise InvalidRequest(field_errors(exc.errors())) from exc
-        dataset = await service.register(db, owner, body, storage)
+        dataset = await service.register(db, access, body, storage)
     return DatasetRead.model_validate(dataset)
 
 
@@ -102,12 +119,14 @@ def _parse(model: type[DatasetUploadFields], fields: dict[str, str]) -> DatasetU
 
 
 @router.get("", response_model=DatasetPage)
-async def list_datasets(session: SessionDep, owner: CurrentOwner) -> DatasetPage:
-    datasets = await service.list_datasets(session, owner)
+async def list_datasets(session: SessionDep, access: ProjectRead) -> DatasetPage:
+    """The project's datasets, by name."""
+    datasets = await service.list_datasets(session, access)
     return DatasetPage(items=[DatasetRead.model_validate(d) for d in datasets])
 
 
 @router.get("/{id_or_name}", response_model=DatasetRead, responses=error_responses(404, 422))
-async def get_dataset(id_or_name: str, session: SessionDep, owner: CurrentOwner) -> DatasetRead:
-    """A dataset with its validation status and report."""
-    return DatasetRead.model_validate(await service.get_dataset(session, owner, id_or_name))
+async def get_dataset(id_or_name: str, session: SessionDep, access: ProjectRead) -> DatasetRead:
+    """A dataset with its validation status and report (a name is looked up in the project the
+    request acts in, an id in every project of the caller's)."""
+    return DatasetRead.model_validate(await service.get_dataset(session, access, id_or_name))

@@ -45,7 +45,8 @@ class DatasetRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    owner: str
+    project_id: str
+    owner: str  # the user who submitted / registered it
     name: str
     uri: str
     format: str

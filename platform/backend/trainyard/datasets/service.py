@@ -1,6 +1,6 @@
-"""The dataset registry: named, validated datasets an owner can train on.
+"""The dataset registry: named, validated datasets a project can train on.
 
-A dataset is either uploaded (a zip extracted into storage at `datasets/<owner>/<id>/`) or
+A dataset is either uploaded (a zip extracted into storage at `datasets/<project id>/<id>/`) or
 registered (an existing `file://` folder, or an `s3://` prefix inside the configured bucket).
 Either way it is validated when added; the report and status are kept with it.
 """
@@ -17,6 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.auth import audit
+from trainyard.auth.principal import Access
 from trainyard.core.db import Database
 from trainyard.core.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from trainyard.datasets.models import Dataset
@@ -60,9 +62,9 @@ def new_dataset_id() -> str:
     return f"ds_{uuid.uuid4().hex}"
 
 
-def dataset_prefix(owner: str, dataset_id: str) -> str:
+def dataset_prefix(project_id: str, dataset_id: str) -> str:
     """Where an uploaded dataset's files live in storage."""
-    return f"datasets/{owner}/{dataset_id}"
+    return f"datasets/{project_id}/{dataset_id}"
 
 
 async def _validate(
@@ -89,20 +91,28 @@ async def _insert(session: AsyncSession, dataset: Dataset) -> None:
         raise DatasetExists(dataset.name) from exc
 
 
-async def _refuse_taken_name(db: Database, owner: str, name: str) -> None:
+async def _refuse_taken_name(db: Database, project_id: str, name: str) -> None:
     """409 before any storage work, if the name is taken (the insert checks again)."""
     async with db.session() as session:
-        if await _by_name(session, owner, name) is not None:
+        if await _by_name(session, project_id, name) is not None:
             raise DatasetExists(name)
 
 
-async def _store(db: Database, dataset: Dataset) -> None:
+async def _store(db: Database, dataset: Dataset, access: Access, action: str) -> None:
     async with db.session() as session:
         await _insert(session, dataset)
+        audit.record(
+            session,
+            access.principal,
+            action,
+            project_id=dataset.project_id,
+            target=dataset.id,
+            detail={"name": dataset.name, "uri": dataset.uri, "status": dataset.status},
+        )
 
 
 async def register(
-    db: Database, owner: str, body: DatasetCreate, storage: StorageSettings
+    db: Database, access: Access, body: DatasetCreate, storage: StorageSettings
 ) -> Dataset:
     """Register an existing folder or storage prefix, validated now (storage is read while no
     transaction is open: a unit of work before, one after)."""
@@ -115,18 +125,25 @@ async def register(
             uri = parsed.uri
     except (StorageUriError, ValueError) as exc:
         raise InvalidRequest.on("uri", str(exc)) from exc
-    await _refuse_taken_name(db, owner, body.name)
+    await _refuse_taken_name(db, access.project, body.name)
     display = parsed.path if parsed.scheme == "file" else parsed.uri
     report = await _validate(store, prefix, body.format, display)
-    dataset = Dataset(id=new_dataset_id(), owner=owner, name=body.name, uri=uri, format=body.format)
+    dataset = Dataset(
+        id=new_dataset_id(),
+        project_id=access.project,
+        owner=access.user_id,
+        name=body.name,
+        uri=uri,
+        format=body.format,
+    )
     _apply_report(dataset, report)
-    await _store(db, dataset)
+    await _store(db, dataset, access, "dataset.register")
     return dataset
 
 
 async def upload(
     db: Database,
-    owner: str,
+    access: Access,
     fields: DatasetUploadFields,
     archive_file: IO[bytes],
     store: ObjectStore,
@@ -134,13 +151,13 @@ async def upload(
 ) -> Dataset:
     """Extract an uploaded zip into storage under a new dataset id, then validate it (no
     transaction is open meanwhile)."""
-    await _refuse_taken_name(db, owner, fields.name)
+    await _refuse_taken_name(db, access.project, fields.name)
     try:
         archive = zipfile.ZipFile(archive_file)
     except zipfile.BadZipFile as exc:
         raise InvalidRequest.on("file", f"not a zip file: {exc}") from exc
     dataset_id = new_dataset_id()
-    prefix = dataset_prefix(owner, dataset_id)
+    prefix = dataset_prefix(access.project, dataset_id)
     with archive:
         plan = plan_extraction(archive, max_bytes)
         try:
@@ -150,7 +167,8 @@ async def upload(
             raise StorageDown(str(exc)) from exc
     dataset = Dataset(
         id=dataset_id,
-        owner=owner,
+        project_id=access.project,
+        owner=access.user_id,
         name=fields.name,
         uri=store.uri_for(prefix),
         format=fields.format,
@@ -158,33 +176,34 @@ async def upload(
     try:
         report = await _validate(store, prefix, fields.format, fields.name)
         _apply_report(dataset, report)
-        await _store(db, dataset)
+        await _store(db, dataset, access, "dataset.upload")
     except BaseException:
         await asyncio.to_thread(store.delete_prefix, prefix)
         raise
     return dataset
 
 
-async def list_datasets(session: AsyncSession, owner: str) -> list[Dataset]:
-    query = select(Dataset).where(Dataset.owner == owner).order_by(Dataset.name)
+async def list_datasets(session: AsyncSession, access: Access) -> list[Dataset]:
+    query = select(Dataset).where(Dataset.project_id == access.project).order_by(Dataset.name)
     return list((await session.execute(query)).scalars())
 
 
-async def get_dataset(session: AsyncSession, owner: str, id_or_name: str) -> Dataset:
+async def get_dataset(session: AsyncSession, access: Access, id_or_name: str) -> Dataset:
+    """By id (in any project the caller may see) or by name (in the project they act in)."""
     dataset = None
     if id_or_name.startswith("ds_"):
         dataset = await session.get(Dataset, id_or_name)
-        if dataset is not None and dataset.owner != owner:
+        if dataset is not None and not access.allows(dataset.project_id):
             dataset = None
     if dataset is None:
-        dataset = await _by_name(session, owner, id_or_name)
+        dataset = await _by_name(session, access.project, id_or_name)
     if dataset is None:
         raise DatasetNotFound(id_or_name)
     return dataset
 
 
 async def resolve_for_job(
-    session: AsyncSession, owner: str, ref: str, storage: StorageSettings
+    session: AsyncSession, project_id: str, ref: str, storage: StorageSettings
 ) -> str:
     """The URI a job's `dataset` field points to: a registered name, a file:// folder, or an
     s3:// prefix inside the configured storage (422 naming `dataset` otherwise).
@@ -198,7 +217,7 @@ async def resolve_for_job(
             return job_dataset_uri(ref, storage)
         except (StorageUriError, ValueError) as exc:
             raise InvalidRequest.on("dataset", str(exc)) from exc
-    dataset = await _by_name(session, owner, ref)
+    dataset = await _by_name(session, project_id, ref)
     if dataset is None:
         raise InvalidRequest.on(
             "dataset",
@@ -217,6 +236,6 @@ def job_dataset_uri(uri: str, storage: StorageSettings) -> str:
     return parsed.uri
 
 
-async def _by_name(session: AsyncSession, owner: str, name: str) -> Dataset | None:
-    query = select(Dataset).where(Dataset.owner == owner, Dataset.name == name)
+async def _by_name(session: AsyncSession, project_id: str, name: str) -> Dataset | None:
+    query = select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
     return (await session.execute(query)).scalar_one_or_none()

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from trainyard.auth.roles import Action
+from trainyard.core.errors import SIGNED_IN_RESPONSES
+from trainyard.deps import Permit
 from trainyard.frameworks import models_by_framework
 from trainyard.frameworks.job_create import job_create_schemas, job_defaults, job_tasks
 
-router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
+router = APIRouter(
+    prefix="/v1/frameworks",
+    tags=["frameworks"],
+    dependencies=[Depends(Permit(Action.READ))],
+    responses=SIGNED_IN_RESPONSES,
+)
 
 
 class FrameworkRead(BaseModel):

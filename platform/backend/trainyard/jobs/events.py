@@ -33,7 +33,7 @@ class JobView(Protocol):
     def attempt(self) -> int: ...
 
 
-async def lock_job(session: AsyncSession, job_id: str, owner: str | None = None) -> Job:
+async def lock_job(session: AsyncSession, job_id: str) -> Job:
     """Load the job for update: concurrent writers of the same job queue behind this one.
 
     (PostgreSQL takes a row lock; SQLite transactions already hold the write lock, see core.db.)
@@ -44,8 +44,6 @@ async def lock_job(session: AsyncSession, job_id: str, owner: str | None = None)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    if owner is not None:
-        query = query.where(Job.owner == owner)
     job = (await session.execute(query)).scalar_one_or_none()
     if job is None:
         raise JobNotFound(job_id)

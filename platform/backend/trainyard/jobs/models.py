@@ -21,6 +21,10 @@ class Job(Base):
     __table_args__ = (UniqueConstraint("owner", "idempotency_key"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The project it belongs to (who may see it), and the user who made it.
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="RESTRICT"), index=True
+    )
     owner: Mapped[str] = mapped_column(String(128), index=True)
     framework: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(256))

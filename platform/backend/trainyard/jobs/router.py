@@ -10,10 +10,13 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from trainyard.core.errors import error_responses
+from trainyard.core.errors import SIGNED_IN_RESPONSES, error_responses
 from trainyard.deps import (
-    CurrentOwner,
+    CanCancel,
+    CanRead,
     DatabaseDep,
+    ProjectRead,
+    ProjectSubmit,
     SessionDep,
     Settings,
     Storage,
@@ -28,7 +31,7 @@ from trainyard.jobs.models import MAX_INT_COLUMN
 from trainyard.jobs.schemas import EventPage, EventRead, JobPage, JobRead
 from trainyard_workflows.job_states import JobState
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=SIGNED_IN_RESPONSES)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -75,13 +78,13 @@ async def create_job(
     settings: Settings,
     storage: Storage,
     workflows: Workflows,
-    owner: CurrentOwner,
+    access: ProjectSubmit,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
     """Submit a training job. Its workflow starts once the job is stored; while Temporal is
     unreachable the job waits, PENDING, and starts when Temporal answers."""
     submission = await service.submit(
-        session, settings, storage, workflows, owner, body, idempotency_key
+        session, settings, storage, workflows, access, body, idempotency_key
     )
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -91,21 +94,21 @@ async def create_job(
 @router.get("", response_model=JobPage, responses=error_responses(422))
 async def list_jobs(
     session: SessionDep,
-    owner: CurrentOwner,
+    access: ProjectRead,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
 ) -> JobPage:
-    """The owner's jobs, newest first."""
-    jobs, total = await service.list_jobs(session, owner, state, limit, offset)
+    """The project's jobs, newest first."""
+    jobs, total = await service.list_jobs(session, access, state, limit, offset)
     return JobPage(
         items=[JobRead.model_validate(job) for job in jobs], total=total, limit=limit, offset=offset
     )
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=error_responses(404, 422))
-async def get_job(job_id: str, session: SessionDep, owner: CurrentOwner) -> JobRead:
-    return JobRead.model_validate(await service.get_job(session, owner, job_id))
+async def get_job(job_id: str, session: SessionDep, access: CanRead) -> JobRead:
+    return JobRead.model_validate(await service.get_job(session, access, job_id))
 
 
 @router.post(
@@ -115,22 +118,22 @@ async def get_job(job_id: str, session: SessionDep, owner: CurrentOwner) -> JobR
     responses=error_responses(404, 409, 422),
 )
 async def cancel_job(
-    job_id: str, db: DatabaseDep, workflows: Workflows, owner: CurrentOwner
+    job_id: str, db: DatabaseDep, workflows: Workflows, access: CanCancel
 ) -> JobRead:
     """Ask the job to stop (409 if it already ended). It ends CANCELLED once its trainer stopped."""
-    return JobRead.model_validate(await service.cancel(db, workflows, owner, job_id))
+    return JobRead.model_validate(await service.cancel(db, workflows, access, job_id))
 
 
 @router.get("/{job_id}/events", response_model=EventPage, responses=error_responses(404, 422))
 async def list_events(
     job_id: str,
     session: SessionDep,
-    owner: CurrentOwner,
+    access: CanRead,
     after_seq: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> EventPage:
     """The job's timeline after `after_seq`, in seq order."""
-    events, last_seq = await service.list_events(session, owner, job_id, after_seq, limit)
+    events, last_seq = await service.list_events(session, access, job_id, after_seq, limit)
     return EventPage(items=[EventRead.model_validate(e) for e in events], last_seq=last_seq)
 
 
@@ -149,10 +152,10 @@ async def download_artifact(
     settings: Settings,
     storage: Storage,
     store: Store,
-    owner: CurrentOwner,
+    access: CanRead,
 ) -> Response:
     """Download one of the job's artifacts (`weights`, `last`, `results`: `result.artifacts`)."""
-    job = await service.get_job(session, owner, job_id)
+    job = await service.get_job(session, access, job_id)
     artifact = await run_in_threadpool(open_artifact, job, name, settings.data_dir, storage, store)
     if isinstance(artifact, LocalArtifact):
         # A download, as from object storage below: without a media type Starlette guesses one

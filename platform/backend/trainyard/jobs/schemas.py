@@ -37,7 +37,8 @@ class JobRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    owner: str
+    project_id: str
+    owner: str  # the user who submitted / registered it
     framework: str
     model: str
     dataset: str

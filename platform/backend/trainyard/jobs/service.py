@@ -1,4 +1,5 @@
-"""Jobs: submit, list, read, cancel and read the timeline. All queries are scoped by owner."""
+"""Jobs: submit, list, read, cancel and read the timeline. Every query is scoped by project
+(`Access`): a job of a project the caller is not in is not found."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.auth import audit
+from trainyard.auth.principal import Access
 from trainyard.core.db import Database
-from trainyard.core.errors import FieldError, InvalidRequest
+from trainyard.core.errors import Conflict, FieldError, InvalidRequest
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalUnavailable
 from trainyard.datasets.service import resolve_for_job
@@ -57,7 +60,7 @@ async def submit(
     settings: BackendSettings,
     storage: StorageSettings,
     workflows: WorkflowStarter,
-    owner: str,
+    access: Access,
     body: JobCreateBase,
     idempotency_key: str | None,
 ) -> Submission:
@@ -66,13 +69,15 @@ async def submit(
     is down the job is kept, PENDING, and the sweep starts it when Temporal answers.
     """
     check_limits(settings, body)
+    owner = access.user_id
     if idempotency_key is not None:
-        earlier = await _by_idempotency_key(session, owner, idempotency_key)
+        earlier = await _by_idempotency_key(session, access, idempotency_key)
         if earlier is not None:
             return Submission(earlier, created=False)
-    dataset_uri = await resolve_for_job(session, owner, body.dataset, storage)
+    dataset_uri = await resolve_for_job(session, access.project, body.dataset, storage)
     job = Job(
         id=new_job_id(),
+        project_id=access.project,
         owner=owner,
         framework=body.framework,
         model=body.model,
@@ -98,9 +103,9 @@ async def submit(
     except IntegrityError:
         if idempotency_key is None:
             raise
-        earlier = await _by_idempotency_key(session, owner, idempotency_key)
-        if earlier is None:
-            raise
+        earlier = await _by_idempotency_key(session, access, idempotency_key)
+        if earlier is None:  # the key names one of their jobs in another project
+            raise Conflict("this Idempotency-Key was used for a job in another project") from None
         return Submission(earlier, created=False)
     # Not a `state` event: creation is not a transition (state events always have a `from`).
     append_event(
@@ -118,15 +123,16 @@ async def submit(
             "epochs": job.epochs,
         },
     )
+    audit.record(session, access.principal, "job.submit", project_id=job.project_id, target=job.id)
     workflows.start_after_commit(session, job)
     return Submission(job, created=True)
 
 
 async def list_jobs(
-    session: AsyncSession, owner: str, state: JobState | None, limit: int, offset: int
+    session: AsyncSession, access: Access, state: JobState | None, limit: int, offset: int
 ) -> tuple[list[Job], int]:
-    """Newest first; `total` counts every job matching the filter."""
-    conditions = [Job.owner == owner]
+    """The project's jobs, newest first; `total` counts every job matching the filter."""
+    conditions = [Job.project_id == access.project]
     if state is not None:
         conditions.append(Job.state == state)
     total = await session.execute(select(func.count()).select_from(Job).where(*conditions))
@@ -141,14 +147,16 @@ async def list_jobs(
     return jobs, int(total.scalar_one())
 
 
-async def get_job(session: AsyncSession, owner: str, job_id: str) -> Job:
+async def get_job(session: AsyncSession, access: Access, job_id: str) -> Job:
+    """The job, if the caller may perform `access.action` on it (404 when its project is not
+    theirs, 403 when their role there is too weak)."""
     job = await session.get(Job, job_id)
-    if job is None or job.owner != owner:
+    if job is None or not access.allows(job.project_id):
         raise JobNotFound(job_id)
     return job
 
 
-async def cancel(db: Database, workflows: WorkflowStarter, owner: str, job_id: str) -> Job:
+async def cancel(db: Database, workflows: WorkflowStarter, access: Access, job_id: str) -> Job:
     """Ask the job to stop: the request is committed first, then delivered to the workflow.
 
     A job whose trainer may be running is cancelled by its workflow (which stops the trainer;
@@ -157,11 +165,16 @@ async def cancel(db: Database, workflows: WorkflowStarter, owner: str, job_id: s
     down, the request stays recorded and the sweep delivers it.
     """
     async with db.session() as session:
-        job = await lock_job(session, job_id, owner)
+        job = await lock_job(session, job_id)
+        if not access.allows(job.project_id):
+            raise JobNotFound(job_id)
         refuse_if_terminal(job)
         if not job.cancel_requested:
             job.cancel_requested = True
             append_event(session, job, "cancel_requested", "api", "cancellation requested")
+            audit.record(
+                session, access.principal, "job.cancel", project_id=job.project_id, target=job.id
+            )
         if job.state == JobState.PENDING:
             transition(session, job, JobState.CANCELLED, "api", "cancelled before it started")
     try:
@@ -169,14 +182,14 @@ async def cancel(db: Database, workflows: WorkflowStarter, owner: str, job_id: s
     except TemporalUnavailable as error:
         logger.warning("cancel of %s recorded, not yet delivered: %s", job_id, error)
     async with db.session() as session:
-        return await get_job(session, owner, job_id)
+        return await get_job(session, access, job_id)
 
 
 async def list_events(
-    session: AsyncSession, owner: str, job_id: str, after_seq: int, limit: int
+    session: AsyncSession, access: Access, job_id: str, after_seq: int, limit: int
 ) -> tuple[list[JobEvent], int]:
     """Events with seq > after_seq in seq order, and the job's newest seq."""
-    job = await get_job(session, owner, job_id)
+    job = await get_job(session, access, job_id)
     return await events_after(session, job.id, after_seq, limit), job.last_seq
 
 
@@ -190,6 +203,10 @@ async def events_after(
     return list((await session.execute(query)).scalars())
 
 
-async def _by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Job | None:
-    query = select(Job).where(Job.owner == owner, Job.idempotency_key == key)
+async def _by_idempotency_key(session: AsyncSession, access: Access, key: str) -> Job | None:
+    query = select(Job).where(
+        Job.owner == access.user_id,
+        Job.project_id == access.project,
+        Job.idempotency_key == key,
+    )
     return (await session.execute(query)).scalar_one_or_none()

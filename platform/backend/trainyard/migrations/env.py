@@ -8,6 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
+import trainyard.auth.models
 import trainyard.chat.models
 import trainyard.datasets.models
 import trainyard.jobs.models  # noqa: F401  (registers the tables on Base.metadata)

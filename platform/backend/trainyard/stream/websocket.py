@@ -27,9 +27,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from trainyard.auth.principal import Access
 from trainyard.core.bus import Event
 from trainyard.core.db import Database
-from trainyard.deps import CurrentOwner
+from trainyard.deps import CanRead
 from trainyard.jobs.events import event_payload
 from trainyard.jobs.models import MAX_INT_COLUMN, Job
 from trainyard.jobs.service import events_after
@@ -176,13 +177,13 @@ class _Opening:
     events: list[Event]  # the first stored events after after_seq (up to _REPLAY_BATCH)
 
 
-async def _open(db: Database, job_id: str, owner: str, after_seq: int) -> _Opening | None:
+async def _open(db: Database, job_id: str, access: Access, after_seq: int) -> _Opening | None:
     """What a new stream starts with, read in one session (a reconnect storm of 1000 clients
-    is 1000 of these); None when the owner has no such job. The state is read before the
+    is 1000 of these); None when the caller may see no such job. The state is read before the
     events: a terminal state is committed with its event, so they then include it."""
     async with db.session() as session:
         job = await session.get(Job, job_id)
-        if job is None or job.owner != owner:
+        if job is None or not access.allows(job.project_id):
             return None
         ended = JobState(job.state).terminal
         stored = await events_after(session, job_id, after_seq, _REPLAY_BATCH)
@@ -193,14 +194,14 @@ async def _open(db: Database, job_id: str, owner: str, after_seq: int) -> _Openi
 async def stream_job_events(
     websocket: WebSocket,
     job_id: str,
-    owner: CurrentOwner,
+    access: CanRead,
     # Bounded: a larger one closes with 1008 naming it (core.errors), not a database error.
     after_seq: Annotated[int, Query(ge=0, le=MAX_INT_COLUMN)] = 0,
 ) -> None:
     runtime = runtime_of(websocket)
     await websocket.accept()
     async with runtime.fanout.join(job_id, send_now_of(websocket), after_seq) as member:
-        opening = await _open(runtime.db, job_id, owner, after_seq)
+        opening = await _open(runtime.db, job_id, access, after_seq)
         if opening is None:
             await websocket.close(CLOSE_UNKNOWN_JOB, "job does not exist")
             return

@@ -73,7 +73,7 @@ export interface paths {
         };
         /**
          * List Jobs
-         * @description The owner's jobs, newest first.
+         * @description The project's jobs, newest first.
          */
         get: operations["list_jobs_v1_jobs_get"];
         put?: never;
@@ -173,7 +173,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Datasets */
+        /**
+         * List Datasets
+         * @description The project's datasets, by name.
+         */
         get: operations["list_datasets_v1_datasets_get"];
         put?: never;
         /**
@@ -199,7 +202,8 @@ export interface paths {
         };
         /**
          * Get Dataset
-         * @description A dataset with its validation status and report.
+         * @description A dataset with its validation status and report (a name is looked up in the project the
+         *     request acts in, an id in every project of the caller's).
          */
         get: operations["get_dataset_v1_datasets__id_or_name__get"];
         put?: never;
@@ -239,7 +243,7 @@ export interface paths {
         };
         /**
          * List Conversations
-         * @description The owner's conversations, newest first, with the jobs they started.
+         * @description Your conversations in the project, newest first, with the jobs they started.
          */
         get: operations["list_conversations_v1_chat_get"];
         put?: never;
@@ -339,6 +343,208 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Me
+         * @description Who you are, how you signed in, and your projects with your role in each.
+         */
+        get: operations["me_v1_me_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Projects
+         * @description Your projects (every project, for a platform admin).
+         */
+        get: operations["list_projects_v1_projects_get"];
+        put?: never;
+        /**
+         * Create Project
+         * @description Make a project (platform admins); you become its admin.
+         */
+        post: operations["create_project_v1_projects_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{slug}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Members */
+        get: operations["list_members_v1_projects__slug__members_get"];
+        /**
+         * Set Member
+         * @description Add a member or change their role (project admins).
+         */
+        put: operations["set_member_v1_projects__slug__members_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{slug}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Member */
+        delete: operations["remove_member_v1_projects__slug__members__user_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{slug}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Project Keys */
+        get: operations["list_project_keys_v1_projects__slug__api_keys_get"];
+        put?: never;
+        /**
+         * Create Project Key
+         * @description A key that acts in this project only, with `role` at most (shown once).
+         */
+        post: operations["create_project_key_v1_projects__slug__api_keys_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{slug}/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke Project Key */
+        delete: operations["revoke_project_key_v1_projects__slug__api_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{slug}/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Project Audit
+         * @description The project's audit trail, newest first (project admins).
+         */
+        get: operations["project_audit_v1_projects__slug__audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List My Keys
+         * @description Your own keys (those that act in all your projects).
+         */
+        get: operations["list_my_keys_v1_me_api_keys_get"];
+        put?: never;
+        /**
+         * Create My Key
+         * @description A key that acts as you in each of your projects, never above `role` nor your role
+         *     there (shown once).
+         */
+        post: operations["create_my_key_v1_me_api_keys_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke My Key */
+        delete: operations["revoke_my_key_v1_me_api_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform Audit
+         * @description Every audit event, newest first (platform admins): sign-in failures included.
+         */
+        get: operations["platform_audit_v1_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -384,6 +590,87 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ApiKeyCreate */
+        ApiKeyCreate: {
+            /**
+             * Name
+             * @example nightly-retrain
+             */
+            name: string;
+            /** @default member */
+            role: components["schemas"]["Role"];
+            /**
+             * Expires In Days
+             * @default 90
+             */
+            expires_in_days: number;
+        };
+        /** ApiKeyCreated */
+        ApiKeyCreated: {
+            /** Id */
+            id: string;
+            /**
+             * Prefix
+             * @description the key begins tyk_<prefix>_: how it shows in lists and logs
+             */
+            prefix: string;
+            /** Name */
+            name: string;
+            role: components["schemas"]["Role"];
+            /** User Id */
+            user_id: string;
+            /** Project Id */
+            project_id: string | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Last Used At */
+            last_used_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Key
+             * @description the whole key: shown this once, never again
+             */
+            key: string;
+        };
+        /** ApiKeyPage */
+        ApiKeyPage: {
+            /** Items */
+            items: components["schemas"]["ApiKeyRead"][];
+        };
+        /** ApiKeyRead */
+        ApiKeyRead: {
+            /** Id */
+            id: string;
+            /**
+             * Prefix
+             * @description the key begins tyk_<prefix>_: how it shows in lists and logs
+             */
+            prefix: string;
+            /** Name */
+            name: string;
+            role: components["schemas"]["Role"];
+            /** User Id */
+            user_id: string;
+            /** Project Id */
+            project_id: string | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Last Used At */
+            last_used_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
         /** Assumption */
         Assumption: {
             /** Field */
@@ -392,6 +679,39 @@ export interface components {
             value: unknown;
             /** Reason */
             reason: string;
+        };
+        /** AuditEventRead */
+        AuditEventRead: {
+            /** Id */
+            id: number;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** User Id */
+            user_id: string | null;
+            /** Credential */
+            credential: string;
+            /** Project Id */
+            project_id: string | null;
+            /** Action */
+            action: string;
+            /** Target */
+            target: string;
+            /** Client */
+            client: string;
+            /** Detail */
+            detail: {
+                [key: string]: unknown;
+            };
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Items */
+            items: components["schemas"]["AuditEventRead"][];
+            /** Total */
+            total: number;
         };
         /** ChatReply */
         ChatReply: {
@@ -464,6 +784,8 @@ export interface components {
         DatasetRead: {
             /** Id */
             id: string;
+            /** Project Id */
+            project_id: string;
             /** Owner */
             owner: string;
             /** Name */
@@ -656,6 +978,8 @@ export interface components {
         JobRead: {
             /** Id */
             id: string;
+            /** Project Id */
+            project_id: string;
             /** Owner */
             owner: string;
             /** Framework */
@@ -710,6 +1034,47 @@ export interface components {
          * @enum {string}
          */
         JobState: "PENDING" | "VALIDATING" | "STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+        /** MeRead */
+        MeRead: {
+            user: components["schemas"]["UserRead"];
+            /** Credential */
+            credential: string;
+            /** Projects */
+            projects: components["schemas"]["ProjectRead"][];
+            /**
+             * Default Project
+             * @description the slug requests act in by default
+             */
+            default_project: string | null;
+        };
+        /** MemberPage */
+        MemberPage: {
+            /** Items */
+            items: components["schemas"]["MemberRead"][];
+        };
+        /** MemberRead */
+        MemberRead: {
+            /** User Id */
+            user_id: string;
+            /** Email */
+            email: string | null;
+            /** Name */
+            name: string | null;
+            role: components["schemas"]["Role"];
+            /** Source */
+            source: string;
+        };
+        /**
+         * MemberSet
+         * @description Add a member (by user id or by the email they signed in with) or change their role.
+         */
+        MemberSet: {
+            /** User Id */
+            user_id?: string | null;
+            /** Email */
+            email?: string | null;
+            role: components["schemas"]["Role"];
+        };
         /** MessageRead */
         MessageRead: {
             /** Id */
@@ -787,6 +1152,34 @@ export interface components {
             /** Eta S */
             eta_s?: number | null;
         };
+        /** ProjectCreate */
+        ProjectCreate: {
+            /**
+             * Slug
+             * @example vision-team
+             */
+            slug: string;
+            /**
+             * Name
+             * @example Vision team
+             */
+            name: string;
+        };
+        /** ProjectPage */
+        ProjectPage: {
+            /** Items */
+            items: components["schemas"]["ProjectRead"][];
+        };
+        /** ProjectRead */
+        ProjectRead: {
+            /** Id */
+            id: string;
+            /** Slug */
+            slug: string;
+            /** Name */
+            name: string;
+            role: components["schemas"]["Role"];
+        };
         /**
          * Question
          * @description Something the planner will not guess: the user must answer or edit the card.
@@ -813,6 +1206,12 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /**
+         * Role
+         * @description A member's role in one project, weakest first.
+         * @enum {string}
+         */
+        Role: "viewer" | "member" | "admin";
         /** StartRequest */
         StartRequest: {
             request: components["schemas"]["PlanRequest"];
@@ -869,6 +1268,17 @@ export interface components {
              */
             ready: boolean;
         };
+        /** UserRead */
+        UserRead: {
+            /** Id */
+            id: string;
+            /** Email */
+            email: string | null;
+            /** Name */
+            name: string | null;
+            /** Platform Admin */
+            platform_admin: boolean;
+        };
     };
     responses: never;
     parameters: never;
@@ -911,7 +1321,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No callback token, or not one of ours */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -920,7 +1330,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The token is not allowed here */
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -929,7 +1339,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -991,7 +1401,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No callback token, or not one of ours */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1000,7 +1410,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The token is not allowed here */
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1009,7 +1419,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1071,7 +1481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No callback token, or not one of ours */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1080,7 +1490,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The token is not allowed here */
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1089,7 +1499,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1125,7 +1535,10 @@ export interface operations {
                 limit?: number;
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1138,6 +1551,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Invalid input: `errors` names each field */
@@ -1157,6 +1597,8 @@ export interface operations {
             header?: {
                 /** @description Submitting again with the same key returns the first job, not a new one. */
                 "Idempotency-Key"?: string | null;
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -1187,6 +1629,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Invalid input: `errors` names each field */
             422: {
                 headers: {
@@ -1201,7 +1670,10 @@ export interface operations {
     get_job_v1_jobs__job_id__get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path: {
                 job_id: string;
             };
@@ -1218,7 +1690,25 @@ export interface operations {
                     "application/json": components["schemas"]["JobRead"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1241,7 +1731,10 @@ export interface operations {
     cancel_job_v1_jobs__job_id__cancel_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path: {
                 job_id: string;
             };
@@ -1258,7 +1751,25 @@ export interface operations {
                     "application/json": components["schemas"]["JobRead"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1293,7 +1804,10 @@ export interface operations {
                 after_seq?: number;
                 limit?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path: {
                 job_id: string;
             };
@@ -1310,7 +1824,25 @@ export interface operations {
                     "application/json": components["schemas"]["EventPage"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1333,7 +1865,10 @@ export interface operations {
     download_artifact_v1_jobs__job_id__artifacts__name__get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path: {
                 job_id: string;
                 name: string;
@@ -1351,7 +1886,25 @@ export interface operations {
                     "application/octet-stream": unknown;
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1374,7 +1927,10 @@ export interface operations {
     list_datasets_v1_datasets_get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1389,12 +1945,51 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetPage"];
                 };
             };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     add_dataset_v1_datasets_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1437,6 +2032,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DatasetRead"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Conflicts with the resource's state */
@@ -1489,7 +2111,10 @@ export interface operations {
     get_dataset_v1_datasets__id_or_name__get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path: {
                 id_or_name: string;
             };
@@ -1506,7 +2131,25 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetRead"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1529,7 +2172,10 @@ export interface operations {
     list_frameworks_v1_frameworks_get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1544,12 +2190,51 @@ export interface operations {
                     "application/json": components["schemas"]["FrameworkRead"][];
                 };
             };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_conversations_v1_chat_get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1564,12 +2249,51 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationPage"];
                 };
             };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     chat_v1_chat_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1597,7 +2321,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1620,7 +2362,10 @@ export interface operations {
     chat_stream_v1_chat_stream_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1648,7 +2393,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1671,7 +2434,10 @@ export interface operations {
     check_plan_v1_chat_plan_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1699,6 +2465,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Invalid input: `errors` names each field */
             422: {
                 headers: {
@@ -1713,7 +2506,10 @@ export interface operations {
     read_conversation_v1_chat__conversation_id__get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
             path: {
                 conversation_id: string;
             };
@@ -1730,7 +2526,25 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationRead"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1755,6 +2569,8 @@ export interface operations {
             query?: never;
             header?: {
                 "Idempotency-Key"?: string | null;
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
             };
             path: {
                 conversation_id: string;
@@ -1785,7 +2601,934 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such resource (of this owner) */
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    me_v1_me_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeRead"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_projects_v1_projects_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_project_v1_projects_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectRead"];
+                };
+            };
+            /** @description A body that cannot be read (not UTF-8) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_members_v1_projects__slug__members_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_member_v1_projects__slug__members_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberRead"];
+                };
+            };
+            /** @description A body that cannot be read (not UTF-8) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_member_v1_projects__slug__members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_project_keys_v1_projects__slug__api_keys_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_project_key_v1_projects__slug__api_keys_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            /** @description A body that cannot be read (not UTF-8) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_project_key_v1_projects__slug__api_keys__key_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyRead"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    project_audit_v1_projects__slug__audit_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_my_keys_v1_me_api_keys_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_my_key_v1_me_api_keys_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            /** @description A body that cannot be read (not UTF-8) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_my_key_v1_me_api_keys__key_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyRead"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    platform_audit_v1_audit_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
             404: {
                 headers: {
                     [name: string]: unknown;

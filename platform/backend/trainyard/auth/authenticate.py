@@ -1,0 +1,167 @@
+"""Who is calling: the one place a request's credential becomes a `Principal`.
+
+In order: an API key (`Authorization: Bearer tyk_...`), an OIDC bearer token (auth_mode
+oidc), else the embedded tier's local user (auth_mode local) or 401. A refused credential is
+recorded in the audit trail (never the credential itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from trainyard.auth.api_keys import API_KEY_MARK, looks_like_api_key, verify_api_key
+from trainyard.auth.audit import record_sign_in_failure
+from trainyard.auth.models import LOCAL_ISSUER, ApiKey, Project, User
+from trainyard.auth.oidc import OidcTokenVerifier, VerifiedToken
+from trainyard.auth.principal import Principal, ProjectRole
+from trainyard.auth.roles import Role, stronger, weaker
+from trainyard.auth.users import (
+    ensure_local_user,
+    ensure_oidc_user,
+    find_user,
+    project_roles,
+    sync_group_memberships,
+)
+from trainyard.core.db import Database
+from trainyard.core.errors import Unauthorized
+from trainyard.core.settings import BackendSettings
+
+
+class NotSignedIn(Unauthorized):
+    code = "not_signed_in"
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def client_address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client is not None else ""
+
+
+def group_roles(settings: BackendSettings, groups: list[str]) -> dict[str, Role]:
+    """The project roles the user's groups give (project slug -> the strongest role)."""
+    wanted: dict[str, Role] = {}
+    for group in groups:
+        mapped = settings.oidc_group_roles.get(group)
+        if mapped is None:
+            continue
+        slug, _, role_name = mapped.rpartition(":")
+        role = Role(role_name)
+        wanted[slug] = stronger(role, wanted[slug]) if slug in wanted else role
+    return wanted
+
+
+def _is_platform_admin(settings: BackendSettings, token: VerifiedToken) -> bool:
+    names = {f"{token.issuer}|{token.subject}"}
+    email = token.claims.get("email")
+    if isinstance(email, str) and token.claims.get("email_verified", True) is not False:
+        names.add(email.lower())
+    return any(admin.lower() in names or admin in names for admin in settings.platform_admins)
+
+
+def _label(user: User) -> str:
+    return user.email or user.name or user.subject
+
+
+class Authenticator:
+    def __init__(
+        self, settings: BackendSettings, db: Database, verifier: OidcTokenVerifier | None
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.verifier = verifier
+
+    async def principal(self, connection: HTTPConnection) -> Principal:
+        client = client_address(connection)
+        token = bearer_token(connection)
+        try:
+            if token is not None and looks_like_api_key(token):
+                return await self._by_api_key(token, client)
+            if token is not None:
+                if self.verifier is None:
+                    raise NotSignedIn(
+                        "this platform signs nobody in with bearer tokens "
+                        "(TRAINYARD_AUTH_MODE=local); use an API key or no credential"
+                    )
+                return await self._by_oidc_token(await self.verifier.verify(token), client)
+        except Unauthorized as refused:
+            kind = "api_key" if token is not None and looks_like_api_key(token) else "oidc"
+            async with self.db.session() as session:
+                record_sign_in_failure(session, kind, refused.message, client)
+            raise
+        if self.settings.auth_mode == "local":
+            return await self._local(client)
+        raise NotSignedIn("sign in: send Authorization: Bearer <token or API key>")
+
+    async def prepare(self) -> None:
+        """At start-up: the embedded tier's local user, made once (not on every request,
+        where concurrent first requests would race to make it)."""
+        if self.settings.auth_mode == "local":
+            async with self.db.session() as session:
+                await ensure_local_user(session, self.settings.owner)
+
+    async def _local(self, client: str) -> Principal:
+        async with self.db.session() as session:
+            user = await find_user(session, LOCAL_ISSUER, self.settings.owner)
+            if user is None:  # deleted while the API runs
+                user = await ensure_local_user(session, self.settings.owner)
+            projects = await project_roles(session, user.id)
+        return Principal(user.id, _label(user), True, projects, "local", client)
+
+    async def _by_oidc_token(self, token: VerifiedToken, client: str) -> Principal:
+        claims: Mapping[str, Any] = token.claims
+        email = claims.get("email") if isinstance(claims.get("email"), str) else None
+        name = claims.get("name") if isinstance(claims.get("name"), str) else None
+        groups = self.verifier.groups(token) if self.verifier is not None else []
+        async with self.db.session() as session:
+            user = await ensure_oidc_user(
+                session,
+                token.issuer,
+                token.subject,
+                email,
+                name,
+                _is_platform_admin(self.settings, token),
+            )
+            if self.settings.oidc_groups_claim:
+                await sync_group_memberships(session, user.id, group_roles(self.settings, groups))
+                await session.flush()
+            projects = await project_roles(session, user.id)
+        return Principal(
+            user.id, _label(user), user.platform_admin, projects, "oidc", client, tuple(groups)
+        )
+
+    async def _by_api_key(self, token: str, client: str) -> Principal:
+        async with self.db.session() as session:
+            key = await verify_api_key(session, token)
+            user = await session.get(User, key.user_id)
+            if user is None:  # the user was deleted with their keys (cascade): unreachable
+                raise Unauthorized("unknown API key")
+            memberships = await project_roles(session, user.id)
+            project = await session.get(Project, key.project_id) if key.project_id else None
+            projects = _narrowed(key, user, project, memberships)
+        return Principal(
+            user.id, _label(user), False, projects, f"api_key:{API_KEY_MARK}{key.prefix}", client
+        )
+
+
+def _narrowed(
+    key: ApiKey, user: User, project: Project | None, memberships: dict[str, ProjectRole]
+) -> dict[str, ProjectRole]:
+    """What a key may do: its role, never more than its user's (a platform admin's key acts
+    as an admin in its project only), in its project only when it has one."""
+    key_role = Role(key.role)
+    if project is not None:
+        own = memberships.get(project.id)
+        if own is None and not user.platform_admin:
+            return {}
+        user_role = own.role if own is not None else Role.ADMIN
+        return {project.id: ProjectRole(project.id, project.slug, weaker(key_role, user_role))}
+    return {
+        pid: ProjectRole(pid, membership.slug, weaker(key_role, membership.role))
+        for pid, membership in memberships.items()
+    }

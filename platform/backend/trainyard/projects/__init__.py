@@ -1,0 +1,1 @@
+"""Projects (a team's workspace): their members and roles, API keys and audit trail."""

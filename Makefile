@@ -77,10 +77,11 @@ lint: $(UV) ## ruff + mypy (strict) over the platform, workflows and trainers
 	$(UV) run --frozen mypy platform/testing
 	@for t in $(TRAINERS); do (cd trainers/$$t && $(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy .) || exit 1; done
 
-bench: install ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay)
+bench: install oidc-provider ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay, sign-in cost)
 	$(UV) run --frozen python platform/backend/bench/platform_overhead.py
 	cd platform/backend && $(UV) run --frozen python -m bench.trainer_throughput
 	cd platform/backend && $(UV) run --frozen python -m bench.live_paths all
+	cd platform/backend && $(UV) run --frozen python -m bench.auth_overhead
 
 histories: install ## Re-record the workflow histories the replay tests check (only with Temporal versioning!)
 	$(UV) run --frozen python platform/backend/tools/capture_histories.py

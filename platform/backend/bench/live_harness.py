@@ -139,9 +139,15 @@ class ApiProcess:
 
 @asynccontextmanager
 async def api_process(
-    temporal_address: str, database: str, redis: bool, data_dir: Path
+    temporal_address: str,
+    database: str,
+    redis: bool,
+    data_dir: Path,
+    settings: dict[str, str] | None = None,
+    backend_dir: Path = BACKEND_DIR,
 ) -> AsyncIterator[ApiProcess]:
-    """The API as its own process."""
+    """The API as its own process (`settings`: more TRAINYARD_* variables; `backend_dir`: the
+    checkout whose code it runs, for comparisons with an earlier commit)."""
     if database == "postgresql":
         await fresh_postgres_database()
         database_url = POSTGRES_URL
@@ -162,8 +168,12 @@ async def api_process(
     if redis:
         env["TRAINYARD_REDIS_URL"] = REDIS_URL
         env["TRAINYARD_REDIS_CHANNEL_PREFIX"] = f"bench-{uuid.uuid4().hex}"
+    env.update(settings or {})
+    if backend_dir != BACKEND_DIR:  # its modules before the installed ones
+        workflows = backend_dir.parents[1] / "workflows"
+        env["PYTHONPATH"] = f"{backend_dir}{os.pathsep}{workflows}"
     command = [sys.executable, "-m", "bench.live_paths", "serve"]
-    process = subprocess.Popen(command, env=env, cwd=BACKEND_DIR)  # noqa: ASYNC220
+    process = subprocess.Popen(command, env=env, cwd=backend_dir)  # noqa: ASYNC220
     try:
         await asyncio.to_thread(wait_for_port, port, process, "the benchmark API")
         yield ApiProcess(port, process.pid)

@@ -180,9 +180,26 @@ def _move_rows_into_the_default_project() -> None:
             batch.create_index(f"ix_{table}_project_id", ["project_id"])
 
 
+def _rename_datasets_that_now_share_a_name() -> None:
+    """Names were unique per owner and are per project now: of two owners' "shapes", the
+    older keeps the name and the newer becomes "shapes-<owner>" (nothing is dropped)."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, owner, name FROM datasets ORDER BY created_at, id"))
+    seen: set[str] = set()
+    for dataset_id, owner, name in rows.all():
+        kept = name if name not in seen else f"{name}-{owner}"[:128]
+        if kept != name:
+            bind.execute(
+                sa.text("UPDATE datasets SET name = :name WHERE id = :id"),
+                {"name": kept, "id": dataset_id},
+            )
+        seen.add(kept)
+
+
 def upgrade() -> None:
     _create_tables()
     _move_rows_into_the_default_project()
+    _rename_datasets_that_now_share_a_name()
     # Dataset names are unique within a project (they were within an owner).
     with op.batch_alter_table("datasets") as batch:
         batch.drop_constraint("uq_datasets_owner_name", type_="unique")

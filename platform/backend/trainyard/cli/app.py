@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from trainyard.cli.caller import choose_project
 from trainyard.cli.client import PlatformError
 from trainyard.cli.dataset_view import (
     DatasetFormat,
@@ -27,6 +28,7 @@ from trainyard.cli.platform_calls import (
     submit_job,
     watch_job,
 )
+from trainyard.cli.sign_in_commands import login, logout, whoami
 from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard.datasets.synthetic_text import TextSpec, make_text
@@ -37,6 +39,27 @@ datasets_app = typer.Typer(help="Create and list datasets.", no_args_is_help=Tru
 app.add_typer(datasets_app, name="datasets")
 app.command()(up)
 app.command()(demo)
+app.command()(login)
+app.command()(logout)
+app.command()(whoami)
+
+
+@app.callback()
+def _global_options(
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="the project every request acts in (a slug; default: TRAINYARD_PROJECT, "
+            "else your default project)",
+        ),
+    ] = None,
+) -> None:
+    """Trainyard: train vision and ML models."""
+    # Every invocation sets it (None included): a second one in this process starts clean.
+    choose_project(project)
+
 
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 

@@ -7,19 +7,20 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from trainyard.cli.caller import RUN_LOGIN, Caller, CallerAuth
+from trainyard.cli.errors import NotSignedIn, PlatformError, PlatformNotRunning
 
-class PlatformError(Exception):
-    """An answer the CLI shows to the user instead of a traceback."""
-
-
-class PlatformNotRunning(PlatformError):
-    pass
+__all__ = ["NotSignedIn", "PlatformClient", "PlatformError", "PlatformNotRunning"]
 
 
 class PlatformClient:
-    def __init__(self, api_url: str, timeout_s: float = 30.0) -> None:
-        self.api_url = api_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.api_url, timeout=timeout_s)
+    """The API at `caller.api_url`, every request with the caller's headers (credential and
+    project: cli/caller.py)."""
+
+    def __init__(self, caller: Caller, timeout_s: float = 30.0) -> None:
+        self.api_url = caller.api_url
+        self.caller = caller
+        self._http = httpx.Client(base_url=self.api_url, timeout=timeout_s, auth=CallerAuth(caller))
 
     def close(self) -> None:
         self._http.close()
@@ -71,6 +72,12 @@ class PlatformClient:
     def list_datasets(self) -> Any:
         return self._request("GET", "/v1/datasets")
 
+    def me(self) -> Any:
+        return self._request("GET", "/v1/me")
+
+    def auth_config(self) -> Any:
+        return self._request("GET", "/v1/auth/config")
+
     def ready(self) -> bool:
         try:
             return self._http.get("/readyz").status_code == 200
@@ -89,6 +96,10 @@ class PlatformClient:
             raise PlatformError(f"{method} {path} failed: {exc}") from exc
         if response.is_success:
             return response.json()
+        if response.status_code == 401:
+            raise NotSignedIn(
+                f"{_describe_error(response)}; not signed in to {self.api_url}: {RUN_LOGIN}"
+            )
         raise PlatformError(_describe_error(response))
 
 

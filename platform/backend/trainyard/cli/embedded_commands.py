@@ -16,7 +16,6 @@ import typer
 from temporalio.client import Client, WorkflowFailureError
 
 from trainyard.cli import platform_calls as cli
-from trainyard.cli.client import PlatformClient
 from trainyard.cli.embedded import EmbeddedConfig, running_platform
 from trainyard.cli.embedded_services import EmbeddedStartError
 from trainyard.cli.service_priority import ServicePriority
@@ -194,7 +193,7 @@ def _wait_for_workflow(config: EmbeddedConfig, job_id: str, timeout_s: float = 6
 
 
 def _cancel_and_wait(job_id: str, timeout_s: float = 30.0) -> None:
-    with PlatformClient(get_cli_settings().api_url) as client:
+    with cli.platform_client() as client:
         client.cancel_job(job_id)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from trainyard.cli.caller import current_caller
 from trainyard.cli.client import PlatformClient, PlatformError
 from trainyard.cli.progress_view import JobProgress, format_duration
 from trainyard.cli.settings import get_cli_settings
@@ -21,8 +22,7 @@ err_console = Console(stderr=True)
 
 
 def platform_client() -> PlatformClient:
-    settings = get_cli_settings()
-    return PlatformClient(settings.api_url, settings.request_timeout_s)
+    return PlatformClient(current_caller(), get_cli_settings().request_timeout_s)
 
 
 def stream_url() -> str:
@@ -58,7 +58,10 @@ def watch_job(job_id: str) -> dict[str, Any]:
     view = JobProgress(job_id)
     with Live(view.render(), console=console, refresh_per_second=4) as live:
         for event in follow_events(
-            stream_url(), job_id, on_reconnect=lambda msg: live.console.print(f"[dim]{msg}")
+            stream_url(),
+            job_id,
+            caller=current_caller(),
+            on_reconnect=lambda msg: live.console.print(f"[dim]{msg}"),
         ):
             line = view.apply(event)
             if line:

@@ -11,13 +11,17 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.sync.client import connect
 
-from trainyard.cli.client import PlatformError
+from trainyard.cli.caller import RUN_LOGIN, Caller
+from trainyard.cli.errors import NotSignedIn, PlatformError
 
 Event = dict[str, Any]
 
 # Close codes the server uses (see trainyard.stream.websocket).
 _CLOSE_NORMAL = 1000
 _CLOSE_UNKNOWN_JOB = 4404
+# A refused handshake closes with 4000 + the HTTP status it would have had.
+_CLOSE_UNAUTHORIZED = 4401
+_CLOSE_FORBIDDEN = 4403
 
 
 def follow_events(
@@ -25,6 +29,7 @@ def follow_events(
     job_id: str,
     after_seq: int = 0,
     *,
+    caller: Caller,
     give_up_after_s: float = 120.0,
     on_reconnect: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
@@ -32,15 +37,20 @@ def follow_events(
 
     A dropped connection (backend restart, network blip, slow-consumer close) reconnects with
     the last seen `seq`; the server replays what was missed, and anything at or below the last
-    seen `seq` is dropped here as a second guard against duplicates.
+    seen `seq` is dropped here as a second guard against duplicates. The handshake carries the
+    caller's headers; a refused one is retried once with a refreshed sign-in.
     """
     last_seq = after_seq
+    retry_headers: dict[str, str] | None = None
+    refused = False
     down_since: float | None = None
     delay = 0.25
     while True:
         url = f"{stream_url.rstrip('/')}/v1/jobs/{job_id}/stream?after_seq={last_seq}"
+        # Fresh on every connect: a long watch outlives an access token.
+        headers, retry_headers = retry_headers or caller.headers(), None
         try:
-            with connect(url, open_timeout=10, max_size=2**22) as ws:
+            with connect(url, open_timeout=10, max_size=2**22, additional_headers=headers) as ws:
                 down_since, delay = None, 0.25
                 for raw in ws:
                     event: Event = json.loads(raw)
@@ -48,6 +58,7 @@ def follow_events(
                     if seq <= last_seq:
                         continue
                     last_seq = seq
+                    refused = False
                     yield event
                 code = ws.close_code
         except ConnectionClosed as closed:
@@ -67,6 +78,14 @@ def follow_events(
             return
         if code == _CLOSE_UNKNOWN_JOB:
             raise PlatformError(f"job {job_id} does not exist")
+        if code == _CLOSE_UNAUTHORIZED:
+            retry_headers = None if refused else caller.headers_after_refusal()
+            if retry_headers is None:
+                raise NotSignedIn(f"the stream of {job_id} refused your sign-in: {RUN_LOGIN}")
+            refused = True
+            continue
+        if code == _CLOSE_FORBIDDEN:
+            raise PlatformError(f"your role may not follow {job_id}")
         if on_reconnect is not None:
             on_reconnect(f"stream interrupted (code {code}); resuming after seq {last_seq}")
         time.sleep(delay)

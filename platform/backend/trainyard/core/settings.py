@@ -70,6 +70,9 @@ class BackendSettings(BaseSettings):
     # The web UI's and CLI's client at the IdP (the secret only where the IdP wants one).
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
+    # The CLI's public client (device flow, no secret), told to `trainyard login` by
+    # GET /v1/auth/config; unset: the CLI signs in with API keys only.
+    oidc_cli_client_id: str | None = None
     # Asymmetric algorithms only: a token signed with a shared secret (or none) is refused.
     oidc_algorithms: list[
         Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]

@@ -53,3 +53,18 @@ export type Question = Served<Schemas["Question"]>;
 export type TrainingPlan = Served<Schemas["TrainingPlan"]>;
 export type ChatReply = Served<Schemas["ChatReply"]>;
 export type ChatMessage = Served<Schemas["MessageRead"]>;
+
+export type Me = Served<Schemas["MeRead"]>;
+export type User = Served<Schemas["UserRead"]>;
+export type Project = Served<Schemas["ProjectRead"]>;
+export type ProjectPage = Served<Schemas["ProjectPage"]>;
+export type Member = Served<Schemas["MemberRead"]>;
+export type MemberPage = Served<Schemas["MemberPage"]>;
+/** Add a member (by email or user id) or change a member's role. */
+export type MemberSet = Schemas["MemberSet"];
+export type ApiKey = Served<Schemas["ApiKeyRead"]>;
+export type ApiKeyCreated = Served<Schemas["ApiKeyCreated"]>;
+export type ApiKeyCreate = Schemas["ApiKeyCreate"];
+export type ApiKeyPage = Served<Schemas["ApiKeyPage"]>;
+export type AuditEvent = Served<Schemas["AuditEventRead"]>;
+export type AuditPage = Served<Schemas["AuditPage"]>;

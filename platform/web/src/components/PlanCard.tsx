@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
+import { useCan } from "../auth/identity";
 import type { PlanRequest, TrainingPlan } from "../api/types";
 import { duration } from "../format";
 
@@ -28,6 +29,7 @@ export function PlanCard({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const edits = useRef(0);
+  const mayStart = useCan("submit");
 
   useEffect(() => {
     if (edits.current === 0) return;
@@ -110,6 +112,10 @@ export function PlanCard({
       {error && <p className="error">{error}</p>}
       {startedJob ? (
         <a href={`/jobs/${startedJob}`}>Started {startedJob} →</a>
+      ) : !mayStart ? (
+        <p className="muted" data-testid="plan-viewer">
+          Viewers cannot start runs: ask a project admin for the member role.
+        </p>
       ) : (
         <button data-testid="plan-start" disabled={!plan.ready || busy} onClick={() => void start()}>
           {busy ? "Starting…" : "Start"}

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { useNavigate, useParams } from "react-router-dom";
 import { api } from "../api/client";
+import { useCan } from "../auth/identity";
 import type { PlanRequest, TrainingPlan } from "../api/types";
 import { PlanCard } from "../components/PlanCard";
 import { draftText, type ChatLine } from "../stream/chatLines";
@@ -26,6 +27,8 @@ export function ChatPage() {
   const [error, setError] = useState<string | null>(null);
   const bottom = useRef<HTMLDivElement>(null);
   const current = useRef<string | undefined>(conversationId);
+  // Planning with the chat is part of submitting (trainyard/auth/roles.py): viewers read.
+  const mayPlan = useCan("submit");
 
   useEffect(() => {
     if (!conversationId || conversationId === current.current) return;
@@ -57,11 +60,7 @@ export function ChatPage() {
       { id: pending, role: "assistant", text: "", plan: null, notice: null, jobId: null },
     ]);
     try {
-      const response = await fetch("/v1/chat/stream", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ message, conversation_id: current.current ?? null }),
-      });
+      const response = await api.chatStream(message, current.current ?? null);
       if (!response.ok || !response.body) {
         const body = (await response.json().catch(() => null)) as { detail?: string } | null;
         throw new Error(body?.detail ?? `the planner answered ${response.status}`);
@@ -133,6 +132,11 @@ export function ChatPage() {
         <div ref={bottom} />
       </div>
       {error && <p className="error">{error}</p>}
+      {!mayPlan && (
+        <p className="muted" data-testid="chat-viewer">
+          Viewers read conversations; planning a run takes the member role.
+        </p>
+      )}
       <form
         className="composer"
         onSubmit={(e) => {
@@ -146,9 +150,10 @@ export function ChatPage() {
           placeholder="train yolo11n on shapes for 20 epochs…"
           onChange={(e) => setDraft(e.target.value)}
           maxLength={4000}
+          disabled={!mayPlan}
           autoFocus
         />
-        <button data-testid="chat-send" type="submit" disabled={sending || !draft.trim()}>
+        <button data-testid="chat-send" type="submit" disabled={!mayPlan || sending || !draft.trim()}>
           Send
         </button>
       </form>

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
+import { useCan } from "../auth/identity";
 import type { Dataset } from "../api/types";
 
 /** The user's datasets with their validation reports, and an upload form for a .zip. */
@@ -8,6 +9,7 @@ export function DatasetsPage() {
   const [open, setOpen] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [uploading, setUploading] = useState(false);
+  const mayWrite = useCan("write_datasets");
 
   const load = () => api.datasets().then((page) => setDatasets(page.items), (e: Error) => setError(e.message));
   useEffect(() => {
@@ -32,25 +34,27 @@ export function DatasetsPage() {
   return (
     <section>
       <h1>Datasets</h1>
-      <form
-        className="upload"
-        data-testid="dataset-upload"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void upload(e.currentTarget);
-        }}
-      >
-        <input name="name" placeholder="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,127}" />
-        <select name="format" defaultValue="yolo">
-          <option value="yolo">YOLO detection</option>
-          <option value="imagefolder">ImageFolder classification</option>
-          <option value="text">Text classification (JSONL/CSV)</option>
-        </select>
-        <input name="file" type="file" accept=".zip" required />
-        <button type="submit" disabled={uploading}>
-          {uploading ? "Uploading…" : "Upload .zip"}
-        </button>
-      </form>
+      {mayWrite && (
+        <form
+          className="upload"
+          data-testid="dataset-upload"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void upload(e.currentTarget);
+          }}
+        >
+          <input name="name" placeholder="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,127}" />
+          <select name="format" defaultValue="yolo">
+            <option value="yolo">YOLO detection</option>
+            <option value="imagefolder">ImageFolder classification</option>
+            <option value="text">Text classification (JSONL/CSV)</option>
+          </select>
+          <input name="file" type="file" accept=".zip" required />
+          <button type="submit" disabled={uploading}>
+            {uploading ? "Uploading…" : "Upload .zip"}
+          </button>
+        </form>
+      )}
       {error && <p className="error">{error}</p>}
       <ul className="datasets">
         {datasets.map((d) => (

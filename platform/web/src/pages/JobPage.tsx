@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api } from "../api/client";
+import { useCan } from "../auth/identity";
 import type { Job } from "../api/types";
 import { TERMINAL_STATES } from "../api/types";
 import { LineChart } from "../charts/LineChart";
@@ -15,6 +16,7 @@ export function JobPage() {
   const [job, setJob] = useState<Job | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [cancelling, setCancelling] = useState(false);
+  const mayCancel = useCan("cancel");
 
   // The job's record (request, result, tracking link): again whenever its state changes.
   useEffect(() => {
@@ -57,9 +59,11 @@ export function JobPage() {
           <span className={`conn ${connection}`} data-testid="connection-status">
             {connection}
           </span>
-          <button data-testid="job-cancel" disabled={terminal || cancelling || job?.cancel_requested} onClick={() => void cancel()}>
-            {job?.cancel_requested && !terminal ? "Cancelling…" : "Cancel"}
-          </button>
+          {mayCancel && (
+            <button data-testid="job-cancel" disabled={terminal || cancelling || job?.cancel_requested} onClick={() => void cancel()}>
+              {job?.cancel_requested && !terminal ? "Cancelling…" : "Cancel"}
+            </button>
+          )}
         </div>
       </div>
       {error && <p className="error">{error}</p>}

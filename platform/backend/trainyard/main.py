@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from trainyard.auth.factory import open_authenticator
 from trainyard.auth.public_config import router as auth_config_router
 from trainyard.auth.same_origin import SameOriginGuard
+from trainyard.auth.web_router import router as web_sign_in_router
 from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(chat_router)
     app.include_router(stream_router)
     app.include_router(projects_router)
+    app.include_router(web_sign_in_router)
     app.include_router(auth_config_router)
     app.include_router(internal_router)
 

@@ -1,8 +1,9 @@
 """Who is calling: the one place a request's credential becomes a `Principal`.
 
 In order: an API key (`Authorization: Bearer tyk_...`), an OIDC bearer token (auth_mode
-oidc), else the embedded tier's local user (auth_mode local) or 401. A refused credential is
-recorded in the audit trail (never the credential itself).
+oidc), a stream ticket (`?ticket=`, on a WebSocket handshake only), the web UI's session
+cookie (auth_mode oidc), else the embedded tier's local user (auth_mode local) or 401. A
+refused credential is recorded in the audit trail (never the credential itself).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from trainyard.auth.api_keys import API_KEY_MARK, looks_like_api_key, verify_api_key
@@ -18,13 +20,16 @@ from trainyard.auth.models import LOCAL_ISSUER, ApiKey, Project, User
 from trainyard.auth.oidc import OidcTokenVerifier, VerifiedToken
 from trainyard.auth.principal import Principal, ProjectRole
 from trainyard.auth.roles import Role, stronger, weaker
+from trainyard.auth.stream_tickets import TICKET_PARAM, redeem_ticket
 from trainyard.auth.users import (
     ensure_local_user,
     ensure_oidc_user,
     find_user,
+    find_user_by_id,
     project_roles,
     sync_group_memberships,
 )
+from trainyard.auth.web_sessions import SESSION_COOKIE, find_session
 from trainyard.core.db import Database
 from trainyard.core.errors import Unauthorized
 from trainyard.core.settings import BackendSettings
@@ -68,6 +73,30 @@ def _label(user: User) -> str:
     return user.email or user.name or user.subject
 
 
+def stream_ticket(connection: HTTPConnection) -> str | None:
+    """The `?ticket=` of a WebSocket handshake; None on HTTP, where a ticket is no credential."""
+    if connection.scope["type"] != "websocket":
+        return None
+    return connection.query_params.get(TICKET_PARAM) or None
+
+
+async def admit_oidc_user(
+    session: AsyncSession, settings: BackendSettings, token: VerifiedToken, groups: list[str]
+) -> tuple[User, dict[str, ProjectRole]]:
+    """The user a verified token (a bearer token, or the web sign-in's ID token) names, made
+    at their first sign-in, their group memberships brought in step; and their roles."""
+    claims: Mapping[str, Any] = token.claims
+    email = claims.get("email") if isinstance(claims.get("email"), str) else None
+    name = claims.get("name") if isinstance(claims.get("name"), str) else None
+    user = await ensure_oidc_user(
+        session, token.issuer, token.subject, email, name, _is_platform_admin(settings, token)
+    )
+    if settings.oidc_groups_claim:
+        await sync_group_memberships(session, user.id, group_roles(settings, groups))
+        await session.flush()
+    return user, await project_roles(session, user.id)
+
+
 class Authenticator:
     def __init__(
         self, settings: BackendSettings, db: Database, verifier: OidcTokenVerifier | None
@@ -79,6 +108,9 @@ class Authenticator:
     async def principal(self, connection: HTTPConnection) -> Principal:
         client = client_address(connection)
         token = bearer_token(connection)
+        ticket = stream_ticket(connection)
+        # No session is ever made in auth_mode local: a cookie there is a stale one.
+        cookie = connection.cookies.get(SESSION_COOKIE) if self.verifier is not None else None
         try:
             if token is not None and looks_like_api_key(token):
                 return await self._by_api_key(token, client)
@@ -89,8 +121,16 @@ class Authenticator:
                         "(TRAINYARD_AUTH_MODE=local); use an API key or no credential"
                     )
                 return await self._by_oidc_token(await self.verifier.verify(token), client)
+            if ticket is not None:
+                return await self._by_ticket(ticket, connection.path_params.get("job_id"), client)
+            if cookie is not None:
+                return await self._by_session(cookie, client)
         except Unauthorized as refused:
-            kind = "api_key" if token is not None and looks_like_api_key(token) else "oidc"
+            kind = (
+                ("api_key" if looks_like_api_key(token) else "oidc")
+                if token is not None
+                else ("stream_ticket" if ticket is not None else "session")
+            )
             async with self.db.session() as session:
                 record_sign_in_failure(session, kind, refused.message, client)
             raise
@@ -114,25 +154,38 @@ class Authenticator:
         return Principal(user.id, _label(user), True, projects, "local", client)
 
     async def _by_oidc_token(self, token: VerifiedToken, client: str) -> Principal:
-        claims: Mapping[str, Any] = token.claims
-        email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        name = claims.get("name") if isinstance(claims.get("name"), str) else None
         groups = self.verifier.groups(token) if self.verifier is not None else []
         async with self.db.session() as session:
-            user = await ensure_oidc_user(
-                session,
-                token.issuer,
-                token.subject,
-                email,
-                name,
-                _is_platform_admin(self.settings, token),
-            )
-            if self.settings.oidc_groups_claim:
-                await sync_group_memberships(session, user.id, group_roles(self.settings, groups))
-                await session.flush()
-            projects = await project_roles(session, user.id)
+            user, projects = await admit_oidc_user(session, self.settings, token, groups)
         return Principal(
             user.id, _label(user), user.platform_admin, projects, "oidc", client, tuple(groups)
+        )
+
+    async def _by_session(self, cookie: str, client: str) -> Principal:
+        async with self.db.session() as session:
+            signed_in = await find_session(session, cookie)
+        user = signed_in.user
+        return Principal(
+            user.id,
+            _label(user),
+            user.platform_admin,
+            signed_in.projects,
+            "session",
+            client,
+            signed_in.groups,
+        )
+
+    async def _by_ticket(self, ticket: str, job_id: str | None, client: str) -> Principal:
+        async with self.db.session() as session:
+            user = await find_user_by_id(session, await redeem_ticket(session, ticket, job_id))
+            projects = await project_roles(session, user.id)
+        # Read-only, whatever the user's roles: a ticket opens one job's stream, nothing more.
+        viewer = {
+            pid: ProjectRole(pid, membership.slug, weaker(membership.role, Role.VIEWER))
+            for pid, membership in projects.items()
+        }
+        return Principal(
+            user.id, _label(user), user.platform_admin, viewer, "stream_ticket", client
         )
 
     async def _by_api_key(self, token: str, client: str) -> Principal:

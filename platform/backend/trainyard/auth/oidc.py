@@ -14,6 +14,7 @@ key as a shared secret are refused before any key is looked at.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Claims every token must carry; pyjwt checks presence, then the values below.
 REQUIRED_CLAIMS = ("sub", "exp", "iss", "aud")
+# An ID token (the web sign-in) also carries when it was issued and the nonce of its request
+# (OpenID Connect Core 1.0 §3.1.3.7).
+ID_TOKEN_CLAIMS = (*REQUIRED_CLAIMS, "iat", "nonce")
 # The IdP answers in well under a second; a hung one must not hold a request for long.
 IDP_TIMEOUT_S = 5.0
 
@@ -84,6 +88,8 @@ class OidcTokenVerifier:
         self._min_refetch_s = settings.oidc_jwks_min_refetch_s
         self._http = http
         self._jwks_uri: str | None = None
+        # The discovery document, kept with the keys (the web sign-in needs its endpoints).
+        self._discovery: dict[str, Any] | None = None
         self._keys: dict[str, dict[str, Any]] = {}  # kid -> public JWK ("" when it has none)
         self._fetched_at: float | None = None  # monotonic, last successful fetch
         self._tried_at: float | None = None  # monotonic, last attempt (throttles refetches)
@@ -92,6 +98,42 @@ class OidcTokenVerifier:
     async def verify(self, token: str) -> VerifiedToken:
         """The token's verified claims, or InvalidToken (401) saying why; 503 when the IdP's
         keys cannot be fetched."""
+        return await self._verified(token, self._audience, REQUIRED_CLAIMS)
+
+    async def verify_id_token(self, token: str, *, client_id: str, nonce: str) -> VerifiedToken:
+        """An ID token from the token endpoint (the web sign-in): signed by the same keys as
+        bearer tokens, for `client_id`, carrying the `nonce` its authorization request sent.
+        InvalidToken (401) otherwise."""
+        verified = await self._verified(token, client_id, ID_TOKEN_CLAIMS)
+        claimed = verified.claims["nonce"]
+        if not isinstance(claimed, str) or not hmac.compare_digest(
+            claimed.encode(), nonce.encode()
+        ):
+            raise InvalidToken("the ID token answers another sign-in (its nonce differs)")
+        audience = verified.claims["aud"]
+        # Several audiences: the authorized party must be us (Core §3.1.3.7, steps 4-5).
+        if (
+            isinstance(audience, list)
+            and len(audience) > 1
+            and verified.claims.get("azp") != client_id
+        ):
+            raise InvalidToken("the ID token was issued to another client")
+        return verified
+
+    async def discovery(self) -> Mapping[str, Any]:
+        """The IdP's discovery document (its endpoints), fetched with its keys; 503 when it
+        cannot be fetched."""
+        if self._discovery is None:
+            await self._refresh(seen_attempt=self._tried_at)
+        if self._discovery is None:
+            raise IdentityProviderUnavailable(
+                f"the identity provider {self._issuer} cannot be reached; try again shortly"
+            )
+        return self._discovery
+
+    async def _verified(
+        self, token: str, audience: str, required: tuple[str, ...]
+    ) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -112,11 +154,11 @@ class OidcTokenVerifier:
                 token,
                 key,
                 algorithms=[alg],
-                audience=self._audience,
+                audience=audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
                 options={
-                    "require": list(REQUIRED_CLAIMS),
+                    "require": list(required),
                     "verify_signature": True,
                     "enforce_minimum_key_length": True,
                 },
@@ -215,6 +257,7 @@ class OidcTokenVerifier:
             if discovery.get("issuer") != self._issuer:
                 raise ValueError(f"the discovery document at {url} names another issuer")
             self._jwks_uri = str(discovery["jwks_uri"])
+            self._discovery = discovery
         keys: dict[str, dict[str, Any]] = {}
         for jwk in (await self._get_json(self._jwks_uri))["keys"]:
             # Signing keys of asymmetric types only: a published `oct` key is never a verifier.

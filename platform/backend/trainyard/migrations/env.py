@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 import trainyard.auth.models
+import trainyard.auth.web_sessions
 import trainyard.chat.models
 import trainyard.datasets.models
 import trainyard.jobs.models  # noqa: F401  (registers the tables on Base.metadata)

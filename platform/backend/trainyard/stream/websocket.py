@@ -10,8 +10,12 @@
 4. Close with 1000 after sending the terminal `state` event (at once if the job had already
    ended and the replay reached the end).
 
-Close codes: 1000 done; 4404 unknown job; 1013 the client fell too far behind (reconnect with
-after_seq = the last seq received). Frames are the same objects as GET /v1/jobs/{id}/events.
+Credentials as any route's, or `?ticket=` from POST /v1/stream/tickets where a browser cannot
+send a header: for this job only, once, within 30 s (trainyard.auth.stream_tickets).
+
+Close codes: 1000 done; 4401 not signed in (e.g. a bad, spent or expired ticket); 4404 unknown
+job; 1013 the client fell too far behind (reconnect with after_seq = the last seq received).
+Frames are the same objects as GET /v1/jobs/{id}/events.
 """
 
 from __future__ import annotations

@@ -184,7 +184,9 @@ class StreamTicketAnswer(BaseModel):
     expires_in: int
 
 
-@router.post("/v1/stream/tickets", status_code=201, responses=SIGNED_IN_RESPONSES)
+@router.post(
+    "/v1/stream/tickets", status_code=201, responses=error_responses(400, 401, 403, 404, 422)
+)
 async def create_stream_ticket(
     body: TicketRequest, response: Response, access: CanRead, session: SessionDep
 ) -> StreamTicketAnswer:

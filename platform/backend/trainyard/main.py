@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from trainyard.auth.factory import open_authenticator
 from trainyard.auth.public_config import router as auth_config_router
 from trainyard.auth.same_origin import SameOriginGuard
+from trainyard.auth.stream_tickets import redact_tickets_in_server_logs
 from trainyard.auth.web_router import router as web_sign_in_router
 from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
@@ -102,6 +103,7 @@ def create_app(
         lifespan=_lifespan(settings),
     )
     install_error_handlers(app)
+    redact_tickets_in_server_logs()  # a stream ticket in a query string never reaches a log
     app.add_middleware(
         SameOriginGuard,
         trusted_hosts=settings.trusted_hosts,

@@ -130,7 +130,7 @@ def test_an_uploaded_dataset_lands_in_the_bucket_and_is_valid(
 ) -> None:
     assert dataset["status"] == "valid", dataset["report"]
     assert dataset["uri"] == (
-        f"{production_platform.storage_url}/datasets/{dataset['owner']}/{dataset['id']}"
+        f"{production_platform.storage_url}/datasets/{dataset['project_id']}/{dataset['id']}"
     )
     keys = _keys(s3, dataset["uri"])
     assert "data.yaml" in keys

@@ -8,7 +8,9 @@ refused credential is recorded in the audit trail (never the credential itself).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +35,11 @@ from trainyard.auth.web_sessions import SESSION_COOKIE, find_session
 from trainyard.core.db import Database
 from trainyard.core.errors import Unauthorized
 from trainyard.core.settings import BackendSettings
+
+# How long the same token claims skip making or updating their user (a new token with other
+# claims, e.g. a changed group, is admitted at once).
+ADMISSION_TTL_S = 60.0
+_ADMITTED_MAX = 10_000
 
 
 class NotSignedIn(Unauthorized):
@@ -80,17 +87,34 @@ def stream_ticket(connection: HTTPConnection) -> str | None:
     return connection.query_params.get(TICKET_PARAM) or None
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """A user admitted from a token's claims, and when (see Authenticator._by_oidc_token)."""
+
+    user_id: str
+    label: str
+    platform_admin: bool
+    at: float
+
+
+def _identity(
+    settings: BackendSettings, token: VerifiedToken, groups: list[str]
+) -> tuple[str, str, str | None, str | None, bool, tuple[str, ...]]:
+    """What a token says about its user: issuer, subject, email, name, platform admin, groups."""
+    claims: Mapping[str, Any] = token.claims
+    email = claims.get("email") if isinstance(claims.get("email"), str) else None
+    name = claims.get("name") if isinstance(claims.get("name"), str) else None
+    admin = _is_platform_admin(settings, token)
+    return token.issuer, token.subject, email, name, admin, tuple(sorted(groups))
+
+
 async def admit_oidc_user(
     session: AsyncSession, settings: BackendSettings, token: VerifiedToken, groups: list[str]
 ) -> tuple[User, dict[str, ProjectRole]]:
     """The user a verified token (a bearer token, or the web sign-in's ID token) names, made
     at their first sign-in, their group memberships brought in step; and their roles."""
-    claims: Mapping[str, Any] = token.claims
-    email = claims.get("email") if isinstance(claims.get("email"), str) else None
-    name = claims.get("name") if isinstance(claims.get("name"), str) else None
-    user = await ensure_oidc_user(
-        session, token.issuer, token.subject, email, name, _is_platform_admin(settings, token)
-    )
+    _, _, email, name, admin, _ = _identity(settings, token, groups)
+    user = await ensure_oidc_user(session, token.issuer, token.subject, email, name, admin)
     if settings.oidc_groups_claim:
         await sync_group_memberships(session, user.id, group_roles(settings, groups))
         await session.flush()
@@ -104,6 +128,10 @@ class Authenticator:
         self.settings = settings
         self.db = db
         self.verifier = verifier
+        # Token claims already brought into the database (user row, group memberships): the
+        # same claims again within ADMISSION_TTL_S need only the roles read, not two more
+        # queries and a flush per request. Roles themselves are read on every request.
+        self._admitted: dict[tuple[object, ...], _Admitted] = {}
 
     async def principal(self, connection: HTTPConnection) -> Principal:
         client = client_address(connection)
@@ -155,10 +183,27 @@ class Authenticator:
 
     async def _by_oidc_token(self, token: VerifiedToken, client: str) -> Principal:
         groups = self.verifier.groups(token) if self.verifier is not None else []
-        async with self.db.session() as session:
-            user, projects = await admit_oidc_user(session, self.settings, token, groups)
+        identity = _identity(self.settings, token, groups)
+        admitted = self._admitted.get(identity)
+        now = time.monotonic()
+        if admitted is not None and now - admitted.at < ADMISSION_TTL_S:
+            async with self.db.session() as session:
+                projects = await project_roles(session, admitted.user_id)
+        else:
+            async with self.db.session() as session:
+                user, projects = await admit_oidc_user(session, self.settings, token, groups)
+            if len(self._admitted) >= _ADMITTED_MAX:
+                self._admitted.clear()
+            admitted = _Admitted(user.id, _label(user), user.platform_admin, now)
+            self._admitted[identity] = admitted
         return Principal(
-            user.id, _label(user), user.platform_admin, projects, "oidc", client, tuple(groups)
+            admitted.user_id,
+            admitted.label,
+            admitted.platform_admin,
+            projects,
+            "oidc",
+            client,
+            tuple(groups),
         )
 
     async def _by_session(self, cookie: str, client: str) -> Principal:

@@ -9,7 +9,7 @@ UPDATE that finds it, so two handshakes racing with one ticket cannot both win.
 A query string is logged by many proxies, hence the short life and the single use. uvicorn
 logs one too (at info: the handshake line `"WebSocket /v1/jobs/<id>/stream?ticket=..."
 [accepted]` on `uvicorn.error`, and HTTP access lines on `uvicorn.access`): `TicketRedaction`,
-installed on both when this module is imported (before uvicorn starts serving), writes
+installed on both by `redact_tickets_in_server_logs` (create_app), writes
 `ticket=<redacted>` there instead.
 """
 
@@ -46,10 +46,14 @@ class TicketRedaction(logging.Filter):
 
 
 _REDACTION = TicketRedaction()
-# At import, not in the lifespan: uvicorn logs the handshake of a stream whatever the app
-# does, and a filter added twice is kept once (uvicorn's dictConfig keeps filters).
-for _name in ("uvicorn.error", "uvicorn.access"):
-    logging.getLogger(_name).addFilter(_REDACTION)
+
+
+def redact_tickets_in_server_logs() -> None:
+    """Install `TicketRedaction` on uvicorn's loggers (create_app calls it, before serving:
+    uvicorn logs a stream's handshake whatever the app does). Adding it again changes
+    nothing: a logger keeps one copy of a filter, and uvicorn's dictConfig keeps filters."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_REDACTION)
 
 
 class InvalidTicket(Unauthorized):

@@ -15,9 +15,7 @@ refresh tokens, as a real IdP's key rotation does not; tests that need them get 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -26,18 +24,22 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from trainyard.cli.embedded import free_local_port
+from trainyard_testing.html_forms import only_form, pkce_pair, submit
+from trainyard_testing.oidc_accounts import (
+    DEFAULT_ACCOUNTS,
+    Account,
+    TokenSet,
+    new_signing_key,
+)
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc"
 START_S = 30
@@ -47,78 +49,18 @@ CLI_REDIRECT_URI = "http://127.0.0.1:9/callback"
 DEFAULT_SCOPE = "openid email profile groups api"
 
 
+__all__ = [
+    "DEFAULT_ACCOUNTS",
+    "Account",
+    "OidcProvider",
+    "OidcProviderError",
+    "TokenSet",
+    "new_signing_key",
+]
+
+
 class OidcProviderError(RuntimeError):
     """The provider could not start, or a flow did not end as a user's would."""
-
-
-@dataclass(frozen=True)
-class Account:
-    """A user of the IdP's directory."""
-
-    email: str
-    name: str
-    groups: tuple[str, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {"email": self.email, "name": self.name, "groups": list(self.groups)}
-
-
-DEFAULT_ACCOUNTS: Mapping[str, Account] = {
-    "alice": Account("alice@example.test", "Alice Adams", ("ml-team",)),
-    "bob": Account("bob@example.test", "Bob Brown", ()),
-}
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    """What the token endpoint answered."""
-
-    access_token: str
-    refresh_token: str | None
-    id_token: str | None
-    expires_in: int
-
-
-@dataclass(frozen=True)
-class _Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-
-
-class _FormParser(HTMLParser):
-    """The forms of a page with their named inputs (what a browser would submit)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[_Form] = []
-        self._current: _Form | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self._current = _Form(values.get("action", ""), values.get("method", "get").lower())
-            self.forms.append(self._current)
-        elif tag == "input" and self._current is not None and values.get("name"):
-            self._current.fields[values["name"]] = values.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
-
-
-def _pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def new_signing_key(kid: str | None = None) -> dict[str, Any]:
-    """A fresh RSA private JWK (RS256, use sig) with a random key id."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(key, as_dict=True)
-    jwk.update(kid=kid or secrets.token_hex(8), use="sig", alg="RS256")
-    return jwk
 
 
 def find_node() -> str:
@@ -405,12 +347,12 @@ class OidcProvider:
                     continue
                 if 'id="device-success"' in page.text:
                     return
-                form = self._only_form(page)
+                form = only_form(page)
                 if "user_code" in form.fields and not form.fields["user_code"]:
                     form.fields["user_code"] = user_code
                 if "login" in form.fields:
                     form.fields["login"] = subject
-                page = await self._submit(http, page, form)
+                page = await submit(http, page, form)
         raise OidcProviderError(f"the device sign-in did not end: {page.text[-500:]}")
 
     def forge(
@@ -452,7 +394,7 @@ class OidcProvider:
         self, subject: str, client_id: str, redirect_uri: str, scope: str
     ) -> tuple[str, str]:
         """Run the front channel and return (code, PKCE verifier)."""
-        verifier, challenge = _pkce_pair()
+        verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(16)
         params = {
             "client_id": client_id,
@@ -477,28 +419,11 @@ class OidcProvider:
                         return answer["code"], verifier
                     page = await http.get(location)
                     continue
-                form = self._only_form(page)
+                form = only_form(page)
                 if "login" in form.fields:
                     form.fields["login"] = subject
-                page = await self._submit(http, page, form)
+                page = await submit(http, page, form)
         raise OidcProviderError(f"the sign-in did not end: {page.text[-500:]}")
-
-    @staticmethod
-    def _only_form(page: httpx.Response) -> _Form:
-        parser = _FormParser()
-        parser.feed(page.text)
-        if page.status_code != 200 or len(parser.forms) != 1:
-            raise OidcProviderError(
-                f"expected a page with one form, got {page.status_code}: {page.text[-500:]}"
-            )
-        return parser.forms[0]
-
-    @staticmethod
-    async def _submit(http: httpx.AsyncClient, page: httpx.Response, form: _Form) -> httpx.Response:
-        url = urljoin(str(page.url), form.action or str(page.url))
-        if form.method == "post":
-            return await http.post(url, data=form.fields)
-        return await http.get(url, params=form.fields)
 
     async def _token_request(self, form: dict[str, str], auth: httpx.Auth | None) -> TokenSet:
         async with httpx.AsyncClient(timeout=10) as http:

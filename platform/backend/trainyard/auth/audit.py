@@ -50,3 +50,18 @@ def record_sign_in_failure(
             detail={"reason": reason[:200]},
         )
     )
+
+
+def record_sign_in(session: AsyncSession, user_id: str, credential: str, client: str) -> None:
+    """A sign-in that opened a session (the web UI's; bearer tokens sign in per request)."""
+    session.add(
+        AuditEvent(
+            user_id=user_id,
+            credential=credential,
+            project_id=None,
+            action="sign_in",
+            target="",
+            client=client[:64],
+            detail={},
+        )
+    )

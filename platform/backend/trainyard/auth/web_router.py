@@ -16,9 +16,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.auth.audit import record_sign_in_failure
+from trainyard.auth.audit import record_sign_in, record_sign_in_failure
 from trainyard.auth.authenticate import admit_oidc_user, client_address
-from trainyard.auth.models import AuditEvent
 from trainyard.auth.oidc import IdentityProviderUnavailable, OidcTokenVerifier
 from trainyard.auth.stream_tickets import TICKET_LIFETIME_S, issue_ticket
 from trainyard.auth.web_sessions import SESSION_COOKIE, end_session, open_session
@@ -128,15 +127,7 @@ async def sign_in_callback(
     async with db.session() as session:
         user, _ = await admit_oidc_user(session, settings, token, groups)
         value = await open_session(session, user.id, groups, settings.session_lifetime_s)
-        session.add(
-            AuditEvent(
-                user_id=user.id,
-                credential="session",
-                action="sign_in",
-                client=client_address(request)[:64],
-                detail={},
-            )
-        )
+        record_sign_in(session, user.id, "session", client_address(request))
     response = RedirectResponse(flow.next, status_code=302)
     response.headers["Cache-Control"] = "no-store"
     _clear_cookie(response, FLOW_COOKIE)

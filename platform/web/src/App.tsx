@@ -14,7 +14,9 @@ import { DatasetsPage } from "./pages/DatasetsPage";
 import { JobPage } from "./pages/JobPage";
 import { JobsPage } from "./pages/JobsPage";
 import { MembersPage } from "./pages/MembersPage";
+import { NewProjectPage } from "./pages/NewProjectPage";
 import { SignInPage } from "./pages/SignInPage";
+import { mayCreateProjects } from "./projects/newProject";
 
 type Status = { kind: "loading" } | { kind: "signed-out" } | { kind: "failed"; message: string } | { kind: "ready"; me: Me };
 
@@ -31,9 +33,10 @@ export function App() {
   const navigate = useNavigate();
   const location = useLocation();
 
-  const load = useCallback(async () => {
+  const load = useCallback(async (select?: string) => {
     try {
       const me = await api.me();
+      if (select && me.projects.some((p) => p.slug === select)) rememberProject(select);
       const chosen = chooseProject(me, rememberedProject());
       // Before any page renders: its first call already names the project.
       setRequestProject(chosen?.slug ?? null);
@@ -105,7 +108,13 @@ export function App() {
         <main>
           {!project && (
             <p className="notice" data-testid="no-project">
-              You are in no project yet: ask a project admin to add you ({identity.me.user.email ?? identity.me.user.id}).
+              {mayCreateProjects(identity.me) ? (
+                <>
+                  There is no project yet: <NavLink to="/projects/new">create one</NavLink>.
+                </>
+              ) : (
+                <>You are in no project yet: ask a project admin to add you ({identity.me.user.email ?? identity.me.user.id}).</>
+              )}
             </p>
           )}
           {/* Keyed by project: a switch mounts every page afresh, so each lists the new project's. */}
@@ -119,6 +128,7 @@ export function App() {
             <Route path="/members" element={<MembersPage />} />
             <Route path="/api-keys" element={<ApiKeysPage />} />
             <Route path="/audit" element={<AuditPage />} />
+            <Route path="/projects/new" element={<NewProjectPage />} />
             <Route path="*" element={<p>No such page.</p>} />
           </Routes>
         </main>

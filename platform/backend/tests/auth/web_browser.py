@@ -1,5 +1,6 @@
 """A browser's half of the web sign-in, over HTTP: the backend's /auth/login, the IdP's login
-form (a browser of its own, with its own cookies), back to the backend's /auth/callback.
+form (a browser of its own, with its own cookies), back to the backend's /auth/callback. And
+the same in a real browser (Debian's chromium through Playwright): `sign_in_in_chromium`.
 
 Cookies of the backend are carried by hand (`Cookie:` headers): they are `__Host-` and
 Secure, which httpx's jar would withhold from the test servers' plain-HTTP addresses.
@@ -13,18 +14,22 @@ from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright
 from pydantic import SecretStr
 
 from trainyard.auth.web_sessions import SESSION_COOKIE
 from trainyard.auth.web_sign_in import FLOW_COOKIE
 from trainyard.core.settings import BackendSettings
+from trainyard_testing.credential_leaks import remember_credential
 from trainyard_testing.oidc import OidcProvider
 
 from ..conftest import make_settings
 
+CHROMIUM = Path("/usr/bin/chromium")
 PUBLIC_URL = "https://trainyard.test"
 CALLBACK_URL = f"{PUBLIC_URL}/auth/callback"
 
@@ -124,7 +129,9 @@ async def start(api: httpx.AsyncClient, next_path: str = "/") -> tuple[str, str]
     """GET /auth/login: (the IdP's authorization URL, the flow cookie's value)."""
     login = await api.get("/auth/login", params={"next": next_path})
     assert login.status_code == 302, login.text
-    return login.headers["location"], cookie_value(set_cookies(login)[FLOW_COOKIE])
+    flow = cookie_value(set_cookies(login)[FLOW_COOKIE])
+    remember_credential(flow, "sign-in flow cookie")  # it carries the PKCE verifier
+    return login.headers["location"], flow
 
 
 async def sign_in(api: httpx.AsyncClient, subject: str, next_path: str = "/") -> SignedIn:
@@ -135,8 +142,36 @@ async def sign_in(api: httpx.AsyncClient, subject: str, next_path: str = "/") ->
     callback = await api.get(path_of(back), headers={"Cookie": f"{FLOW_COOKIE}={flow}"})
     assert callback.status_code == 302, callback.text
     header = set_cookies(callback)[SESSION_COOKIE]
+    remember_credential(cookie_value(header), "session cookie")
     return SignedIn(cookie_value(header), header, callback.headers["location"], callback)
 
 
 def with_session(value: str) -> dict[str, str]:
     return {"Cookie": f"{SESSION_COOKIE}={value}"}
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    """Debian's chromium, headless; fails (naming the fix) where it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "Debian's chromium is missing (/usr/bin/chromium): `make test` installs it "
+            "(platform/tools/install-chromium.sh)"
+        )
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def sign_in_in_chromium(
+    page: Page, base_url: str, issuer: str, subject: str, next_path: str = "/"
+) -> None:
+    """What a user does: the app's /auth/login, the provider's sign-in page (and its consent
+    page, the first time), back on the app at `next_path`, signed in."""
+    page.goto(f"{base_url}/auth/login?next={quote(next_path, safe='')}")
+    assert page.url.startswith(issuer), page.url
+    page.fill("input[name=login]", subject)
+    page.click("button[type=submit]")
+    if page.url.startswith(issuer):
+        page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}{next_path}")

@@ -3,7 +3,8 @@ mode local: the local user, a platform admin, with no sign-in): the user menu, t
 switcher, the header every call carries, API keys shown once, the members page.
 
 Also: the web app's copy of the role table (platform/web/src/auth/roles.json, which hides
-the controls a role may not use) matches the backend's rule (trainyard/auth/roles.py).
+the controls a role may not use) matches the backend's rule (trainyard/auth/roles.py), and its
+copy of what a new project may be called (platform/web/src/projects/rules.json) the backend's.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
+from trainyard.auth.projects import SLUG_PATTERN
 from trainyard.auth.roles import WEAKEST_ROLE, Role
 from trainyard.cli.embedded import EmbeddedPlatform
+from trainyard.projects.schemas import ProjectCreate
 
 from .conftest import REPO_ROOT
 from .test_browser_e2e import ARTIFACTS, browser  # noqa: F401 (a fixture)
@@ -25,12 +28,22 @@ from .test_browser_e2e import ARTIFACTS, browser  # noqa: F401 (a fixture)
 pytestmark = pytest.mark.xdist_group("e2e")
 
 ROLE_TABLE = REPO_ROOT / "platform" / "web" / "src" / "auth" / "roles.json"
+PROJECT_RULES = REPO_ROOT / "platform" / "web" / "src" / "projects" / "rules.json"
 
 
 def test_the_web_apps_role_table_is_the_backends() -> None:
     table = json.loads(ROLE_TABLE.read_text())
     assert table["roles"] == [role.value for role in Role]  # weakest first, both sides
     assert table["weakest_role"] == {a.value: r.value for a, r in WEAKEST_ROLE.items()}
+
+
+def test_the_web_apps_project_rules_are_the_backends() -> None:
+    rules = json.loads(PROJECT_RULES.read_text())
+    name = ProjectCreate.model_fields["name"]
+    assert rules["slug_pattern"] == SLUG_PATTERN
+    assert rules["name_max_length"] == next(
+        m.max_length for m in name.metadata if getattr(m, "max_length", None) is not None
+    )
 
 
 @pytest.fixture
@@ -123,6 +136,35 @@ def test_the_local_user_sees_their_menu_project_members_and_a_new_key_once(
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_test_id("audit-row").first).to_be_visible()
     page.screenshot(path=ARTIFACTS / "audit.png")
+
+
+def test_a_platform_admin_creates_a_project_and_acts_in_it(
+    platform: EmbeddedPlatform, api: httpx.Client, page: Page
+) -> None:
+    slug = f"e2e-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{platform.config.api_url}/jobs")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("new-project-link").click()
+    form = page.get_by_test_id("new-project-form")
+
+    # The slug follows the name until typed; a bad one is refused before any request.
+    form.get_by_test_id("new-project-name").fill(f"E2E {slug[4:]}")
+    expect(form.get_by_test_id("new-project-slug")).to_have_value(slug)
+    form.get_by_test_id("new-project-slug").fill("Not A Slug")
+    expect(form.get_by_test_id("new-project-slug-error")).to_be_visible()
+    form.get_by_test_id("new-project-slug").fill("default")
+    form.get_by_test_id("new-project-create").click()
+    expect(page.get_by_test_id("new-project-error")).to_contain_text('"default" exists already')
+
+    form.get_by_test_id("new-project-slug").fill(slug)
+    form.get_by_test_id("new-project-create").click()
+
+    # Made, administered by its creator, and chosen: the switcher and the members page say so.
+    expect(page).to_have_url(f"{platform.config.api_url}/members")
+    expect(page.get_by_test_id("project-switcher")).to_have_value(slug)
+    expect(page.get_by_role("heading", name=f"Members of E2E {slug[4:]}")).to_be_visible()
+    made = [p for p in api.get("/v1/projects").json()["items"] if p["slug"] == slug]
+    assert [(p["name"], p["role"]) for p in made] == [(f"E2E {slug[4:]}", "admin")]
 
 
 def test_the_identity_pages_fit_a_phone_screen(

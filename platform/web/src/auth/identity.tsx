@@ -8,8 +8,9 @@ export interface Identity {
   /** The project every call acts in (null: the user belongs to none). */
   project: Project | null;
   switchProject: (slug: string) => void;
-  /** /v1/me again (after creating a project, changing one's own role). */
-  refresh: () => Promise<void>;
+  /** /v1/me again (after creating a project, changing one's own role); `select`: act in that
+   * project from now on (one just created). */
+  refresh: (select?: string) => Promise<void>;
 }
 
 export const IdentityContext = createContext<Identity | null>(null);

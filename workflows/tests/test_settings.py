@@ -100,6 +100,7 @@ def test_kubernetes_settings_default_to_a_plain_job_in_the_default_namespace() -
     settings = WorkerSettings()
 
     assert settings.k8s_namespace == "default"
+    assert settings.k8s_project_namespaces == {}
     assert settings.k8s_images == {}
     assert settings.k8s_node_selector == {}
     assert settings.k8s_tolerations == []
@@ -116,6 +117,9 @@ def test_kubernetes_settings_read_json_from_their_variables(
     # The Helm chart renders exactly these names into the worker's ConfigMap.
     monkeypatch.setenv("TRAINYARD_LAUNCHER", "kubernetes")
     monkeypatch.setenv("TRAINYARD_K8S_NAMESPACE", "training")
+    monkeypatch.setenv(
+        "TRAINYARD_K8S_PROJECT_NAMESPACES", '{"vision": "ml-vision", "nlp": "ml-nlp"}'
+    )
     monkeypatch.setenv(
         "TRAINYARD_K8S_IMAGES",
         '{"ultralytics": "registry.example/trainer-ultralytics:1.2", "timm": "r/timm:3"}',
@@ -136,6 +140,7 @@ def test_kubernetes_settings_read_json_from_their_variables(
 
     assert settings.launcher == "kubernetes"
     assert settings.k8s_namespace == "training"
+    assert settings.k8s_project_namespaces == {"vision": "ml-vision", "nlp": "ml-nlp"}
     assert settings.k8s_images == {
         "ultralytics": "registry.example/trainer-ultralytics:1.2",
         "timm": "r/timm:3",
@@ -171,6 +176,10 @@ def test_the_kubernetes_launcher_is_refused_without_trainer_images(
         ("TRAINYARD_K8S_NODE_SELECTOR", '["pool", "gpu"]'),
         ("TRAINYARD_K8S_TOLERATIONS", '{"key": "spot"}'),
         ("TRAINYARD_K8S_TTL_SECONDS_AFTER_FINISHED", "-1"),
+        ("TRAINYARD_K8S_PROJECT_NAMESPACES", '["ml-vision"]'),
+        # Not a namespace name: Kubernetes would refuse every Job of the project.
+        ("TRAINYARD_K8S_PROJECT_NAMESPACES", '{"vision": "ML_Vision"}'),
+        ("TRAINYARD_K8S_PROJECT_NAMESPACES", '{"vision": ""}'),
     ],
 )
 def test_malformed_kubernetes_settings_are_refused(

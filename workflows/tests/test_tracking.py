@@ -25,7 +25,7 @@ from trainyard_workflows.tracking import (
     model_name_for,
     run_params,
 )
-from trainyard_workflows.tracking.metrics import final_metrics
+from trainyard_workflows.tracking.metrics import final_metrics, run_tags
 from trainyard_workflows.tracking.mlflow_tracker import SYNCED_SEQ_TAG, SyncCursor
 
 # A fresh SQLite store runs all of MLflow's migrations first: ~10 s idle, more on a busy machine.
@@ -214,6 +214,19 @@ def test_final_metrics_get_their_own_keys_so_epoch_curves_keep_one_point_per_epo
     assert [(m.key, m.value, m.step) for m in metrics] == [("final/metrics/mAP50_B", 0.5, 3)]
 
 
+def test_a_run_is_tagged_with_the_jobs_owner_project_request_and_attempt() -> None:
+    job = JOB | {"owner": "alice", "project_slug": "vision"}
+
+    assert run_tags(job, 2) == {
+        "trainyard.owner": "alice",
+        "trainyard.project": "vision",
+        "trainyard.framework": "ultralytics",
+        "trainyard.model": "yolo11n.yaml",
+        "trainyard.dataset": "shapes",
+        "trainyard.attempt": "2",
+    }
+
+
 def test_the_registered_model_is_named_after_framework_and_architecture() -> None:
     assert model_name_for("ultralytics", "yolo11n.yaml") == "trainyard-ultralytics-yolo11n"
     assert model_name_for("ultralytics", "runs/my model.pt") == "trainyard-ultralytics-my-model"
@@ -228,13 +241,16 @@ def test_a_job_gets_one_run_named_after_it_with_its_request_as_params(
 ) -> None:
     job_id = _job_id()
 
-    first = tracker.ensure_run(job_id, {"trainyard.owner": "alice"}, run_params(JOB))
-    again = tracker.ensure_run(job_id, {"trainyard.owner": "alice"}, run_params(JOB))
+    job = JOB | {"owner": "alice", "project_slug": "vision"}
+
+    first = tracker.ensure_run(job_id, run_tags(job, 1), run_params(job))
+    again = tracker.ensure_run(job_id, run_tags(job, 1), run_params(job))
 
     assert again == first
     run = client.get_run(first.run_id)
     assert run.info.run_name == job_id
     assert run.data.tags["trainyard.owner"] == "alice"
+    assert run.data.tags["trainyard.project"] == "vision"
     assert run.data.params["model"] == "yolo11n.yaml"
     assert run.data.params["epochs"] == "3"
     assert run.data.params["hp.lr0"] == "0.01"

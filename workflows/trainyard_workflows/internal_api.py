@@ -42,6 +42,9 @@ class TrackingUpdate(BaseModel):
 class AttemptGrant(BaseModel):
     attempt: int
     callback_token: str
+    # The slug of the job's project: the Kubernetes launcher runs the attempt in the namespace
+    # TRAINYARD_K8S_PROJECT_NAMESPACES maps it to. None from a backend older than projects.
+    project_slug: str | None = None
 
 
 class Liveness(BaseModel):

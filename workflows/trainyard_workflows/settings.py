@@ -17,6 +17,8 @@ from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
 # set TRAINYARD_INTERNAL_TOKEN to a real secret shared with the backend.
 EMBEDDED_INTERNAL_TOKEN = "embedded-internal-token"
 
+# A Kubernetes namespace name (DNS-1123 label).
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Job ids become folder names; anything but `job_` + a safe word could escape `<data_dir>/jobs`.
 _JOB_ID = re.compile(r"^job_[A-Za-z0-9_-]+$")
 
@@ -53,6 +55,9 @@ class WorkerSettings(BaseSettings):
     # Kubernetes launcher (TRAINYARD_LAUNCHER=kubernetes): one Job per attempt. Dicts and lists
     # are JSON in the environment, e.g. TRAINYARD_K8S_IMAGES='{"ultralytics": "reg/trainer:1"}'.
     k8s_namespace: str = "default"
+    # Project slug -> namespace of its trainer Jobs; projects not in it use k8s_namespace
+    # (launchers/kubernetes_namespaces.py). The worker needs its Role in each namespace.
+    k8s_project_namespaces: dict[str, str] = Field(default_factory=dict)
     k8s_images: dict[str, str] = Field(default_factory=dict)  # framework -> trainer image
     k8s_node_selector: dict[str, str] = Field(default_factory=dict)
     k8s_tolerations: list[dict[str, str | int]] = Field(default_factory=list)
@@ -108,6 +113,18 @@ class WorkerSettings(BaseSettings):
     def _empty_is_absent(cls, value: object) -> object:
         # A chart renders an unset optional value as an empty variable.
         return None if value == "" else value
+
+    @field_validator("k8s_project_namespaces")
+    @classmethod
+    def _namespace_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = {
+            slug: namespace for slug, namespace in value.items() if not _NAMESPACE.match(namespace)
+        }
+        if bad:
+            raise ValueError(
+                f"TRAINYARD_K8S_PROJECT_NAMESPACES: not Kubernetes namespace names: {bad}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _callback_defaults_to_backend(self) -> WorkerSettings:

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import kmock
 import pytest
 from fastapi import FastAPI
+from kubernetes_asyncio.client import ApiClient, Configuration
 from temporalio.testing import ActivityEnvironment
 
 from trainyard.callbacks.tokens import verify
-from trainyard_workflows.activities.schemas import ReportStateInput, ValidateDatasetInput
+from trainyard_workflows.activities.schemas import (
+    LaunchTrainerInput,
+    ReportStateInput,
+    StopTrainerInput,
+    ValidateDatasetInput,
+)
 from trainyard_workflows.activities.training_activities import TrainingActivities
 from trainyard_workflows.backend_client import BackendClient
+from trainyard_workflows.contracts import TrainingInput
+from trainyard_workflows.launchers.kubernetes_launcher import KubernetesLauncher
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 from trainyard_workflows.settings import WorkerSettings
+from trainyard_workflows.tracking.metrics import run_tags
 
 from .support import (
     CALLBACK_SECRET,
@@ -27,6 +38,7 @@ from .support import (
     events,
     get_job,
     heartbeat,
+    key_of_another_project,
     move,
     start_attempt,
     submit,
@@ -323,3 +335,80 @@ async def test_after_a_trainers_done_the_worker_reads_the_backends_verdict_and_m
 
     assert (result.applied, result.state) == (False, "FAILED")
     assert await events(api, job["id"]) == before
+
+
+# --- the job's project, for the worker --------------------------------------------------------
+
+
+async def test_the_worker_reads_the_slug_of_the_jobs_project_with_the_job_and_the_grant(
+    api: httpx.AsyncClient, job: dict[str, Any], job_body: dict[str, Any]
+) -> None:
+    vision = await submit(api, job_body, **await key_of_another_project(api, "vision"))
+
+    for submitted, slug in ((job, "default"), (vision, "vision")):
+        read = await api.get(f"/internal/v1/jobs/{submitted['id']}", headers=INTERNAL_HEADERS)
+        grant = await api.post(
+            f"/internal/v1/jobs/{submitted['id']}/attempts/1", headers=INTERNAL_HEADERS
+        )
+        assert read.status_code == grant.status_code == 200
+        assert read.json()["project_slug"] == slug
+        assert read.json()["project_id"] == submitted["project_id"]
+        assert grant.json()["project_slug"] == slug
+    # The public read names the project by id only.
+    assert "project_slug" not in await get_job(api, job["id"])
+
+
+async def test_a_job_of_a_mapped_project_runs_and_is_cancelled_in_its_namespace_and_tagged_with_it(
+    app: FastAPI,
+    api: httpx.AsyncClient,
+    job_body: dict[str, Any],
+    cluster: kmock.KubernetesEmulator,
+    tmp_path: Path,
+) -> None:
+    # The worker's launch and stop activities through this app's real internal API, with the
+    # Kubernetes launcher against kmock's emulator.
+    vision = await submit(api, job_body, **await key_of_another_project(api, "vision"))
+    settings = WorkerSettings(
+        data_dir=tmp_path,
+        launcher="kubernetes",
+        k8s_namespace="ml-training",
+        k8s_project_namespaces={"vision": "ml-vision"},
+        k8s_images={"ultralytics": "registry.example/trainer-ultralytics:1.2"},
+    )
+
+    async def kubernetes() -> ApiClient:
+        return ApiClient(Configuration(host=str(cluster.url).rstrip("/")))
+
+    launcher = KubernetesLauncher(settings, kubernetes, poll_s=0.01, observation_s=0.0)
+    training = TrainingInput(
+        vision["id"], "ultralytics", "yolo11n.yaml", "/d", "detect", 1, 64, 4, 0
+    )
+    try:
+        async with BackendClient(
+            "http://trainyard.test", INTERNAL_TOKEN, transport=httpx.ASGITransport(app=app)
+        ) as backend:
+            activities = TrainingActivities(backend, launcher, settings)
+            handle = await ActivityEnvironment().run(
+                activities.launch_trainer, LaunchTrainerInput(training, 1)
+            )
+            stopping = asyncio.ensure_future(
+                ActivityEnvironment().run(activities.stop_trainer, StopTrainerInput(handle))
+            )
+            deadline = asyncio.get_running_loop().time() + 5
+            while not [r for r in cluster if r.method == "DELETE"]:
+                assert asyncio.get_running_loop().time() < deadline, "the Job was never deleted"
+                await asyncio.sleep(0.01)
+            del cluster.objects["batch/v1/jobs", "ml-vision", handle.name]  # the GC's part
+            stopped = await asyncio.wait_for(stopping, 5)
+            tags = run_tags(await backend.job(vision["id"]), 1)
+    finally:
+        await launcher.aclose()
+
+    assert (handle.namespace, stopped.was_running) == ("ml-vision", True)
+    assert {(r.method, r.namespace) for r in cluster if r.resource} == {
+        ("POST", "ml-vision"),
+        ("PATCH", "ml-vision"),
+        ("GET", "ml-vision"),
+        ("DELETE", "ml-vision"),
+    }
+    assert tags["trainyard.project"] == "vision"

@@ -27,7 +27,12 @@ from trainyard_workflows.activities.tracking_schemas import (
 from trainyard_workflows.backend_client import BackendClient, BackendError
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.storage import StorageSettings, object_store_for_uri
-from trainyard_workflows.tracking.metrics import final_metrics, heartbeat_metrics, run_params
+from trainyard_workflows.tracking.metrics import (
+    final_metrics,
+    heartbeat_metrics,
+    run_params,
+    run_tags,
+)
 from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, SyncCursor, model_name_for
 
 logger = logging.getLogger(__name__)
@@ -63,13 +68,7 @@ class TrackingActivities:
             return None
         try:
             job = await self._backend.job(request.job_id)
-            tags = {
-                "trainyard.owner": str(job.get("owner", "")),
-                "trainyard.framework": str(job.get("framework", "")),
-                "trainyard.model": str(job.get("model", "")),
-                "trainyard.dataset": str(job.get("dataset", "")),
-                "trainyard.attempt": str(request.attempt),
-            }
+            tags = run_tags(job, request.attempt)
             ref = await self._in_thread(tracker.ensure_run, request.job_id, tags, run_params(job))
             await self._backend.record_tracking(
                 request.job_id,

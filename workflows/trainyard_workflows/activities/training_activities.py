@@ -149,6 +149,8 @@ class TrainingActivities:
                 output_dir=str(output_dir),
                 env=env,
                 gpus=training.gpus,
+                # From the grant, not the workflow input: jobs submitted before projects too.
+                project_slug=token.project_slug,
             )
         )
         # Best effort: failing the activity here would leave a running trainer the workflow

@@ -53,6 +53,8 @@ class LaunchRequest:
     time_limit_s: float | None = None
     # GPUs the attempt may use (Kubernetes: the container's nvidia.com/gpu limit).
     gpus: int = 0
+    # The slug of the job's project (Kubernetes: picks the Job's namespace); None: unknown.
+    project_slug: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ token, S3 credentials) and is owned by the Job: the garbage collector deletes it
 Kubernetes never retries a failed trainer (backoffLimit 0); the workflow does, as a new attempt.
 Only a pod lost to preemption, eviction or a drain is replaced inside the same Job.
 
-Needs, in the training namespace: jobs (create, get, list, delete), pods (list), pods/log (get),
-secrets (create, list, patch, delete) and events (list).
+Each Job runs in its project's namespace (`kubernetes_namespaces`: decided at launch, then
+carried by the attempt's handle). Needs, in the training namespace and in each project's: jobs
+(create, get, list, delete), pods (list), pods/log (get), secrets (create, list, patch, delete)
+and events (list).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from trainyard_workflows.launchers.kubernetes_manifests import (
     owner_reference,
     secret_manifest,
 )
+from trainyard_workflows.launchers.kubernetes_namespaces import namespace_of, training_namespaces
 from trainyard_workflows.launchers.kubernetes_status import (
     COMPLETE,
     creation_order,
@@ -143,8 +146,9 @@ class KubernetesLauncher:
             raise ValueError(f"not trainer-contract variables: {sorted(unexpected)}")
         # Built first: an unknown framework fails before anything is created.
         job = job_manifest(request, self._settings)
-        secret = secret_manifest(request, self._settings.k8s_namespace)
-        namespace, name = self._settings.k8s_namespace, job["metadata"]["name"]
+        # The manifest decided where (the project's namespace): the Secret goes beside it.
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        secret = secret_manifest(request, namespace)
         where = (request.attempt, request.job_id, namespace, name)
         core, batch = await self._apis()
         await self._create_or_refresh_secret(core, secret)
@@ -163,7 +167,7 @@ class KubernetesLauncher:
         # Also on a retried launch: an earlier try may have stopped right before this step.
         ownership = {"metadata": {"ownerReferences": [owner_reference(name, created.metadata.uid)]}}
         await core.patch_namespaced_secret(name, namespace, ownership)
-        return self._handle(request, created, launched_at)
+        return self._handle(request, namespace, created, launched_at)
 
     async def status(self, handle: AttemptHandle) -> AttemptStatus:
         observed = await self._observe(handle)
@@ -258,8 +262,14 @@ class KubernetesLauncher:
         return [reason for pod in pods if (reason := pod_disruption(pod)) is not None]
 
     async def launched_objects(self) -> list[LaunchedObject]:
-        """Trainyard's Jobs and Secrets in the training namespace (by the managed-by label)."""
-        namespace = self._settings.k8s_namespace
+        """Trainyard's Jobs and Secrets (by the managed-by label) in the training namespace and
+        in each project's."""
+        found: list[LaunchedObject] = []
+        for namespace in training_namespaces(self._settings):
+            found.extend(await self._launched_in(namespace))
+        return found
+
+    async def _launched_in(self, namespace: str) -> list[LaunchedObject]:
         core, batch = await self._apis()
         jobs = await batch.list_namespaced_job(namespace, label_selector=MANAGED_SELECTOR)
         secrets = await core.list_namespaced_secret(namespace, label_selector=MANAGED_SELECTOR)
@@ -363,8 +373,10 @@ class KubernetesLauncher:
         return newest_pod(await self._pods(handle))
 
     def _address(self, handle: AttemptHandle) -> tuple[str, str]:
-        # A handle recorded before the Job fields existed still names its Job by (job, attempt).
-        namespace = handle.namespace or self._settings.k8s_namespace
+        """(namespace, name) of the attempt's Job: every call about a launched attempt goes
+        through here. A handle recorded before the Job fields existed still names its Job by
+        (job, attempt)."""
+        namespace = namespace_of(self._settings, handle)
         return namespace, handle.name or job_name(handle.job_id, handle.attempt)
 
     async def _apis(self) -> tuple[CoreV1Api, BatchV1Api]:
@@ -373,7 +385,9 @@ class KubernetesLauncher:
                 self._client = await self._client_factory()
         return CoreV1Api(self._client), BatchV1Api(self._client)
 
-    def _handle(self, request: LaunchRequest, job: V1Job, launched_at: float) -> AttemptHandle:
+    def _handle(
+        self, request: LaunchRequest, namespace: str, job: V1Job, launched_at: float
+    ) -> AttemptHandle:
         return AttemptHandle(
             job_id=request.job_id,
             attempt=request.attempt,
@@ -382,6 +396,6 @@ class KubernetesLauncher:
             output_dir=request.env.get("TRAINYARD_OUTPUT_URI") or request.output_dir,
             log_path="",
             launched_at=launched_at,
-            namespace=job.metadata.namespace or self._settings.k8s_namespace,
+            namespace=job.metadata.namespace or namespace,
             name=job.metadata.name,
         )

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from trainyard_workflows.launchers.base import LaunchRequest, TrainerNotInstalledError
+from trainyard_workflows.launchers.kubernetes_namespaces import namespace_for
 from trainyard_workflows.settings import WorkerSettings
 
 Manifest = dict[str, Any]
@@ -183,8 +184,9 @@ def _pod_failure_policy() -> Manifest:
 
 def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
     """The batch/v1 Job running one attempt: one pod, never restarted in place (a failed
-    attempt is retried by the workflow as the next attempt)."""
+    attempt is retried by the workflow as the next attempt). Its namespace is its project's."""
     name = job_name(request.job_id, request.attempt)
+    namespace = namespace_for(settings, request.project_slug)
     labels = attempt_labels(request.job_id, request.attempt)
     container: Manifest = {
         "name": CONTAINER_NAME,
@@ -218,7 +220,7 @@ def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": attempt_metadata(name, settings.k8s_namespace, request.job_id, request.attempt),
+        "metadata": attempt_metadata(name, namespace, request.job_id, request.attempt),
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": max(1, math.ceil(time_limit_s)),

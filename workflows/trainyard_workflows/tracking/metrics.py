@@ -86,6 +86,19 @@ def final_metrics(metrics: Mapping[str, Any], step: int, timestamp_ms: int) -> l
     ]
 
 
+def run_tags(job: Mapping[str, Any], attempt: int) -> dict[str, str]:
+    """The run's `trainyard.*` tags: who submitted the job, in which project (its slug, from
+    the internal API's read of the job), what it trains on, and the attempt that last began."""
+    return {
+        "trainyard.owner": str(job.get("owner", "")),
+        "trainyard.project": str(job.get("project_slug", "")),
+        "trainyard.framework": str(job.get("framework", "")),
+        "trainyard.model": str(job.get("model", "")),
+        "trainyard.dataset": str(job.get("dataset", "")),
+        "trainyard.attempt": str(attempt),
+    }
+
+
 def run_params(job: Mapping[str, Any]) -> list[Param]:
     """The job's request: model, dataset, sizes and every hyperparameter the user set."""
     fields = ("framework", "model", "dataset", "dataset_uri", "task", "epochs", "imgsz", "batch")

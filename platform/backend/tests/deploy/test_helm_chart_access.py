@@ -40,9 +40,6 @@ SECRET_ENV_OF = {
     },
     "worker": {"TRAINYARD_INTERNAL_TOKEN"},
 }
-# Rendered for a reader that does not exist yet: the worker does not read per-project
-# namespaces (issue 19); the chart already creates them and the worker's rights there.
-NOT_READ_YET = {"backend": set(), "worker": {"TRAINYARD_K8S_PROJECT_NAMESPACES"}}
 # What the pods' Secrets would hold, to start the settings classes the way a pod does.
 SECRET_STAND_INS = {"TRAINYARD_DATABASE_URL": "postgresql+asyncpg://trainyard@db:5432/trainyard"}
 SETTINGS_OF: dict[str, tuple[type[Any], ...]] = {
@@ -90,7 +87,7 @@ def test_config_maps_hold_only_settings_the_processes_read(rendered: RenderedCha
     for component, classes in SETTINGS_OF.items():
         fields = {f"TRAINYARD_{name.upper()}" for cls in classes for name in cls.model_fields}
         unread = rendered.config(component).keys() - fields
-        assert unread <= NOT_READ_YET[component], component
+        assert unread == set(), component
         assert {entry["name"] for entry in rendered.container(component)["env"]} <= fields
         env_from = rendered.container(component)["envFrom"]
         assert env_from == [{"configMapRef": {"name": f"{FULLNAME}-{component}"}}]

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from trainyard.core.errors import Unauthorized
 from trainyard.deps import SessionDep, Settings
 from trainyard.internal import service
+from trainyard.internal.schemas import InternalJobRead
 from trainyard.jobs.models import MAX_INT_COLUMN
 from trainyard.jobs.schemas import EventPage, EventRead, JobRead
 from trainyard.jobs.service import events_after
@@ -75,10 +76,10 @@ async def start_attempt(
     )
 
 
-@router.get("/{job_id}", response_model=JobRead)
-async def get_job(job_id: str, session: SessionDep) -> JobRead:
-    """The job whoever owns it (the worker acts for every owner)."""
-    return JobRead.model_validate(await service.job_by_id(session, job_id))
+@router.get("/{job_id}", response_model=InternalJobRead)
+async def get_job(job_id: str, session: SessionDep) -> InternalJobRead:
+    """The job whoever owns it (the worker acts for every owner), with its project's slug."""
+    return await service.job_for_worker(session, job_id)
 
 
 @router.get("/{job_id}/events", response_model=EventPage)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.auth.models import Project
 from trainyard.callbacks import tokens
 from trainyard.core.errors import Conflict
+from trainyard.internal.schemas import InternalJobRead
 from trainyard.jobs.errors import JobNotFound
 from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
+from trainyard.jobs.schemas import JobRead
 from trainyard_workflows.internal_api import (
     AttemptGrant,
     Checkpoint,
@@ -59,7 +62,9 @@ async def start_attempt(
         job.last_heartbeat_at = None
         append_event(session, job, "attempt", "worker", f"attempt {attempt}", {"attempt": attempt})
     return AttemptGrant(
-        attempt=attempt, callback_token=tokens.issue(callback_secret, job.id, attempt)
+        attempt=attempt,
+        callback_token=tokens.issue(callback_secret, job.id, attempt),
+        project_slug=await project_slug(session, job),
     )
 
 
@@ -85,6 +90,21 @@ async def job_by_id(session: AsyncSession, job_id: str) -> Job:
     if job is None:
         raise JobNotFound(job_id)
     return job
+
+
+async def project_slug(session: AsyncSession, job: Job) -> str:
+    """The slug of the job's project: what the worker's settings name projects by."""
+    slug = await session.scalar(select(Project.slug).where(Project.id == job.project_id))
+    if slug is None:  # the foreign key (ondelete RESTRICT) keeps this from happening
+        raise JobNotFound(job.id)
+    return slug
+
+
+async def job_for_worker(session: AsyncSession, job_id: str) -> InternalJobRead:
+    """The job whoever owns it, with its project's slug."""
+    job = await job_by_id(session, job_id)
+    public = JobRead.model_validate(job).model_dump()
+    return InternalJobRead(**public, project_slug=await project_slug(session, job))
 
 
 async def liveness(session: AsyncSession, job_id: str) -> Liveness:

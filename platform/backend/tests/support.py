@@ -12,6 +12,7 @@ from trainyard.auth.api_keys import make_api_key
 from trainyard.auth.models import DEFAULT_PROJECT_ID, Membership, Project, User
 from trainyard.auth.roles import Role
 from trainyard.runtime import Runtime
+from trainyard_testing.credential_leaks import remember_credential
 
 INTERNAL_TOKEN = "test-internal-token"
 CALLBACK_SECRET = "test-callback-secret"
@@ -46,6 +47,7 @@ async def start_attempt(api: httpx.AsyncClient, job_id: str, attempt: int = 1) -
     )
     assert response.status_code == 200, response.text
     token: str = response.json()["callback_token"]
+    remember_credential(token, "callback token")
     return token
 
 
@@ -109,6 +111,7 @@ async def user_with_key(
             session.add(Membership(project_id=project.id, user_id=user.id, role=role))
         made = make_api_key(user.id, None, key_role, f"{name}'s key", None)
         session.add(made.row)
+    remember_credential(made.secret, "API key")
     return {"Authorization": f"Bearer {made.secret}"}
 
 
@@ -119,4 +122,5 @@ async def key_of_another_project(api: httpx.AsyncClient, slug: str = "elsewhere"
     assert made.status_code == 201, made.text
     key = await api.post(f"/v1/projects/{slug}/api-keys", json={"name": "outsider"})
     assert key.status_code == 201, key.text
+    remember_credential(key.json()["key"], "API key")
     return {"Authorization": f"Bearer {key.json()['key']}"}

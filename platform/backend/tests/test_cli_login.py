@@ -30,6 +30,7 @@ from trainyard.cli.settings import get_cli_settings
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard.main import create_app
+from trainyard_testing.credential_leaks import remember_credential
 from trainyard_testing.oidc import OidcProvider, OidcProviderError
 
 # Short-lived access tokens: a test can wait one out.
@@ -130,6 +131,10 @@ def one_line(output: str) -> str:
 def stored_oidc(path: Path, api_url: str) -> OidcCredentials:
     stored = CredentialStore(path).get(api_url)
     assert isinstance(stored, OidcCredentials)
+    # Tokens of the device flow, which the CLI's own process obtained.
+    remember_credential(stored.access_token.get_secret_value(), "access token")
+    if stored.refresh_token is not None:
+        remember_credential(stored.refresh_token.get_secret_value(), "refresh token")
     return stored
 
 
@@ -263,6 +268,7 @@ def test_login_with_an_api_key_made_through_the_api_reads_it_from_stdin(
         )
         assert made.status_code == 201, made.text
         key = made.json()["key"]
+        remember_credential(key, "API key")
         prefix = made.json()["prefix"]
 
         signed_in = cli.invoke(app, ["login", "--api-key"], input=f"{key}\n")

@@ -33,6 +33,7 @@ import jwt
 from jwt.algorithms import RSAAlgorithm
 
 from trainyard.cli.embedded import free_local_port
+from trainyard_testing.credential_leaks import exclude_from_scan, remember_credential
 from trainyard_testing.html_forms import only_form, pkce_pair, submit
 from trainyard_testing.oidc_accounts import (
     DEFAULT_ACCOUNTS,
@@ -108,6 +109,7 @@ class OidcProvider:
         self.cli_client_id = "trainyard-cli"
         self.web_client_id = "trainyard-web"
         self.web_client_secret = secrets.token_urlsafe(32)
+        remember_credential(self.web_client_secret, "OIDC client secret")
         self.web_redirect_uris = list(web_redirect_uris)
         self.accounts: dict[str, Account] = dict(accounts)
         # Current key first. Private keys: tests forge tokens with them.
@@ -140,6 +142,8 @@ class OidcProvider:
         """Start the provider and return once its discovery document answers."""
         node = find_node()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # The IdP's own log: it sees every token it issues, as a real IdP's does.
+        exclude_from_scan(self.log_path)
         keys_file = self.workdir / "oidc-keys.json"
         config_file = self.workdir / "oidc-config.json"
         # Private keys and the client secret: readable by this user only.
@@ -261,6 +265,7 @@ class OidcProvider:
         if answer.status_code != 201:
             raise OidcProviderError(f"client registration refused: {answer.text}")
         client = answer.json()
+        remember_credential(client["client_secret"], "OIDC client secret")
         return str(client["client_id"]), str(client["client_secret"])
 
     # --- tokens -------------------------------------------------------------------------------
@@ -367,12 +372,14 @@ class OidcProvider:
         the header unless `headers` says otherwise: for tokens the provider would not issue."""
         jwk = dict(key or self.signing_keys[0])
         private = RSAAlgorithm.from_jwk(jwk)
-        return jwt.encode(
+        token = jwt.encode(
             dict(claims),
             private,  # type: ignore[arg-type]  # from_jwk returns the private key for a private JWK
             algorithm=algorithm,
             headers={"kid": jwk["kid"], **(headers or {})},
         )
+        remember_credential(token, "forged token")
+        return token
 
     def claims(self, subject: str, **overrides: Any) -> dict[str, Any]:
         """The claims of a valid API access token for `subject`, issued now (for `forge`)."""
@@ -433,6 +440,9 @@ class OidcProvider:
         if answer.status_code != 200:
             raise OidcProviderError(f"token request refused: {answer.text}")
         body = answer.json()
+        for name in ("access_token", "refresh_token", "id_token"):
+            if body.get(name):
+                remember_credential(body[name], name.replace("_", " "))
         return TokenSet(
             access_token=body["access_token"],
             refresh_token=body.get("refresh_token"),

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from trainyard.auth.roles import Role
+from trainyard_testing.credential_leaks import remember_credential
 
 from ..support import submit, user_with_key
 
@@ -129,6 +130,7 @@ async def test_an_api_key_is_shown_once_works_and_stops_when_revoked(
     )
     assert made.status_code == 201, made.text
     key = made.json()["key"]
+    remember_credential(key, "API key")
     assert key.startswith(f"tyk_{made.json()['prefix']}_")
 
     listed = await api.get("/v1/projects/default/api-keys")
@@ -152,6 +154,7 @@ async def test_an_api_key_is_shown_once_works_and_stops_when_revoked(
 
 async def test_an_expired_api_key_is_refused(app: FastAPI, api: httpx.AsyncClient) -> None:
     made = (await api.post("/v1/me/api-keys", json={"name": "old"})).json()
+    remember_credential(made["key"], "API key")
     runtime_db = app.state.runtime.db
     from datetime import UTC, datetime, timedelta
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from trainyard.cli.embedded import free_local_port
+from trainyard_testing.credential_leaks import remember_credential
 from trainyard_testing.oidc import OidcProvider
 
 
@@ -70,6 +71,7 @@ async def test_no_credential_appears_in_the_api_log(
                     "/v1/projects/ml-team/api-keys", json={"name": "ci"}, headers=signed_in
                 )
                 key = made.json()["key"]
+                remember_credential(key, "API key")
                 keyed = {"Authorization": f"Bearer {key}"}
                 assert (await api.get("/v1/jobs", headers=keyed)).status_code == 200
                 await api.delete(

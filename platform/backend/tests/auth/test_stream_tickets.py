@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from trainyard.auth.web_sessions import StreamTicket, digest
 from trainyard.core.db import create_engine, utcnow
 from trainyard.main import create_app
+from trainyard_testing.credential_leaks import remember_credential
 from trainyard_testing.oidc import OidcProvider
 
 from ..conftest import LiveServer, run_server
@@ -73,6 +74,7 @@ async def ticket_for(browser: Browser, job_id: str) -> str:
     assert answer.json()["expires_in"] == 30
     assert answer.headers["cache-control"] == "no-store"
     ticket: str = answer.json()["ticket"]
+    remember_credential(ticket, "stream ticket")
     return ticket
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import threading
 import uuid
@@ -31,6 +32,7 @@ from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard.migrations import upgrade_to_head
 from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
+from trainyard_testing.oidc import OidcProvider
 
 from .support import CALLBACK_SECRET, INTERNAL_TOKEN
 
@@ -140,6 +142,23 @@ def make_settings(data_dir: Path, temporal_address: str, **overrides: object) ->
     }
     values.update(overrides)
     return BackendSettings.model_validate(values)
+
+
+def make_oidc_settings(
+    data_dir: Path, temporal_address: str, provider: OidcProvider, **overrides: object
+) -> BackendSettings:
+    """`make_settings` for an API that signs people in at `provider` (auth_mode oidc, its
+    issuer and audience, the CLI's client, groups from the `groups` claim)."""
+    values: dict[str, object] = {
+        "auth_mode": "oidc",
+        "oidc_issuer": provider.issuer,
+        "oidc_audience": provider.audience,
+        "oidc_cli_client_id": provider.cli_client_id,
+        "oidc_groups_claim": "groups",
+        "session_secret": SecretStr(secrets.token_urlsafe(32)),
+        **overrides,
+    }
+    return make_settings(data_dir, temporal_address, **values)
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.conftest import LiveServer, make_settings, run_server
+from tests.conftest import LiveServer, make_oidc_settings, run_server
 from trainyard.cli.app import app
 from trainyard.cli.credentials import CredentialStore, OidcCredentials
 from trainyard.cli.settings import get_cli_settings
@@ -51,17 +50,12 @@ def short_lived_provider(tmp_path: Path) -> Iterator[OidcProvider]:
 def oidc_settings(tmp_path: Path, temporal_address: str, provider: OidcProvider) -> BackendSettings:
     """Settings of an API that trusts `provider`; alice's group ml-team is a member of the
     default project. No leeway: an expired token is refused at once."""
-    return make_settings(
+    return make_oidc_settings(
         tmp_path / "data",
         temporal_address,
-        auth_mode="oidc",
-        oidc_issuer=provider.issuer,
-        oidc_audience=provider.audience,
-        oidc_cli_client_id=provider.cli_client_id,
-        oidc_groups_claim="groups",
+        provider,
         oidc_group_roles={"ml-team": "default:member"},
         oidc_leeway_s=0,
-        session_secret=SecretStr("x" * 32),
     )
 
 

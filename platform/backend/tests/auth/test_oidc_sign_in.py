@@ -25,22 +25,18 @@ from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 from trainyard_testing.oidc import OidcProvider
 
-from ..conftest import make_settings
+from ..conftest import make_oidc_settings
 
 
 def oidc_settings(
     tmp_path: Path, temporal_address: str, tier: dict[str, object], provider: OidcProvider
 ) -> BackendSettings:
-    return make_settings(
+    return make_oidc_settings(
         tmp_path / "data",
         temporal_address,
-        auth_mode="oidc",
-        oidc_issuer=provider.issuer,
-        oidc_audience=provider.audience,
-        oidc_groups_claim="groups",
+        provider,
         oidc_group_roles={"ml-team": "ml-team:member", "ml-admins": "ml-team:admin"},
         platform_admins=["carol@example.test"],
-        session_secret="a-session-secret-of-the-test-0123456789",
         **tier,
     )
 

@@ -8,7 +8,6 @@ Secure, which httpx's jar would withhold from the test servers' plain-HTTP addre
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
@@ -27,7 +26,7 @@ from trainyard.core.settings import BackendSettings
 from trainyard_testing.credential_leaks import remember_credential
 from trainyard_testing.oidc import OidcProvider
 
-from ..conftest import make_settings
+from ..conftest import make_oidc_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 PUBLIC_URL = "https://trainyard.test"
@@ -44,18 +43,13 @@ async def web_sign_in_settings(
     """auth_mode oidc with a confidential web client registered for PUBLIC_URL's callback."""
     client_id, client_secret = await provider.register_client([CALLBACK_URL])
     values: dict[str, Any] = {
-        "auth_mode": "oidc",
-        "oidc_issuer": provider.issuer,
-        "oidc_audience": provider.audience,
         "oidc_client_id": client_id,
         "oidc_client_secret": SecretStr(client_secret),
-        "oidc_groups_claim": "groups",
-        "session_secret": SecretStr(secrets.token_urlsafe(32)),
         "public_url": PUBLIC_URL,
         **tier,
         **overrides,
     }
-    return make_settings(data_dir, temporal_address, **values)
+    return make_oidc_settings(data_dir, temporal_address, provider, **values)
 
 
 def set_cookies(response: httpx.Response) -> dict[str, str]:

@@ -27,7 +27,7 @@ from trainyard_testing.oidc import OidcProvider
 from trainyard_testing.oidc_accounts import Account
 
 from ..auth.web_browser import launch_chromium, sign_in_in_chromium
-from ..conftest import make_settings
+from ..conftest import make_oidc_settings
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
@@ -65,15 +65,12 @@ def web_settings(
 
     def settings_for(base_url: str) -> BackendSettings:
         client_id, secret = asyncio.run(provider.register_client([f"{base_url}/auth/callback"]))
-        return make_settings(
+        return make_oidc_settings(
             data_dir,
             temporal_address,
-            auth_mode="oidc",
-            oidc_issuer=provider.issuer,
-            oidc_audience=provider.audience,
+            provider,
             oidc_client_id=client_id,
             oidc_client_secret=SecretStr(secret),
-            session_secret=SecretStr("a-session-secret-of-the-browser-test-0123"),
             public_url=base_url,
             **overrides,
         )

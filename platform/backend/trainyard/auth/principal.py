@@ -94,9 +94,3 @@ class Access:
         if not role_allows(role, self.action):
             raise InsufficientRole(self.action, role)
         return True
-
-    def readable_projects(self) -> list[str] | None:
-        """The projects whose objects the caller may read (None: every project)."""
-        if self.principal.platform_admin:
-            return None
-        return list(self.principal.projects)

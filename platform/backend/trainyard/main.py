@@ -25,6 +25,7 @@ from trainyard.chat.router import router as chat_router
 from trainyard.core.db import Database, create_engine
 from trainyard.core.errors import error_responses, install_error_handlers
 from trainyard.core.listeners import install_port_split
+from trainyard.core.security_headers import SecurityHeaders
 from trainyard.core.settings import BackendSettings
 from trainyard.core.supervision import readiness_section
 from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
@@ -108,6 +109,9 @@ def create_app(
         SameOriginGuard,
         trusted_hosts=settings.trusted_hosts,
         trusted_origins=settings.trusted_origins,
+    )
+    app.add_middleware(
+        SecurityHeaders, https=(settings.public_url or "").lower().startswith("https://")
     )
     # Outermost (added last): a route of the other port is not found, whoever asks.
     install_port_split(app, settings)

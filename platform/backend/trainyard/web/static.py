@@ -18,6 +18,16 @@ from trainyard.core.errors import NotFound
 # TRAINYARD_WEB_DIR to its own copy).
 CHECKOUT_WEB_DIR = Path(__file__).resolve().parents[3] / "web" / "dist"
 
+# The web app's pages load only their own scripts and styles, talk only to this origin (the
+# API and its WebSocket stream), and may not be framed. Inline styles stay allowed: the
+# charts set style attributes. /docs (Swagger UI, from a CDN) is not a page of the app.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
+
 _NOT_PAGES = ("v1/", "internal/", "healthz", "readyz", "docs", "redoc", "openapi.json", "assets/")
 
 _NOT_BUILT = """<!doctype html><html><head><meta charset="utf-8"><title>Trainyard</title></head>
@@ -47,8 +57,8 @@ def mount_web_app(app: FastAPI, folder: Path) -> None:
         static = (folder / page).resolve()
         # Top-level files of the build (favicon, robots.txt), never anything above it.
         if page and static.parent == folder and static.is_file():
-            return FileResponse(static)
+            return FileResponse(static, headers=_PAGE_HEADERS)
         if not index.is_file():
-            return HTMLResponse(_NOT_BUILT, status_code=503)
+            return HTMLResponse(_NOT_BUILT, status_code=503, headers=_PAGE_HEADERS)
         # no-cache: a new build's index (naming new hashed assets) is seen at the next load.
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+        return FileResponse(index, headers={"Cache-Control": "no-cache", **_PAGE_HEADERS})

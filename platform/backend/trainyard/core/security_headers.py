@@ -3,8 +3,9 @@
 `X-Content-Type-Options: nosniff` (an artifact or a JSON body is never sniffed into HTML or
 script), `Referrer-Policy: no-referrer` (job and dataset ids in URLs stay here),
 `X-Frame-Options: DENY` (no clickjacking; the web app's pages add CSP `frame-ancestors
-'none'` too, in web/static.py), and HSTS when the platform is served over HTTPS. A header the
-route set itself is kept. A pure ASGI middleware: the heartbeat path pays one tuple append.
+'none'` too, in web/static.py), and HSTS when the platform is served over HTTPS. No route sets
+these itself. A pure ASGI middleware that only appends to the response's header list: the
+heartbeat path pays one small list per answer.
 """
 
 from __future__ import annotations
@@ -25,19 +26,17 @@ class SecurityHeaders:
         arrives as plain HTTP); requests that arrive over HTTPS get HSTS either way."""
         self.app = app
         self._https = https
+        self._with_hsts = (*_ALWAYS, _HSTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _ALWAYS + ((_HSTS,) if self._https or scope.get("scheme") == "https" else ())
+        extra = self._with_hsts if self._https or scope["scheme"] == "https" else _ALWAYS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(header for header in extra if header[0] not in present)
-                message = {**message, "headers": headers}
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +41,14 @@ def oidc_settings(
 
 
 @pytest.fixture
-async def oidc_app(
+def settings(
     tmp_path: Path,
     temporal_address: str,
     backend_tier: dict[str, object],
     oidc_provider: OidcProvider,
-) -> AsyncIterator[FastAPI]:
-    application = create_app(oidc_settings(tmp_path, temporal_address, backend_tier, oidc_provider))
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def anonymous(oidc_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=oidc_app), base_url="http://trainyard.test"
-    ) as client:
-        yield client
+) -> BackendSettings:
+    """This module's API signs people in at the provider (conftest's `app` and `api` serve it)."""
+    return oidc_settings(tmp_path, temporal_address, backend_tier, oidc_provider)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -66,9 +56,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_no_credential_is_a_401_that_says_how_to_sign_in(
-    anonymous: httpx.AsyncClient,
+    api: httpx.AsyncClient,
 ) -> None:
-    response = await anonymous.get("/v1/jobs")
+    response = await api.get("/v1/jobs")
 
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -76,13 +66,13 @@ async def test_no_credential_is_a_401_that_says_how_to_sign_in(
 
 
 async def test_a_real_token_signs_in_its_user_and_groups_give_project_roles(
-    anonymous: httpx.AsyncClient, oidc_provider: OidcProvider, job_body: dict[str, Any]
+    api: httpx.AsyncClient, oidc_provider: OidcProvider, job_body: dict[str, Any]
 ) -> None:
     alice = (await oidc_provider.token_for("alice")).access_token
 
-    me = (await anonymous.get("/v1/me", headers=bearer(alice))).json()
-    submitted = await anonymous.post("/v1/jobs", json=job_body, headers=bearer(alice))
-    again = (await anonymous.get("/v1/me", headers=bearer(alice))).json()
+    me = (await api.get("/v1/me", headers=bearer(alice))).json()
+    submitted = await api.post("/v1/jobs", json=job_body, headers=bearer(alice))
+    again = (await api.get("/v1/me", headers=bearer(alice))).json()
 
     assert me["user"]["email"] == "alice@example.test"
     assert me["user"]["platform_admin"] is False
@@ -95,17 +85,17 @@ async def test_a_real_token_signs_in_its_user_and_groups_give_project_roles(
 
 
 async def test_a_user_without_a_group_sees_nothing_of_anothers_project(
-    anonymous: httpx.AsyncClient, oidc_provider: OidcProvider, job_body: dict[str, Any]
+    api: httpx.AsyncClient, oidc_provider: OidcProvider, job_body: dict[str, Any]
 ) -> None:
     alice = (await oidc_provider.token_for("alice")).access_token
-    job = (await anonymous.post("/v1/jobs", json=job_body, headers=bearer(alice))).json()
+    job = (await api.post("/v1/jobs", json=job_body, headers=bearer(alice))).json()
     bob = (await oidc_provider.token_for("bob")).access_token
 
-    me = (await anonymous.get("/v1/me", headers=bearer(bob))).json()
-    listed = await anonymous.get("/v1/jobs", headers=bearer(bob))
-    named = await anonymous.get("/v1/jobs", headers={**bearer(bob), "Trainyard-Project": "ml-team"})
-    read = await anonymous.get(f"/v1/jobs/{job['id']}", headers=bearer(bob))
-    cancel = await anonymous.post(f"/v1/jobs/{job['id']}/cancel", headers=bearer(bob))
+    me = (await api.get("/v1/me", headers=bearer(bob))).json()
+    listed = await api.get("/v1/jobs", headers=bearer(bob))
+    named = await api.get("/v1/jobs", headers={**bearer(bob), "Trainyard-Project": "ml-team"})
+    read = await api.get(f"/v1/jobs/{job['id']}", headers=bearer(bob))
+    cancel = await api.post(f"/v1/jobs/{job['id']}/cancel", headers=bearer(bob))
 
     assert me["projects"] == []
     assert listed.status_code == 404
@@ -115,7 +105,7 @@ async def test_a_user_without_a_group_sees_nothing_of_anothers_project(
 
 
 async def test_a_group_that_goes_away_takes_its_role_with_it(
-    anonymous: httpx.AsyncClient, oidc_provider: OidcProvider
+    api: httpx.AsyncClient, oidc_provider: OidcProvider
 ) -> None:
     admin = (await oidc_provider.token_for("alice", groups=["ml-admins", "ml-team"])).access_token
     member = (await oidc_provider.token_for("alice", groups=["ml-team"])).access_token
@@ -124,7 +114,7 @@ async def test_a_group_that_goes_away_takes_its_role_with_it(
     roles = [
         [
             (p["slug"], p["role"])
-            for p in (await anonymous.get("/v1/me", headers=bearer(t))).json()["projects"]
+            for p in (await api.get("/v1/me", headers=bearer(t))).json()["projects"]
         ]
         for t in (admin, member, nothing)
     ]
@@ -133,14 +123,14 @@ async def test_a_group_that_goes_away_takes_its_role_with_it(
 
 
 async def test_a_platform_admin_is_named_by_email(
-    anonymous: httpx.AsyncClient, oidc_provider: OidcProvider
+    api: httpx.AsyncClient, oidc_provider: OidcProvider
 ) -> None:
     token = oidc_provider.forge(
         oidc_provider.claims("carol", email="carol@example.test", email_verified=True)
     )
 
-    me = (await anonymous.get("/v1/me", headers=bearer(token))).json()
-    made = await anonymous.post(
+    me = (await api.get("/v1/me", headers=bearer(token))).json()
+    made = await api.post(
         "/v1/projects", json={"slug": "carols", "name": "C"}, headers=bearer(token)
     )
 
@@ -164,8 +154,8 @@ def _unsigned(claims: dict[str, Any]) -> str:
 
 
 async def test_every_bad_token_is_a_401_that_changes_nothing_and_is_audited(
-    oidc_app: FastAPI,
-    anonymous: httpx.AsyncClient,
+    app: FastAPI,
+    api: httpx.AsyncClient,
     oidc_provider: OidcProvider,
     job_body: dict[str, Any],
 ) -> None:
@@ -188,7 +178,7 @@ async def test_every_bad_token_is_a_401_that_changes_nothing_and_is_audited(
     }
 
     answers = {
-        name: await anonymous.post("/v1/jobs", json=job_body, headers=bearer(token))
+        name: await api.post("/v1/jobs", json=job_body, headers=bearer(token))
         for name, token in bad.items()
     }
 
@@ -196,9 +186,9 @@ async def test_every_bad_token_is_a_401_that_changes_nothing_and_is_audited(
     assert all(a.headers["WWW-Authenticate"].startswith("Bearer") for a in answers.values())
     for name, token in bad.items():
         assert token.split(".")[1] not in answers[name].text
-    good = await anonymous.get("/v1/jobs", headers=bearer(real))
+    good = await api.get("/v1/jobs", headers=bearer(real))
     assert good.json()["total"] == 0
-    async with oidc_app.state.runtime.db.session() as session:
+    async with app.state.runtime.db.session() as session:
         failures = (
             await session.execute(select(func.count()).where(AuditEvent.action == "sign_in.fail"))
         ).scalar_one()

@@ -82,6 +82,7 @@ bench: install oidc-provider ## Print benchmark figures (platform overhead, trai
 	cd platform/backend && $(UV) run --frozen python -m bench.trainer_throughput
 	cd platform/backend && $(UV) run --frozen python -m bench.live_paths all
 	cd platform/backend && $(UV) run --frozen python -m bench.auth_overhead
+	cd platform/backend && $(UV) run --frozen python -m bench.trust_boundary
 
 histories: install ## Re-record the workflow histories the replay tests check (only with Temporal versioning!)
 	$(UV) run --frozen python platform/backend/tools/capture_histories.py

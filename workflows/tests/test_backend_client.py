@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.backend_client import (
     BackendAuthError,
     BackendClient,
@@ -16,6 +17,8 @@ from trainyard_workflows.backend_client import (
     BackendUnavailableError,
     JobTerminalError,
 )
+
+OUTPUT = AttemptOutput(output_dir="/data/jobs/job_ab12/attempt-1")
 
 
 class Script:
@@ -100,7 +103,7 @@ async def test_a_404_is_an_answer_not_retried_since_a_jobs_row_commits_before_it
 
     async with client_for(script) as client:
         with pytest.raises(BackendError, match=r"unexpected 404: job not found"):
-            await client.issue_attempt_token("job_ab12", 1)
+            await client.issue_attempt_token("job_ab12", 1, OUTPUT)
 
     assert len(script.requests) == 1
 
@@ -140,7 +143,7 @@ async def test_a_409_on_an_attempt_token_means_the_job_is_terminal() -> None:
 
     async with client_for(script) as client:
         with pytest.raises(JobTerminalError, match="job_ab12 is terminal"):
-            await client.issue_attempt_token("job_ab12", 1)
+            await client.issue_attempt_token("job_ab12", 1, OUTPUT)
 
 
 async def test_liveness_reads_state_attempt_last_heartbeat_and_done() -> None:

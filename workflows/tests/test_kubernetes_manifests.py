@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -192,10 +193,13 @@ def test_secret_variables_come_from_the_secret_and_the_others_are_plain_values()
     env = {item["name"]: item for item in container(job_manifest(the_request, settings()))["env"]}
     name = job_name(JOB_ID, 2)
 
-    assert set(env) == set(the_request.env)
+    # HOME is the pod's own: the writable scratch volume (see the read-only root test).
+    assert set(env) == set(the_request.env) | {"HOME"}
+    assert env["HOME"] == {"name": "HOME", "value": "/home/trainer"}
     for key in ("TRAINYARD_CALLBACK_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
     for key in set(env) - {
+        "HOME",
         "TRAINYARD_CALLBACK_TOKEN",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -291,8 +295,65 @@ def test_disruptions_are_ignored_and_a_contract_error_fails_the_job() -> None:
 def test_the_output_dir_is_a_scratch_volume_at_the_contract_path() -> None:
     job = job_manifest(request(), settings())
 
-    assert pod_spec(job)["volumes"] == [{"name": "output", "emptyDir": {}}]
-    assert container(job)["volumeMounts"] == [{"name": "output", "mountPath": OUTPUT_DIR}]
+    assert {"name": "output", "emptyDir": {}} in pod_spec(job)["volumes"]
+    assert {"name": "output", "mountPath": OUTPUT_DIR} in container(job)["volumeMounts"]
+
+
+def test_trainer_pods_run_as_a_fixed_unprivileged_user_under_the_default_seccomp_profile() -> None:
+    for worker_settings, uid, gid in (
+        (settings(), 10001, 10001),
+        (settings(k8s_run_as_user=2000, k8s_run_as_group=3000), 2000, 3000),
+    ):
+        assert pod_spec(job_manifest(request(), worker_settings))["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": gid,
+            "fsGroup": gid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+
+
+@pytest.mark.parametrize("uid", [0, -1])
+def test_the_settings_refuse_root_or_a_negative_id_for_trainers(uid: int) -> None:
+    with pytest.raises(ValueError, match="k8s_run_as_user"):
+        settings(k8s_run_as_user=uid)
+    with pytest.raises(ValueError, match="k8s_run_as_group"):
+        settings(k8s_run_as_group=uid)
+
+
+def test_the_trainer_cannot_gain_privileges_and_its_root_filesystem_is_read_only() -> None:
+    assert container(job_manifest(request(gpus=1), settings()))["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_tmp_home_and_the_output_dir_are_the_trainers_only_writable_places() -> None:
+    job = job_manifest(request(), settings())
+
+    assert pod_spec(job)["volumes"] == [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "home", "emptyDir": {}},
+        {"name": "output", "emptyDir": {}},
+    ]
+    assert container(job)["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "home", "mountPath": "/home/trainer"},
+        {"name": "output", "mountPath": OUTPUT_DIR},
+    ]
+
+
+@pytest.mark.parametrize("output_dir", ["/tmp", "/tmp/", "/home/trainer", "s3://bucket/out"])
+def test_an_output_dir_that_is_already_writable_or_remote_gets_no_volume_of_its_own(
+    output_dir: str,
+) -> None:
+    the_request = request()
+    env = {**the_request.env, "TRAINYARD_OUTPUT_DIR": output_dir}
+    job = job_manifest(dataclasses.replace(the_request, env=env), settings())
+
+    assert [volume["name"] for volume in pod_spec(job)["volumes"]] == ["tmp", "home"]
+    kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
 
 
 def test_an_unknown_framework_names_itself_and_the_configured_ones() -> None:

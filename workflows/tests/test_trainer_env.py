@@ -12,12 +12,14 @@ from pydantic import SecretStr
 
 from trainyard_workflows.activities.trainer_env import trainer_env
 from trainyard_workflows.contracts import TrainingInput
+from trainyard_workflows.internal_api import Checkpoint
 from trainyard_workflows.launchers import LaunchRequest
 from trainyard_workflows.launchers.base import TRAINER_ENV_VARS, TRAINER_STORAGE_ENV_VARS
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 from trainyard_workflows.storage import StorageSettings
 
 SECRET = "s3-secret-access-key-never-logged"
+RESUME_VARS = {"TRAINYARD_RESUME_FROM", "TRAINYARD_RESUME_SIZE", "TRAINYARD_RESUME_SHA256"}
 AWS_VARS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"}
 TRAINING = TrainingInput(
     job_id="job_ab12",
@@ -85,7 +87,7 @@ def test_file_storage_hands_the_trainer_no_output_uri_and_no_credentials(
 
     assert "TRAINYARD_OUTPUT_URI" not in env
     assert not {name for name in env if name.startswith("AWS_")}
-    assert set(env) == TRAINER_ENV_VARS - {"TRAINYARD_OUTPUT_URI", "TRAINYARD_RESUME_FROM"}
+    assert set(env) == TRAINER_ENV_VARS - {"TRAINYARD_OUTPUT_URI", *RESUME_VARS}
 
 
 def test_launch_request_repr_shows_no_secret(tmp_path: Path) -> None:
@@ -128,7 +130,17 @@ async def test_the_subprocess_launcher_passes_the_s3_variables_to_the_trainer(
     assert "AWS_SESSION_TOKEN" not in seen
 
 
-def test_an_attempt_resuming_from_a_checkpoint_is_told_where_it_is(tmp_path: Path) -> None:
+def test_an_attempt_resuming_from_a_checkpoint_is_told_where_it_is_and_what_it_was(
+    tmp_path: Path,
+) -> None:
+    checkpoint = Checkpoint(
+        path="s3://bucket/pre/jobs/job_ab12/attempt-1/run/weights/last.pt",
+        epoch=3,
+        attempt=1,
+        seq=12,
+        size=1234,
+        sha256="ab" * 32,
+    )
     resumed = trainer_env(
         TRAINING,
         attempt=2,
@@ -136,11 +148,13 @@ def test_an_attempt_resuming_from_a_checkpoint_is_told_where_it_is(tmp_path: Pat
         callback_token="callback-token",
         output_dir=tmp_path / "attempt-2",
         keepalive_s=15,
-        resume_from="s3://bucket/pre/jobs/job_ab12/attempt-1/run/weights/last.pt",
+        resume_from=checkpoint,
     )
 
-    assert resumed["TRAINYARD_RESUME_FROM"] == (
-        "s3://bucket/pre/jobs/job_ab12/attempt-1/run/weights/last.pt"
+    assert resumed["TRAINYARD_RESUME_FROM"] == checkpoint.path
+    assert (resumed["TRAINYARD_RESUME_SIZE"], resumed["TRAINYARD_RESUME_SHA256"]) == (
+        "1234",
+        "ab" * 32,
     )
-    assert "TRAINYARD_RESUME_FROM" not in _env(tmp_path, None)
+    assert not RESUME_VARS & set(_env(tmp_path, None))
     assert set(resumed) <= TRAINER_ENV_VARS

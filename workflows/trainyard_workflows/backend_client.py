@@ -20,6 +20,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.internal_api import (
     AttemptGrant,
     Checkpoint,
@@ -150,10 +151,16 @@ class BackendClient:
         body: dict[str, Any] = response.json()
         return body
 
-    async def issue_attempt_token(self, job_id: str, attempt: int) -> AttemptGrant:
-        """Make `attempt` the job's current attempt and get its callback token (idempotent)."""
+    async def issue_attempt_token(
+        self, job_id: str, attempt: int, output: AttemptOutput
+    ) -> AttemptGrant:
+        """Make `attempt` the job's current attempt, with `output` the only place its trainer
+        may report files in, and get its callback token (idempotent)."""
         response = await self._request(
-            "POST", f"/internal/v1/jobs/{job_id}/attempts/{attempt}", accept=(200, 409)
+            "POST",
+            f"/internal/v1/jobs/{job_id}/attempts/{attempt}",
+            json=_body(output),
+            accept=(200, 409),
         )
         if response.status_code == 409:
             raise JobTerminalError(f"job {job_id} is terminal: {_detail(response)}")

@@ -13,6 +13,9 @@ RESERVED_EVENT_TYPES = frozenset(
     {"submitted", "state", "heartbeat", "done", "cancel_requested", "attempt"}
 )
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+# A trainer's announcement of a checkpoint a later attempt may resume from (its `data`: path,
+# epoch, size, sha256; the backend checks them, docs/trainer-contract.md).
+CHECKPOINT_SAVED = "checkpoint_saved"
 
 
 def _not_reserved(value: str) -> str:

@@ -63,6 +63,10 @@ class Checkpoint(BaseModel):
     epoch: int | None
     attempt: int | None
     seq: int
+    # What the trainer announced the file (or folder) to be: the next attempt refuses it if it
+    # is not that any more (trainer_kit.fingerprint).
+    size: int
+    sha256: str
 
 
 class LatestCheckpoint(BaseModel):

@@ -51,6 +51,10 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Path(".trainyard")
     trainers_dir: Path = Field(default_factory=_default_trainers_dir)
     launcher: Literal["subprocess", "kubernetes"] = "subprocess"
+    # Subprocess launcher: the user trainers run as (launchers/trainer_user.py). Unset: `nobody`
+    # when the worker runs as root (as the platform user, with a warning, where `nobody` cannot
+    # run the trainer); empty: the platform user; a name: that user, or no launch.
+    trainer_user: str | None = None
 
     # Kubernetes launcher (TRAINYARD_LAUNCHER=kubernetes): one Job per attempt. Dicts and lists
     # are JSON in the environment, e.g. TRAINYARD_K8S_IMAGES='{"ultralytics": "reg/trainer:1"}'.
@@ -63,6 +67,10 @@ class WorkerSettings(BaseSettings):
     k8s_tolerations: list[dict[str, str | int]] = Field(default_factory=list)
     k8s_priority_class: str | None = None
     k8s_service_account: str | None = None
+    # The user and group trainer containers run as (never root): the trainer images' own user
+    # (trainers/*/Dockerfile); fsGroup too, so the scratch volumes are theirs.
+    k8s_run_as_user: int = Field(default=10001, ge=1)
+    k8s_run_as_group: int = Field(default=10001, ge=1)
     k8s_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
     # How long an attempt may wait on something that waiting does not fix (an image that cannot
     # be pulled) before its job fails with that reason.

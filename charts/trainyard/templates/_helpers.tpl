@@ -137,6 +137,9 @@ default
 {{- if and .Values.ingress.enabled .Values.ingress.tls.enabled (not (or .Values.ingress.tls.secretName .Values.ingress.tls.clusterIssuer)) -}}
 {{- fail "ingress.tls needs secretName (an existing kubernetes.io/tls Secret) or clusterIssuer (a cert-manager ClusterIssuer); plain HTTP only with ingress.tls.enabled: false" -}}
 {{- end -}}
+{{- if has .Release.Namespace (include "trainyard.trainingNamespaces" . | fromJsonArray) -}}
+{{- fail (printf "training.namespace and training.projectNamespaces must not name the release namespace (%s): the worker may list the Secrets of every training namespace, and this one holds the platform's own credentials" .Release.Namespace) -}}
+{{- end -}}
 {{- if eq (int .Values.backend.port) (int .Values.backend.internalPort) -}}
 {{- fail "backend.port and backend.internalPort must differ: the internal API has a port of its own" -}}
 {{- end -}}

@@ -40,17 +40,17 @@ BASE_COMMIT = "82f1980"
 ROUNDS, SECONDS, CONNECTIONS = 3, 4.0, 8
 
 
-def base_checkout(into: Path) -> Path | None:
-    """BASE_COMMIT's platform/backend in a detached worktree (None, saying why, if git cannot)."""
+def base_checkout(into: Path, commit: str = BASE_COMMIT) -> Path | None:
+    """`commit`'s platform/backend in a detached worktree (None, saying why, if git cannot)."""
     repo = BACKEND_DIR.parents[1]
     made = subprocess.run(
-        ["git", "-C", str(repo), "worktree", "add", "--detach", str(into), BASE_COMMIT],
+        ["git", "-C", str(repo), "worktree", "add", "--detach", str(into), commit],
         capture_output=True,
         text=True,
         check=False,
     )
     if made.returncode != 0:
-        print(f"heartbeats: no checkout of {BASE_COMMIT} ({made.stderr.strip()}); skipped")
+        print(f"heartbeats: no checkout of {commit} ({made.stderr.strip()}); skipped")
         return None
     return into / "platform" / "backend"
 

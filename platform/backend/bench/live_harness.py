@@ -164,6 +164,8 @@ async def api_process(
         "TRAINYARD_CALLBACK_SECRET": CALLBACK_SECRET,
         "TRAINYARD_API_PORT": str(port),
         "TRAINYARD_STREAM_QUEUE_SIZE": "10000",
+        # Benches measure throughput: the rate limits would cap it (ignored before issue 20).
+        "TRAINYARD_RATE_LIMITS": '{"submit": "off", "chat": "off", "upload": "off"}',
     }
     if redis:
         env["TRAINYARD_REDIS_URL"] = REDIS_URL
@@ -210,7 +212,11 @@ async def running_job(connection: HttpConnection, dataset: str) -> tuple[str, di
         "hyperparameters": {},
     }
     job_id = str((await call(connection, "/v1/jobs", body, expect=201))["id"])
-    grant = await call(connection, f"/internal/v1/jobs/{job_id}/attempts/1", headers=INTERNAL)
+    # The attempt's output (a backend before issue 20 ignores the body).
+    output = {"output_dir": f"/bench/jobs/{job_id}/attempt-1"}
+    grant = await call(
+        connection, f"/internal/v1/jobs/{job_id}/attempts/1", output, headers=INTERNAL
+    )
     return job_id, {"Authorization": f"Bearer {grant['callback_token']}"}
 
 

@@ -139,6 +139,8 @@ def make_settings(data_dir: Path, temporal_address: str, **overrides: object) ->
         "owner": "local",
         "temporal_rpc_timeout_s": 5.0,
         "allowed_hosts": ["trainyard.test"],
+        # Tests register folders made in their own temp folder (data_dir's parent).
+        "dataset_roots": [data_dir.parent],
     }
     values.update(overrides)
     return BackendSettings.model_validate(values)

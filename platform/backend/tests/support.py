@@ -40,10 +40,22 @@ async def events(api: httpx.AsyncClient, job_id: str, after_seq: int = 0) -> lis
     return items
 
 
-async def start_attempt(api: httpx.AsyncClient, job_id: str, attempt: int = 1) -> str:
+# Where the tests' attempts write (their trainers may report files below it only).
+OUTPUT_DIR = "/out"
+
+
+async def start_attempt(
+    api: httpx.AsyncClient,
+    job_id: str,
+    attempt: int = 1,
+    output_dir: str = OUTPUT_DIR,
+    output_uri: str | None = None,
+) -> str:
     """What the worker does before launching a trainer: returns the attempt's callback token."""
     response = await api.post(
-        f"/internal/v1/jobs/{job_id}/attempts/{attempt}", headers=INTERNAL_HEADERS
+        f"/internal/v1/jobs/{job_id}/attempts/{attempt}",
+        json={"output_dir": output_dir, "output_uri": output_uri},
+        headers=INTERNAL_HEADERS,
     )
     assert response.status_code == 200, response.text
     token: str = response.json()["callback_token"]
@@ -77,6 +89,21 @@ def heartbeat(epoch: int, epochs: int = 3, **metrics: float) -> dict[str, Any]:
         "metrics": {k.replace("__", "/"): v for k, v in metrics.items()},
         "elapsed_s": 10.0 * epoch,
         "eta_s": 10.0 * (epochs - epoch),
+    }
+
+
+def checkpoint_saved(epoch: int, path: str | None = None) -> dict[str, Any]:
+    """A trainer's `checkpoint_saved` event: its file inside the attempt's output (`path`,
+    default `<OUTPUT_DIR>/last.pt`), with the size and SHA-256 a trainer announces."""
+    return {
+        "type": "checkpoint_saved",
+        "message": f"epoch {epoch}",
+        "data": {
+            "path": path or f"{OUTPUT_DIR}/last.pt",
+            "epoch": epoch,
+            "size": 1000 + epoch,
+            "sha256": f"{epoch % 10}" * 64,
+        },
     }
 
 

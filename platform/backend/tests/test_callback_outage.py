@@ -37,6 +37,7 @@ SPEED = 30.0  # the kit's seconds per wall-clock second
 # reporter's keep-alives go on, `close` delivers what is queued before `done`.
 TRAINER = """
 import sys, time
+from pathlib import Path
 from trainer_kit.callbacks import CallbackClient
 from trainer_kit.control import StopFlag
 from trainer_kit.outcome import send_done
@@ -44,6 +45,7 @@ from trainer_kit.progress import HeartbeatReporter
 
 url, job_id, token = sys.argv[1:4]
 epochs, epoch_s, speed = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+out = Path(sys.argv[7])
 origin = time.monotonic()
 
 def clock():
@@ -68,7 +70,9 @@ with CallbackClient(url, job_id, token, clock=clock, sleep=sleep, timeout_s=5.0)
     for epoch in range(1, epochs + 1):
         time.sleep(epoch_s)
         reporter.record(epoch)
-        data = {"path": f"/run/epoch{epoch}.pt", "epoch": epoch}
+        checkpoint = out / f"epoch{epoch}.pt"
+        checkpoint.write_bytes(b"weights of epoch %d" % epoch)
+        data = {"path": str(checkpoint), "epoch": epoch}
         reporter.event("checkpoint_saved", f"epoch {epoch} checkpoint", data)
         reporter.heartbeat(with_metrics=True)
     reporter.close()
@@ -160,10 +164,13 @@ def test_every_epoch_and_checkpoint_is_stored_once_across_an_api_outage(
     with running_api(tmp_path / "data", temporal_address) as api:
         job = _post(api, "/v1/jobs", job_body)
         _post(api, f"/internal/v1/jobs/{job['id']}/transition", {"state": "STARTING"})
-        token = _post(api, f"/internal/v1/jobs/{job['id']}/attempts/1")["callback_token"]
+        out = tmp_path / "out"
+        out.mkdir()
+        grant = _post(api, f"/internal/v1/jobs/{job['id']}/attempts/1", {"output_dir": str(out)})
+        token = grant["callback_token"]
         pace = [str(EPOCHS), str(EPOCH_S), str(SPEED)]
         trainer = subprocess.Popen(
-            [str(KIT_PYTHON), "-c", TRAINER, api.url, job["id"], token, *pace]
+            [str(KIT_PYTHON), "-c", TRAINER, api.url, job["id"], token, *pace, str(out)]
         )
         try:
             # Killed right after an epoch's callbacks are stored, so no epoch's callback is

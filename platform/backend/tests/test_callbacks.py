@@ -8,11 +8,12 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from trainyard.callbacks.tokens import issue
+from trainyard.callbacks.tokens import SigningKeys, issue
 
 from .support import (
     DONE_SUCCEEDED,
     callback,
+    checkpoint_saved,
     events,
     get_job,
     heartbeat,
@@ -71,7 +72,7 @@ async def test_duplicated_and_reordered_heartbeats_never_move_progress_backwards
 async def test_a_trainer_event_is_stored_with_its_type(
     api: httpx.AsyncClient, job: dict[str, Any], token: str
 ) -> None:
-    body = {"type": "checkpoint_saved", "message": "epoch 1", "data": {"epoch": 1}}
+    body = checkpoint_saved(1)
 
     response = await callback(api, job["id"], "event", token, body)
 
@@ -81,7 +82,7 @@ async def test_a_trainer_event_is_stored_with_its_type(
         "checkpoint_saved",
         "trainer",
         "epoch 1",
-        {"epoch": 1},
+        body["data"],
     )
 
 
@@ -192,18 +193,21 @@ async def test_a_callback_without_a_token_is_401(
     "forged",
     [
         "not-a-token",
-        "{job}.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "{job}.1.{sig_of_other_secret}",
-        "{job}.01.{sig}",
-        "{job}.1.{sig}.extra",
+        "callback.{job}.1.{expires}.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "callback.{job}.1.{expires}.k1.{sig_of_other_secret}",
+        "callback.{job}.01.{expires}.k1.{sig}",
+        "callback.{job}.1.{expires}.k1.{sig}.extra",
+        "callback.{job}.1.{expires}.k0.{sig}",
+        "{job}.1.{sig}",
     ],
 )
 async def test_a_forged_token_is_401(
     api: httpx.AsyncClient, job: dict[str, Any], token: str, forged: str
 ) -> None:
-    signature = token.rsplit(".", 1)[1]
-    other = issue("another-secret", job["id"], 1).rsplit(".", 1)[1]
-    bad = forged.format(job=job["id"], sig=signature, sig_of_other_secret=other)
+    expires, signature = token.split(".")[3], token.rsplit(".", 1)[1]
+    other_keys = SigningKeys.of("k1", "another-secret")
+    other = issue(other_keys, job["id"], 1, int(expires)).rsplit(".", 1)[1]
+    bad = forged.format(job=job["id"], expires=expires, sig=signature, sig_of_other_secret=other)
 
     for kind, body in (("heartbeat", heartbeat(1)), ("done", DONE_SUCCEEDED)):
         assert (await callback(api, job["id"], kind, bad, body)).status_code == 401

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from kubernetes_asyncio.client import ApiClient, Configuration
 from temporalio.testing import ActivityEnvironment
 
-from trainyard.callbacks.tokens import verify
+from trainyard.callbacks.tokens import SigningKeys, verify
 from trainyard_workflows.activities.schemas import (
     LaunchTrainerInput,
     ReportStateInput,
@@ -34,6 +34,7 @@ from .support import (
     CALLBACK_SECRET,
     INTERNAL_HEADERS,
     INTERNAL_TOKEN,
+    OUTPUT_DIR,
     callback,
     events,
     get_job,
@@ -43,6 +44,8 @@ from .support import (
     start_attempt,
     submit,
 )
+
+OUTPUT = {"output_dir": OUTPUT_DIR}
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ async def job(api: httpx.AsyncClient, job_body: dict[str, Any]) -> dict[str, Any
     [
         ("POST", "/transition", {"state": "VALIDATING"}),
         ("POST", "/events", {"type": "log"}),
-        ("POST", "/attempts/1", None),
+        ("POST", "/attempts/1", {"output_dir": "/out"}),
         ("GET", "/liveness", None),
     ],
 )
@@ -203,10 +206,12 @@ async def test_issuing_an_attempt_is_idempotent_and_makes_older_tokens_stale(
     second = await start_attempt(api, job["id"], 2)
 
     assert first == first_again
-    claims = verify(CALLBACK_SECRET, second)
+    claims = verify(SigningKeys.of("k1", CALLBACK_SECRET), second)
     assert (claims.job_id, claims.attempt) == (job["id"], 2)
     assert (await get_job(api, job["id"]))["attempt"] == 2
-    stale = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/1", headers=INTERNAL_HEADERS)
+    stale = await api.post(
+        f"/internal/v1/jobs/{job['id']}/attempts/1", json=OUTPUT, headers=INTERNAL_HEADERS
+    )
     assert (stale.status_code, stale.json()["code"]) == (409, "attempt_superseded")
     assert (await callback(api, job["id"], "heartbeat", first, heartbeat(1))).status_code == 403
 
@@ -216,14 +221,18 @@ async def test_no_attempt_starts_on_a_terminal_job(
 ) -> None:
     assert (await move(api, job["id"], "CANCELLED")).status_code == 200
 
-    response = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/1", headers=INTERNAL_HEADERS)
+    response = await api.post(
+        f"/internal/v1/jobs/{job['id']}/attempts/1", json=OUTPUT, headers=INTERNAL_HEADERS
+    )
 
     assert response.status_code == 409
     assert response.json()["code"] == "job_terminal"
 
 
 async def test_attempt_zero_is_422(api: httpx.AsyncClient, job: dict[str, Any]) -> None:
-    response = await api.post(f"/internal/v1/jobs/{job['id']}/attempts/0", headers=INTERNAL_HEADERS)
+    response = await api.post(
+        f"/internal/v1/jobs/{job['id']}/attempts/0", json=OUTPUT, headers=INTERNAL_HEADERS
+    )
 
     assert response.status_code == 422
 
@@ -270,7 +279,12 @@ async def test_the_newest_checkpoint_a_trainer_announced_is_where_a_new_attempt_
         body = {
             "type": "checkpoint_saved",
             "message": f"epoch {epoch}",
-            "data": {"path": f"/runs/attempt-1/last-{epoch}.pt", "epoch": epoch},
+            "data": {
+                "path": f"{OUTPUT_DIR}/last-{epoch}.pt",
+                "epoch": epoch,
+                "size": 10 * epoch,
+                "sha256": f"{epoch}" * 64,
+            },
         }
         assert (await callback(api, job["id"], "event", token, body)).status_code == 202
     # A worker event of the same type is not a file a trainer wrote.
@@ -284,7 +298,8 @@ async def test_the_newest_checkpoint_a_trainer_announced_is_where_a_new_attempt_
 
     assert response.status_code == 200
     checkpoint = response.json()["checkpoint"]
-    assert (checkpoint["path"], checkpoint["epoch"]) == ("/runs/attempt-1/last-2.pt", 2)
+    assert (checkpoint["path"], checkpoint["epoch"]) == (f"{OUTPUT_DIR}/last-2.pt", 2)
+    assert (checkpoint["size"], checkpoint["sha256"]) == (20, "2" * 64)
     assert (
         await api.get("/internal/v1/jobs/job_nope/checkpoint", headers=INTERNAL_HEADERS)
     ).status_code == 404
@@ -348,7 +363,9 @@ async def test_the_worker_reads_the_slug_of_the_jobs_project_with_the_job_and_th
     for submitted, slug in ((job, "default"), (vision, "vision")):
         read = await api.get(f"/internal/v1/jobs/{submitted['id']}", headers=INTERNAL_HEADERS)
         grant = await api.post(
-            f"/internal/v1/jobs/{submitted['id']}/attempts/1", headers=INTERNAL_HEADERS
+            f"/internal/v1/jobs/{submitted['id']}/attempts/1",
+            json=OUTPUT,
+            headers=INTERNAL_HEADERS,
         )
         assert read.status_code == grant.status_code == 200
         assert read.json()["project_slug"] == slug

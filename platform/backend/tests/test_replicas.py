@@ -113,6 +113,7 @@ async def test_a_stream_on_one_replica_shows_callbacks_sent_to_the_other_without
         job_id = job["id"]
         attempt = await api_b.post(
             f"/internal/v1/jobs/{job_id}/attempts/1",
+            json={"output_dir": "/out"},
             headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
         )
         token = attempt.json()["callback_token"]

@@ -31,6 +31,7 @@ from .support import (
     DONE_SUCCEEDED,
     INTERNAL_HEADERS,
     callback,
+    checkpoint_saved,
     events,
     heartbeat,
     key_of_another_project,
@@ -66,8 +67,7 @@ async def finish(api: httpx.AsyncClient, job_id: str) -> None:
     token = await start_attempt(api, job_id)
     for body in (heartbeat(1, loss=1.0), heartbeat(2, loss=0.5)):
         assert (await callback(api, job_id, "heartbeat", token, body)).status_code == 202
-    checkpoint = {"type": "checkpoint_saved", "data": {"epoch": 2}}
-    assert (await callback(api, job_id, "event", token, checkpoint)).status_code == 202
+    assert (await callback(api, job_id, "event", token, checkpoint_saved(2))).status_code == 202
     assert (await callback(api, job_id, "done", token, DONE_SUCCEEDED)).status_code == 202
 
 

@@ -6,20 +6,24 @@ import itertools
 
 import pytest
 
-from trainyard.callbacks.tokens import InvalidToken, issue, verify
+from trainyard.callbacks.tokens import InvalidToken, SigningKeys, issue, verify
 from trainyard_workflows.job_states import JobState, TransitionVerdict, judge
 
 FORWARD = [JobState.PENDING, JobState.VALIDATING, JobState.STARTING, JobState.RUNNING]
 TERMINAL = [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED]
 
 
-def test_a_token_names_its_job_and_attempt_and_verifies() -> None:
-    token = issue("secret", "job_abc", 3)
+KEYS = SigningKeys.of("k1", "secret")
+LATER = 2_000_000_000  # an expiry in 2033
 
-    assert token.startswith("job_abc.3.")
-    claims = verify("secret", token)
-    assert (claims.job_id, claims.attempt) == ("job_abc", 3)
-    assert issue("secret", "job_abc", 3) == token  # re-issuing gives the same token
+
+def test_a_token_names_its_purpose_job_attempt_expiry_and_key_and_verifies() -> None:
+    token = issue(KEYS, "job_abc", 3, LATER)
+
+    assert token.startswith(f"callback.job_abc.3.{LATER}.k1.")
+    claims = verify(KEYS, token)
+    assert (claims.job_id, claims.attempt, claims.expires_at) == ("job_abc", 3, LATER)
+    assert issue(KEYS, "job_abc", 3, LATER) == token  # re-issuing gives the same token
 
 
 @pytest.mark.parametrize(
@@ -27,23 +31,57 @@ def test_a_token_names_its_job_and_attempt_and_verifies() -> None:
     [
         lambda t: t.replace("job_abc", "job_abd"),
         lambda t: t.replace(".3.", ".4."),
+        lambda t: t.replace(f".{LATER}.", f".{LATER + 1}."),
+        lambda t: t.replace("callback.", "artifact."),
+        lambda t: t.replace(".k1.", ".k2."),
         lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
         lambda t: t + "=",
         lambda t: "",
         lambda t: "job_abc.3",
+        lambda t: t.split(".", 1)[1],
     ],
 )
 def test_a_tampered_token_does_not_verify(tamper: object) -> None:
     assert callable(tamper)
-    token = issue("secret", "job_abc", 3)
+    token = issue(KEYS, "job_abc", 3, LATER)
 
     with pytest.raises(InvalidToken):
-        verify("secret", tamper(token))
+        verify(KEYS, tamper(token))
 
 
 def test_a_token_signed_with_another_secret_does_not_verify() -> None:
     with pytest.raises(InvalidToken):
-        verify("secret", issue("other", "job_abc", 1))
+        verify(KEYS, issue(SigningKeys.of("k1", "other"), "job_abc", 1, LATER))
+
+
+def test_a_token_is_refused_from_its_expiry_on() -> None:
+    token = issue(KEYS, "job_abc", 1, LATER)
+
+    assert verify(KEYS, token, now=LATER - 1).attempt == 1
+    with pytest.raises(InvalidToken, match="expired"):
+        verify(KEYS, token, now=LATER)
+
+
+def test_a_token_of_another_purpose_is_refused_even_when_genuine() -> None:
+    token = issue(KEYS, "job_abc", 1, LATER, purpose="artifact-read")
+
+    assert verify(KEYS, token, purpose="artifact-read").job_id == "job_abc"
+    with pytest.raises(InvalidToken, match="not a 'callback' token"):
+        verify(KEYS, token)
+
+
+def test_rotation_accepts_the_previous_key_until_it_is_dropped() -> None:
+    before = SigningKeys.of("k1", "old secret")
+    during = SigningKeys.of("k2", "new secret", {"k1": "old secret"})
+    after = SigningKeys.of("k2", "new secret")
+    old_token = issue(before, "job_abc", 1, LATER)
+    new_token = issue(during, "job_abc", 2, LATER)
+
+    assert new_token.split(".")[4] == "k2"  # signed with the new key
+    assert verify(during, old_token).attempt == 1
+    assert verify(after, new_token).attempt == 2
+    with pytest.raises(InvalidToken, match="no longer accepts"):
+        verify(after, old_token)
 
 
 @pytest.mark.parametrize(

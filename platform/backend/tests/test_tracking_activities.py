@@ -35,7 +35,16 @@ from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.tracking import build_tracker
 from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, SyncCursor
 
-from .support import INTERNAL_TOKEN, callback, events, get_job, heartbeat, start_attempt, submit
+from .support import (
+    INTERNAL_TOKEN,
+    OUTPUT_DIR,
+    callback,
+    events,
+    get_job,
+    heartbeat,
+    start_attempt,
+    submit,
+)
 
 # A fresh SQLite store runs all of MLflow's migrations first: seconds idle, more under load.
 
@@ -178,9 +187,10 @@ async def tracked_job(
     job_body: dict[str, Any],
     settings: WorkerSettings,
     tracker: CountingTracker,
+    output_dir: str = OUTPUT_DIR,
 ) -> TrackedJob:
     job = await submit(api, job_body)
-    token = await start_attempt(api, job["id"])
+    token = await start_attempt(api, job["id"], output_dir=output_dir)
     activities = TrackingActivities(backend, tracker, settings)
     run = await ActivityEnvironment().run(
         activities.start_tracking, StartTrackingInput(job["id"], 1)
@@ -224,6 +234,43 @@ async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_ea
         job.activities.finish_tracking, FinishTrackingInput(job.job_id, job.run_id, "FAILED")
     )
     assert await asyncio.to_thread(job.steps) == [1, 2, 3]
+
+
+async def test_artifacts_that_lead_outside_the_attempts_output_are_never_uploaded(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    tmp_path: Path,
+    mlflow_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The names lie inside the attempt's folder (the backend accepts them), but a hostile
+    # trainer made them symlinks: to a host file, and to a foreign folder inside a folder.
+    output = tmp_path / "jobs" / "attempt-1"
+    (output / "weights").mkdir(parents=True)
+    (output / "weights" / "best.pt").symlink_to("/etc/passwd")
+    foreign = tmp_path / "elsewhere"
+    foreign.mkdir()
+    (foreign / "secret.txt").write_text("not the job's")
+    (output / "results").mkdir()
+    (output / "results" / "plots.png").write_bytes(b"png")
+    (output / "results" / "more").symlink_to(foreign)
+    tracker = CountingTracker(mlflow_url)
+    job = await tracked_job(
+        api, backend, job_body, _sync_settings(tmp_path, mlflow_url), tracker, str(output)
+    )
+    artifacts = {"weights": f"{output}/weights/best.pt", "results": f"{output}/results"}
+    done = {"status": "succeeded", "artifacts": artifacts}
+    assert (await callback(api, job.job_id, "done", job.token, done)).status_code == 202
+
+    result = await ActivityEnvironment().run(
+        job.activities.finish_tracking, FinishTrackingInput(job.job_id, job.run_id, "SUCCEEDED")
+    )
+
+    assert await asyncio.to_thread(job.mlflow.list_artifacts, job.run_id) == []
+    assert result.model_version is None  # no weights, no model version
+    # (The job has ended, so the warning goes to the worker's log, not the timeline.)
+    assert "best.pt leads outside this attempt's output folder" in caplog.text
 
 
 class FailingOnceTracker(CountingTracker):

@@ -13,6 +13,7 @@ from trainyard.auth.principal import Access, Principal
 from trainyard.auth.projects import PROJECT_HEADER, SLUG_PATTERN, ProjectNotFound, named_project
 from trainyard.auth.roles import Action
 from trainyard.core.db import Database
+from trainyard.core.rate_limits import LimitedRoute
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.workflow_starter import WorkflowStarter
@@ -97,6 +98,26 @@ class Permit:
         if not access.allows(project_id):
             raise ProjectNotFound(project or project_id)
         return access
+
+
+class RateLimited:
+    """The dependency of a route that starts costly work (a run, a chat turn, an upload):
+    `dependencies=[Depends(RateLimited("submit"))]`. Its requests are counted per caller (the
+    user, and the API key when one is used) and per client address; over either limit is a
+    429 with Retry-After (core/rate_limits.py)."""
+
+    def __init__(self, route: LimitedRoute) -> None:
+        self.route: LimitedRoute = route
+
+    async def __call__(
+        self,
+        connection: HTTPConnection,
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> None:
+        caller = f"user:{principal.user_id}"
+        if principal.credential.startswith("api_key:"):
+            caller += f"/{principal.credential}"  # the key's prefix, never the key
+        await runtime_of(connection).rate_limiter.hit(self.route, caller, principal.client)
 
 
 # scope="function": the unit of work commits when the handler returns, BEFORE the response

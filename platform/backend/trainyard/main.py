@@ -22,14 +22,18 @@ from trainyard.auth.stream_tickets import redact_tickets_in_server_logs
 from trainyard.auth.web_router import router as web_sign_in_router
 from trainyard.callbacks.router import router as callbacks_router
 from trainyard.chat.router import router as chat_router
+from trainyard.core.body_limits import BodyLimits
 from trainyard.core.db import Database, create_engine
 from trainyard.core.errors import error_responses, install_error_handlers
 from trainyard.core.listeners import install_port_split
+from trainyard.core.rate_limits import open_rate_limiter
 from trainyard.core.security_headers import SecurityHeaders
 from trainyard.core.settings import BackendSettings
 from trainyard.core.supervision import readiness_section
 from trainyard.core.temporal import TemporalGateway, TemporalUnavailable
+from trainyard.datasets.router import UPLOAD_PATHS
 from trainyard.datasets.router import router as datasets_router
+from trainyard.datasets.upload import upload_body_limit
 from trainyard.frameworks.router import router as frameworks_router
 from trainyard.internal.router import router as internal_router
 from trainyard.jobs.router import router as jobs_router
@@ -67,12 +71,23 @@ def _lifespan(settings: BackendSettings) -> Callable[[FastAPI], AbstractAsyncCon
             fanout = StreamFanout(bus, max_backlog=settings.stream_queue_size)
             stack.push_async_callback(fanout.close)
             db = Database(engine, bus)
+            limiter = await stack.enter_async_context(
+                open_rate_limiter(
+                    settings.rate_limits,
+                    settings.redis_url,
+                    settings.redis_channel_prefix,
+                    settings.redis_timeout_s,
+                )
+            )
             app.state.runtime = runtime = Runtime(
                 settings=settings,
                 db=db,
                 bus=bus,
                 fanout=fanout,
-                authenticator=await stack.enter_async_context(open_authenticator(settings, db)),
+                authenticator=await stack.enter_async_context(
+                    open_authenticator(settings, db, limiter)
+                ),
+                rate_limiter=limiter,
                 temporal=TemporalGateway(
                     settings.temporal_address,
                     settings.temporal_namespace,
@@ -104,6 +119,13 @@ def create_app(
         lifespan=_lifespan(settings),
     )
     install_error_handlers(app)
+    # Inside the origin and host checks (refused callers are refused first), outside the app.
+    app.add_middleware(
+        BodyLimits,
+        json_limit=settings.max_json_body_bytes,
+        multipart_limit=upload_body_limit(storage.max_upload_bytes),
+        multipart_paths=UPLOAD_PATHS,
+    )
     redact_tickets_in_server_logs()  # a stream ticket in a query string never reaches a log
     app.add_middleware(
         SameOriginGuard,

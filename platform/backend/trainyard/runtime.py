@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from trainyard.auth.authenticate import Authenticator
 from trainyard.core.bus import EventBus
 from trainyard.core.db import Database
+from trainyard.core.rate_limits import RateLimiter
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.workflow_starter import WorkflowStarter
@@ -24,6 +25,7 @@ class Runtime:
     fanout: StreamFanout  # the live streams of this process, one bus subscription per job
     temporal: TemporalGateway
     authenticator: Authenticator  # who is calling (trainyard.deps.current_principal)
+    rate_limiter: RateLimiter  # submissions, chat, uploads, failed sign-ins (deps.RateLimited)
 
     @functools.cached_property
     def workflows(self) -> WorkflowStarter:

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer_kit.atomic_save import publish_folder, staging_folder
-from trainer_kit.resume import VARIABLE, ResumeError, ResumeSource, check_remaining
+from trainer_kit.resume import (
+    VARIABLE,
+    ResumeError,
+    ResumeSource,
+    check_announced,
+    check_remaining,
+)
 from trainer_kit.storage import S3Location, S3Storage, StorageError
 
 from trainer.checkpoints import (
@@ -99,6 +105,7 @@ def restore_checkpoint(
     target = checkpoints_dir / source.name
     if source.path is not None and target.resolve() == source.path.resolve():
         # The platform reused the output dir: the checkpoint is already in place.
+        check_announced(source, target)
         try:
             verify(target)
             state = read_state(target)
@@ -108,6 +115,7 @@ def restore_checkpoint(
         staging = staging_folder(checkpoints_dir.parent / ".staging", source.name)
         try:
             _fetch(source, staging, storage)
+            check_announced(source, staging)
             try:
                 verify(staging)
                 state = read_state(staging)

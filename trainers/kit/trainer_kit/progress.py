@@ -32,9 +32,12 @@ from typing import Any
 
 from trainer_kit.callbacks import CallbackClient, CallbackRefused, clean_metrics
 from trainer_kit.control import StopFlag
+from trainer_kit.fingerprint import FingerprintError, announced
 from trainer_kit.outbox import Outbox
 
 log = logging.getLogger("trainyard.trainer.progress")
+
+CHECKPOINT_SAVED = "checkpoint_saved"
 
 
 class HeartbeatReporter:
@@ -121,6 +124,14 @@ class HeartbeatReporter:
             return
         self._raise_if_refused()
         copied = dict(data) if data is not None else None  # as it is now, not when sent
+        if type_ == CHECKPOINT_SAVED and copied is not None and isinstance(copied.get("path"), str):
+            # What the next attempt will check the checkpoint against before loading it.
+            try:
+                copied.update(announced(copied["path"]).announced())
+            except (FingerprintError, OSError) as exc:
+                # Sent all the same: the platform refuses it (422), and no attempt resumes
+                # from a checkpoint it cannot verify.
+                log.warning("checkpoint %s not fingerprinted: %s", copied["path"], exc)
         send = partial(self._client.event, type_, message, copied)
         self._outbox.submit(f"event {type_}", send, "droppable" if type_ == "log" else "always")
 

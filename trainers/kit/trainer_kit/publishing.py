@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from trainer_kit.fingerprint import fingerprint, remember_upload
 from trainer_kit.storage import S3Location, S3Storage, StorageError, files_under
 
 log = logging.getLogger("trainyard.trainer.storage")
@@ -62,7 +63,9 @@ class RunPublisher:
         with tempfile.TemporaryDirectory(dir=self._output_dir / ".trainer") as scratch:
             snapshot = Path(scratch) / path.name
             _stable_copy(path, snapshot)
+            uploaded = fingerprint(snapshot)
             uri = self._storage().upload_atomic(snapshot, self._location, relative)
+        remember_upload(uri, uploaded)
         self.uploaded[relative] = uri
         log.info("published %s", uri)
         return uri
@@ -77,9 +80,11 @@ class RunPublisher:
         """Publish a folder of the output dir atomically (files, then ``marker`` last);
         returns its ``s3://`` URI."""
         relative = self.relative(folder)
+        uploaded = fingerprint(folder)
         uri = self._storage().upload_folder_atomic(
             folder, self._location, relative, marker, marker_body
         )
+        remember_upload(uri, uploaded)
         self.uploaded[relative] = uri
         log.info("published %s", uri)
         return uri

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from trainer_kit.atomic_save import replace_atomically
+from trainer_kit.fingerprint import Fingerprint, matches
 from trainer_kit.storage import S3Location, S3Storage, StorageError
 
 log = logging.getLogger("trainyard.trainer.resume")
@@ -43,16 +44,18 @@ class ResumeSource:
     uri: str
     path: Path | None = None
     s3: S3Location | None = None
+    # What the checkpoint was when announced (None: not known, e.g. a run started by hand).
+    expected: Fingerprint | None = None
 
     @classmethod
-    def parse(cls, value: str) -> ResumeSource:
+    def parse(cls, value: str, expected: Fingerprint | None = None) -> ResumeSource:
         """An absolute path, ``file:///abs/path`` or ``s3://bucket/key``; raises ValueError."""
         parts = urlsplit(value)
         if parts.scheme == "s3":
             location = S3Location.parse(value)
             if not location.prefix:
                 raise ValueError(f"s3 URI names no checkpoint: {value!r}")
-            return cls(uri=value, s3=location)
+            return cls(uri=value, s3=location, expected=expected)
         if parts.scheme == "file":
             if parts.netloc not in {"", "localhost"} or parts.query or parts.fragment:
                 raise ValueError(f"not a local file:// URI: {value!r}")
@@ -63,7 +66,7 @@ class ResumeSource:
             raise ValueError(f"unsupported scheme {parts.scheme!r}: {value!r}")
         if not path.is_absolute() or path.name in {"", ".", ".."}:
             raise ValueError(f"not an absolute path: {value!r}")
-        return cls(uri=value, path=path)
+        return cls(uri=value, path=path, expected=expected)
 
     @property
     def name(self) -> str:
@@ -123,11 +126,23 @@ def fetch_sibling(source: ResumeSource, target: Path, storage: Callable[[], S3St
 
 
 def fetch_checkpoint(source: ResumeSource, target: Path, storage: Callable[[], S3Storage]) -> None:
-    """`fetch_file`, with a failed copy named as the checkpoint's problem; raises ResumeError."""
+    """`fetch_file`, with a failed copy named as the checkpoint's problem, then
+    `check_announced`; raises ResumeError."""
     try:
         fetch_file(source, target, storage)
     except OSError as exc:
         raise ResumeError(f"checkpoint {source.uri} ({VARIABLE}) not copied: {exc}") from exc
+    check_announced(source, target)
+
+
+def check_announced(source: ResumeSource, fetched: Path) -> None:
+    """Refuse (ResumeError) a fetched checkpoint that is not what its ``checkpoint_saved``
+    announced: swapped or changed since, it is never loaded."""
+    if source.expected is not None and not matches(fetched, source.expected):
+        raise ResumeError(
+            f"checkpoint {source.uri} ({VARIABLE}) is not the one its checkpoint_saved "
+            "announced (size or SHA-256 differ): refused"
+        )
 
 
 def read_checkpoint(

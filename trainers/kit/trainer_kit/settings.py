@@ -24,6 +24,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from trainer_kit.callbacks import CallbackClient
+from trainer_kit.fingerprint import Fingerprint
 from trainer_kit.resume import ResumeSource
 from trainer_kit.storage import S3Location
 
@@ -47,6 +48,8 @@ CONTRACT_ORDER = (
     "keepalive_s",
     "output_uri",
     "resume_from",
+    "resume_size",
+    "resume_sha256",
 )
 
 # What each variable must look like, for the one-line error message; a trainer adds (or
@@ -65,6 +68,8 @@ COMMON_EXPECTED: Mapping[str, str] = {
     "keepalive_s": "a number > 0",
     "output_uri": "an s3://bucket[/prefix] URI",
     "resume_from": "an absolute path, file:///abs/path or s3://bucket/key URI of a checkpoint",
+    "resume_size": "an integer ≥ 0, set with TRAINYARD_RESUME_FROM",
+    "resume_sha256": "64 lowercase hex digits, set with TRAINYARD_RESUME_FROM",
 }
 
 SettingsT = TypeVar("SettingsT", bound="ContractSettings")
@@ -115,6 +120,9 @@ class ContractSettings(BaseSettings):
     # A checkpoint an earlier attempt of this job saved (the `data.path` of its newest
     # checkpoint_saved event): continue training from it (the trainer's trainer/resume.py).
     resume_from: str | None = None
+    # What that checkpoint was when it was announced: it is refused if it is not that any more.
+    resume_size: int | None = Field(default=None, ge=0)
+    resume_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     # task is the trainer's own field (its type and values differ), stripped here all the same.
     @field_validator("job_id", "model", "dataset_uri", "task", mode="before", check_fields=False)
@@ -165,8 +173,13 @@ class ContractSettings(BaseSettings):
         return value.strip()
 
     def resume_source(self) -> ResumeSource | None:
-        """Where the checkpoint to resume from is, if this attempt resumes."""
-        return None if self.resume_from is None else ResumeSource.parse(self.resume_from)
+        """Where the checkpoint to resume from is, if this attempt resumes, and what it was."""
+        if self.resume_from is None:
+            return None
+        expected = None  # a run started by hand may name a checkpoint without its fingerprint
+        if self.resume_size is not None and self.resume_sha256 is not None:
+            expected = Fingerprint(self.resume_size, self.resume_sha256)
+        return ResumeSource.parse(self.resume_from, expected)
 
     def callback_client(self, *, retry_for_s: float | None = None) -> CallbackClient:
         """The client of this attempt's callbacks (close it, or use it as a context manager);

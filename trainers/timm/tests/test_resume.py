@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import make_dataset, run_in_process, trainer_env
+from trainer_kit.fingerprint import Fingerprint, fingerprint
 from trainer_kit.testing.attempts import (
     Interrupted,
     checkpoint_events,
@@ -21,6 +23,14 @@ from trainer_kit.testing.processes import run_trainer
 from trainer_kit.testing.s3 import S3Endpoint
 
 EPOCHS = 4
+
+
+def announced_as(event: dict[str, Any]) -> dict[str, str]:
+    """The fingerprint variables the platform sets from a checkpoint_saved event."""
+    return {
+        "TRAINYARD_RESUME_SIZE": str(event["size"]),
+        "TRAINYARD_RESUME_SHA256": event["sha256"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +53,11 @@ def test_killed_attempt_left_its_epoch_2_checkpoint(interrupted: Interrupted) ->
     assert metric_epochs(interrupted.calls) == [1]
     assert all(c.kind != "done" for c in interrupted.calls)
     assert not any(name.endswith(".partial") for name in interrupted.files)
+    # Each announcement carries what the file was then: the next attempt checks it.
+    announced = checkpoint_events(interrupted.calls)[-1]
+    assert Fingerprint(announced["size"], announced["sha256"]) == fingerprint(
+        interrupted.checkpoint
+    )
 
 
 def test_next_attempt_goes_on_with_the_checkpoints_metrics_rows_and_lr_schedule(
@@ -60,6 +75,7 @@ def test_next_attempt_goes_on_with_the_checkpoints_metrics_rows_and_lr_schedule(
         TRAINYARD_ATTEMPT="2",
         TRAINYARD_EPOCHS=str(EPOCHS),
         TRAINYARD_RESUME_FROM=str(interrupted.checkpoint),
+        **announced_as(checkpoint_events(interrupted.calls)[-1]),
     )
 
     result = run_trainer(env, tmp_path)
@@ -135,12 +151,13 @@ def test_resume_from_an_s3_checkpoint_publishes_under_the_new_attempt(
 
 # A checkpoint that is not there: the conformance suite's, for every trainer.
 @pytest.mark.parametrize(
-    "problem", ["truncated", "weights only", "already complete", "other classes"]
+    "problem", ["truncated", "weights only", "already complete", "other classes", "swapped"]
 )
 def test_unusable_checkpoint_fails_the_attempt_naming_it(
     callback_server: CallbackServer, interrupted: Interrupted, tmp_path: Path, problem: str
 ) -> None:
     epochs, dataset = EPOCHS, interrupted.dataset
+    fingerprint_env: dict[str, str] = {}
     checkpoint = interrupted.checkpoint
     prefix = f"ResumeError: checkpoint {checkpoint} (TRAINYARD_RESUME_FROM)"
     if problem == "truncated":  # a checkpoint torn by a kill mid-write, were saves not atomic
@@ -155,6 +172,9 @@ def test_unusable_checkpoint_fails_the_attempt_naming_it(
     elif problem == "already complete":
         epochs = 2
         expected = f"{prefix} already holds 2 of 2 epochs: nothing left to resume"
+    elif problem == "swapped":  # not the file epoch 1's checkpoint_saved announced any more
+        fingerprint_env = announced_as(checkpoint_events(interrupted.calls)[0])
+        expected = f"{prefix} is not the one its checkpoint_saved announced"
     else:
         dataset = make_dataset(tmp_path / "other")
         (dataset / "train" / "circle").rename(dataset / "train" / "disc")
@@ -168,6 +188,7 @@ def test_unusable_checkpoint_fails_the_attempt_naming_it(
         TRAINYARD_ATTEMPT="2",
         TRAINYARD_EPOCHS=str(epochs),
         TRAINYARD_RESUME_FROM=str(checkpoint),
+        **fingerprint_env,
     )
 
     assert run_in_process(env) == 1

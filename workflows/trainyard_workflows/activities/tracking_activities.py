@@ -24,6 +24,13 @@ from trainyard_workflows.activities.tracking_schemas import (
     SyncTrackingInput,
     TrackingRun,
 )
+from trainyard_workflows.attempt_outputs import (
+    AttemptOutput,
+    LocationRefused,
+    confined,
+    local_path,
+    resolved_inside,
+)
 from trainyard_workflows.backend_client import BackendClient, BackendError
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.storage import StorageSettings, object_store_for_uri
@@ -249,22 +256,38 @@ class TrackingActivities:
             run_id,
             {f"trainyard.artifact.{name}": uri[:5000] for name, uri in artifacts.items()},
         )
+        raw_output = job.get("attempt_output")
+        output = None if raw_output is None else AttemptOutput.model_validate(raw_output)
         weights_logged = False
         for name, folder in LOGGED_ARTIFACTS.items():
             location = artifacts.get(name)
             if location is None:
                 continue
-            await self._in_thread(self._upload, tracker, run_id, location, folder)
+            await self._in_thread(self._upload, tracker, run_id, location, folder, output)
             weights_logged = weights_logged or name == "weights"
         return weights_logged
 
     @staticmethod
-    def _upload(tracker: MlflowTracker, run_id: str, location: str, folder: str) -> None:
+    def _upload(
+        tracker: MlflowTracker,
+        run_id: str,
+        location: str,
+        folder: str,
+        output: AttemptOutput | None,
+    ) -> None:
         """A local file or folder (a Hugging Face model is a `save_pretrained` folder) is
         uploaded as is; an object-storage object or prefix is downloaded first (the MLflow
-        server keeps its own copy, so the run outlives the job's storage prefix)."""
-        if "://" not in location or location.startswith("file://"):
-            path = Path(location.removeprefix("file://"))
+        server keeps its own copy, so the run outlives the job's storage prefix).
+
+        Only from inside the attempt's output: the backend checked the name, this checks where
+        it leads (symlinks resolved) before a byte is read; LocationRefused otherwise.
+        """
+        if output is None:
+            raise LocationRefused(f"artifact {location}: the attempt recorded no output")
+        confined(location, output)
+        path = local_path(location)
+        if path is not None:
+            path = resolved_inside(path, Path(output.output_dir))
             if path.is_dir():
                 tracker.log_folder(run_id, path, folder)
             elif path.is_file():

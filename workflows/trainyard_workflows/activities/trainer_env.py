@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from trainyard_workflows.contracts import TrainingInput
+from trainyard_workflows.internal_api import Checkpoint
 from trainyard_workflows.storage import StorageSettings, parse_storage_uri
 
 
@@ -29,7 +30,7 @@ def trainer_env(
     output_dir: Path,
     keepalive_s: float,
     storage: StorageSettings | None = None,
-    resume_from: str | None = None,
+    resume_from: Checkpoint | None = None,
 ) -> dict[str, str]:
     """Every variable of the contract, and nothing else."""
     env = {
@@ -49,8 +50,11 @@ def trainer_env(
         "TRAINYARD_KEEPALIVE_S": _seconds(keepalive_s),
     }
     if resume_from is not None:
-        # A checkpoint an earlier attempt of this job saved: continue after its epoch.
-        env["TRAINYARD_RESUME_FROM"] = resume_from
+        # A checkpoint an earlier attempt of this job saved: continue after its epoch, if it
+        # is still the file (or folder) its trainer announced.
+        env["TRAINYARD_RESUME_FROM"] = resume_from.path
+        env["TRAINYARD_RESUME_SIZE"] = str(resume_from.size)
+        env["TRAINYARD_RESUME_SHA256"] = resume_from.sha256
     if storage is not None and storage.is_s3:
         env["TRAINYARD_OUTPUT_URI"] = output_uri(storage, training.job_id, attempt)
         env.update(storage.trainer_env())

@@ -31,7 +31,8 @@ from trainyard_workflows.activities.schemas import (
     WatchResult,
     WatchTrainerInput,
 )
-from trainyard_workflows.activities.trainer_env import trainer_env
+from trainyard_workflows.activities.trainer_env import output_uri, trainer_env
+from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.backend_client import BackendClient, BackendError, JobTerminalError
 from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.launchers.base import (
@@ -111,7 +112,15 @@ class TrainingActivities:
         An attempt after the first resumes from the newest checkpoint an earlier attempt saved.
         """
         training = request.training
-        token = await self._backend.issue_attempt_token(training.job_id, request.attempt)
+        output_dir = self._settings.attempt_dir(training.job_id, request.attempt)
+        storage = StorageSettings(data_dir=self._settings.data_dir)
+        output = AttemptOutput(
+            output_dir=str(output_dir),
+            output_uri=output_uri(storage, training.job_id, request.attempt)
+            if storage.is_s3
+            else None,
+        )
+        token = await self._backend.issue_attempt_token(training.job_id, request.attempt, output)
         checkpoint = (
             await self._backend.latest_checkpoint(training.job_id) if request.attempt > 1 else None
         )
@@ -129,7 +138,6 @@ class TrainingActivities:
                     "resume_epoch": checkpoint.epoch if checkpoint else None,
                 },
             )
-        output_dir = self._settings.attempt_dir(training.job_id, request.attempt)
         env = trainer_env(
             training,
             attempt=request.attempt,
@@ -138,8 +146,8 @@ class TrainingActivities:
             output_dir=output_dir,
             keepalive_s=self._settings.keepalive_s,
             # With S3 storage: TRAINYARD_OUTPUT_URI and the AWS_* credentials (secrets).
-            storage=StorageSettings(data_dir=self._settings.data_dir),
-            resume_from=checkpoint.path if checkpoint else None,
+            storage=storage,
+            resume_from=checkpoint,
         )
         handle = await self._launcher.launch(
             LaunchRequest(

@@ -26,6 +26,8 @@ TRAINER_ENV_VARS = frozenset(
         "TRAINYARD_KEEPALIVE_S",
         "TRAINYARD_OUTPUT_URI",
         "TRAINYARD_RESUME_FROM",
+        "TRAINYARD_RESUME_SIZE",
+        "TRAINYARD_RESUME_SHA256",
     }
 )
 # The standard boto3 variables, handed over only when storage is S3 (secrets: never logged).

@@ -36,6 +36,14 @@ SECRET_ENV_VARS = frozenset(
     {"TRAINYARD_CALLBACK_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 )
 OUTPUT_VOLUME = "output"
+# The root filesystem is read-only (a trainer runs user code): these are the only places it
+# writes besides the output dir. /tmp for tempfile, torch.distributed and compile caches; HOME
+# (the trainer images' user's, set explicitly so an image with another user writes there too)
+# for ~/.cache, ~/.config (Ultralytics, matplotlib, Triton) and anything else a library keeps.
+TMP_VOLUME = "tmp"
+TMP_DIR = "/tmp"
+HOME_VOLUME = "home"
+HOME_DIR = "/home/trainer"
 
 _MAX_NAME = 63  # DNS-1123 label: also the limit of the `job-name` label Kubernetes sets on pods
 _NAME_PREFIX = "trainyard-"
@@ -143,6 +151,7 @@ def _env(request: LaunchRequest, secret_name: str) -> list[Manifest]:
     values = dict(request.env)
     # The GPU count granted by the resource limit is the one the trainer may use.
     values["TRAINYARD_GPUS"] = str(request.gpus)
+    values["HOME"] = HOME_DIR
     env: list[Manifest] = []
     for key in sorted(values):
         if key in SECRET_ENV_VARS:
@@ -157,7 +166,7 @@ def _local_output_dir(request: LaunchRequest) -> str | None:
     output_dir = request.env.get("TRAINYARD_OUTPUT_DIR", "")
     if "://" in output_dir or not PurePosixPath(output_dir).is_absolute():
         return None
-    return output_dir
+    return str(PurePosixPath(output_dir))
 
 
 def _pod_failure_policy() -> Manifest:
@@ -182,6 +191,41 @@ def _pod_failure_policy() -> Manifest:
     }
 
 
+def pod_security_context(settings: WorkerSettings) -> Manifest:
+    """Who the trainer runs as: a fixed unprivileged user (the images' own, by default), which
+    also owns the scratch volumes, under the runtime's default seccomp profile."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": settings.k8s_run_as_user,
+        "runAsGroup": settings.k8s_run_as_group,
+        "fsGroup": settings.k8s_run_as_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Manifest:
+    """No way up from the trainer's user: no setuid gain, no capability, nothing written to the
+    image (the volumes of `_scratch_volumes` are the writable places)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _scratch_volumes(request: LaunchRequest) -> tuple[list[Manifest], list[Manifest]]:
+    """(volumes, volumeMounts): /tmp, HOME and the output dir, each an emptyDir."""
+    mounts = {TMP_VOLUME: TMP_DIR, HOME_VOLUME: HOME_DIR}
+    output_dir = _local_output_dir(request)
+    if output_dir is not None and output_dir not in mounts.values():
+        # The worker's attempt dir does not exist in the pod; give the trainer a scratch dir at
+        # the same path (artifacts outlive the pod only through TRAINYARD_OUTPUT_URI).
+        mounts[OUTPUT_VOLUME] = output_dir
+    volumes = [{"name": name, "emptyDir": {}} for name in mounts]
+    volume_mounts = [{"name": name, "mountPath": path} for name, path in mounts.items()]
+    return volumes, volume_mounts
+
+
 def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
     """The batch/v1 Job running one attempt: one pod, never restarted in place (a failed
     attempt is retried by the workflow as the next attempt). Its namespace is its project's."""
@@ -192,6 +236,7 @@ def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
         "name": CONTAINER_NAME,
         "image": trainer_image(request.framework, settings.k8s_images),
         "env": _env(request, name),
+        "securityContext": container_security_context(),
     }
     if request.gpus > 0:
         container["resources"] = {"limits": {GPU_RESOURCE: str(request.gpus)}}
@@ -200,14 +245,10 @@ def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
         "terminationGracePeriodSeconds": math.ceil(settings.stop_grace_s),
         # Trainers talk to the platform over HTTP only, never to the Kubernetes API.
         "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(settings),
         "containers": [container],
     }
-    output_dir = _local_output_dir(request)
-    if output_dir is not None:
-        # The worker's attempt dir does not exist in the pod; give the trainer a scratch dir at
-        # the same path (artifacts outlive the pod only through TRAINYARD_OUTPUT_URI).
-        container["volumeMounts"] = [{"name": OUTPUT_VOLUME, "mountPath": output_dir}]
-        pod_spec["volumes"] = [{"name": OUTPUT_VOLUME, "emptyDir": {}}]
+    pod_spec["volumes"], container["volumeMounts"] = _scratch_volumes(request)
     if settings.k8s_node_selector:
         pod_spec["nodeSelector"] = dict(settings.k8s_node_selector)
     if settings.k8s_tolerations:

@@ -6,6 +6,11 @@ The process runs in its own session (so the whole group, data-loader workers inc
 signalled at once), with the attempt dir as cwd and `trainer.log` collecting stdout and stderr.
 A `trainer.pid` file in the attempt dir lets a restarted worker (or an activity retry) find a
 process it did not start itself.
+
+Where the worker runs as root, the trainer runs as an unprivileged user (TRAINYARD_TRAINER_USER,
+launchers/trainer_user.py) that owns the attempt dir and cannot read the platform's secrets. The
+attempt dir is then the trainer's: the launcher opens nothing there through a link it may have
+planted, and trusts a pid file there only for a process of the trainer's user.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -32,6 +39,11 @@ from trainyard_workflows.launchers.base import (
     PendingReason,
     TrainerNotInstalledError,
 )
+from trainyard_workflows.launchers.trainer_user import (
+    TrainerUser,
+    prepare_attempt_dir,
+    reachability_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +58,9 @@ _POLL_S = 0.05
 _MARKER = "--- trainyard:"
 # After SIGKILL the kernel needs a moment; past this the process is stuck in the kernel (D state).
 _KILL_WAIT_S = 10.0
+# Files in the attempt dir are opened without following a final symlink (the trainer may own
+# the folder).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,13 @@ def _start_ticks(pid: int) -> int | None:
     # The command name (field 2) may contain spaces and parentheses: split after the last ")".
     fields = stat.rsplit(")", 1)[1].split()
     return int(fields[19])
+
+
+def _process_uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def _is_alive(record: _PidRecord) -> bool:
@@ -93,6 +115,30 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _is_own_file(fd: int) -> bool:
+    """A regular file with no other name: not a link a trainer made to a file elsewhere."""
+    info = os.fstat(fd)
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+
+
+def _open_log_for_append(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError:  # a symlink (ELOOP) or a folder: not the log; replaced below
+        fd = -1
+    if fd >= 0 and _is_own_file(fd):
+        return fd
+    if fd >= 0:
+        os.close(fd)
+    logger.warning("%s was not a plain file: replaced", path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    return os.open(path, flags | os.O_EXCL, 0o644)
+
+
 def _tail_lines(data: bytes) -> list[str]:
     text = data.decode("utf-8", errors="replace")
     # Progress bars redraw a line with "\r": keep only the last drawing of each line. The
@@ -107,7 +153,10 @@ def _read_tail(path: Path, lines: int) -> list[str]:
     if lines <= 0:
         return []
     try:
-        with path.open("rb") as log:
+        with os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as log:
+            if not _is_own_file(log.fileno()):
+                logger.warning("not reading %s: not a plain file", path)
+                return []
             position = log.seek(0, os.SEEK_END)
             data = b""
             # One line more than asked: the first line of a block may be cut.
@@ -118,14 +167,21 @@ def _read_tail(path: Path, lines: int) -> list[str]:
                 data = log.read(step) + data
     except FileNotFoundError:
         return []
+    except OSError:  # a link where the log should be (ELOOP): nothing the launcher wrote
+        logger.warning("not reading %s: not a regular file", path)
+        return []
     return _tail_lines(data)[-lines:]
 
 
 class SubprocessLauncher:
     """Runs trainers as local processes; see the module docstring."""
 
-    def __init__(self, trainers_dir: Path) -> None:
+    def __init__(self, trainers_dir: Path, trainer_user: TrainerUser | None = None) -> None:
+        """`trainer_user`: the user trainers run as (None: the worker's own)."""
         self._trainers_dir = trainers_dir
+        self._trainer_user = trainer_user
+        # Frameworks already warned about running as the platform user.
+        self._warned: set[str] = set()
         # Our own children, so their exit codes can be collected (and zombies reaped).
         self._children: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
         self._launch_lock = asyncio.Lock()
@@ -161,10 +217,13 @@ class SubprocessLauncher:
                 return self._handle(request.job_id, request.attempt, output_dir, record)
 
             executable = self.trainer_executable(request.framework)
+            run_as = self._run_as(request.framework, executable, output_dir)
             env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
             env.update(request.env)
             launched_at = time.time()
-            process = await asyncio.to_thread(self._spawn, executable, output_dir, env, launched_at)
+            process = await asyncio.to_thread(
+                self._spawn, executable, output_dir, env, launched_at, run_as
+            )
             record = _PidRecord(
                 pid=process.pid, launched_at=launched_at, start_ticks=_start_ticks(process.pid)
             )
@@ -233,14 +292,52 @@ class SubprocessLauncher:
         child = self._children.get((job_id, attempt))
         if child is not None and child.pid == record.pid:
             return child.poll() is None
+        if self._trainer_user is not None and _process_uid(record.pid) != self._trainer_user.uid:
+            # The trainer owns the folder and so the pid file: one naming a process of another
+            # user (the API's, the worker's) is not its trainer, and must never be signalled.
+            return False
         return _is_alive(record)
+
+    def _run_as(self, framework: str, executable: Path, output_dir: Path) -> TrainerUser | None:
+        """The trainer user, if it can run this trainer; the platform user (None) with a
+        warning where the default user cannot; raises where a configured one cannot."""
+        user = self._trainer_user
+        if user is None:
+            return None
+        output_dir.mkdir(parents=True, exist_ok=True)
+        problem = reachability_problem(executable, output_dir, user)
+        if problem is None:
+            return user
+        if user.required:
+            raise TrainerNotInstalledError(
+                f"TRAINYARD_TRAINER_USER={user.name} cannot run the {framework} trainer: "
+                f"{problem}. Install the platform where that user can read it, or set "
+                "TRAINYARD_TRAINER_USER to another user (empty: the platform user)."
+            )
+        if framework not in self._warned:
+            self._warned.add(framework)
+            logger.warning(
+                "%s trainers run as the platform user, who can read the platform's secrets: "
+                "user %s cannot run them (%s). Install the platform where it can, or set "
+                "TRAINYARD_TRAINER_USER (empty: the platform user, without this warning).",
+                framework,
+                user.name,
+                problem,
+            )
+        return None
 
     @staticmethod
     def _spawn(
-        executable: Path, output_dir: Path, env: dict[str, str], launched_at: float
+        executable: Path,
+        output_dir: Path,
+        env: dict[str, str],
+        launched_at: float,
+        run_as: TrainerUser | None,
     ) -> subprocess.Popen[bytes]:
         output_dir.mkdir(parents=True, exist_ok=True)
-        with (output_dir / LOG_FILE).open("ab") as log:
+        if run_as is not None:
+            env = {**env, **prepare_attempt_dir(output_dir, run_as)}
+        with os.fdopen(_open_log_for_append(output_dir / LOG_FILE), "ab") as log:
             # Append: a relaunched attempt keeps the earlier run's output above this line.
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(launched_at))
             log.write(f"{_MARKER} starting {executable} at {stamp}\n".encode())
@@ -254,6 +351,10 @@ class SubprocessLauncher:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                user=None if run_as is None else run_as.uid,
+                group=None if run_as is None else run_as.gid,
+                # No supplementary group: root's would stay with the trainer otherwise.
+                extra_groups=None if run_as is None else [],
             )
 
     @staticmethod
@@ -270,7 +371,8 @@ class SubprocessLauncher:
     @staticmethod
     def _read_pid_file(output_dir: Path) -> _PidRecord | None:
         try:
-            raw = json.loads((output_dir / PID_FILE).read_text())
+            with os.fdopen(os.open(output_dir / PID_FILE, os.O_RDONLY | _NOFOLLOW)) as pid_file:
+                raw = json.loads(pid_file.read(4096))
             return _PidRecord(
                 pid=int(raw["pid"]),
                 launched_at=float(raw["launched_at"]),
@@ -287,5 +389,9 @@ class SubprocessLauncher:
             "start_ticks": record.start_ticks,
         }
         temporary = output_dir / f".{PID_FILE}.tmp"
-        temporary.write_text(json.dumps(payload))
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()  # whatever is there, a link included: never written through
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        with os.fdopen(os.open(temporary, flags, 0o644), "w") as pid_file:
+            pid_file.write(json.dumps(payload))
         temporary.replace(output_dir / PID_FILE)

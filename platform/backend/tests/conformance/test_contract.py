@@ -24,12 +24,13 @@ import pytest
 
 from trainyard_workflows.activities.trainer_env import trainer_env
 from trainyard_workflows.contracts import TrainingInput
+from trainyard_workflows.internal_api import Checkpoint, LatestCheckpoint
 from trainyard_workflows.launchers import LaunchRequest
 from trainyard_workflows.launchers.base import AttemptHandle, AttemptStatus
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 
 from ..conftest import LiveServer
-from ..support import events, get_job, move, start_attempt, submit
+from ..support import INTERNAL_HEADERS, events, get_job, move, start_attempt, submit
 from .trainers import REPO, TRAINERS, TrainerCase
 
 pytestmark = [
@@ -64,7 +65,9 @@ class Attempt:
     output_dir: Path
     number: int = 1
 
-    def env(self, resume_from: str | None = None, **changes: str | None) -> dict[str, str]:
+    def env(
+        self, resume_from: Checkpoint | None = None, /, **changes: str | None
+    ) -> dict[str, str]:
         job = self.job
         training = TrainingInput(
             job_id=job["id"],
@@ -139,8 +142,9 @@ async def new_attempt(
 ) -> Attempt:
     job = await submit(api, case.job_body(file_uri(dataset), epochs))
     assert (await move(api, job["id"], "STARTING")).status_code == 200
-    token = await start_attempt(api, job["id"])
-    return Attempt(api, server, launcher, case, job, token, tmp_path / "attempt-1")
+    output_dir = tmp_path / "attempt-1"
+    token = await start_attempt(api, job["id"], output_dir=str(output_dir))
+    return Attempt(api, server, launcher, case, job, token, output_dir)
 
 
 @pytest.fixture
@@ -327,11 +331,23 @@ async def test_a_killed_run_resumes_from_its_checkpoint_with_every_epoch_once(
     assert all(e["type"] != "done" for e in await first.timeline())
     left_behind = file_hashes(first.output_dir)
 
-    token = await start_attempt(api, first.job["id"], 2)
+    token = await start_attempt(api, first.job["id"], 2, output_dir=str(tmp_path / "attempt-2"))
     second = Attempt(
         api, live_server, launcher, case, first.job, token, tmp_path / "attempt-2", number=2
     )
-    handle = await second.launch(second.env(resume_from=checkpoint["path"]))
+    # What the worker hands the new attempt: the job's newest accepted checkpoint, with the
+    # size and hash its trainer announced.
+    latest = await api.get(
+        f"/internal/v1/jobs/{first.job['id']}/checkpoint", headers=INTERNAL_HEADERS
+    )
+    resume = LatestCheckpoint.model_validate_json(latest.content).checkpoint
+    assert resume is not None
+    assert (resume.path, resume.epoch, resume.size) == (
+        checkpoint["path"],
+        checkpoint["epoch"],
+        checkpoint["size"],
+    )
+    handle = await second.launch(second.env(resume))
     status = await second.finished(handle)
 
     assert status.exit_code == 0, await second.log(handle)
@@ -383,7 +399,8 @@ async def test_a_checkpoint_that_is_not_there_fails_the_attempt_naming_it(
     attempt = await new_attempt(api, live_server, launcher, case, dataset, tmp_path, epochs=2)
     missing = str(tmp_path / "gone" / "checkpoint")
 
-    handle = await attempt.launch(attempt.env(resume_from=missing))
+    gone = Checkpoint(path=missing, epoch=1, attempt=1, seq=1, size=1, sha256="0" * 64)
+    handle = await attempt.launch(attempt.env(gone))
     status = await attempt.finished(handle)
 
     assert status.exit_code == 1, await attempt.log(handle)

@@ -7,6 +7,7 @@ so the suite starts each at most once.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -57,7 +58,9 @@ def _config(data_dir: Path, extra_env: dict[str, str]) -> EmbeddedConfig:
 def platform(
     tmp_path_factory: pytest.TempPathFactory, trainer_python: Path
 ) -> Iterator[EmbeddedPlatform]:
-    embedded = EmbeddedPlatform(_config(tmp_path_factory.mktemp("platform"), {}))
+    # Datasets are made in the session's temp folder, outside the home folder and data_dir.
+    roots = {"TRAINYARD_DATASET_ROOTS": json.dumps([str(tmp_path_factory.getbasetemp())])}
+    embedded = EmbeddedPlatform(_config(tmp_path_factory.mktemp("platform"), roots))
     try:
         embedded.start()
         yield embedded

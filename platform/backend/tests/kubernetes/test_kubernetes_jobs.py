@@ -23,7 +23,7 @@ from trainyard_workflows.launchers.kubernetes_manifests import attempt_labels, j
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.training import TrainingResult
 
-from ..support import DONE_SUCCEEDED, callback, get_job, heartbeat, submit
+from ..support import DONE_SUCCEEDED, callback, checkpoint_saved, get_job, heartbeat, submit
 from .cluster_play import (
     JOBS,
     NAMESPACE,
@@ -78,7 +78,9 @@ async def trainer_succeeds(
     attempt: int = 1,
 ) -> dict[str, Any]:
     """The trainer reports done and exits 0: its pod succeeds, the Job completes."""
-    assert (await callback(api, job_id, "done", token, DONE_SUCCEEDED)).status_code == 202
+    # (Its files would be in its pod's output folder: none is reported here.)
+    done = {**DONE_SUCCEEDED, "artifacts": {}}
+    assert (await callback(api, job_id, "done", token, done)).status_code == 202
     succeeded = pod_status("Succeeded", exit_code=0)
     set_pod(cluster, job_id, succeeded, suffix=pod, attempt=attempt)
     finish_job(cluster, job_id, "Complete", attempt=attempt)
@@ -228,7 +230,7 @@ async def test_a_preempted_pod_ends_its_attempt_and_the_next_resumes_without_fai
     job_id = (await submit(live_api, gpu_job))["id"]
     token = await trainer_runs(live_api, cluster, job_id)
     checkpoint = f"s3://trainyard/jobs/{job_id}/attempt-1/run/weights/last.pt"
-    saved = {"type": "checkpoint_saved", "message": "", "data": {"path": checkpoint, "epoch": 1}}
+    saved = checkpoint_saved(1, checkpoint)
     assert (await callback(live_api, job_id, "event", token, saved)).status_code == 202
 
     # The scheduler preempts the pod; the Job (podFailurePolicy: Ignore) makes another, which

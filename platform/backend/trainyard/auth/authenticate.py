@@ -34,6 +34,7 @@ from trainyard.auth.users import (
 from trainyard.auth.web_sessions import SESSION_COOKIE, find_session
 from trainyard.core.db import Database
 from trainyard.core.errors import Unauthorized
+from trainyard.core.rate_limits import RateLimiter, TooManyFailedSignIns
 from trainyard.core.settings import BackendSettings
 
 # How long the same token claims skip making or updating their user (a new token with other
@@ -123,11 +124,16 @@ async def admit_oidc_user(
 
 class Authenticator:
     def __init__(
-        self, settings: BackendSettings, db: Database, verifier: OidcTokenVerifier | None
+        self,
+        settings: BackendSettings,
+        db: Database,
+        verifier: OidcTokenVerifier | None,
+        limiter: RateLimiter,
     ) -> None:
         self.settings = settings
         self.db = db
         self.verifier = verifier
+        self.limiter = limiter  # failed sign-ins per client address
         # Token claims already brought into the database (user row, group memberships): the
         # same claims again within ADMISSION_TTL_S need only the roles read, not two more
         # queries and a flush per request. Roles themselves are read on every request.
@@ -139,6 +145,13 @@ class Authenticator:
         ticket = stream_ticket(connection)
         # No session is ever made in auth_mode local: a cookie there is a stale one.
         cookie = connection.cookies.get(SESSION_COOKIE) if self.verifier is not None else None
+        kind = (
+            ("api_key" if looks_like_api_key(token) else "oidc")
+            if token is not None
+            else ("stream_ticket" if ticket is not None else "session")
+        )
+        if token is not None or ticket is not None or cookie is not None:
+            await self.before_sign_in(kind, client)
         try:
             if token is not None and looks_like_api_key(token):
                 return await self._by_api_key(token, client)
@@ -154,17 +167,29 @@ class Authenticator:
             if cookie is not None:
                 return await self._by_session(cookie, client)
         except Unauthorized as refused:
-            kind = (
-                ("api_key" if looks_like_api_key(token) else "oidc")
-                if token is not None
-                else ("stream_ticket" if ticket is not None else "session")
-            )
-            async with self.db.session() as session:
-                record_sign_in_failure(session, kind, refused.message, client)
+            await self.sign_in_failed(kind, refused.message, client)
             raise
         if self.settings.auth_mode == "local":
             return await self._local(client)
         raise NotSignedIn("sign in: send Authorization: Bearer <token or API key>")
+
+    async def before_sign_in(self, kind: str, client: str) -> None:
+        """Before a credential from `client` is checked: TooManyFailedSignIns (429) when that
+        address failed too often, so a brute force cannot go on (audited once per block: a
+        flood of refusals writes no flood of rows)."""
+        try:
+            await self.limiter.check_sign_in(client)
+        except TooManyFailedSignIns as refused:
+            if refused.first:
+                async with self.db.session() as session:
+                    record_sign_in_failure(session, kind, refused.message, client)
+            raise
+
+    async def sign_in_failed(self, kind: str, reason: str, client: str) -> None:
+        """A refused credential: recorded in the audit trail and counted against its address."""
+        async with self.db.session() as session:
+            record_sign_in_failure(session, kind, reason, client)
+        await self.limiter.count_sign_in_failure(client)
 
     async def prepare(self) -> None:
         """At start-up: the embedded tier's local user, made once (not on every request,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainyard.auth.audit import record_sign_in, record_sign_in_failure
+from trainyard.auth.audit import record_sign_in
 from trainyard.auth.authenticate import admit_oidc_user, client_address
 from trainyard.auth.oidc import IdentityProviderUnavailable, OidcTokenVerifier
 from trainyard.auth.stream_tickets import TICKET_LIFETIME_S, issue_ticket
@@ -108,6 +108,8 @@ async def sign_in_callback(
     gets a session cookie, never a token. 400 / 401 say why a sign-in is refused."""
     client_id, _ = web_client(settings)
     verifier = _verifier(request)
+    authenticator = runtime_of(request).authenticator
+    await authenticator.before_sign_in("session", client_address(request))
     try:
         flow = unseal(settings, request.cookies.get(FLOW_COOKIE))
         check_state(flow, state)
@@ -119,8 +121,7 @@ async def sign_in_callback(
         id_token = await redeem_code(settings, discovery, flow, code)
         token = await verifier.verify_id_token(id_token, client_id=client_id, nonce=flow.nonce)
     except (SignInRefused, Unauthorized) as refused:
-        async with db.session() as session:
-            record_sign_in_failure(session, "session", refused.message, client_address(request))
+        await authenticator.sign_in_failed("session", refused.message, client_address(request))
         raise
     groups = verifier.groups(token)
     # The IdP was called above, before this transaction opened: none is held across it.

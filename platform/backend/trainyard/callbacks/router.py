@@ -55,9 +55,9 @@ async def callback_claims(
 def _claims(connection: HTTPConnection, job_id: str, token: str | None) -> TokenClaims:
     if token is None:
         raise Unauthorized("missing callback token (Authorization: Bearer <token>)")
-    secret = runtime_of(connection).settings.callback_secret.get_secret_value()
+    keys = runtime_of(connection).settings.callback_keys
     try:
-        claims = verify(secret, token)
+        claims = verify(keys, token)
     except InvalidToken as exc:
         raise Unauthorized(f"callback token refused: {exc}") from exc
     if claims.job_id != job_id:

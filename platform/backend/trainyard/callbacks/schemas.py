@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from trainyard_workflows.event_types import EventType
 from trainyard_workflows.json_values import JsonObject, Number
 
-Metrics = dict[Annotated[str, Field(max_length=256)], Number]
+# Bounds on what a trainer may send (it runs user code: its callbacks are untrusted input).
+MAX_METRICS = 256
+MAX_ARTIFACTS = 32
+MAX_EVENT_DATA_BYTES = 64 * 1024
+
+Metrics = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=256)], Number],
+    Field(max_length=MAX_METRICS),
+]
+
+
+def _at_most_event_data_bytes(data: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(data, separators=(",", ":")).encode())
+    if size > MAX_EVENT_DATA_BYTES:
+        raise ValueError(
+            f"event data is {size} bytes of JSON, more than the {MAX_EVENT_DATA_BYTES} allowed"
+        )
+    return data
+
+
+EventData = Annotated[JsonObject, AfterValidator(_at_most_event_data_bytes)]
 
 
 class Heartbeat(BaseModel):
@@ -30,7 +51,7 @@ class TrainerEvent(BaseModel):
 
     type: EventType
     message: str = Field(default="", max_length=10_000)
-    data: JsonObject = Field(default_factory=dict)
+    data: EventData = Field(default_factory=dict)
 
 
 class Done(BaseModel):
@@ -40,5 +61,6 @@ class Done(BaseModel):
     reason: str | None = Field(default=None, max_length=10_000)
     metrics: Metrics = Field(default_factory=dict)
     artifacts: dict[
-        Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=4096)]
-    ] = Field(default_factory=dict)
+        Annotated[str, Field(min_length=1, max_length=256)],
+        Annotated[str, Field(min_length=1, max_length=4096)],
+    ] = Field(default_factory=dict, max_length=MAX_ARTIFACTS)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trainyard.callbacks.schemas import Done, Heartbeat, TrainerEvent
 from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import after_commit
-from trainyard.core.errors import Forbidden
+from trainyard.core.errors import Forbidden, InvalidRequest
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.events import (
     JobView,
@@ -22,7 +22,14 @@ from trainyard.jobs.events import (
 )
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.orchestration import signal_trainer_done
+from trainyard_workflows.attempt_outputs import (
+    AttemptOutput,
+    LocationRefused,
+    checkpoint_fingerprint,
+    confined,
+)
 from trainyard_workflows.contracts import TrainerDone
+from trainyard_workflows.event_types import CHECKPOINT_SAVED
 from trainyard_workflows.job_states import DONE_STATUS_TO_STATE
 
 
@@ -73,8 +80,47 @@ def merged_progress(previous: dict[str, Any] | None, beat: Heartbeat) -> dict[st
     return fresh
 
 
+class LocationOutsideAttempt(InvalidRequest):
+    """A trainer reported a file outside its attempt's output (422); nothing is stored."""
+
+    code = "location_outside_attempt"
+
+
+def _attempt_output(job: Job) -> AttemptOutput | None:
+    return None if job.attempt_output is None else AttemptOutput.model_validate(job.attempt_output)
+
+
+def _confine(job: Job, field: str, location: object) -> None:
+    """The rule for every location a trainer reports (attempt_outputs.confined)."""
+    output = _attempt_output(job)
+    if output is None:
+        raise LocationOutsideAttempt.on(
+            field, "this attempt has no recorded output: it may report no files"
+        )
+    if not isinstance(location, str):
+        raise LocationOutsideAttempt.on(field, "a location must be a string")
+    try:
+        confined(location, output)
+    except LocationRefused as refused:
+        raise LocationOutsideAttempt.on(field, str(refused)) from refused
+
+
+def _check_checkpoint(job: Job, data: dict[str, Any]) -> None:
+    """A `checkpoint_saved` names its file inside the attempt's output, with its size and
+    SHA-256 (what the next attempt verifies before loading it)."""
+    _confine(job, "data.path", data.get("path"))
+    if "best" in data:
+        _confine(job, "data.best", data["best"])
+    if checkpoint_fingerprint(data) is None:
+        raise InvalidRequest.on(
+            "data", "a checkpoint_saved event needs data.size (bytes) and data.sha256 (hex)"
+        )
+
+
 async def trainer_event(session: AsyncSession, claims: TokenClaims, body: TrainerEvent) -> JobEvent:
     job = await authorized_job(session, claims)
+    if body.type == CHECKPOINT_SAVED:
+        _check_checkpoint(job, body.data)
     return append_event(session, job, body.type, "trainer", body.message, body.data)
 
 
@@ -88,6 +134,8 @@ async def done(
     the job: the workflow starts the next attempt, resuming from the newest checkpoint.
     """
     job = await authorized_job(session, claims)
+    for name, location in body.artifacts.items():
+        _confine(job, f"artifacts.{name}", location)
     reason = body.reason
     if body.status == "failed" and not reason:
         reason = "the trainer reported a failure without a reason"

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.responses import StreamingResponse
 
 from trainyard.auth.principal import Access
@@ -25,6 +25,7 @@ from trainyard.chat.schemas import (
 )
 from trainyard.core.db import Database
 from trainyard.core.errors import SIGNED_IN_RESPONSES, TrainyardError, error_responses
+from trainyard.core.rate_limits import RATE_LIMITED_RESPONSES
 from trainyard.core.settings import BackendSettings
 from trainyard.deps import (
     CanRead,
@@ -32,6 +33,7 @@ from trainyard.deps import (
     DatabaseDep,
     ProjectRead,
     ProjectSubmit,
+    RateLimited,
     SessionDep,
     Settings,
     Storage,
@@ -50,7 +52,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", response_model=ChatReply, responses=error_responses(400, 404, 422))
+@router.post(
+    "",
+    response_model=ChatReply,
+    responses={**error_responses(400, 404, 422), **RATE_LIMITED_RESPONSES},
+    dependencies=[Depends(RateLimited("chat"))],
+)
 async def chat(
     body: ChatRequest, db: DatabaseDep, settings: Settings, access: ProjectSubmit
 ) -> ChatReply:
@@ -65,7 +72,12 @@ async def chat(
 @router.post(
     "/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(400, 404, 422)},
+    responses={
+        200: {"content": {"application/x-ndjson": {}}},
+        **error_responses(400, 404, 422),
+        **RATE_LIMITED_RESPONSES,
+    },
+    dependencies=[Depends(RateLimited("chat"))],
 )
 async def chat_stream(
     body: ChatRequest,
@@ -150,7 +162,8 @@ async def read_conversation(
     "/{conversation_id}/start",
     status_code=status.HTTP_201_CREATED,
     response_model=JobRead,
-    responses=error_responses(400, 404, 422),
+    responses={**error_responses(400, 404, 422), **RATE_LIMITED_RESPONSES},
+    dependencies=[Depends(RateLimited("submit"))],  # it starts a run, as POST /v1/jobs
 )
 async def start(
     conversation_id: str,

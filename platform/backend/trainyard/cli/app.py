@@ -290,6 +290,15 @@ def show_dataset(
     show_dataset_report(call(lambda c: c.get_dataset(name)), output)
 
 
+@datasets_app.command("delete")
+def delete_dataset(name: Annotated[str, typer.Argument(help="dataset name or id")]) -> None:
+    """Delete a dataset, and the files the platform stored for it (an upload's; a registered
+    folder or bucket prefix is left as it is). Refused while a running job uses it."""
+    dataset = call(lambda c: c.get_dataset(name))
+    call(lambda c: c.delete_dataset(dataset["id"]))
+    console.print(f"deleted dataset [bold]{dataset['name']}[/] ({dataset['id']})")
+
+
 def _watch_and_exit(job_id: str) -> None:
     try:
         job = watch_job(job_id)

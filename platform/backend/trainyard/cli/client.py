@@ -72,6 +72,9 @@ class PlatformClient:
     def list_datasets(self) -> Any:
         return self._request("GET", "/v1/datasets")
 
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/v1/datasets/{dataset_id}")
+
     def me(self) -> Any:
         return self._request("GET", "/v1/me")
 
@@ -95,7 +98,7 @@ class PlatformClient:
         except httpx.HTTPError as exc:
             raise PlatformError(f"{method} {path} failed: {exc}") from exc
         if response.is_success:
-            return response.json()
+            return response.json() if response.content else None  # 204: no body
         if response.status_code == 401:
             raise NotSignedIn(
                 f"{_describe_error(response)}; not signed in to {self.api_url}: {RUN_LOGIN}"

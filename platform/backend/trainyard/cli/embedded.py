@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from trainyard.cli.data_dir_lock import DataDirBusy, DataDirLock
+from trainyard.cli.embedded_env import api_env, worker_env
 from trainyard.cli.embedded_services import (
     EmbeddedStartError,
     find_mlflow_cli,
@@ -89,28 +90,24 @@ def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     return created
 
 
-def component_env(config: EmbeddedConfig) -> dict[str, str]:
-    """Environment shared by the backend and the worker for this embedded platform."""
+def platform_env(config: EmbeddedConfig) -> dict[str, str]:
+    """The platform's own variables for this embedded platform (secrets included), before each
+    component takes what it needs of them (cli/embedded_env.py)."""
     stored = load_or_create_secrets(config.data_dir)
-    env = dict(os.environ)
-    env.update(
-        {
-            "TRAINYARD_DATA_DIR": str(config.data_dir),
-            "TRAINYARD_TEMPORAL_ADDRESS": config.temporal_address,
-            "TRAINYARD_API_HOST": config.api_host,
-            "TRAINYARD_API_PORT": str(config.api_port),
-            "TRAINYARD_BACKEND_URL": config.api_url,
-            "TRAINYARD_CALLBACK_URL": config.api_url,
-            "TRAINYARD_INTERNAL_TOKEN": stored["internal_token"],
-            "TRAINYARD_MLFLOW_TRACKING_URI": config.mlflow_url,
-            "TRAINYARD_CALLBACK_SECRET": stored["callback_secret"],
-            # The API shows what the supervisor writes there in /readyz.
-            "TRAINYARD_SUPERVISION_STATE": str(config.data_dir / STATE_FILE),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(config.extra_env)
-    return env
+    return {
+        "TRAINYARD_DATA_DIR": str(config.data_dir),
+        "TRAINYARD_TEMPORAL_ADDRESS": config.temporal_address,
+        "TRAINYARD_API_HOST": config.api_host,
+        "TRAINYARD_API_PORT": str(config.api_port),
+        "TRAINYARD_BACKEND_URL": config.api_url,
+        "TRAINYARD_CALLBACK_URL": config.api_url,
+        "TRAINYARD_INTERNAL_TOKEN": stored["internal_token"],
+        "TRAINYARD_MLFLOW_TRACKING_URI": config.mlflow_url,
+        "TRAINYARD_CALLBACK_SECRET": stored["callback_secret"],
+        # The API shows what the supervisor writes there in /readyz.
+        "TRAINYARD_SUPERVISION_STATE": str(config.data_dir / STATE_FILE),
+        **config.extra_env,
+    }
 
 
 # Below Linux's default ephemeral range (32768-60999): the kernel hands those out as the
@@ -203,12 +200,12 @@ class EmbeddedPlatform:
                     "Stop it, or choose other ports (see `trainyard up --help`)."
                 )
         (config.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        env = component_env(config)
+        own = platform_env(config)
         # First, so its slow start (~10 s, mostly imports) overlaps with the others'.
         self._spawn(
             "mlflow",
             mlflow_server_command(find_mlflow_cli(), config.data_dir, config.mlflow_port),
-            mlflow_server_env(env),
+            mlflow_server_env(os.environ),
             yields_to_training=True,
         )
         self._spawn(
@@ -216,14 +213,23 @@ class EmbeddedPlatform:
             temporal_server_command(
                 find_temporal_cli(), config.data_dir, config.temporal_port, config.temporal_ui_port
             ),
-            temporal_server_env(env),
+            temporal_server_env(os.environ),
             yields_to_training=True,
         )
         self._wait_for_port("temporal", config.temporal_port)
-        self._spawn("api", [sys.executable, "-m", "trainyard.api"], env, yields_to_training=True)
+        self._spawn(
+            "api",
+            [sys.executable, "-m", "trainyard.api"],
+            api_env(os.environ, own),
+            yields_to_training=True,
+        )
         # Not the worker: the trainers it starts would inherit its policy, and a process
         # cannot take back priority it gave up.
-        self._spawn("worker", [sys.executable, "-m", "trainyard_workflows.worker"], env)
+        self._spawn(
+            "worker",
+            [sys.executable, "-m", "trainyard_workflows.worker"],
+            worker_env(os.environ, own),
+        )
         self._wait_for_ready()
         self._wait_for_mlflow()
         # From here on a component that dies is restarted rather than failing the platform.

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+from trainyard.cli.embedded_env import base_env
 
 
 class EmbeddedStartError(RuntimeError):
@@ -74,10 +77,16 @@ def mlflow_server_command(mlflow: str, data_dir: Path, port: int) -> list[str]:
     ]
 
 
-def mlflow_server_env(env: dict[str, str]) -> dict[str, str]:
+def mlflow_server_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The MLflow server's environment: what any program needs (cli/embedded_env.py), no
+    platform variable. Its artifact store is a local folder: no storage credentials either."""
     # MLflow 3 also starts a job runner with seven huey consumer processes (for GenAI
     # evaluation jobs Trainyard does not use): off, it saves ~0.5 GB and seconds of start-up.
-    return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return {
+        **base_env(environ),
+        "PYTHONUNBUFFERED": "1",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
 
 
 # One partition per task queue instead of four. Partitions spread a busy queue over matching
@@ -115,8 +124,10 @@ def temporal_server_command(temporal: str, data_dir: Path, port: int, ui_port: i
     ]
 
 
-def temporal_server_env(env: dict[str, str]) -> dict[str, str]:
+def temporal_server_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The Temporal dev server's environment: what any program needs (cli/embedded_env.py) and
+    the Go runtime's processor count, no platform variable."""
     # One Go processor (unless the user chose otherwise): the dev server's load on one machine
     # is light, and with fewer processors its runtime wakes up less while a trainer holds every
     # core (decision 010: ~20 % fewer wake-ups and less CPU, idle and during a job).
-    return {"GOMAXPROCS": "1", **env}
+    return {**base_env(environ), "GOMAXPROCS": environ.get("GOMAXPROCS", "1")}

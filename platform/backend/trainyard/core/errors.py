@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketState
 
+from trainyard.core.body_limits import REQUEST_TOO_LARGE
 from trainyard.core.http_methods import MethodsMiddleware, allowed_methods
 
 
@@ -115,14 +116,36 @@ class ServiceUnavailable(TrainyardError):
     code = "unavailable"
 
 
+# An error body echoes at most this much of what the client sent: field paths (a client's own
+# keys), messages that quote a value (a zip entry's name), and how many errors are listed.
+MAX_ECHOED_FIELD = 200
+MAX_ECHOED_MESSAGE = 500
+MAX_LISTED_ERRORS = 20
+
+
+def _clipped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def _bounded(errors: Sequence[FieldError]) -> list[FieldError]:
+    kept = [
+        FieldError(_clipped(e.field, MAX_ECHOED_FIELD), _clipped(e.message, MAX_ECHOED_MESSAGE))
+        for e in errors[:MAX_LISTED_ERRORS]
+    ]
+    if len(errors) > MAX_LISTED_ERRORS:
+        kept.append(FieldError("body", f"and {len(errors) - MAX_LISTED_ERRORS} more errors"))
+    return kept
+
+
 class InvalidRequest(TrainyardError):
-    """422 raised by a service for input that is well-formed but refers to something invalid."""
+    """422 raised by a service for input that is well-formed but refers to something invalid.
+    Its body is bounded (`_bounded`) whatever the input, so it never echoes a large request."""
 
     status_code = 422
     code = "invalid_request"
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors = list(errors)
+        self.errors = _bounded(errors)
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
 
     @classmethod
@@ -178,7 +201,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: REQUEST_TOO_LARGE,  # a streamed body over its limit (core/body_limits.py)
+        }.get(exc.status_code, "http_error")
         headers = exc.headers
         if exc.status_code == 405:
             # Starlette names only the methods of the first route it tried for the path.

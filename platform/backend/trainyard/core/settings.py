@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -9,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainyard.callbacks.tokens import SigningKeys
+from trainyard.core.rate_limits import checked_rate_limits
 from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
 
 # Embedded defaults: they only protect a loopback backend on a developer machine, so they are
@@ -106,6 +109,44 @@ class BackendSettings(BaseSettings):
     # 403 (DNS rebinding).
     allowed_hosts: list[str] = Field(default_factory=list)
 
+    # --- Bounded inputs (docs/operations.md, "Limits") -------------------------------------
+    # Largest request body that is not a dataset upload (JSON); over it is 413 before parsing.
+    max_json_body_bytes: int = Field(default=1024**2, ge=1)
+    # Files one dataset may hold (an uploaded zip's entries, a registered folder's files).
+    max_dataset_entries: int = Field(default=10_000, ge=1)
+    # Largest uncompressed/compressed ratio of one zip entry of 1 MiB or more (zip bombs).
+    max_compression_ratio: float = Field(default=100.0, gt=1)
+    # Bytes a project's uploaded datasets may hold in storage together; None: unlimited.
+    project_storage_quota_bytes: int | None = Field(default=50 * 1024**3, ge=1)
+    # Folders below which file:// datasets may be registered or trained on; unset: the
+    # user's home and data_dir in the embedded tier (SQLite), data_dir alone otherwise.
+    dataset_roots: list[Path] | None = None
+
+    # --- Rate limits (docs/operations.md, "Limits") -----------------------------------------
+    # Per route, in the `limits` syntax ("30/minute", "5/second;100/hour") or "off"; a route
+    # not named keeps its default (core/rate_limits.py): submit 30/minute, chat 30/minute,
+    # upload 20/minute, counted per user (and API key) and per client address alike;
+    # sign_in_failure 10/minute: refused credentials per client address, after which its
+    # sign-ins are refused (429) before their credential is checked.
+    rate_limits: dict[str, str] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        return checked_rate_limits(value)  # every route's limit; a malformed one stops start-up
+
+    # --- Callback tokens (docs/trainer-contract.md, "Callback tokens") ----------------------
+    # `callback_secret` signs trainer callback tokens under this key id. To rotate while
+    # trainers run: move the old id and secret to `callback_previous_secrets`, set a new
+    # secret under a new id, restart the API; drop the old pair once its jobs have ended.
+    callback_key_id: str = "k1"
+    # Older signing keys (key id -> secret): still accepted, never used to sign.
+    callback_previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # A job's deadline is its submission plus this; its callback tokens expire at the
+    # deadline plus `callback_token_grace_s`, so a leaked token outlives no run for long.
+    max_run_duration_s: int = Field(default=30 * 24 * 3600, ge=60)
+    callback_token_grace_s: int = Field(default=3600, ge=0)
+
     max_epochs: int = Field(default=10_000, ge=1)
     max_gpus: int = Field(default=8, ge=0)
     max_batch: int = Field(default=1024, ge=1)
@@ -160,6 +201,12 @@ class BackendSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _database_and_secrets(self) -> BackendSettings:
+        if self.callback_key_id in self.callback_previous_secrets:
+            raise ValueError(
+                f"TRAINYARD_CALLBACK_PREVIOUS_SECRETS names the current key id "
+                f"{self.callback_key_id!r}: give the new secret a new TRAINYARD_CALLBACK_KEY_ID"
+            )
+        self.callback_keys  # noqa: B018 -- a malformed key id is a start-up error
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'trainyard.db'}"
         if not self.is_sqlite:
@@ -189,6 +236,18 @@ class BackendSettings(BaseSettings):
                 raise ValueError(f"TRAINYARD_AUTH_MODE=oidc needs {' and '.join(missing)}")
         return self
 
+    @functools.cached_property
+    def callback_keys(self) -> SigningKeys:
+        """The keys callback tokens are signed and verified with (callbacks.tokens)."""
+        return SigningKeys.of(
+            self.callback_key_id,
+            self.callback_secret.get_secret_value(),
+            {
+                key_id: key.get_secret_value()
+                for key_id, key in self.callback_previous_secrets.items()
+            },
+        )
+
     @property
     def trusted_hosts(self) -> frozenset[str]:
         """Host names (no port) this API answers to."""
@@ -212,9 +271,16 @@ class BackendSettings(BaseSettings):
 
     @property
     def mlflow_link_base(self) -> str | None:
-        """Where links to MLflow runs point: the UI URL, else the tracking URI."""
-        base = self.mlflow_ui_url or self.mlflow_tracking_uri
-        return base.rstrip("/") if base else None
+        """Where links to MLflow runs point: the UI URL; else the tracking URI only when it is
+        a loopback one (the embedded tier: the browser runs on the same machine). An in-cluster
+        tracking URI is no address for a browser, and links never point at MLflow unless the
+        operator chose the address users open (an authenticating proxy: docs/operations.md)."""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        tracking = self.mlflow_tracking_uri
+        if tracking and urlsplit(tracking).hostname in LOOPBACK_HOSTS:
+            return tracking.rstrip("/")
+        return None
 
     @property
     def is_sqlite(self) -> bool:

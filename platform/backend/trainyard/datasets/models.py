@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trainyard.core.db import Base, PortableJSON, UTCDateTime, utcnow
@@ -27,4 +27,7 @@ class Dataset(Base):
     # pending | valid | invalid, from the validation report below.
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     report: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
+    # Bytes the platform stored for it (an upload, uncompressed): what counts against the
+    # project's storage quota and what deleting it frees. None: registered, stored by its owner.
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,14 +2,19 @@
 checked as a whole and extracted entry by entry into storage.
 
 Nothing is written to storage until every entry has been checked (no `..`, no absolute
-names, no symlinks, total uncompressed size within the limit), so a rejected zip leaves
-nothing behind; a storage failure half-way removes what was written.
+names, no symlinks) and the zip's central directory is within the limits (entry count,
+total uncompressed size, each large entry's compression ratio: `ZipLimits`), so a rejected
+zip leaves nothing behind; a storage failure half-way removes what was written. The entry
+count is read from the end record before the central directory is parsed, so a zip of a
+million empty entries costs no memory; extraction counts each entry's bytes and stops at its
+declared size, so a central directory that lies about sizes gains nothing.
 """
 
 from __future__ import annotations
 
 import posixpath
 import stat
+import struct
 import zipfile
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -36,6 +41,64 @@ class UploadTooLarge(TrainyardError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the upload is larger than the limit of {limit} bytes")
+
+
+class DatasetTooLarge(TrainyardError):
+    """An upload (or a registered folder) over one of the dataset limits; names the limit."""
+
+    status_code = 413
+    code = "dataset_too_large"
+
+
+class TooManyEntries(DatasetTooLarge):
+    code = "dataset_too_many_entries"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"the dataset holds {count} entries, more than the limit of {limit} "
+            "(TRAINYARD_MAX_DATASET_ENTRIES)"
+        )
+
+
+class UncompressedTooLarge(DatasetTooLarge):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the dataset expands to more than the limit of {limit} bytes "
+            "(TRAINYARD_MAX_UPLOAD_BYTES)"
+        )
+
+
+class RatioTooHigh(DatasetTooLarge):
+    code = "zip_ratio_too_high"
+
+    def __init__(self, name: str, ratio: float, limit: float) -> None:
+        super().__init__(
+            f"zip entry {name[:200]!r} expands {ratio:.0f} times, more than the limit of "
+            f"{limit:g} (TRAINYARD_MAX_COMPRESSION_RATIO)"
+        )
+
+
+# Entries smaller than this are not judged by their ratio: a small file of zeros or repeated
+# text compresses very well and harms nobody.
+RATIO_FLOOR_BYTES = 1024 * 1024
+# A central directory record is 46 bytes plus the entry's name and extra fields; this allows
+# long names and every common extra field, and bounds what parsing the directory may cost.
+_DIRECTORY_BYTES_PER_ENTRY = 46 + 4096
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """What an uploaded zip may expand to (the defaults are BackendSettings' and
+    StorageSettings': docs/operations.md, "Limits")."""
+
+    max_bytes: int  # total uncompressed size (TRAINYARD_MAX_UPLOAD_BYTES)
+    max_entries: int  # entries, folders included (TRAINYARD_MAX_DATASET_ENTRIES)
+    max_ratio: float  # of each entry of RATIO_FLOOR_BYTES or more
+
+
+def upload_body_limit(max_upload_bytes: int) -> int:
+    """The largest multipart body an upload may send: the zip and its small form fields."""
+    return max_upload_bytes + _FORM_OVERHEAD
 
 
 @dataclass
@@ -89,11 +152,55 @@ class ZipPlan:
     total_bytes: int
 
 
-def plan_extraction(archive: zipfile.ZipFile, max_bytes: int) -> ZipPlan:
-    """Check every entry before anything is written; InvalidRequest on `file` otherwise."""
+def declared_entries(file: IO[bytes]) -> tuple[int, int] | None:
+    """(entries, central directory bytes) as the zip's end record declares them, read without
+    parsing the directory; None when there is no end record (zipfile then refuses the file)."""
+    file.seek(0, 2)
+    size = file.tell()
+    tail_size = min(size, 22 + 65535)  # the end record and the longest comment
+    file.seek(size - tail_size)
+    tail = file.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    entries, directory_bytes = struct.unpack("<2xHL", tail[at + 8 : at + 16])
+    if entries == 0xFFFF or directory_bytes == 0xFFFFFFFF:
+        # Zip64: the real figures are in the zip64 end record, found through its locator.
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if locator[:4] != b"PK\x06\x07":
+            return None
+        (record_offset,) = struct.unpack("<Q", locator[8:16])
+        file.seek(record_offset)
+        record = file.read(56)
+        if len(record) < 56 or record[:4] != b"PK\x06\x06":
+            return None
+        entries, directory_bytes = struct.unpack("<QQ", record[32:48])
+    file.seek(0)
+    return entries, directory_bytes
+
+
+def check_declared_entries(file: IO[bytes], limits: ZipLimits) -> None:
+    """Refuse a zip whose end record declares too many entries (or too large a central
+    directory for its count) before zipfile parses that directory into memory."""
+    declared = declared_entries(file)
+    if declared is None:
+        return
+    entries, directory_bytes = declared
+    if entries > limits.max_entries:
+        raise TooManyEntries(entries, limits.max_entries)
+    if directory_bytes > max(entries, 1) * _DIRECTORY_BYTES_PER_ENTRY:
+        raise InvalidRequest.on("file", "the zip's central directory is larger than its entries")
+
+
+def plan_extraction(archive: zipfile.ZipFile, limits: ZipLimits) -> ZipPlan:
+    """Check every entry before anything is written: InvalidRequest on `file` for a
+    dangerous name, DatasetTooLarge (413) over a limit."""
+    infos = archive.infolist()
+    if len(infos) > limits.max_entries:  # the end record may understate it
+        raise TooManyEntries(len(infos), limits.max_entries)
     members: list[tuple[zipfile.ZipInfo, str]] = []
     total = 0
-    for info in archive.infolist():
+    for info in infos:
         name = info.filename
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
@@ -108,10 +215,12 @@ def plan_extraction(archive: zipfile.ZipFile, max_bytes: int) -> ZipPlan:
         if info.is_dir() or name.startswith(_IGNORED[0]) or parts[-1] == _IGNORED[1]:
             continue
         total += info.file_size
-        if total > max_bytes:
-            raise InvalidRequest.on(
-                "file", f"the zip expands to more than the limit of {max_bytes} bytes"
-            )
+        if total > limits.max_bytes:
+            raise UncompressedTooLarge(limits.max_bytes)
+        if info.file_size >= RATIO_FLOOR_BYTES:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > limits.max_ratio:
+                raise RatioTooHigh(name, ratio, limits.max_ratio)
         key = posixpath.normpath(name)
         members.append((info, key))
     if not members:
@@ -138,6 +247,9 @@ class _Counted:
         self._left = limit
 
     def read(self, size: int = -1) -> bytes:
+        # Never ask for more than one byte past the declared size: a lie is caught at once.
+        if size < 0 or size > self._left + 1:
+            size = self._left + 1
         data = self._source.read(size)
         self._left -= len(data)
         if self._left < 0:

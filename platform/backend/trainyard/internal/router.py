@@ -18,6 +18,7 @@ from trainyard.internal.schemas import InternalJobRead
 from trainyard.jobs.models import MAX_INT_COLUMN
 from trainyard.jobs.schemas import EventPage, EventRead, JobRead
 from trainyard.jobs.service import events_after
+from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.internal_api import (
     AttemptGrant,
     LatestCheckpoint,
@@ -68,12 +69,13 @@ async def record_event(job_id: str, body: WorkerEvent, session: SessionDep) -> E
 async def start_attempt(
     job_id: str,
     attempt: Annotated[int, Path(ge=1, le=1_000_000)],
+    output: AttemptOutput,
     session: SessionDep,
     settings: Settings,
 ) -> AttemptGrant:
-    return await service.start_attempt(
-        session, settings.callback_secret.get_secret_value(), job_id, attempt
-    )
+    """Make `attempt` current, record where its trainer may write (`output`), and hand out
+    its callback token."""
+    return await service.start_attempt(session, settings, job_id, attempt, output)
 
 
 @router.get("/{job_id}", response_model=InternalJobRead)

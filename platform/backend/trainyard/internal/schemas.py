@@ -4,6 +4,7 @@ trainyard_workflows.internal_api)."""
 from __future__ import annotations
 
 from trainyard.jobs.schemas import JobRead
+from trainyard_workflows.attempt_outputs import AttemptOutput
 
 
 class InternalJobRead(JobRead):
@@ -11,3 +12,5 @@ class InternalJobRead(JobRead):
     the Kubernetes namespace of its trainers and tags its MLflow run (`trainyard.project`)."""
 
     project_slug: str
+    # Where the current attempt may write: the worker reads artifacts from nowhere else.
+    attempt_output: AttemptOutput | None = None

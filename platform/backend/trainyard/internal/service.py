@@ -8,11 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trainyard.auth.models import Project
 from trainyard.callbacks import tokens
 from trainyard.core.errors import Conflict
+from trainyard.core.settings import BackendSettings
 from trainyard.internal.schemas import InternalJobRead
 from trainyard.jobs.errors import JobNotFound
 from trainyard.jobs.events import append_event, lock_job, refuse_if_terminal, transition
 from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.schemas import JobRead
+from trainyard_workflows.attempt_outputs import AttemptOutput, checkpoint_fingerprint
+from trainyard_workflows.event_types import CHECKPOINT_SAVED
 from trainyard_workflows.internal_api import (
     AttemptGrant,
     Checkpoint,
@@ -46,10 +49,23 @@ async def record_event(session: AsyncSession, job_id: str, body: WorkerEvent) ->
     return append_event(session, job, body.type, "worker", body.message, body.data)
 
 
+def callback_token(settings: BackendSettings, job: Job, attempt: int) -> str:
+    """The callback token of `attempt` of `job`: it expires at the job's deadline (its
+    submission plus `max_run_duration_s`) plus `callback_token_grace_s`."""
+    deadline = job.created_at.timestamp() + settings.max_run_duration_s
+    expires_at = int(deadline) + settings.callback_token_grace_s
+    return tokens.issue(settings.callback_keys, job.id, attempt, expires_at)
+
+
 async def start_attempt(
-    session: AsyncSession, callback_secret: str, job_id: str, attempt: int
+    session: AsyncSession,
+    settings: BackendSettings,
+    job_id: str,
+    attempt: int,
+    output: AttemptOutput,
 ) -> AttemptGrant:
-    """Make `attempt` current and hand out its callback token (same answer when repeated)."""
+    """Make `attempt` current, keep its output (the only place its trainer may report
+    files in), and hand out its callback token (same answer when repeated)."""
     job = await lock_job(session, job_id)
     refuse_if_terminal(job)
     if attempt < job.attempt:
@@ -61,9 +77,12 @@ async def start_attempt(
         # Heartbeats of the previous attempt say nothing about this one.
         job.last_heartbeat_at = None
         append_event(session, job, "attempt", "worker", f"attempt {attempt}", {"attempt": attempt})
+    # A retried grant of the current attempt may bring the same output again, never another:
+    # the worker computes it from the job and attempt alone.
+    job.attempt_output = output.model_dump()
     return AttemptGrant(
         attempt=attempt,
-        callback_token=tokens.issue(callback_secret, job.id, attempt),
+        callback_token=callback_token(settings, job, attempt),
         project_slug=await project_slug(session, job),
     )
 
@@ -101,10 +120,14 @@ async def project_slug(session: AsyncSession, job: Job) -> str:
 
 
 async def job_for_worker(session: AsyncSession, job_id: str) -> InternalJobRead:
-    """The job whoever owns it, with its project's slug."""
+    """The job whoever owns it, with its project's slug and its attempt's output."""
     job = await job_by_id(session, job_id)
     public = JobRead.model_validate(job).model_dump()
-    return InternalJobRead(**public, project_slug=await project_slug(session, job))
+    return InternalJobRead(
+        **public,
+        project_slug=await project_slug(session, job),
+        attempt_output=job.attempt_output,
+    )
 
 
 async def liveness(session: AsyncSession, job_id: str) -> Liveness:
@@ -124,14 +147,15 @@ async def latest_checkpoint(session: AsyncSession, job_id: str) -> LatestCheckpo
     """Where a new attempt resumes: the newest `checkpoint_saved` event a trainer sent.
 
     Only trainer-sent events count (a worker or API event of that type is not a file the
-    trainer wrote), and only those naming a path.
+    trainer wrote), and only those naming a path with its size and SHA-256, which the new
+    attempt checks before it loads the file.
     """
     await job_by_id(session, job_id)
     rows = await session.execute(
         select(JobEvent)
         .where(
             JobEvent.job_id == job_id,
-            JobEvent.type == "checkpoint_saved",
+            JobEvent.type == CHECKPOINT_SAVED,
             JobEvent.source == "trainer",
         )
         .order_by(JobEvent.seq.desc())
@@ -140,14 +164,20 @@ async def latest_checkpoint(session: AsyncSession, job_id: str) -> LatestCheckpo
     for event in rows.scalars():
         data = event.data or {}
         path = data.get("path")
-        if isinstance(path, str) and path:
+        fingerprint = checkpoint_fingerprint(data)
+        # Only what the callbacks accepted (confined, with its size and hash) is resumable:
+        # an event stored before those checks is not.
+        if isinstance(path, str) and path and fingerprint is not None:
             epoch, attempt = data.get("epoch"), data.get("attempt")
+            size, sha256 = fingerprint
             return LatestCheckpoint(
                 checkpoint=Checkpoint(
                     path=path,
                     epoch=epoch if isinstance(epoch, int) else None,
                     attempt=attempt if isinstance(attempt, int) else None,
                     seq=event.seq,
+                    size=size,
+                    sha256=sha256,
                 )
             )
     return LatestCheckpoint(checkpoint=None)

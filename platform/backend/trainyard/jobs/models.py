@@ -50,6 +50,10 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Where the run is tracked: {"mlflow_run_id", "mlflow_run_url", "model_version", ...}.
     tracking: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
+    # The current attempt's output (trainyard_workflows.attempt_outputs.AttemptOutput): where
+    # its trainer may report artifacts and checkpoints. Set by the worker when it starts the
+    # attempt; None before, and for attempts started by a worker older than this column.
+    attempt_output: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     # When its workflow was started; null until then (the start follows the commit: the
     # sweep in jobs.workflow_starter starts the workflow of a job whose start was lost).
     workflow_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -11,12 +11,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from trainyard.core.errors import SIGNED_IN_RESPONSES, error_responses
+from trainyard.core.rate_limits import RATE_LIMITED_RESPONSES
 from trainyard.deps import (
     CanCancel,
     CanRead,
     DatabaseDep,
     ProjectRead,
     ProjectSubmit,
+    RateLimited,
     SessionDep,
     Settings,
     Storage,
@@ -69,7 +71,8 @@ def job_create_body(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobRead,
-    responses=error_responses(400, 422),
+    responses={**error_responses(400, 422), **RATE_LIMITED_RESPONSES},
+    dependencies=[Depends(RateLimited("submit"))],
 )
 async def create_job(
     body: Annotated[JobCreateBase, Depends(job_create_body)],

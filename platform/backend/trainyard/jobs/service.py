@@ -74,7 +74,7 @@ async def submit(
         earlier = await _by_idempotency_key(session, access, idempotency_key)
         if earlier is not None:
             return Submission(earlier, created=False)
-    dataset_uri = await resolve_for_job(session, access.project, body.dataset, storage)
+    dataset_uri = await resolve_for_job(session, access.project, body.dataset, storage, settings)
     job = Job(
         id=new_job_id(),
         project_id=access.project,

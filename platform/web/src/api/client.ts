@@ -125,6 +125,7 @@ export const api = {
     `/v1/jobs/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`,
   datasets: () => request<{ items: Dataset[] }>("/v1/datasets"),
   uploadDataset: (form: FormData) => request<Dataset>("/v1/datasets", { method: "POST", body: form }),
+  deleteDataset: (id: string) => remove<null>(`/v1/datasets/${encodeURIComponent(id)}`),
   /** The chat's NDJSON stream, as a raw response (its body is read line by line). */
   chatStream: (message: string, conversationId: string | null) =>
     apiFetch("/v1/chat/stream", {

@@ -183,8 +183,9 @@ export interface paths {
          * Add Dataset
          * @description Upload a zip (multipart: name, format, file) or register an existing storage location
          *     (JSON: name, uri, format). Either way the dataset is validated now: see `status` and
-         *     `report`. 409 if the name is taken, 413 over the size limit, 415 for a body neither JSON nor
-         *     multipart, 503 if storage is down.
+         *     `report`. 409 if the name is taken, 413 over a limit (size, entries, compression ratio, the
+         *     project's storage quota), 415 for a body neither JSON nor multipart, 422 for a folder that
+         *     is not below the allowed roots, 503 if storage is down.
          */
         post: operations["add_dataset_v1_datasets_post"];
         delete?: never;
@@ -209,6 +210,28 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/datasets/{dataset_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Dataset
+         * @description Delete a dataset by id, and the files the platform stored for it (an upload's); a
+         *     registered file:// or s3:// location is left as it is. 409 while a job that has not
+         *     ended trains on it.
+         */
+        delete: operations["delete_dataset_v1_datasets__dataset_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1813,6 +1836,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Too many requests (per caller or per client address): try again later */
+            429: {
+                headers: {
+                    /** @description seconds until the next request may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_job_v1_jobs__job_id__get: {
@@ -2245,6 +2279,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Too many requests (per caller or per client address): try again later */
+            429: {
+                headers: {
+                    /** @description seconds until the next request may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description A service it needs is unavailable; try again */
             503: {
                 headers: {
@@ -2299,6 +2344,74 @@ export interface operations {
             };
             /** @description No such resource (or not in a project of yours) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_dataset_v1_datasets__dataset_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the resource's state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2505,6 +2618,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Too many requests (per caller or per client address): try again later */
+            429: {
+                headers: {
+                    /** @description seconds until the next request may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     chat_stream_v1_chat_stream_post: {
@@ -2571,6 +2695,17 @@ export interface operations {
             /** @description Invalid input: `errors` names each field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests (per caller or per client address): try again later */
+            429: {
+                headers: {
+                    /** @description seconds until the next request may succeed */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2779,6 +2914,17 @@ export interface operations {
             /** @description Invalid input: `errors` names each field */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests (per caller or per client address): try again later */
+            429: {
+                headers: {
+                    /** @description seconds until the next request may succeed */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -31,6 +31,17 @@ export function DatasetsPage() {
     }
   };
 
+  const remove = async (dataset: Dataset) => {
+    if (!window.confirm(`Delete dataset ${dataset.name}? An uploaded dataset's files are deleted too.`)) return;
+    setError(null);
+    try {
+      await api.deleteDataset(dataset.id);
+      await load();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+
   return (
     <section>
       <h1>Datasets</h1>
@@ -62,6 +73,11 @@ export function DatasetsPage() {
             <button className="link" onClick={() => setOpen(open === d.id ? null : d.id)}>
               <b>{d.name}</b> <span className={`badge ${d.status}`}>{d.status}</span> <span className="muted">{d.format}</span>
             </button>
+            {mayWrite && (
+              <button className="link" data-testid="dataset-delete" onClick={() => void remove(d)}>
+                delete
+              </button>
+            )}
             {open === d.id && <Report dataset={d} />}
           </li>
         ))}

@@ -140,7 +140,15 @@ def test_resume_from_s3_with_the_dataset_in_s3_publishes_under_the_new_attempt(
     assert metric_epochs(calls) == [2, 3]
     [checkpoint] = checkpoint_events(calls)
     step = Path(checkpoint["path"]).name
-    assert checkpoint == {"path": f"{output_uri}/run/checkpoints/{step}", "epoch": 3}
+    assert checkpoint == {
+        "path": f"{output_uri}/run/checkpoints/{step}",
+        "epoch": 3,
+        # The fingerprint of the folder exactly as it was uploaded (the next attempt checks it).
+        "size": checkpoint["size"],
+        "sha256": checkpoint["sha256"],
+    }
+    assert checkpoint["size"] > 0
+    assert len(checkpoint["sha256"]) == 64
     done = calls[-1].body
     assert (calls[-1].kind, done["status"]) == ("done", "succeeded")
     assert done["artifacts"] == {

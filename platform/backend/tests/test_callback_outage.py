@@ -11,6 +11,7 @@ sees it, and a few seconds of the test's time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,7 @@ class Api:
             "TRAINYARD_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "TRAINYARD_CALLBACK_SECRET": CALLBACK_SECRET,
             "TRAINYARD_OWNER": "local",
+            "TRAINYARD_DATASET_ROOTS": json.dumps([str(data_dir.parent)]),
         }
         self.process: subprocess.Popen[bytes] | None = None
 

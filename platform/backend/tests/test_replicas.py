@@ -60,6 +60,7 @@ def replicas(
                 "TRAINYARD_CALLBACK_SECRET": CALLBACK_SECRET,
                 "TRAINYARD_API_PORT": str(port),
                 "TRAINYARD_LOG_LEVEL": "warning",
+                "TRAINYARD_DATASET_ROOTS": json.dumps([str(tmp_path)]),
             }
             process = subprocess.Popen([sys.executable, "-m", "trainyard.api"], env=env)
             urls = (f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")

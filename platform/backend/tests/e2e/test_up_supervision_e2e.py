@@ -5,6 +5,7 @@ platform works again, a second `up` on the same data folder is refused, and SIGT
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -69,7 +70,12 @@ _SIGINT_IGNORED = ["sh", "-c", 'trap "" INT; exec "$0" "$@"']
 
 
 def start_up(
-    data_dir: Path, ports: list[int], output: Path, *, as_background_job: bool = False
+    data_dir: Path,
+    ports: list[int],
+    output: Path,
+    datasets_in: Path,
+    *,
+    as_background_job: bool = False,
 ) -> Up:
     """`trainyard up` with a short stop grace, once it says it is up. `as_background_job`:
     started with SIGINT ignored, as a shell starts `trainyard up &`."""
@@ -77,7 +83,7 @@ def start_up(
     with output.open("ab") as log:
         process = subprocess.Popen(
             [*_SIGINT_IGNORED, *command] if as_background_job else command,
-            env={**os.environ, **_ENV},
+            env={**os.environ, **_ENV, "TRAINYARD_DATASET_ROOTS": json.dumps([str(datasets_in)])},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -156,7 +162,8 @@ def ports() -> list[int]:
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory, ports: list[int]) -> Iterator[Up]:
     root = tmp_path_factory.mktemp("up")
-    running = start_up(root / "data", ports, root / "up.log")
+    # Its jobs train on the session's datasets, made in pytest's base temp folder.
+    running = start_up(root / "data", ports, root / "up.log", tmp_path_factory.getbasetemp())
     try:
         yield running
     finally:
@@ -250,7 +257,11 @@ def test_sigterm_stops_everything_then_a_new_up_starts_on_the_same_folder_and_ct
     # Nothing of the first one is left to hold the data folder or a port. Started as a
     # background job (SIGINT inherited ignored), Ctrl-C must still stop it.
     again = start_up(
-        up.data_dir, ports, up.output.with_name("up-again.log"), as_background_job=True
+        up.data_dir,
+        ports,
+        up.output.with_name("up-again.log"),
+        up.data_dir.parent,
+        as_background_job=True,
     )
     try:
         _stopped_completely(again, signal.SIGINT)

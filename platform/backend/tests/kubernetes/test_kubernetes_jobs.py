@@ -229,7 +229,8 @@ async def test_a_preempted_pod_ends_its_attempt_and_the_next_resumes_without_fai
 ) -> None:
     job_id = (await submit(live_api, gpu_job))["id"]
     token = await trainer_runs(live_api, cluster, job_id)
-    checkpoint = f"s3://trainyard/jobs/{job_id}/attempt-1/run/weights/last.pt"
+    # In the attempt's own output (the worker's file storage: its folder in the pod).
+    checkpoint = f"{worker.attempt_dir(job_id, 1)}/run/weights/last.pt"
     saved = checkpoint_saved(1, checkpoint)
     assert (await callback(live_api, job_id, "event", token, saved)).status_code == 202
 
@@ -263,6 +264,8 @@ async def test_a_preempted_pod_ends_its_attempt_and_the_next_resumes_without_fai
     second = await launched(cluster, job_id, attempt=2)
     env = {var["name"]: var.get("value") for var in trainer_container(cluster, job_id, 2)["env"]}
     assert env["TRAINYARD_RESUME_FROM"] == checkpoint
+    # With what the trainer announced, which the new attempt checks before loading it.
+    assert env["TRAINYARD_RESUME_SHA256"] == saved["data"]["sha256"]
     assert env["TRAINYARD_ATTEMPT"] == "2"
     retried = await event_of(live_api, job_id, "attempt_retried")
     assert retried["data"]["interrupted"] is True

@@ -166,6 +166,8 @@ async def api_process(
         "TRAINYARD_STREAM_QUEUE_SIZE": "10000",
         # Benches measure throughput: the rate limits would cap it (ignored before issue 20).
         "TRAINYARD_RATE_LIMITS": '{"submit": "off", "chat": "off", "upload": "off"}',
+        # Benches make their datasets in the data folder or beside it.
+        "TRAINYARD_DATASET_ROOTS": json.dumps([str(data_dir), str(data_dir.parent)]),
     }
     if redis:
         env["TRAINYARD_REDIS_URL"] = REDIS_URL

@@ -105,15 +105,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
         root = Path(tmp)
-        dataset = make_shapes(
-            root / "shapes", ShapesSpec(train_images=96, val_images=16, image_size=args.imgsz)
-        )
         config = EmbeddedConfig(
             data_dir=root / "platform",
             api_port=free_local_port(),
             temporal_port=free_local_port(),
             temporal_ui_port=free_local_port(),
             mlflow_port=free_local_port(),
+        )
+        # In the platform's data folder, as `trainyard demo` does: a dataset root by default.
+        dataset = make_shapes(
+            config.data_dir / "datasets" / "shapes",
+            ShapesSpec(train_images=96, val_images=16, image_size=args.imgsz),
         )
         direct: list[float] = []
         through_platform: list[float] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.contracts import TrainingInput
 from trainyard_workflows.internal_api import Checkpoint
 from trainyard_workflows.storage import StorageSettings, parse_storage_uri
@@ -59,6 +60,14 @@ def trainer_env(
         env["TRAINYARD_OUTPUT_URI"] = output_uri(storage, training.job_id, attempt)
         env.update(storage.trainer_env())
     return env
+
+
+def attempt_output(
+    output_dir: Path, storage: StorageSettings, job_id: str, attempt: int
+) -> AttemptOutput:
+    """Where the attempt's trainer writes, as the backend records it (and holds its reports to)."""
+    uri = output_uri(storage, job_id, attempt) if storage.is_s3 else None
+    return AttemptOutput(output_dir=str(output_dir), output_uri=uri)
 
 
 def output_uri(storage: StorageSettings, job_id: str, attempt: int) -> str:

@@ -31,8 +31,7 @@ from trainyard_workflows.activities.schemas import (
     WatchResult,
     WatchTrainerInput,
 )
-from trainyard_workflows.activities.trainer_env import output_uri, trainer_env
-from trainyard_workflows.attempt_outputs import AttemptOutput
+from trainyard_workflows.activities.trainer_env import attempt_output, trainer_env
 from trainyard_workflows.backend_client import BackendClient, BackendError, JobTerminalError
 from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.launchers.base import (
@@ -114,12 +113,7 @@ class TrainingActivities:
         training = request.training
         output_dir = self._settings.attempt_dir(training.job_id, request.attempt)
         storage = StorageSettings(data_dir=self._settings.data_dir)
-        output = AttemptOutput(
-            output_dir=str(output_dir),
-            output_uri=output_uri(storage, training.job_id, request.attempt)
-            if storage.is_s3
-            else None,
-        )
+        output = attempt_output(output_dir, storage, training.job_id, request.attempt)
         token = await self._backend.issue_attempt_token(training.job_id, request.attempt, output)
         checkpoint = (
             await self._backend.latest_checkpoint(training.job_id) if request.attempt > 1 else None

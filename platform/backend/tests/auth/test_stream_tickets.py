@@ -160,6 +160,15 @@ async def test_no_ticket_for_a_job_the_caller_cannot_see(browser: Browser) -> No
     assert (answer.status_code, anonymous.status_code) == (404, 401)
 
 
+async def test_a_job_id_with_a_nul_is_a_422_not_a_server_error(browser: Browser) -> None:
+    # PostgreSQL refuses a NUL in text: unchecked, this id reached the query (a 500).
+    answer = await browser.api.post(
+        "/v1/stream/tickets", json={"job_id": "job_\u0000x"}, headers=browser.session
+    )
+
+    assert answer.status_code == 422
+
+
 class Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -39,6 +39,7 @@ from trainyard.auth.web_sign_in import (
 from trainyard.core.errors import SIGNED_IN_RESPONSES, Unauthorized, error_responses
 from trainyard.deps import CanRead, DatabaseDep, SessionDep, Settings
 from trainyard.jobs.service import get_job
+from trainyard.projects.schemas import PRINTABLE
 from trainyard.runtime import runtime_of
 
 router = APIRouter(tags=["sign-in"])
@@ -165,7 +166,8 @@ async def sign_out(
 class TicketRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    job_id: str = Field(min_length=1, max_length=64)
+    # Printable only: PostgreSQL refuses a NUL in text (a 500 instead of the 422 it is).
+    job_id: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
 
 
 class StreamTicketAnswer(BaseModel):

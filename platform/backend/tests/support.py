@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -17,6 +19,19 @@ from trainyard_testing.credential_leaks import remember_credential
 INTERNAL_TOKEN = "test-internal-token"
 CALLBACK_SECRET = "test-callback-secret"
 INTERNAL_HEADERS = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+@asynccontextmanager
+async def serving(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `application` with its lifespan running (another API than the `api`
+    fixture's: other settings, other storage)."""
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://trainyard.test"
+        ) as client,
+    ):
+        yield client
 
 
 async def submit(api: httpx.AsyncClient, body: dict[str, Any], **headers: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from trainyard.callbacks.tokens import SigningKeys, issue
 from trainyard.core.settings import BackendSettings
 from trainyard.main import create_app
 
-from .support import CALLBACK_SECRET, callback, heartbeat, start_attempt, submit
+from .support import CALLBACK_SECRET, callback, heartbeat, serving, start_attempt, submit
 
 KEYS = SigningKeys.of("k1", CALLBACK_SECRET)
 
@@ -31,13 +31,7 @@ async def api_with(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Another API process on the same database, its settings changed by `changes`."""
     changed = BackendSettings.model_validate({**settings.model_dump(), **changes})
-    application = create_app(changed)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://trainyard.test"
-        ) as client,
-    ):
+    async with serving(create_app(changed)) as client:
         yield client
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.upload import _Counted
@@ -19,6 +18,7 @@ from trainyard.main import create_app
 from trainyard_workflows.storage import ObjectStore, StorageSettings, object_store_from
 
 from .conftest import make_settings
+from .support import serving
 from .test_datasets_upload import make_zip, upload, yolo_files
 
 # A small upload limit, so an "over the total" zip stays small.
@@ -62,13 +62,7 @@ def settings(
 async def api(
     settings: BackendSettings, storage: StorageSettings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    application: FastAPI = create_app(settings, storage)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://trainyard.test"
-        ) as client,
-    ):
+    async with serving(create_app(settings, storage)) as client:
         yield client
 
 

@@ -15,7 +15,7 @@ WITH_NODE := $(CURDIR)/platform/tools/with-node.sh
 OIDC := platform/testing/oidc
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(wildcard $(WEB)/index.html $(WEB)/*.json $(WEB)/*.ts)
 
-.PHONY: help install trainers web oidc-provider demo dev test test-platform test-trainers test-web chromium lint bench histories kind-up clean
+.PHONY: help install trainers web oidc-provider demo dev test test-platform test-trainers test-web chromium prometheus lint bench histories kind-up clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -28,8 +28,10 @@ install: $(UV) ## Install the platform, workflows, temporal CLI, every trainer a
 	$(UV) sync --locked
 	@$(MAKE) --no-print-directory trainers web
 
+# --compile-bytecode: every trainer process imports torch and its framework; without .pyc files
+# (PYTHONDONTWRITEBYTECODE set, or a read-only venv) each one compiles them again.
 trainers: $(UV) ## Install each trainer's own locked environment (trainers/<name>/.venv; the shared kit too)
-	@for t in $(TRAINERS); do echo "trainer $$t: uv sync --locked"; (cd trainers/$$t && $(UV) sync --locked --quiet) || exit 1; done
+	@for t in $(TRAINERS); do echo "trainer $$t: uv sync --locked"; (cd trainers/$$t && $(UV) sync --locked --quiet --compile-bytecode) || exit 1; done
 
 web: $(WEB)/dist/index.html ## Build the web app (platform/web) the backend serves at /
 
@@ -55,7 +57,7 @@ dev: install ## Run the embedded platform in the foreground (Ctrl-C stops it)
 kind-up: ## Local Kubernetes: kind cluster, images, dependencies, the Helm chart (needs docker, kind, kubectl, helm)
 	bash charts/kind/up.sh
 
-test: install lint test-web chromium oidc-provider test-trainers test-platform ## Everything CI runs: lint, web, trainer and platform tests (browser tests included)
+test: install lint test-web chromium prometheus oidc-provider test-trainers test-platform ## Everything CI runs: lint, web, trainer and platform tests (browser tests included)
 
 test-web: $(WEB)/node_modules/.package-lock.json ## The web app's unit tests (Vitest) and type check
 	cd $(WEB) && $(WITH_NODE) npm run --silent typecheck && $(WITH_NODE) npm test --silent
@@ -63,11 +65,16 @@ test-web: $(WEB)/node_modules/.package-lock.json ## The web app's unit tests (Vi
 chromium: ## Debian's Chromium for the browser tests (apt-get, only when missing)
 	bash platform/tools/install-chromium.sh
 
+prometheus: ## Debian's Prometheus server and promtool for the observability tests (apt-get, only when missing)
+	bash platform/tools/install-prometheus.sh
+
 test-platform: $(UV)
 	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+# --dist loadfile: a module's tests stay on one worker, so a module-scoped fixture (the resume
+# tests' killed attempt) runs once.
 test-trainers: $(UV)
-	@for t in $(TRAINERS); do echo "trainer $$t: tests"; (cd trainers/$$t && $(UV) run --frozen pytest -q) || exit 1; done
+	@for t in $(TRAINERS); do echo "trainer $$t: tests"; (cd trainers/$$t && $(UV) run --frozen pytest -q -n $(PYTEST_WORKERS) --dist loadfile) || exit 1; done
 
 lint: $(UV) ## ruff + mypy (strict) over the platform, workflows and trainers
 	$(UV) run --frozen ruff check .
@@ -77,12 +84,14 @@ lint: $(UV) ## ruff + mypy (strict) over the platform, workflows and trainers
 	$(UV) run --frozen mypy platform/testing
 	@for t in $(TRAINERS); do (cd trainers/$$t && $(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy .) || exit 1; done
 
-bench: install oidc-provider ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay, sign-in cost)
+bench: install oidc-provider ## Print benchmark figures (platform overhead, trainer throughput, callback ingest, event relay, sign-in cost, telemetry: heartbeat ingest and idle CPU on/off)
 	$(UV) run --frozen python platform/backend/bench/platform_overhead.py
 	cd platform/backend && $(UV) run --frozen python -m bench.trainer_throughput
 	cd platform/backend && $(UV) run --frozen python -m bench.live_paths all
 	cd platform/backend && $(UV) run --frozen python -m bench.auth_overhead
 	cd platform/backend && $(UV) run --frozen python -m bench.trust_boundary
+	cd platform/backend && $(UV) run --frozen python -m bench.telemetry_overhead
+	cd platform/backend && $(UV) run --frozen python -m bench.idle_cpu
 
 histories: install ## Re-record the workflow histories the replay tests check (only with Temporal versioning!)
 	$(UV) run --frozen python platform/backend/tools/capture_histories.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 import kmock
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from trainyard_workflows.launchers import AttemptHandle, LaunchRequest, TrainerNotInstalledError
 from trainyard_workflows.launchers.base import AttemptStatus, PendingReason
@@ -27,6 +31,7 @@ from trainyard_workflows.launchers.kubernetes_manifests import (
     job_manifest,
     job_name,
 )
+from trainyard_workflows.launchers.launch_span import LAUNCH_SPAN
 from trainyard_workflows.settings import WorkerSettings
 
 NS = "training"
@@ -159,6 +164,14 @@ async def launched(launcher: KubernetesLauncher) -> AttemptHandle:
     return await launcher.launch(REQUEST)
 
 
+def container_env(job: Any) -> dict[str, Any]:
+    """The trainer container's env: a value, or where it comes from (`valueFrom`)."""
+    return {
+        item["name"]: item.get("value", item.get("valueFrom"))
+        for item in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+
+
 # --- launch --------------------------------------------------------------------------------
 
 
@@ -169,7 +182,9 @@ async def test_launch_creates_the_secret_and_the_job_and_the_job_owns_the_secret
 
     job = cluster.objects[JOBS, NS, NAME]
     secret = cluster.objects[SECRETS, NS, NAME]
-    assert job["spec"] == job_manifest(REQUEST, SETTINGS)["spec"]
+    # Plus the launch span's trace context (test_the_job_carries_the_launch_spans_trace_context).
+    traced = replace(REQUEST, env={**ENV, "TRACEPARENT": container_env(job)["TRACEPARENT"]})
+    assert job["spec"] == job_manifest(traced, SETTINGS)["spec"]
     assert job["metadata"]["labels"] == attempt_labels(JOB_ID, 1)
     assert secret["stringData"] == {
         "TRAINYARD_CALLBACK_TOKEN": "token-1",
@@ -194,6 +209,42 @@ async def test_launch_creates_the_secret_and_the_job_and_the_job_owns_the_secret
     assert (handle.namespace, handle.name, handle.pid, handle.log_path) == (NS, NAME, 0, "")
     assert handle.output_dir == OUTPUT_URI
     assert (handle.job_id, handle.attempt) == (JOB_ID, 1)
+
+
+async def test_the_job_carries_the_launch_spans_trace_context_and_the_exporter_settings(
+    cluster: kmock.KubernetesEmulator,
+    launcher: KubernetesLauncher,
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer collector-secret")
+
+    with trace.get_tracer(__name__).start_as_current_span(
+        "RunActivity:launch_trainer", kind=trace.SpanKind.SERVER
+    ) as run:
+        await launched(launcher)
+
+    env = container_env(cluster.objects[JOBS, NS, NAME])
+    (launch,) = [span for span in spans.get_finished_spans() if span.name == LAUNCH_SPAN]
+    assert launch.context is not None
+    assert launch.parent is not None
+    assert launch.parent.span_id == run.get_span_context().span_id
+    trace_id = format_trace_id(run.get_span_context().trace_id)
+    version, trace_id_sent, parent_id, flags = env["TRACEPARENT"].split("-")
+    assert (version, trace_id_sent) == ("00", trace_id)
+    assert parent_id == format_span_id(launch.context.span_id)
+    assert int(flags, 16) & 1  # sampled
+    assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://collector:4318/v1/traces"
+    # The collector's headers may hold its credentials: in the Secret, referenced by key.
+    assert env["OTEL_EXPORTER_OTLP_HEADERS"] == {
+        "secretKeyRef": {"name": NAME, "key": "OTEL_EXPORTER_OTLP_HEADERS"}
+    }
+    secret = cluster.objects[SECRETS, NS, NAME]
+    assert (
+        secret["stringData"]["OTEL_EXPORTER_OTLP_HEADERS"]
+        == "authorization=Bearer collector-secret"
+    )
 
 
 async def test_launching_twice_makes_one_job_and_returns_its_handle(

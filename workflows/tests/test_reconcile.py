@@ -18,6 +18,7 @@ import httpx
 import kmock
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
+from prometheus_client import REGISTRY
 from temporalio.client import ScheduleActionStartWorkflow, ScheduleIntervalSpec
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
@@ -99,6 +100,10 @@ def complete(cluster: kmock.KubernetesEmulator, job: str, attempt: int = 1) -> N
     )
 
 
+def _removals() -> float:
+    return REGISTRY.get_sample_value("trainyard_reconciler_removals_total") or 0.0
+
+
 def names(cluster: kmock.KubernetesEmulator, plural: str) -> set[str]:
     return {
         key[2]
@@ -159,6 +164,8 @@ async def test_a_pass_deletes_leftovers_records_them_and_keeps_the_rest(
         }
     )
 
+    removals_before = _removals()
+
     async with backend.client() as client:
         report: ReconcileReport = await ActivityEnvironment().run(
             ReconcileActivities(client, launcher).reconcile_launched
@@ -166,6 +173,7 @@ async def test_a_pass_deletes_leftovers_records_them_and_keeps_the_rest(
 
     gone = {(o.kind, o.job_id) for o in report.removed}
     assert gone == {("Job", unknown), ("Job", ended), ("Job", replaced), ("Secret", orphan)}
+    assert _removals() - removals_before == 4  # trainyard_reconciler_removals_total
     assert report.examined == 5 + 5 + 1  # five Jobs, their five Secrets, the orphan Secret
     assert names(cluster, "batch/v1/jobs") == {job_name(finished, 1), job_name(live, 1)}
     assert job_name(orphan, 1) not in names(cluster, "v1/secrets")

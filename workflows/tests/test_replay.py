@@ -16,6 +16,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 import trainyard_workflows
+from trainyard_workflows.telemetry.tracing import temporal_interceptors
 from trainyard_workflows.training import (
     INTERRUPT_PATCH,
     RETRY_PATCH,
@@ -50,9 +51,10 @@ def test_every_scenario_has_a_committed_history() -> None:
 async def test_a_recorded_history_replays_on_the_current_workflow(scenario: str) -> None:
     history = WorkflowHistory.from_json(f"replay-{scenario}", HISTORIES[scenario])
 
-    result = await Replayer(workflows=[TrainingWorkflow]).replay_workflow(
-        history, raise_on_replay_failure=False
-    )
+    # With the interceptors every worker runs (tracing): they must not change the workflow's
+    # commands, whether the history carries a trace context or not.
+    replayer = Replayer(workflows=[TrainingWorkflow], interceptors=temporal_interceptors())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
 
     assert result.replay_failure is None
 

@@ -163,6 +163,7 @@ async def test_launch_runs_the_trainer_in_its_attempt_dir_with_only_the_contract
     seen = json.loads(log.split("env ", 1)[1].splitlines()[0])
     expected_contract = {"TRAINYARD_JOB_ID", "TRAINYARD_ATTEMPT", "TRAINYARD_MODEL"}
     expected_contract.add("TRAINYARD_OUTPUT_DIR")
+    expected_contract.add("TRACEPARENT")  # the launch span's (launchers/launch_span.py)
     inherited = {name for name in ("PATH", "HOME", "LANG") if name in os.environ}
     # The interpreter itself may add LC_CTYPE when coercing a C locale.
     assert set(seen) - {"LC_CTYPE"} == expected_contract | inherited

@@ -25,7 +25,7 @@ from trainyard_workflows.tracking import (
     model_name_for,
     run_params,
 )
-from trainyard_workflows.tracking.metrics import final_metrics, run_tags
+from trainyard_workflows.tracking.metrics import final_metrics, run_tags, system_metrics
 from trainyard_workflows.tracking.mlflow_tracker import SYNCED_SEQ_TAG, SyncCursor
 
 # A fresh SQLite store runs all of MLflow's migrations first: ~10 s idle, more on a busy machine.
@@ -281,6 +281,66 @@ def test_the_cursor_also_keeps_the_newest_epoch_logged(
     tracker.log_metrics(ref.run_id, heartbeat_metrics(beats), SyncCursor(seq=5, epoch=2))
 
     assert tracker.sync_cursor(ref.run_id) == SyncCursor(seq=5, epoch=2)
+
+
+def _system_beat(seq: int, cpu: float, gpus: int = 2) -> dict[str, Any]:
+    beat = _heartbeat(seq, 1)
+    beat["data"]["system"] = {
+        "cpu_percent": cpu,
+        "ram_bytes": 2**31,
+        "data_wait_ratio": 0.5,
+        "gpus": [
+            {
+                "index": i,
+                "utilization_ratio": 0.25 * (i + 1),
+                "memory_used_bytes": (i + 1) * 2**30,
+                "memory_total_bytes": 2**36,
+            }
+            for i in range(gpus)
+        ],
+    }
+    return beat
+
+
+def test_a_rounds_newest_heartbeat_gives_one_point_per_system_metric() -> None:
+    events = [
+        _system_beat(4, cpu=100.0),
+        _system_beat(5, cpu=300.0),
+        _heartbeat(6, 2, loss=0.5),  # an epoch's heartbeat from a trainer without them
+        {"seq": 7, "type": "log", "data": {"system": {"cpu_percent": 1.0}}},
+    ]
+
+    points = {m.key: (m.value, m.step) for m in system_metrics(events)}
+
+    assert points == {
+        "system/cpu_percent": (300.0, 5),
+        "system/ram_bytes": (2.0**31, 5),
+        "system/data_wait_ratio": (0.5, 5),  # no samples_per_s: none was sent
+        "system/gpu0_utilization_ratio": (0.25, 5),
+        "system/gpu0_memory_used_bytes": (2.0**30, 5),
+        "system/gpu1_utilization_ratio": (0.5, 5),
+        "system/gpu1_memory_used_bytes": (2.0**31, 5),
+    }
+    assert system_metrics([_heartbeat(1, 1, loss=1.0)]) == []
+    broken = _system_beat(9, cpu=-5.0)  # not what the backend accepts: skipped, not fatal
+    assert {m.step for m in system_metrics([_system_beat(8, 1.0), broken])} == {8}
+
+
+def test_system_metrics_are_logged_against_the_heartbeats_seq(
+    tracker: MlflowTracker, client: MlflowClient
+) -> None:
+    ref = tracker.ensure_run(_job_id(), {}, [])
+    rounds = [[_system_beat(1, 50.0), _system_beat(2, 150.0)], [_system_beat(3, 250.0, gpus=1)]]
+
+    for events in rounds:
+        tracker.log_metrics(ref.run_id, system_metrics(events), events[-1]["seq"])
+    tracker.log_metrics(ref.run_id, system_metrics(rounds[-1]), 3)  # a second writer: no twin
+
+    cpu = client.get_metric_history(ref.run_id, "system/cpu_percent")
+    assert sorted((m.step, m.value) for m in cpu) == [(2, 150.0), (3, 250.0)]
+    gpu1 = client.get_metric_history(ref.run_id, "system/gpu1_utilization_ratio")
+    assert [(m.step, m.value) for m in gpu1] == [(2, 0.5)]
+    assert tracker.sync_cursor(ref.run_id) == SyncCursor(seq=3)
 
 
 def test_weights_are_uploaded_and_registered_once_as_a_model_version(

@@ -17,6 +17,7 @@ from trainyard_workflows.launchers import LaunchRequest
 from trainyard_workflows.launchers.base import TRAINER_ENV_VARS, TRAINER_STORAGE_ENV_VARS
 from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 from trainyard_workflows.storage import StorageSettings
+from trainyard_workflows.telemetry.logs import LogFormat
 
 SECRET = "s3-secret-access-key-never-logged"
 RESUME_VARS = {"TRAINYARD_RESUME_FROM", "TRAINYARD_RESUME_SIZE", "TRAINYARD_RESUME_SHA256"}
@@ -158,3 +159,17 @@ def test_an_attempt_resuming_from_a_checkpoint_is_told_where_it_is_and_what_it_w
     )
     assert not RESUME_VARS & set(_env(tmp_path, None))
     assert set(resumed) <= TRAINER_ENV_VARS
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_the_trainer_logs_in_the_workers_format(tmp_path: Path, log_format: LogFormat) -> None:
+    env = trainer_env(
+        TRAINING,
+        attempt=1,
+        callback_url="http://127.0.0.1:8000",
+        callback_token="callback-token",
+        output_dir=tmp_path,
+        keepalive_s=15,
+        log_format=log_format,
+    )
+    assert env["TRAINYARD_LOG_FORMAT"] == log_format

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
+from trainyard_workflows.telemetry.logs import LogFormat
 
 # The token `trainyard up` would otherwise have to invent for a bare `trainyard-worker`.
 # It only protects a loopback backend on a developer machine: a production deployment must
@@ -104,6 +105,20 @@ class WorkerSettings(BaseSettings):
     # How long closing a finished job's run waits for an MLflow server that does not answer
     # (restarting, briefly down) before it closes what it can and leaves a warning.
     tracking_finish_wait_s: float = Field(default=600.0, ge=0)
+
+    # --- issue 21: A (metrics)
+    # Prometheus: the worker's own metrics (telemetry/metrics.py) on metrics_host:metrics_port,
+    # the Temporal SDK's (`temporal_*`) on metrics_host:temporal_metrics_port. None: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    temporal_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    # --- issue 21: C (tracing)
+
+    # --- issue 21: E (logs)
+    # `console`: readable lines (the embedded tier); `json`: one JSON object a line, for a log
+    # shipper (telemetry/logs.py). Trainers get it as TRAINYARD_LOG_FORMAT.
+    log_format: LogFormat = "console"
 
     @field_validator("data_dir", "trainers_dir")
     @classmethod

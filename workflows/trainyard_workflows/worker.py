@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -27,6 +28,15 @@ from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.launchers.factory import build_launcher
 from trainyard_workflows.reconcile import ReconcileWorkflow, ensure_reconcile_schedule
 from trainyard_workflows.settings import EMBEDDED_INTERNAL_TOKEN, WorkerSettings, get_settings
+from trainyard_workflows.telemetry.activity_logs import ActivityLogContext
+from trainyard_workflows.telemetry.logs import configure_logging
+from trainyard_workflows.telemetry.metrics import serve_metrics, temporal_runtime
+from trainyard_workflows.telemetry.tracing import (
+    configure_tracing,
+    instrument_httpx,
+    shutdown_tracing,
+    temporal_interceptors,
+)
 from trainyard_workflows.tracking import build_tracker
 from trainyard_workflows.training import TrainingWorkflow
 
@@ -42,6 +52,7 @@ class TemporalUnreachableError(Exception):
 
 async def connect_temporal(settings: WorkerSettings) -> Client:
     """Connect, retrying while the server starts (it may be starting alongside the worker)."""
+    runtime = _runtime(settings)  # once: it binds its metrics port
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(RuntimeError),
         stop=stop_after_delay(settings.temporal_connect_timeout_s),
@@ -50,7 +61,12 @@ async def connect_temporal(settings: WorkerSettings) -> Client:
     )
     try:
         client: Client = await retrying(
-            Client.connect, settings.temporal_address, namespace=settings.temporal_namespace
+            Client.connect,
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            runtime=runtime,
+            # Workflows and activities join the trace of whoever started the workflow.
+            interceptors=temporal_interceptors(),
         )
     except RuntimeError as error:
         raise TemporalUnreachableError(
@@ -61,6 +77,13 @@ async def connect_temporal(settings: WorkerSettings) -> Client:
             "TRAINYARD_TEMPORAL_ADDRESS at your cluster."
         ) from error
     return client
+
+
+def _runtime(settings: WorkerSettings) -> Runtime | None:
+    """The SDK runtime that serves Temporal's metrics, when a port is set (None: the default)."""
+    if settings.temporal_metrics_port is None:
+        return None
+    return temporal_runtime(settings.metrics_host, settings.temporal_metrics_port)
 
 
 def build_worker(
@@ -88,6 +111,7 @@ def build_worker(
             tracking.finish_tracking,
         ],
         graceful_shutdown_timeout=_GRACEFUL_SHUTDOWN,
+        interceptors=[ActivityLogContext()],  # each activity's lines name its job and attempt
     )
 
 
@@ -102,6 +126,8 @@ async def run_worker(settings: WorkerSettings) -> None:
             "using the embedded internal token: fine on a laptop, but production must set "
             "TRAINYARD_INTERNAL_TOKEN (the same secret as the backend's)"
         )
+    if settings.metrics_port is not None:
+        serve_metrics(settings.metrics_host, settings.metrics_port)
     client = await connect_temporal(settings)
     launcher = build_launcher(settings)
     async with BackendClient(settings.backend_url, settings.internal_token) as backend:
@@ -134,6 +160,7 @@ def _exit(code: int) -> NoReturn:
     # Skip interpreter finalization: the Temporal bridge's Rust threads can outlive it and abort
     # the process (SIGABRT, "PyGILState_Release ... finalizing"; temporalio/sdk-python#300),
     # which would turn a clean exit into a crash. Everything worth keeping is flushed first.
+    shutdown_tracing()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -143,14 +170,14 @@ def _exit(code: int) -> NoReturn:
 def main() -> None:
     """Console script `trainyard-worker`: exit 0 after a stop signal, 1 if Temporal is
     unreachable, 2 for invalid settings."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = get_settings()
     except ValidationError as error:
         print(f"trainyard-worker: invalid TRAINYARD_ settings:\n{error}", file=sys.stderr)
         _exit(2)
+    configure_logging("trainyard-worker", "info", settings.log_format)
+    configure_tracing("trainyard-worker")
+    instrument_httpx()  # calls to the backend's internal API continue the activity's trace
     try:
         asyncio.run(run_worker(settings))
     except TemporalUnreachableError as error:

@@ -178,8 +178,29 @@ TRAINYARD_S3_ENDPOINT_URL: {{ . | quote }}
 {{- with .Values.mlflow.trackingUri }}
 TRAINYARD_MLFLOW_TRACKING_URI: {{ . | quote }}
 {{- end }}
+# One JSON object a line, for the cluster's log collector.
+TRAINYARD_LOG_FORMAT: "json"
+{{- with .Values.tracing.otlpEndpoint }}
+# Traces (tracing.*): the worker hands the endpoint on to trainer Jobs.
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+{{- range $name, $value := .Values.tracing.env }}
+{{ $name }}: {{ $value | quote }}
+{{- end }}
 # Scratch space only: state lives in PostgreSQL and S3. An emptyDir is mounted at /tmp.
 TRAINYARD_DATA_DIR: "/tmp/trainyard"
+{{- end -}}
+
+{{/* The NetworkPolicy peer admitted on the metrics ports: Prometheus (metrics.scraper). */}}
+{{- define "trainyard.scraperPeer" -}}
+- namespaceSelector:
+    matchLabels:
+      {{- toYaml .Values.metrics.scraper.namespaceLabels | nindent 6 }}
+  {{- with .Values.metrics.scraper.podLabels }}
+  podSelector:
+    matchLabels:
+      {{- toYaml . | nindent 6 }}
+  {{- end }}
 {{- end -}}
 
 {{/* env entries of one secret key: (dict "name" "TRAINYARD_X" "ref" .Values.secrets.x). */}}

@@ -3,8 +3,11 @@ a secret of the shell or of the platform reaches only the processes that use it.
 
 from __future__ import annotations
 
+import pytest
+
 from trainyard.cli.embedded_env import api_env, worker_env
 from trainyard.cli.embedded_services import mlflow_server_env, temporal_server_env
+from trainyard.cli.trace_store import trace_export_env, user_chose_trace_export
 
 SHELL = {
     "PATH": "/usr/bin",
@@ -87,3 +90,58 @@ def test_the_api_gets_the_platform_configuration_and_nothing_else_of_the_shell()
     assert env["TRAINYARD_LLM_API_KEY"] == "llm-shell"
     assert "OPENAI_API_KEY" not in env
     assert "GITHUB_TOKEN" not in env
+
+
+TRACES = trace_export_env("http://127.0.0.1:5000", "7")
+
+
+def test_only_the_api_and_the_worker_are_told_where_spans_go() -> None:
+    endpoint = "http://127.0.0.1:5000/v1/traces"
+    for env in (api_env(SHELL, PLATFORM, TRACES), worker_env(SHELL, PLATFORM, TRACES)):
+        assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == endpoint
+        assert env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] == "x-mlflow-experiment-id=7"
+    # The API links a job to its trace; the worker only sends spans.
+    assert api_env(SHELL, PLATFORM, TRACES)["TRAINYARD_TRACE_EXPERIMENT_ID"] == "7"
+    assert "TRAINYARD_TRACE_EXPERIMENT_ID" not in worker_env(SHELL, PLATFORM, TRACES)
+    shell = {**SHELL, "OTEL_SERVICE_NAME": "mine"}
+    for server in (mlflow_server_env(shell), temporal_server_env(shell)):
+        assert not [name for name in server if name.startswith("OTEL_")]
+
+
+def test_the_users_own_otel_settings_win_over_the_embedded_trace_store() -> None:
+    mine = {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=collector-key",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    }
+    for env in (
+        api_env({**SHELL, **mine}, PLATFORM, TRACES),
+        worker_env({**SHELL, **mine}, PLATFORM, TRACES),
+    ):
+        assert {name: env[name] for name in mine} == mine
+
+
+@pytest.mark.parametrize(
+    ("mine", "chose"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "mine"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none"}, True),
+        ({"OTEL_SDK_DISABLED": "true"}, True),
+    ],
+)
+def test_the_embedded_trace_store_is_used_unless_the_user_chose_where_spans_go(
+    mine: dict[str, str], chose: bool
+) -> None:
+    assert user_chose_trace_export({**SHELL, **mine}) is chose
+
+
+def test_the_users_log_format_reaches_the_api_and_the_worker() -> None:
+    shell = {**SHELL, "TRAINYARD_LOG_FORMAT": "json"}
+
+    assert api_env(shell, PLATFORM)["TRAINYARD_LOG_FORMAT"] == "json"
+    assert worker_env(shell, PLATFORM)["TRAINYARD_LOG_FORMAT"] == "json"
+    # Unset: each process's own default (console), nothing forced on it.
+    assert "TRAINYARD_LOG_FORMAT" not in worker_env(SHELL, PLATFORM)

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
@@ -156,3 +157,31 @@ def test_a_shared_frame_is_the_bytes_the_connections_own_protocol_would_write() 
     protocol.send_text(message.data)
 
     assert b"".join(protocol.data_to_send()) == message.frame
+
+
+async def test_relay_spans_join_the_jobs_trace_not_a_trace_each(
+    spans: InMemorySpanExporter,
+) -> None:
+    # A relay made outside any request would start a one-span trace per event (or none at all:
+    # configure_tracing starts traces only at requests); the job's stored context is its parent.
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    bus = InProcessBus()
+    fanout = StreamFanout(bus, max_backlog=8)
+    connection = Connection()
+    async with fanout.join("job_1", connection.send_now, after_seq=0) as member:
+        member.live = True
+        fanout.continue_trace("job_1", traceparent)
+        await bus.publish("job_1", event(1, state="RUNNING"))
+        for _ in range(100):
+            if connection.frames:
+                break
+            await asyncio.sleep(0.01)
+    await fanout.close()
+
+    relays = [span for span in spans.get_finished_spans() if span.name == "stream relay"]
+    assert len(relays) == 1
+    assert relays[0].parent is not None
+    assert (relays[0].context.trace_id, relays[0].parent.span_id) == (
+        0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        0x00F067AA0BA902B7,
+    )

@@ -236,6 +236,37 @@ async def test_the_sync_writes_to_mlflow_only_when_new_epoch_metrics_came_and_ea
     assert await asyncio.to_thread(job.steps) == [1, 2, 3]
 
 
+async def test_the_sync_logs_a_rounds_newest_system_metrics_once_and_idle_rounds_nothing(
+    api: httpx.AsyncClient,
+    backend: BackendClient,
+    job_body: dict[str, Any],
+    tmp_path: Path,
+    mlflow_url: str,
+) -> None:
+    tracker = CountingTracker(mlflow_url)
+    job = await tracked_job(api, backend, job_body, _sync_settings(tmp_path, mlflow_url), tracker)
+
+    async def keepalive(cpu: float) -> None:
+        body = {**heartbeat(1), "system": {"cpu_percent": cpu, "ram_bytes": 2**30}}
+        response = await callback(api, job.job_id, "heartbeat", job.token, body)
+        assert response.status_code == 202, response.text
+
+    def cpu_points() -> list[float]:
+        history = job.mlflow.get_metric_history(job.run_id, "system/cpu_percent")
+        return [m.value for m in sorted(history, key=lambda m: m.step)]
+
+    for cpu in (100.0, 200.0, 300.0):  # all before the first round
+        await keepalive(cpu)
+    async with job.syncing():
+        await _until(lambda: asyncio.to_thread(lambda: cpu_points() == [300.0]))
+        quiet_from = tracker.requests
+        await asyncio.sleep(0.5)  # ~10 rounds with nothing new
+        assert tracker.requests == quiet_from, "rounds without new heartbeats went to MLflow"
+        await keepalive(400.0)
+        await _until(lambda: asyncio.to_thread(lambda: cpu_points() == [300.0, 400.0]))
+        assert tracker.requests == quiet_from + 1
+
+
 async def test_artifacts_that_lead_outside_the_attempts_output_are_never_uploaded(
     api: httpx.AsyncClient,
     backend: BackendClient,

@@ -22,6 +22,7 @@ from trainyard.core.uvicorn_internals import check_uvicorn_internals
 from trainyard.main import create_app
 from trainyard.stream.gc_policy import tune_for_serving
 from trainyard.stream.ws_protocol import SendNowWebSocketProtocol
+from trainyard_workflows.telemetry.logs import configure_logging
 
 # uvicorn's own logger, so these lines look like (and go where) its start-up lines do.
 logger = logging.getLogger("uvicorn.error")
@@ -31,6 +32,10 @@ def main() -> None:
     check_uvicorn_internals()  # QuietServer and SendNowWebSocketProtocol rely on them
     check_aiosqlite_internals()  # the SQLite heartbeat ingest relies on them
     settings = BackendSettings()
+    # Every line through one formatter (uvicorn's too: log_config=None below keeps its own
+    # handlers out); the stream-ticket redaction is a filter on uvicorn's loggers, so it
+    # holds in both formats.
+    configure_logging("trainyard-api", settings.log_level, settings.log_format)
     app = create_app(settings)
     tune_for_serving()  # the start-up heap is built: keep it out of later collections
     config = uvicorn.Config(
@@ -38,6 +43,7 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level,
+        log_config=None,
         ws=SendNowWebSocketProtocol,  # the stream's fan-out writes to caught-up clients directly
         # The supervisor sends SIGTERM; give open streams a moment, then go.
         timeout_graceful_shutdown=5,

@@ -19,6 +19,7 @@ from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.workflow_starter import WorkflowStarter
 from trainyard.runtime import runtime_of
 from trainyard_workflows.storage import ObjectStore, StorageSettings
+from trainyard_workflows.telemetry.logs import bind_caller
 
 
 async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
@@ -58,6 +59,7 @@ async def current_principal(connection: HTTPConnection) -> Principal:
     if principal is None:
         principal = await runtime_of(connection).authenticator.principal(connection)
         connection.scope[_PRINCIPAL_KEY] = principal
+        bind_caller(principal.user_id)  # the request's log lines name who asked
     assert isinstance(principal, Principal)
     return principal
 
@@ -97,6 +99,7 @@ class Permit:
         access = Access(principal, self.action, project_id)
         if not access.allows(project_id):
             raise ProjectNotFound(project or project_id)
+        bind_caller(principal.user_id, project_id)
         return access
 
 

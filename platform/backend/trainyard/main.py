@@ -25,7 +25,7 @@ from trainyard.chat.router import router as chat_router
 from trainyard.core.body_limits import BodyLimits
 from trainyard.core.db import Database, create_engine
 from trainyard.core.errors import error_responses, install_error_handlers
-from trainyard.core.listeners import install_port_split
+from trainyard.core.listeners import install_port_split, pod_scrape
 from trainyard.core.rate_limits import open_rate_limiter
 from trainyard.core.security_headers import SecurityHeaders
 from trainyard.core.settings import BackendSettings
@@ -38,6 +38,10 @@ from trainyard.frameworks.router import router as frameworks_router
 from trainyard.internal.router import router as internal_router
 from trainyard.jobs.router import router as jobs_router
 from trainyard.migrations import upgrade_to_head
+from trainyard.observability.callback_metrics import CallbackMetrics
+from trainyard.observability.job_lifecycle import JobLifecycleMetrics
+from trainyard.observability.router import router as metrics_router
+from trainyard.observability.tracing import instrument_api, instrument_engine
 from trainyard.projects.router import router as projects_router
 from trainyard.runtime import Runtime, runtime_of
 from trainyard.stream.factory import open_bus
@@ -65,12 +69,13 @@ def _lifespan(settings: BackendSettings) -> Callable[[FastAPI], AbstractAsyncCon
         engine = create_engine(
             settings.database_url, settings.database_pool_size, settings.database_max_overflow
         )
+        instrument_engine(engine)
         try:
             await upgrade_to_head(engine)
             bus = await stack.enter_async_context(open_bus(settings))
             fanout = StreamFanout(bus, max_backlog=settings.stream_queue_size)
             stack.push_async_callback(fanout.close)
-            db = Database(engine, bus)
+            db = Database(engine, bus, observe=JobLifecycleMetrics(engine))
             limiter = await stack.enter_async_context(
                 open_rate_limiter(
                     settings.rate_limits,
@@ -118,6 +123,7 @@ def create_app(
         summary="Submit, follow and cancel training jobs.",
         lifespan=_lifespan(settings),
     )
+    instrument_api(app, settings)  # a server span around every middleware and route
     install_error_handlers(app)
     # Inside the origin and host checks (refused callers are refused first), outside the app.
     app.add_middleware(
@@ -131,10 +137,13 @@ def create_app(
         SameOriginGuard,
         trusted_hosts=settings.trusted_hosts,
         trusted_origins=settings.trusted_origins,
+        unguarded=pod_scrape(settings),
     )
     app.add_middleware(
         SecurityHeaders, https=(settings.public_url or "").lower().startswith("https://")
     )
+    # Outside the checks above, so a callback they refuse is counted too.
+    app.add_middleware(CallbackMetrics)
     # Outermost (added last): a route of the other port is not found, whoever asks.
     install_port_split(app, settings)
     # Made once: a boto3 client is thread-safe and opens connections only when used.
@@ -152,6 +161,7 @@ def create_app(
     app.include_router(web_sign_in_router)
     app.include_router(auth_config_router)
     app.include_router(internal_router)
+    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -15,6 +15,7 @@ The pytest hooks are in `plugin.py`; this module holds the state and the search.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Collection, Iterable
@@ -135,9 +136,19 @@ def log_files(root: Path, excluded: Collection[Path]) -> Iterable[Path]:
             yield path
 
 
+def written_forms(value: str) -> set[bytes]:
+    """`value` as a log may hold it: as it is, and inside a JSON string (JSON log lines),
+    where `"`, `\\`, control and (ASCII-only JSON) non-ASCII characters are escaped."""
+    return {
+        value.encode(),
+        json.dumps(value)[1:-1].encode(),
+        json.dumps(value, ensure_ascii=False)[1:-1].encode(),
+    }
+
+
 def leaks_in(where: str, data: bytes, values: dict[str, str]) -> list[Leak]:
     return [
         Leak(where, what, value[:SHOWN_CHARACTERS])
         for value, what in values.items()
-        if value.encode() in data
+        if any(form in data for form in written_forms(value))
     ]

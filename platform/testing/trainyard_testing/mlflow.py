@@ -14,23 +14,19 @@ import httpx
 import pytest
 
 from trainyard.cli.embedded import free_local_port
-from trainyard.cli.embedded_services import (
-    find_mlflow_cli,
-    mlflow_server_command,
-    mlflow_server_env,
-)
+from trainyard.cli.embedded_services import mlflow_server_command, mlflow_server_env
 
 START_S = 180  # a fresh SQLite store runs all of MLflow's migrations first
 
 
 @contextlib.contextmanager
 def mlflow_server(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The server (its own process group: the HTTP server is a child of MLflow's CLI) and its
-    URL once it answers /health; its whole group is killed afterwards, whatever happened."""
+    """The server (in its own process group, as the embedded tier starts it) and its URL once
+    it answers /health; its whole group is killed afterwards, whatever happened."""
     port = free_local_port()
     with (root / "server.log").open("wb") as log:
         server = subprocess.Popen(
-            mlflow_server_command(find_mlflow_cli(), root, port),
+            mlflow_server_command(root, port),
             env=mlflow_server_env(dict(os.environ)),
             stdout=log,
             stderr=subprocess.STDOUT,

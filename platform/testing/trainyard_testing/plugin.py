@@ -11,11 +11,13 @@ from typing import Any
 import kmock
 import pytest
 from moto.server import ThreadedMotoServer
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
 from trainyard_testing import credential_leaks
 from trainyard_testing.kubernetes import KubernetesApi, declare_kinds
 from trainyard_testing.oidc import OidcProvider, OidcProviderError
+from trainyard_testing.spans import install_tracing, recording
 from trainyard_testing.temporal import start_dev_server
 
 
@@ -79,6 +81,20 @@ _WORKER_OUTPUT = "trainyard_credential_leaks"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_REGISTRY] = credential_leaks.begin_session()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tracing() -> None:
+    """Tracing on from the start, as in every API and worker process (configure_tracing): the
+    spans are real whatever test runs first."""
+    install_tracing()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span the test's process ends during the test (the API and worker in-process)."""
+    with recording() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -99,7 +99,13 @@ def _check_heartbeats(calls: list[Call], epochs: int) -> list[dict[str, Any]]:
     epochs_seen = [hb["epoch"] for hb in heartbeats]
     assert epochs_seen == sorted(epochs_seen), "epoch must never go backwards"
     assert all(hb["epochs"] == epochs for hb in heartbeats)
-    assert all(set(hb) == {"epoch", "epochs", "metrics", "elapsed_s", "eta_s"} for hb in heartbeats)
+    body = {"epoch", "epochs", "metrics", "elapsed_s", "eta_s", "system"}
+    assert all(set(hb) == body for hb in heartbeats)
+    # trainer_kit/system_metrics.py, fed by the Trainer callback's step hooks; CPU: no GPUs.
+    assert all(hb["system"]["ram_bytes"] > 0 and "gpus" not in hb["system"] for hb in heartbeats)
+    stepped = [hb["system"] for hb in heartbeats if "samples_per_s" in hb["system"]]
+    assert stepped, "no heartbeat carried the training steps"
+    assert all(s["samples_per_s"] > 0 and 0 <= s["data_wait_ratio"] <= 1 for s in stepped)
     with_metrics = [hb for hb in heartbeats if hb["metrics"]]
     assert [hb["epoch"] for hb in with_metrics] == list(range(1, epochs + 1))
     for hb in with_metrics:

@@ -15,6 +15,12 @@ stop (SIGTERM, a refused callback, a failed upload) and set ``control.should_tra
 ``on_epoch_end`` then cancels the evaluation and checkpoint the Trainer would make of the
 partial epoch. In a single process, evaluation batches (``on_prediction_step``) are stop points
 too.
+
+Throughput (the heartbeats' samples/s and data wait, trainer_kit/system_metrics.py): the Trainer
+fetches an optimizer step's batches before ``on_step_begin`` and ends the step with
+``on_step_end``, so the time between the previous step's end (or ``on_epoch_begin``) and
+``on_step_begin`` is the wait for data. In a distributed run the ranks' reporter sends nothing:
+there the heartbeats carry CPU, memory and GPUs only.
 """
 
 from __future__ import annotations
@@ -86,8 +92,15 @@ class TrainyardCallback(TrainerCallback):  # type: ignore[misc]
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._epoch_started_at = self._clock()
         self._pending = {}
+        self._reporter.throughput.waiting()  # for the epoch's first batches
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._reporter.throughput.data_ready()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # This process's samples of the optimizer step (an epoch's last step may hold fewer).
+        samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
+        self._reporter.throughput.step_done(samples)
         if self._dist.any(self._stop.stop_requested):
             self.stopped_early = True
             control.should_training_stop = True

@@ -28,6 +28,7 @@ from trainer_kit.outcome import describe, report_failure, report_success
 from trainer_kit.output_dir import run_dir
 from trainer_kit.publishing import RunPublisher
 from trainer_kit.storage import LazyStorage
+from trainer_kit.system_metrics import SystemSampler
 
 from trainer.artifacts import collect_artifacts
 from trainer.checkpoints import CheckpointUploads
@@ -84,7 +85,11 @@ def launch(
     if settings.output_uri is not None:
         publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
     reporter = ProgressReporter(
-        client, stop, epochs=settings.epochs, keepalive_s=settings.keepalive_s
+        client,
+        stop,
+        epochs=settings.epochs,
+        keepalive_s=settings.keepalive_s,
+        system=SystemSampler(gpus=settings.gpus),  # its own GPUs only, none on a CPU run
     )
     announcer = EpochAnnouncer(reporter, CheckpointUploads(publisher) if publisher else None)
     folder = run_dir(settings.output_dir)

@@ -30,6 +30,7 @@ TRAINYARD_BATCH             no        batch size per device, integer ≥ 1 (defa
 TRAINYARD_GPUS              no        GPUs to use (default 0 = CPU; n > 1: DDP over n processes)
 TRAINYARD_HYPERPARAMETERS   no        JSON object, see trainer/settings.py (default ``{}``)
 TRAINYARD_KEEPALIVE_S       no        seconds between keep-alive heartbeats (default 15, > 0)
+TRAINYARD_LOG_FORMAT        no        ``console`` (default) or ``json`` (a JSON object a line)
 TRAINYARD_OUTPUT_URI        no        ``s3://bucket/prefix``: checkpoints (atomically) and the
                                       run's files are published there; artifacts become URIs
 TRAINYARD_RESUME_FROM       no        a checkpoint folder (path, ``file://`` or ``s3://``) of an
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     del argv  # configured only through the environment
     if os.environ.get(WORKER_ENV) == "1":  # one rank of a distributed run (trainer/distributed.py)
         return run_entrypoint(lambda: load_settings(worker_settings_env()), _rank)
-    return run_entrypoint(load_settings, _attempt)
+    return run_entrypoint(load_settings, _attempt, framework="huggingface")
 
 
 def _rank(settings: TrainerSettings, stop: StopFlag) -> int:

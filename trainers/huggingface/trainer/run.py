@@ -22,6 +22,7 @@ from trainer_kit.outcome import EXIT_FAILED, EXIT_OK, describe, report_failure, 
 from trainer_kit.output_dir import run_dir, trainer_dir
 from trainer_kit.publishing import RunPublisher
 from trainer_kit.storage import LazyStorage
+from trainer_kit.system_metrics import SystemSampler
 
 from trainer.arguments import training_arguments
 from trainer.artifacts import collect_artifacts
@@ -219,7 +220,11 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
     if settings.output_uri is not None:
         publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
     reporter = ProgressReporter(
-        client, stop, epochs=settings.epochs, keepalive_s=settings.keepalive_s
+        client,
+        stop,
+        epochs=settings.epochs,
+        keepalive_s=settings.keepalive_s,
+        system=SystemSampler(gpus=settings.gpus),  # its own GPUs only, none on a CPU run
     )
     folder = run_dir(settings.output_dir)
     keeper: CheckpointKeeper | None = None

@@ -61,3 +61,21 @@ def test_a_process_started_inside_withheld_from_environ_gets_no_secret(
     assert child["PATH"] == os.environ["PATH"], "the rest of the environment is kept"
     assert not secrets_in(child), "a spawned process was given a secret"
     assert secrets_in(dict(os.environ)) == SECRETS, "the secrets are back afterwards"
+
+
+def test_workers_keep_the_trace_context_but_not_the_trace_exporter() -> None:
+    """A worker's log lines name the trace; only the reporting process exports spans, and an
+    exporter's headers (an API key, often) are a secret."""
+    trace_context = {"TRACEPARENT": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    exporter = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer key",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-api-key=key",
+    }
+
+    assert worker_env({**trace_context, **exporter, **PLAIN}) == {**trace_context, **PLAIN}
+    assert set(secrets_in(exporter)) == {
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    }

@@ -18,6 +18,9 @@ answers are never retried:
 The client is safe to use from the training thread and the keep-alive thread at once; calls are
 serialised so heartbeats reach the backend in the order they were made. The token never appears
 in logs or exception messages.
+
+When the attempt is traced, every request carries a W3C ``traceparent`` header (and
+``tracestate``): its own client span's, or the inherited context as is (trainer_kit/tracing.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+
+from trainer_kit import tracing
 
 log = logging.getLogger("trainyard.trainer.callbacks")
 
@@ -79,15 +84,18 @@ class _Attempt:
     """One POST, tried again by `CallbackClient._deliver`; remembers whether a failed try may
     have been delivered."""
 
-    def __init__(self, http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    def __init__(
+        self, http: httpx.Client, path: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> None:
         self._http = http
         self._path = path
         self._body = body
+        self._headers = headers or None  # the trace context (trainer_kit/tracing.py)
         self.maybe_delivered = False
 
     def __call__(self) -> httpx.Response:
         try:
-            response = self._http.post(self._path, json=self._body)
+            response = self._http.post(self._path, json=self._body, headers=self._headers)
         except (httpx.ConnectError, httpx.ConnectTimeout):
             raise  # never reached the backend
         except httpx.TransportError:
@@ -126,6 +134,15 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     return cleaned
 
 
+def _span_attributes(kind: str, body: Mapping[str, Any]) -> dict[str, str] | None:
+    """What a callback's span says besides its kind: the event's type, the done's status."""
+    if kind == "event":
+        return {"trainyard.event.type": str(body.get("type"))}
+    if kind == "done":
+        return {"trainyard.done.status": str(body.get("status"))}
+    return None
+
+
 class CallbackClient:
     """Posts callbacks for one job attempt."""
 
@@ -141,7 +158,11 @@ class CallbackClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        trace: tracing.AttemptTrace | None = None,
     ) -> None:
+        """``trace``: the trace the requests' ``traceparent`` comes from (default: the one this
+        process's attempt started, `tracing.active`)."""
+        self._trace = trace if trace is not None else tracing.active()
         self._job_path = quote(job_id, safe="")
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -187,17 +208,18 @@ class CallbackClient:
         metrics: Mapping[str, Any] | None,
         elapsed_s: float,
         eta_s: float | None,
+        system: Mapping[str, Any] | None = None,
     ) -> None:
-        self._post(
-            "heartbeat",
-            {
-                "epoch": epoch,
-                "epochs": epochs,
-                "metrics": clean_metrics(metrics),
-                "elapsed_s": round(max(elapsed_s, 0.0), 3),
-                "eta_s": None if eta_s is None else round(max(eta_s, 0.0), 3),
-            },
-        )
+        body: dict[str, Any] = {
+            "epoch": epoch,
+            "epochs": epochs,
+            "metrics": clean_metrics(metrics),
+            "elapsed_s": round(max(elapsed_s, 0.0), 3),
+            "eta_s": None if eta_s is None else round(max(eta_s, 0.0), 3),
+        }
+        if system is not None:  # trainer_kit/system_metrics.py
+            body["system"] = dict(system)
+        self._post("heartbeat", body)
 
     def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         self._post("event", {"type": type_, "message": message, "data": dict(data or {})})
@@ -226,8 +248,15 @@ class CallbackClient:
         with self._lock:
             if self._refused is not None:
                 raise self._refused
-            attempt = _Attempt(self._http, f"/v1/jobs/{self._job_path}/{kind}", body)
-            response = self._deliver(kind, attempt)
+            # A keep-alive heartbeat (no metrics) gets no span of its own (tracing.callback).
+            own_span = kind != "heartbeat" or bool(body.get("metrics"))
+            with self._trace.callback(
+                kind, _span_attributes(kind, body), own_span=own_span
+            ) as span:
+                path = f"/v1/jobs/{self._job_path}/{kind}"
+                attempt = _Attempt(self._http, path, body, span.headers)
+                response = self._deliver(kind, attempt)
+                span.answered(response.status_code)
             status = response.status_code
             if status == 409 and kind == "done" and attempt.maybe_delivered:
                 # An earlier try may have reached the backend (timeout after sending, 5xx after

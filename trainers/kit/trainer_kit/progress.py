@@ -16,6 +16,11 @@ whenever none went out for ``keepalive_s`` seconds and nothing is waiting to be 
 `HeartbeatReporter.close` stops it and delivers what is queued (call it before ``done``). A
 reporter without a client (a rank that does not report) sends nothing.
 
+Every heartbeat carries the trainer's ``system`` metrics (trainer_kit/system_metrics.py),
+sampled when it is sent, on the outbox's thread: the training loop never waits on psutil or
+NVML, and a keep-alive replaced by a newer one before it went out loses no window. The loop
+feeds `HeartbeatReporter.throughput` for samples/s and the data wait.
+
 How epochs are recorded and what else the keep-alive thread does (follow worker processes,
 publish their checkpoints) is each trainer's own (its trainer/progress.py).
 """
@@ -34,6 +39,7 @@ from trainer_kit.callbacks import CallbackClient, CallbackRefused, clean_metrics
 from trainer_kit.control import StopFlag
 from trainer_kit.fingerprint import FingerprintError, announced
 from trainer_kit.outbox import Outbox
+from trainer_kit.system_metrics import SystemSampler, ThroughputMeter
 
 log = logging.getLogger("trainyard.trainer.progress")
 
@@ -51,8 +57,16 @@ class HeartbeatReporter:
         epochs: int,
         keepalive_s: float,
         clock: Callable[[], float] = time.monotonic,
+        system: SystemSampler | None = None,
     ) -> None:
+        """``system``: the sampler of the heartbeats' system metrics (default: this process
+        tree and every GPU CUDA shows it; a trainer passes its ``TRAINYARD_GPUS``)."""
         self._client = client
+        if system is None and client is not None:
+            system = SystemSampler()
+        self._system = system
+        # What the training loop feeds (a reporter that sends nothing still takes it).
+        self.throughput: ThroughputMeter = system.meter if system else ThroughputMeter()
         self._stop = stop
         self._keepalive_s = keepalive_s
         self._clock = clock
@@ -108,7 +122,7 @@ class HeartbeatReporter:
         with self._state_lock:
             self._last_beat_at = now
             send = partial(
-                self._client.heartbeat,
+                self._send_heartbeat,
                 epoch=self._epoch,
                 epochs=self._epochs,
                 metrics=dict(self._metrics) if with_metrics else {},
@@ -117,6 +131,20 @@ class HeartbeatReporter:
             )
         # An epoch's heartbeat carries its metrics (its point in the charts): never dropped.
         self._outbox.submit("heartbeat", send, "always" if with_metrics else "latest")
+
+    def _send_heartbeat(self, **beat: Any) -> None:
+        """The outbox's delivery of a heartbeat, with the system metrics of this moment."""
+        assert self._client is not None  # nothing is queued without a client
+        self._client.heartbeat(**beat, system=self._system_metrics())
+
+    def _system_metrics(self) -> dict[str, Any] | None:
+        if self._system is None:
+            return None
+        try:
+            return self._system.sample()
+        except Exception:  # never lose a heartbeat over its system metrics
+            log.exception("system metrics not sampled")
+            return None
 
     def event(self, type_: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         """Queue an event; raises `CallbackRefused` once one is known."""

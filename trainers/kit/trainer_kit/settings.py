@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from trainer_kit.callbacks import CallbackClient
 from trainer_kit.fingerprint import Fingerprint
+from trainer_kit.log_format import LogFormat
 from trainer_kit.resume import ResumeSource
 from trainer_kit.storage import S3Location
 
@@ -46,6 +47,7 @@ CONTRACT_ORDER = (
     "gpus",
     "hyperparameters",
     "keepalive_s",
+    "log_format",
     "output_uri",
     "resume_from",
     "resume_size",
@@ -66,6 +68,7 @@ COMMON_EXPECTED: Mapping[str, str] = {
     "batch": "an integer ≥ 1",
     "gpus": "an integer ≥ 0",
     "keepalive_s": "a number > 0",
+    "log_format": "console or json",
     "output_uri": "an s3://bucket[/prefix] URI",
     "resume_from": "an absolute path, file:///abs/path or s3://bucket/key URI of a checkpoint",
     "resume_size": "an integer ≥ 0, set with TRAINYARD_RESUME_FROM",
@@ -114,6 +117,8 @@ class ContractSettings(BaseSettings):
     epochs: int = Field(ge=1)
     gpus: int = Field(default=0, ge=0)
     keepalive_s: float = Field(default=15.0, gt=0)
+    # How the trainer's log lines look on stderr (log_format.py): the worker passes its own.
+    log_format: LogFormat = "console"
     # Object storage the run is published to (checkpoints, weights, result files); unset:
     # artifacts stay in output_dir and are reported as local paths.
     output_uri: str | None = None

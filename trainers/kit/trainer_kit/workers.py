@@ -7,7 +7,9 @@ A secret in a worker's environment leaks into everything that worker starts or d
 loader processes, crash reports, a framework's integrations), so it is withheld at the start.
 
 * `worker_env` is the environment to start workers with: this one less every `is_secret`
-  variable (plus the variables the caller adds).
+  variable and the trace exporter's settings (plus the variables the caller adds): workers keep
+  ``TRACEPARENT`` (their log lines name the trace) but export no span of their own, the
+  attempt's ``trainer.attempt`` span is the reporting process's (trainer_kit/tracing.py).
 * `withheld_from_environ` takes the secrets out of this process's own environment for a while,
   for a framework that starts its workers itself with the inherited environment (Ultralytics);
   the callback client and the storage client built before keep theirs in memory.
@@ -18,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
+
+from trainer_kit.tracing import EXPORTER_VARIABLE_PREFIX
 
 # Credentials by name: the contract's token, the standard AWS keys, the hubs' tokens.
 SECRET_VARIABLES = frozenset(
@@ -42,11 +46,15 @@ _SECRET_SUFFIXES = (
     "_API_KEY",
     "_CREDENTIALS",
 )
+# The OTLP exporters' headers (OTEL_EXPORTER_OTLP_[TRACES_]HEADERS) often carry an API key.
+_SECRET_HEADERS = (EXPORTER_VARIABLE_PREFIX, "_HEADERS")
 
 
 def is_secret(name: str) -> bool:
     """Whether the variable ``name`` holds a credential no training worker may be given."""
     upper = name.upper()
+    if upper.startswith(_SECRET_HEADERS[0]) and upper.endswith(_SECRET_HEADERS[1]):
+        return True
     return upper in SECRET_VARIABLES or upper.endswith(_SECRET_SUFFIXES)
 
 
@@ -56,9 +64,15 @@ def secrets_in(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def worker_env(environ: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
-    """``environ`` (default: this process's) without its secrets, plus ``extra``."""
+    """``environ`` (default: this process's) without its secrets and the trace exporter's
+    settings, plus ``extra``."""
     env = os.environ if environ is None else environ
-    return {**{k: v for k, v in env.items() if not is_secret(k)}, **extra}
+    kept = {
+        k: v
+        for k, v in env.items()
+        if not is_secret(k) and not k.upper().startswith(EXPORTER_VARIABLE_PREFIX)
+    }
+    return {**kept, **extra}
 
 
 @contextlib.contextmanager

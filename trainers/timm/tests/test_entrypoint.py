@@ -97,7 +97,8 @@ def test_two_epoch_training_reports_progress_and_succeeds(
     epochs_seen = [hb["epoch"] for hb in heartbeats]
     assert epochs_seen == sorted(epochs_seen), "epoch must never go backwards"
     assert all(hb["epochs"] == 2 for hb in heartbeats)
-    assert all(set(hb) == {"epoch", "epochs", "metrics", "elapsed_s", "eta_s"} for hb in heartbeats)
+    body = {"epoch", "epochs", "metrics", "elapsed_s", "eta_s", "system"}
+    assert all(set(hb) == body for hb in heartbeats)
     with_metrics = [hb for hb in heartbeats if hb["metrics"]]
     assert [hb["epoch"] for hb in with_metrics] == [1, 2]  # one per epoch
     for hb in with_metrics:

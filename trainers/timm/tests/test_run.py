@@ -176,6 +176,23 @@ def test_training_options_and_weights_as_the_model(
     assert _done(callback_server)["status"] == "succeeded"
 
 
+def test_every_heartbeat_carries_the_runs_system_metrics(
+    callback_server: CallbackServer, dataset: Path, tmp_path: Path
+) -> None:
+    env = _env(callback_server, dataset, tmp_path, TRAINYARD_EPOCHS="1")
+
+    assert run_in_process(env) == 0
+    systems = [c.body["system"] for c in callback_server.of("heartbeat")]
+    assert systems
+    assert all(s["cpu_percent"] >= 0 and s["ram_bytes"] > 0 for s in systems)
+    assert not any("gpus" in s for s in systems)  # TRAINYARD_GPUS=0: a CPU run reports none
+    stepped = [s for s in systems if "samples_per_s" in s]
+    assert stepped, "no heartbeat carried the training steps"
+    assert all(s["samples_per_s"] > 0 for s in stepped)
+    # workers=0: each batch is decoded in the training loop's own process, so it waited.
+    assert all(0 < s["data_wait_ratio"] < 1 for s in stepped)
+
+
 def test_pretrained_path_with_other_classes_reinitialises_the_head(
     callback_server: CallbackServer, tmp_path: Path
 ) -> None:

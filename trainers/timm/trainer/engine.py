@@ -20,7 +20,10 @@ trainer/parts.py:
   ``results.csv`` atomically and hands an `EpochReport` to the sink (which announces the
   checkpoint and sends the heartbeat, or, in DDP, tells the launching process);
 * before every batch the ranks agree whether any of them must stop (SIGTERM, a refused
-  callback, a failed upload), so all stop at the same batch boundary.
+  callback, a failed upload), so all stop at the same batch boundary;
+* a `ThroughputMeter` (the heartbeats' samples/s and data wait, trainer_kit/system_metrics.py)
+  times each training step and the wait for its batch; a single process only (a DDP rank's
+  meter would be in another process than the reporter's; its CPU and GPUs are still reported).
 
 Metrics (per epoch, ``results.csv`` columns after ``epoch``): ``train/loss`` (mean training
 loss, with label smoothing/mixup as trained), ``val/loss`` (plain cross-entropy), ``val/top1``
@@ -38,6 +41,7 @@ from typing import Any
 
 from trainer_kit.atomic_save import replace_atomically
 from trainer_kit.control import StopFlag
+from trainer_kit.system_metrics import ThroughputMeter
 
 from trainer.job import EpochReport, EpochSink, TrainJob
 from trainer.parts import Parts, build_parts, seed_everything
@@ -57,7 +61,7 @@ def _batches(loader: Any, device: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def _train_epoch(
-    parts: Parts, job: TrainJob, stop: StopFlag, dist: Distributed
+    parts: Parts, job: TrainJob, stop: StopFlag, dist: Distributed, meter: ThroughputMeter
 ) -> tuple[float, float, float]:
     """(mean loss, images, seconds) over all ranks."""
     import torch
@@ -67,7 +71,7 @@ def _train_epoch(
     loss_sum = torch.zeros((), dtype=torch.float64, device=dist.device)
     seen = 0
     started = time.monotonic()
-    for batch, targets in _batches(parts.train_loader, dist.device):
+    for batch, targets in _batches(meter.batches(parts.train_loader), dist.device):
         check_stop(stop, dist)
         images = batch
         if parts.mixup is not None and len(batch) >= 2:
@@ -87,6 +91,7 @@ def _train_epoch(
         parts.scaler.update()
         loss_sum += loss.detach().double() * len(images)
         seen += len(images)
+        meter.step_done(len(images))
     check_stop(stop, dist)
     seconds = time.monotonic() - started
     total_loss, total_seen, total_seconds = dist.all_sum(
@@ -164,9 +169,17 @@ def _better(top1: float, loss: float, best: dict[str, Any] | None) -> bool:
     return (top1, -loss) > (float(best["val/top1"]), -float(best["val/loss"]))
 
 
-def train(job: TrainJob, sink: EpochSink, stop: StopFlag, dist: Distributed) -> dict[str, float]:
+def train(
+    job: TrainJob,
+    sink: EpochSink,
+    stop: StopFlag,
+    dist: Distributed,
+    meter: ThroughputMeter | None = None,
+) -> dict[str, float]:
     """Run the remaining epochs of ``job``; returns the final epoch's metrics plus
-    ``best/epoch`` and ``best/val/top1``. Raises when stopped or on failure."""
+    ``best/epoch`` and ``best/val/top1``. Raises when stopped or on failure. ``meter``: where
+    the steps are timed (the reporter's, in a single process)."""
+    meter = meter if meter is not None else ThroughputMeter()
     checkpoint = load_checkpoint(job.resume, str(job.resume)) if job.resume else None
     parts, start_epoch, rows, best = build_parts(job, dist, checkpoint)
     del checkpoint
@@ -180,7 +193,7 @@ def train(job: TrainJob, sink: EpochSink, stop: StopFlag, dist: Distributed) -> 
         if parts.scheduler is not None:
             parts.scheduler.step(epoch)
         lr = float(parts.optimizer.param_groups[0]["lr"])
-        train_loss, images, seconds = _train_epoch(parts, job, stop, dist)
+        train_loss, images, seconds = _train_epoch(parts, job, stop, dist, meter)
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss is {train_loss} in epoch {epoch + 1}: lower the lr hyperparameter"

@@ -28,6 +28,7 @@ from trainer_kit.callbacks import CallbackClient, CallbackRefused
 from trainer_kit.control import StopFlag
 from trainer_kit.progress import HeartbeatReporter
 from trainer_kit.publishing import Publish, local_path
+from trainer_kit.system_metrics import SystemSampler
 
 from trainer.job import EpochReport
 
@@ -48,8 +49,11 @@ class ProgressReporter(HeartbeatReporter):
         epochs: int,
         keepalive_s: float,
         clock: Callable[[], float] = time.monotonic,
+        system: SystemSampler | None = None,
     ) -> None:
-        super().__init__(client, stop, epochs=epochs, keepalive_s=keepalive_s, clock=clock)
+        super().__init__(
+            client, stop, epochs=epochs, keepalive_s=keepalive_s, clock=clock, system=system
+        )
         self._poll: Callable[[], None] | None = None
 
     def record_epoch(self, completed: int, metrics: Mapping[str, float]) -> None:

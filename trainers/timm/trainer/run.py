@@ -41,6 +41,7 @@ from trainer_kit.output_dir import FrameworkEnvironment, run_dir
 from trainer_kit.publishing import RunPublisher, local_path
 from trainer_kit.sources import local_folder
 from trainer_kit.storage import LazyStorage
+from trainer_kit.system_metrics import SystemSampler
 
 from trainer.dataset import scan_dataset
 from trainer.job import TrainJob
@@ -152,7 +153,8 @@ def train(
     device = torch.device("cuda", 0) if job.cuda else torch.device("cpu")
     if job.cuda:
         torch.cuda.set_device(device)
-    return train_job(job, announcer, stop, Distributed(device))
+    # The reporter's meter: its heartbeats carry this loop's samples/s and data wait.
+    return train_job(job, announcer, stop, Distributed(device), meter=reporter.throughput)
 
 
 def run_attempt(
@@ -174,7 +176,11 @@ def run_attempt(
         ENVIRONMENT.prepare(settings.output_dir)  # the publisher's scratch space lives there
         publisher = RunPublisher(storage, settings.output_uri, settings.output_dir)
     reporter = ProgressReporter(
-        client, stop, epochs=settings.epochs, keepalive_s=settings.keepalive_s
+        client,
+        stop,
+        epochs=settings.epochs,
+        keepalive_s=settings.keepalive_s,
+        system=SystemSampler(gpus=settings.gpus),  # its own GPUs only, none on a CPU run
     )
     announcer = EpochAnnouncer(reporter, publisher.publish if publisher is not None else local_path)
     folder = run_dir(settings.output_dir)

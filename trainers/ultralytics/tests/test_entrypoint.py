@@ -71,7 +71,13 @@ def test_two_epoch_training_reports_progress_and_succeeds(
     epochs_seen = [hb["epoch"] for hb in heartbeats]
     assert epochs_seen == sorted(epochs_seen), "epoch must never go backwards"
     assert all(hb["epochs"] == 2 for hb in heartbeats)
-    assert all(set(hb) == {"epoch", "epochs", "metrics", "elapsed_s", "eta_s"} for hb in heartbeats)
+    body = {"epoch", "epochs", "metrics", "elapsed_s", "eta_s", "system"}
+    assert all(set(hb) == body for hb in heartbeats)
+    # trainer_kit/system_metrics.py, fed by the batch hooks: a CPU run has no GPUs.
+    assert all(hb["system"]["ram_bytes"] > 0 and "gpus" not in hb["system"] for hb in heartbeats)
+    stepped = [hb["system"] for hb in heartbeats if "samples_per_s" in hb["system"]]
+    assert stepped, "no heartbeat carried the training steps"
+    assert all(s["samples_per_s"] > 0 and 0 <= s["data_wait_ratio"] <= 1 for s in stepped)
     with_metrics = [hb for hb in heartbeats if hb["metrics"]]
     assert [hb["epoch"] for hb in with_metrics] == [1, 2]  # one per epoch
     for hb in with_metrics:

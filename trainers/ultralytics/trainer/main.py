@@ -30,6 +30,7 @@ TRAINYARD_HYPERPARAMETERS   no        JSON object of further Ultralytics train a
                                       data, task, epochs, imgsz, batch, device, project, name,
                                       save_dir, exist_ok, mode, resume, plots) are refused
 TRAINYARD_KEEPALIVE_S       no        seconds between keep-alive heartbeats (default 15, > 0)
+TRAINYARD_LOG_FORMAT        no        ``console`` (default) or ``json`` (a JSON object a line)
 TRAINYARD_OUTPUT_URI        no        ``s3://bucket/prefix``: checkpoints (atomically) and the
                                       run's files are published there; artifacts become URIs
 ==========================  ========  =========================================================
@@ -70,7 +71,7 @@ from trainer.settings import TrainerSettings, load_settings
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one attempt from the environment; returns the exit code."""
     del argv  # configured only through the environment
-    return run_entrypoint(load_settings, _attempt)
+    return run_entrypoint(load_settings, _attempt, framework="ultralytics")
 
 
 def _attempt(settings: TrainerSettings, stop: StopFlag) -> int:

@@ -34,6 +34,7 @@ from trainer_kit.callbacks import CallbackClient, CallbackRefused, clean_metrics
 from trainer_kit.control import StopFlag
 from trainer_kit.progress import HeartbeatReporter
 from trainer_kit.publishing import Publish, local_path
+from trainer_kit.system_metrics import SystemSampler
 
 log = logging.getLogger("trainyard.trainer.progress")
 
@@ -115,8 +116,11 @@ class ProgressReporter(HeartbeatReporter):
         keepalive_s: float,
         clock: Callable[[], float] = time.monotonic,
         publish: Publish = local_path,
+        system: SystemSampler | None = None,
     ) -> None:
-        super().__init__(client, stop, epochs=epochs, keepalive_s=keepalive_s, clock=clock)
+        super().__init__(
+            client, stop, epochs=epochs, keepalive_s=keepalive_s, clock=clock, system=system
+        )
         self._publish = publish
         self._final_metrics: dict[str, float] | None = None
         self._train_started_at: float | None = None
@@ -222,6 +226,7 @@ class ProgressReporter(HeartbeatReporter):
             "on_pretrain_routine_end": self.on_pretrain_routine_end,
             "on_train_start": self.on_train_start,
             "on_train_epoch_start": self.on_train_epoch_start,
+            "on_train_batch_start": self.on_train_batch_start,
             "on_train_batch_end": self.on_train_batch_end,
             "on_val_batch_end": self.on_val_batch_end,
             "on_model_save": self.on_model_save,
@@ -235,8 +240,20 @@ class ProgressReporter(HeartbeatReporter):
 
     on_pretrain_routine_start = check_stop
     on_pretrain_routine_end = check_stop
-    on_train_batch_end = check_stop
     on_val_batch_end = check_stop
+
+    # The heartbeats' samples/s and data wait (trainer_kit/system_metrics.py): Ultralytics
+    # calls on_train_batch_start once the loader handed the batch over, on_train_batch_end
+    # after the step. In a single process only: a DDP worker's hooks are detached.
+    def on_train_batch_start(self, _: Any) -> None:
+        if self._active:
+            self.throughput.data_ready()
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        if self._active:
+            # The configured batch: the epoch's last, smaller batch is counted as a full one.
+            self.throughput.step_done(int(getattr(trainer, "batch_size", 0) or 0))
+        self.check_stop()
 
     def on_train_start(self, trainer: Any) -> None:
         if not self._active:
@@ -252,6 +269,7 @@ class ProgressReporter(HeartbeatReporter):
         if not self._active:
             return
         self._in_epoch = True
+        self.throughput.waiting()  # for the epoch's first batch (validation is not waiting)
         self._stop.check()
 
     def on_model_save(self, trainer: Any) -> None:

@@ -70,6 +70,7 @@ from trainer_kit.outcome import collect_artifacts, report_failure, report_succes
 from trainer_kit.output_dir import FrameworkEnvironment, run_dir
 from trainer_kit.publishing import RunPublisher, local_path
 from trainer_kit.storage import LazyStorage
+from trainer_kit.system_metrics import SystemSampler
 from trainer_kit.workers import withheld_from_environ
 
 from trainer.atomic_save import make_saves_atomic
@@ -258,6 +259,7 @@ def run_attempt(settings: TrainerSettings, client: CallbackClient, stop: StopFla
         epochs=settings.epochs,
         keepalive_s=settings.keepalive_s,
         publish=publisher.publish if publisher is not None else local_path,
+        system=SystemSampler(gpus=settings.gpus),  # its own GPUs only, none on a CPU run
     )
     ddp = settings.gpus > 1
     folder = run_dir(settings.output_dir)

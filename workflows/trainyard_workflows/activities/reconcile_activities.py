@@ -17,6 +17,7 @@ from trainyard_workflows.backend_client import BackendClient, BackendError
 from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.job_states import TERMINAL_STATES
 from trainyard_workflows.launchers.base import LaunchedObject, Launcher
+from trainyard_workflows.telemetry.metrics import RECONCILER_REMOVALS
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class ReconcileActivities:
             if reason is None or not await self._launcher.delete_launched(item):
                 continue
             logger.warning("reclaimed %s %s/%s: %s", item.kind, item.namespace, item.name, reason)
+            RECONCILER_REMOVALS.inc()
             removed.append(item)
             reasons.append(reason)
             if jobs[item.job_id] is not None:

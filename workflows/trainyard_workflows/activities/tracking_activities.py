@@ -39,6 +39,7 @@ from trainyard_workflows.tracking.metrics import (
     heartbeat_metrics,
     run_params,
     run_tags,
+    system_metrics,
 )
 from trainyard_workflows.tracking.mlflow_tracker import MlflowTracker, SyncCursor, model_name_for
 
@@ -89,7 +90,7 @@ class TrackingActivities:
 
     @activity.defn
     async def sync_tracking(self, request: SyncTrackingInput) -> None:
-        """Copy new epoch metrics to the run every `tracking_sync_s` until cancelled.
+        """Copy new epoch and system metrics to the run every `tracking_sync_s` until cancelled.
 
         Failures are retried on the next round; only the first is posted as a warning.
         """
@@ -185,11 +186,12 @@ class TrackingActivities:
         """Log the epoch metrics that came after event `seen`; the newest seq seen and the
         run's cursor as it now is (None: not read yet).
 
-        Most rounds find only keep-alives (or nothing) and then cost one request to the backend
-        and none to MLflow; a round with new metrics costs one write (the platform must not slow
-        the training it tracks). The metrics carry their events' timestamps, so should a second
-        writer (a retried activity, `finish_tracking`) log the same epochs, MLflow keeps each
-        once.
+        A round with nothing new costs one request to the backend and none to MLflow; a round
+        with new epoch metrics or heartbeats carrying system metrics costs one write (the
+        newest heartbeat's system metrics only: one point per metric and round, however many
+        keep-alives came; the platform must not slow the training it tracks). The metrics
+        carry their events' timestamps, so should a second writer (a retried activity,
+        `finish_tracking`) log the same epochs, MLflow keeps each once.
         """
         tracker = self._tracker
         if tracker is None:
@@ -199,7 +201,11 @@ class TrackingActivities:
             return seen, cursor
         newest = int(events[-1]["seq"])
         if cursor is None or len(events) == _EVENTS_PAGE:
-            if len(events) < _EVENTS_PAGE and not heartbeat_metrics(events):
+            if (
+                len(events) < _EVENTS_PAGE
+                and not heartbeat_metrics(events)
+                and not system_metrics(events)
+            ):
                 return newest, cursor
             cursor = await self._sync(job_id, run_id, cursor)
             return max(cursor.seq, newest), cursor
@@ -225,13 +231,15 @@ class TrackingActivities:
     async def _log(
         self, tracker: MlflowTracker, run_id: str, events: list[dict[str, Any]], cursor: SyncCursor
     ) -> SyncCursor:
-        """Log the epoch metrics of `events` (those after `cursor`) with the cursor they move
-        it to, in one write; the new cursor. Nothing is written when they hold no new epoch."""
-        metrics = heartbeat_metrics(events, after_epoch=cursor.epoch)
+        """Log the epoch metrics of `events` (those after `cursor`) and their newest system
+        metrics with the cursor they move it to, in one write; the new cursor. Nothing is
+        written when they hold neither."""
+        epochs = heartbeat_metrics(events, after_epoch=cursor.epoch)
         moved = SyncCursor(
             seq=max(cursor.seq, int(events[-1]["seq"])),
-            epoch=max([cursor.epoch, *(metric.step for metric in metrics)]),
+            epoch=max([cursor.epoch, *(metric.step for metric in epochs)]),
         )
+        metrics = epochs + system_metrics(events)
         if metrics:
             await self._in_thread(tracker.log_metrics, run_id, metrics, moved)
         return moved

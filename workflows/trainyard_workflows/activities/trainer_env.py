@@ -16,6 +16,7 @@ from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.contracts import TrainingInput
 from trainyard_workflows.internal_api import Checkpoint
 from trainyard_workflows.storage import StorageSettings, parse_storage_uri
+from trainyard_workflows.telemetry.logs import LogFormat
 
 
 def _seconds(value: float) -> str:
@@ -32,6 +33,7 @@ def trainer_env(
     keepalive_s: float,
     storage: StorageSettings | None = None,
     resume_from: Checkpoint | None = None,
+    log_format: LogFormat = "console",
 ) -> dict[str, str]:
     """Every variable of the contract, and nothing else."""
     env = {
@@ -49,6 +51,7 @@ def trainer_env(
         "TRAINYARD_GPUS": str(training.gpus),
         "TRAINYARD_HYPERPARAMETERS": json.dumps(training.hyperparameters),
         "TRAINYARD_KEEPALIVE_S": _seconds(keepalive_s),
+        "TRAINYARD_LOG_FORMAT": log_format,  # the worker's own
     }
     if resume_from is not None:
         # A checkpoint an earlier attempt of this job saved: continue after its epoch, if it

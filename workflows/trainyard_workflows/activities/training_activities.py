@@ -34,6 +34,7 @@ from trainyard_workflows.activities.schemas import (
 from trainyard_workflows.activities.trainer_env import attempt_output, trainer_env
 from trainyard_workflows.backend_client import BackendClient, BackendError, JobTerminalError
 from trainyard_workflows.internal_api import Liveness
+from trainyard_workflows.job_states import JobState
 from trainyard_workflows.launchers.base import (
     UNSTARTABLE_REASONS,
     AttemptHandle,
@@ -43,6 +44,16 @@ from trainyard_workflows.launchers.base import (
 )
 from trainyard_workflows.settings import WorkerSettings
 from trainyard_workflows.storage import StorageSettings
+from trainyard_workflows.telemetry.log_lines import readable_lines
+from trainyard_workflows.telemetry.metrics import (
+    ATTEMPTS_ENDED,
+    DATASET_VALIDATION_SECONDS,
+    FINAL,
+    INTERRUPTED,
+    RETRIED,
+    TRAINER_LAUNCH_SECONDS,
+)
+from trainyard_workflows.telemetry.reasons import failure_reason, finish_reason
 from trainyard_workflows.validation import ValidationReport, validate_dataset
 
 logger = logging.getLogger(__name__)
@@ -69,13 +80,15 @@ class TrainingActivities:
         """Transition the job; a refused move (409) reports the job's current state instead, and
         so does a request for no state (the backend decided it)."""
         if request.state is None:
-            return ReportStateResult(
-                applied=False, state=(await self._backend.liveness(request.job_id)).state
-            )
+            liveness = await self._backend.liveness(request.job_id)
+            _count_final_attempt(request, liveness.state, liveness.attempt)
+            return ReportStateResult(applied=False, state=liveness.state)
         result = await self._backend.transition(request.job_id, request.state, request.reason)
         if result.applied:
-            state = (result.job or {}).get("state", request.state)
-            return ReportStateResult(applied=True, state=str(state))
+            job = result.job or {}
+            state = str(job.get("state", request.state))
+            _count_final_attempt(request, state, int(job.get("attempt", 0)))
+            return ReportStateResult(applied=True, state=state)
         liveness = await self._backend.liveness(request.job_id)
         logger.info(
             "job %s: move to %s refused (%s), job is %s",
@@ -84,6 +97,7 @@ class TrainingActivities:
             result.detail,
             liveness.state,
         )
+        _count_final_attempt(request, liveness.state, liveness.attempt)
         return ReportStateResult(applied=False, state=liveness.state)
 
     @activity.defn
@@ -92,9 +106,19 @@ class TrainingActivities:
         # Storage settings are read per call (cheap) so the worker's one settings class stays
         # as it is; the dataset may be a local folder or a prefix in the configured bucket.
         storage = StorageSettings(data_dir=self._settings.data_dir)
-        report = await asyncio.to_thread(
-            validate_dataset, request.dataset_uri, request.task, storage
-        )
+        started = time.monotonic()
+        try:
+            report = await asyncio.to_thread(
+                validate_dataset, request.dataset_uri, request.task, storage
+            )
+        except Exception:
+            DATASET_VALIDATION_SECONDS.labels("unknown", "error").observe(
+                time.monotonic() - started
+            )
+            raise
+        DATASET_VALIDATION_SECONDS.labels(
+            report.format or "unknown", "ok" if report.ok else "invalid"
+        ).observe(time.monotonic() - started)
         try:
             await self._backend.post_event(
                 request.job_id, "validation_report", report.summary(), asdict(report)
@@ -142,7 +166,9 @@ class TrainingActivities:
             # With S3 storage: TRAINYARD_OUTPUT_URI and the AWS_* credentials (secrets).
             storage=storage,
             resume_from=checkpoint,
+            log_format=self._settings.log_format,
         )
+        launch_started = time.monotonic()
         handle = await self._launcher.launch(
             LaunchRequest(
                 job_id=training.job_id,
@@ -154,6 +180,9 @@ class TrainingActivities:
                 # From the grant, not the workflow input: jobs submitted before projects too.
                 project_slug=token.project_slug,
             )
+        )
+        TRAINER_LAUNCH_SECONDS.labels(self._settings.launcher).observe(
+            time.monotonic() - launch_started
         )
         # Best effort: failing the activity here would leave a running trainer the workflow
         # holds no handle to.
@@ -170,6 +199,10 @@ class TrainingActivities:
                 "resume_from": checkpoint.path if checkpoint else None,
             },
         )
+        if request.retry_reason is not None:
+            # Last, so a retried launch activity does not count the previous attempt twice.
+            outcome = INTERRUPTED if request.interrupted else RETRIED
+            ATTEMPTS_ENDED.labels(outcome, failure_reason(request.retry_reason)).inc()
         return handle
 
     @activity.defn
@@ -207,7 +240,7 @@ class TrainingActivities:
                 liveness = await self._liveness_quietly(handle.job_id)
                 if liveness is not None and not liveness.done:
                     await self._ship_log(handle, logs)
-                tail = await self._launcher.log_tail(handle, LOG_TAIL_LINES)
+                tail = readable_lines(await self._launcher.log_tail(handle, LOG_TAIL_LINES))
                 return WatchResult(
                     outcome=EXITED,
                     exit_code=status.exit_code,
@@ -249,7 +282,7 @@ class TrainingActivities:
                     stopped = await self._heartbeating(
                         self._launcher.stop(handle, self._settings.stop_grace_s)
                     )
-                    tail = await self._launcher.log_tail(handle, LOG_TAIL_LINES)
+                    tail = readable_lines(await self._launcher.log_tail(handle, LOG_TAIL_LINES))
                     return WatchResult(
                         outcome=LOST,
                         exit_code=stopped.exit_code,
@@ -268,7 +301,7 @@ class TrainingActivities:
         tail = await self._quietly(self._launcher.log_tail(handle, LOG_SHIP_LINES), handle, [])
         fresh = logs.fresh(tail)
         if fresh:
-            lines = [line[:1000] for line in fresh]
+            lines = [line[:1000] for line in readable_lines(fresh)]
             await self._post_event_quietly(
                 handle.job_id, "log", "", {"attempt": handle.attempt, "lines": lines}
             )
@@ -393,3 +426,13 @@ class TrainingActivities:
         self, job_id: str, type_: str, message: str, data: dict[str, object]
     ) -> None:
         await post_event_quietly(self._backend, job_id, type_, message, data)
+
+
+def _count_final_attempt(request: ReportStateInput, state: str, attempt: int) -> None:
+    """The job ended after a trainer ran: its last attempt ended for good. (The workflow
+    reports a job's end once; `report_state` counts last, so a retried report counts once.)"""
+    if attempt < 1 or not JobState(state).terminal:
+        return
+    # No state asked for: the backend decided it from the trainer's `done`.
+    source = "trainer" if request.state is None else "worker"
+    ATTEMPTS_ENDED.labels(FINAL, finish_reason(state, request.reason, source)).inc()

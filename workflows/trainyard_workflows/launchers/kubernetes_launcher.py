@@ -68,6 +68,7 @@ from trainyard_workflows.launchers.kubernetes_status import (
     pod_pending_reasons,
     trainer_exit_code,
 )
+from trainyard_workflows.launchers.launch_span import launch_span
 from trainyard_workflows.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,10 @@ class KubernetesLauncher:
         unexpected = set(request.env) - TRAINER_ENV_VARS - TRAINER_STORAGE_ENV_VARS
         if unexpected:
             raise ValueError(f"not trainer-contract variables: {sorted(unexpected)}")
+        with launch_span(request, "kubernetes") as traced:
+            return await self._launch(traced)
+
+    async def _launch(self, request: LaunchRequest) -> AttemptHandle:
         # Built first: an unknown framework fails before anything is created.
         job = job_manifest(request, self._settings)
         # The manifest decided where (the project's namespace): the Secret goes beside it.

@@ -33,7 +33,14 @@ CONTRACT_ERROR_EXIT_CODE = 2
 # Variables that go into the Secret; the Job body (readable by anyone who may list Jobs, and
 # shown by `kubectl describe`) references them by key only.
 SECRET_ENV_VARS = frozenset(
-    {"TRAINYARD_CALLBACK_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    {
+        "TRAINYARD_CALLBACK_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        # The trace collector's headers may carry its credentials.
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    }
 )
 OUTPUT_VOLUME = "output"
 # The root filesystem is read-only (a trainer runs user code): these are the only places it

@@ -39,6 +39,7 @@ from trainyard_workflows.launchers.base import (
     PendingReason,
     TrainerNotInstalledError,
 )
+from trainyard_workflows.launchers.launch_span import launch_span
 from trainyard_workflows.launchers.trainer_user import (
     TrainerUser,
     prepare_attempt_dir,
@@ -204,6 +205,10 @@ class SubprocessLauncher:
         unexpected = set(request.env) - TRAINER_ENV_VARS - TRAINER_STORAGE_ENV_VARS
         if unexpected:
             raise ValueError(f"not trainer-contract variables: {sorted(unexpected)}")
+        with launch_span(request, "subprocess") as traced:
+            return await self._launch(traced)
+
+    async def _launch(self, request: LaunchRequest) -> AttemptHandle:
         output_dir = Path(request.output_dir)
         async with self._launch_lock:
             record = self._read_pid_file(output_dir)

@@ -10,6 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from mlflow.entities import Metric, Param
+from pydantic import ValidationError
+
+from trainyard_workflows.system_metrics import SystemMetrics
 
 # MLflow accepts only these characters in metric and param keys; Ultralytics names its
 # metrics like `metrics/mAP50(B)`, which MLflow would refuse (the whole batch with it).
@@ -73,6 +76,42 @@ def heartbeat_metrics(events: Iterable[Mapping[str, Any]], after_epoch: int = 0)
             if reported is None or reported[0] == attempt:
                 latest[(key, epoch)] = (attempt, Metric(key, float(value), timestamp, epoch))
     return sorted((metric for _, metric in latest.values()), key=lambda m: (m.step, m.key))
+
+
+def system_metrics(events: Iterable[Mapping[str, Any]]) -> list[Metric]:
+    """The newest heartbeat's system metrics among `events` as `system/<name>` points
+    (`system/gpu<i>_utilization_ratio`, `system/gpu<i>_memory_used_bytes` per GPU): one point
+    per metric for the events of a sync round, however many heartbeats came, so a long run's
+    keep-alives cost MLflow one write per round.
+
+    The step is the heartbeat event's seq (increasing over the whole job, attempts included;
+    epochs would stack many points on one step) and the timestamp the event's, so logging the
+    same events twice logs identical points.
+    """
+    for event in reversed(list(events)):
+        raw = (event.get("data") or {}).get("system")
+        if event.get("type") != "heartbeat" or raw is None:
+            continue
+        try:
+            system = SystemMetrics.model_validate(raw)
+        except ValidationError:
+            continue  # the backend validated it; an unreadable one is skipped, not fatal
+        values: dict[str, float | None] = {
+            "cpu_percent": system.cpu_percent,
+            "ram_bytes": system.ram_bytes,
+            "samples_per_s": system.samples_per_s,
+            "data_wait_ratio": system.data_wait_ratio,
+        }
+        for gpu in system.gpus:
+            values[f"gpu{gpu.index}_utilization_ratio"] = gpu.utilization_ratio
+            values[f"gpu{gpu.index}_memory_used_bytes"] = gpu.memory_used_bytes
+        timestamp, step = _epoch_ms(event.get("created_at")), int(event.get("seq") or 0)
+        return [
+            Metric(f"system/{name}", float(value), timestamp, step)
+            for name, value in sorted(values.items())
+            if value is not None
+        ]
+    return []
 
 
 def final_metrics(metrics: Mapping[str, Any], step: int, timestamp_ms: int) -> list[Metric]:

@@ -19,13 +19,14 @@ from trainyard.main import create_app
 
 from ..conftest import make_settings
 
-# Routes anyone may call: liveness and readiness (no dependency text), the web app's files
+# Routes anyone may call: liveness, readiness and metrics (no dependency text), the web app's files
 # and pages (they hold no data: the data comes from the API), the OpenAPI document and its
 # docs (they describe the API, not its data), the sign-in flow and what the CLI needs to start
 # it (auth config).
 PUBLIC = {
     "/healthz",
     "/readyz",
+    "/metrics",  # on the internal port only when the ports are split (core/listeners.py)
     "/{page:path}",
     "/",
     "/openapi.json",

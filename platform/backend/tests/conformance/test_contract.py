@@ -242,6 +242,9 @@ async def test_a_run_reports_every_epoch_its_checkpoints_and_a_done_with_results
     assert {beat["epochs"] for beat in heartbeats} == {2}
     assert metric_epochs(timeline) == [1, 2]
     assert all(case.epoch_metric in beat["metrics"] for beat in heartbeats if beat["metrics"])
+    # Every heartbeat carries the trainer's system metrics, stored as sent (a CPU run: no GPUs).
+    assert all(beat["system"]["ram_bytes"] > 0 for beat in heartbeats)
+    assert any("samples_per_s" in beat["system"] for beat in heartbeats)
     checkpoints = [e["data"] for e in timeline if e["type"] == "checkpoint_saved"]
     assert [c["epoch"] for c in checkpoints] == [1, 2]
     assert all(exists(c["path"]) for c in checkpoints)

@@ -97,12 +97,18 @@ def test_backend_runs_at_least_two_replicas_behind_health_probes(rendered: Rende
     assert config["TRAINYARD_INTERNAL_PORT"] == str(values["internalPort"])
 
 
-def test_worker_has_no_probe_and_its_replica_count(rendered: RenderedChart) -> None:
+def test_worker_serves_only_its_metrics_has_no_probe_and_its_replica_count(
+    rendered: RenderedChart,
+) -> None:
     worker = rendered.deployment("worker")
     assert worker["spec"]["replicas"] == rendered.values["worker"]["replicas"]
     container = rendered.container("worker")
     assert container["command"] == ["trainyard-worker"]
-    assert "ports" not in container
+    metrics = rendered.values["metrics"]["worker"]
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": metrics["port"], "protocol": "TCP"},
+        {"name": "temporal-metrics", "containerPort": metrics["temporalPort"], "protocol": "TCP"},
+    ]
     assert not {"startupProbe", "livenessProbe", "readinessProbe"} & container.keys()
 
 

@@ -273,7 +273,7 @@ def test_network_policies_and_disruption_budget_select_the_right_pods(
     assert not selects(policy["podSelector"]["matchLabels"], worker_labels)
     assert policy["policyTypes"] == ["Ingress"]
     controller = rendered.values["backend"]["networkPolicy"]["ingressController"]
-    public, internal = policy["ingress"]
+    public, internal, scrape = policy["ingress"]
     # The public port: the ingress controller's namespace (and pods) only.
     [peer] = public["from"]
     assert peer["namespaceSelector"] == {"matchLabels": controller["namespaceLabels"]}
@@ -297,13 +297,20 @@ def test_network_policies_and_disruption_budget_select_the_right_pods(
     }
     assert all(peer["podSelector"] == {"matchLabels": trainer_pod} for peer in trainer_peers)
     assert internal["ports"] == [{"port": "internal", "protocol": "TCP"}]
+    # Prometheus, for /metrics on the internal port (test_helm_chart_metrics.py).
+    assert scrape["ports"] == [{"port": "internal", "protocol": "TCP"}]
 
     worker_policy = rendered.find("NetworkPolicy", f"{FULLNAME}-worker")
     if rendered.values["worker"]["networkPolicy"]["enabled"]:
         assert worker_policy is not None
         assert selects(worker_policy["spec"]["podSelector"]["matchLabels"], worker_labels)
         assert worker_policy["spec"]["policyTypes"] == ["Ingress"]
-        assert worker_policy["spec"]["ingress"] == []
+        # Prometheus only, on the metrics ports only (test_helm_chart_metrics.py).
+        [scrape] = worker_policy["spec"]["ingress"]
+        assert scrape["ports"] == [
+            {"port": "metrics", "protocol": "TCP"},
+            {"port": "temporal-metrics", "protocol": "TCP"},
+        ]
     else:
         assert worker_policy is None
 

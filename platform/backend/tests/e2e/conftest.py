@@ -60,7 +60,13 @@ def platform(
 ) -> Iterator[EmbeddedPlatform]:
     # Datasets are made in the session's temp folder, outside the home folder and data_dir.
     roots = {"TRAINYARD_DATASET_ROOTS": json.dumps([str(tmp_path_factory.getbasetemp())])}
-    embedded = EmbeddedPlatform(_config(tmp_path_factory.mktemp("platform"), roots))
+    # The worker's Prometheus endpoints (its own metrics, the Temporal SDK's), which a real
+    # Prometheus scrapes in test_metrics_e2e.py.
+    metrics = {
+        "TRAINYARD_METRICS_PORT": str(free_local_port()),
+        "TRAINYARD_TEMPORAL_METRICS_PORT": str(free_local_port()),
+    }
+    embedded = EmbeddedPlatform(_config(tmp_path_factory.mktemp("platform"), roots | metrics))
     try:
         embedded.start()
         yield embedded

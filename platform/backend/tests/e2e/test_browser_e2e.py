@@ -134,6 +134,14 @@ def test_a_request_in_words_trains_live_to_succeeded_and_a_reload_loses_nothing(
     expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", "6")
     expect(page.get_by_test_id("loss-chart").locator("canvas")).to_have_count(1)
     expect(page.get_by_test_id("metric-chart")).to_have_attribute("data-points", "6")
+    # The heartbeats' system metrics, charted over time (a CPU run: no GPU series, no hint).
+    system_heartbeats = [e for e in events if e["type"] == "heartbeat" and "system" in e["data"]]
+    expect(page.get_by_test_id("cpu-chart")).to_have_attribute(
+        "data-points", str(len(system_heartbeats))
+    )
+    expect(page.get_by_test_id("cpu-chart").locator("canvas")).to_have_count(1)
+    expect(page.get_by_test_id("throughput-chart").locator("canvas")).to_have_count(1)
+    expect(page.get_by_test_id("gpu-hint")).to_have_count(0)
     link = page.get_by_test_id("artifact-link").first
     expect(link).to_be_visible()
     weights = api.get(link.get_attribute("href") or "")

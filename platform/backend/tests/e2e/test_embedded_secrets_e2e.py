@@ -1,6 +1,6 @@
 """Which process of the embedded tier holds which secret (docs/operations.md): read from the
 running processes' own environments (`/proc/<pid>/environ`), every process of each component's
-group (the MLflow CLI and its gunicorn, the Temporal server)."""
+group (the MLflow server, the Temporal server)."""
 
 from __future__ import annotations
 

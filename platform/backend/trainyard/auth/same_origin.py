@@ -24,9 +24,14 @@ the foreign page's browser withholds the answer from it.
 
 A pure ASGI middleware (no BaseHTTPMiddleware): one pass over the headers per request, so
 the trainers' heartbeats keep their speed, and it sees WebSocket scopes as well.
+
+`unguarded` names requests no browser can make and that carry their own rule: Prometheus
+scraping a pod's internal port by its address (core.listeners.pod_scrape).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -98,9 +103,14 @@ class SameOriginGuard:
     """Refuses requests from other origins and rebound host names (see the module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, trusted_hosts: frozenset[str], trusted_origins: frozenset[str]
+        self,
+        app: ASGIApp,
+        trusted_hosts: frozenset[str],
+        trusted_origins: frozenset[str],
+        unguarded: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
+        self._unguarded = unguarded
         self._hosts = frozenset(host.lower() for host in trusted_hosts)
         self._origins = frozenset(
             origin
@@ -109,7 +119,9 @@ class SameOriginGuard:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or (
+            self._unguarded is not None and self._unguarded(scope)
+        ):
             await self.app(scope, receive, send)
             return
         refusal = self._refusal(scope)

@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span
+
 from trainyard.callbacks.ingest_sql import ConnectionLease, JobUpdate, LockedJob
 from trainyard.callbacks.schemas import Heartbeat
-from trainyard.callbacks.service import check_reporter, merged_progress
+from trainyard.callbacks.service import check_reporter, heartbeat_data, merged_progress
 from trainyard.callbacks.tokens import TokenClaims
 from trainyard.core.db import Database, utcnow
 from trainyard.core.errors import TrainyardError
@@ -38,6 +44,7 @@ from trainyard.jobs.schemas import EventRead
 from trainyard_workflows.job_states import JobState
 
 logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class _Pending:
     claims: TokenClaims
     beat: Heartbeat
     answer: asyncio.Future[dict[str, Any]]
+    # The request's trace context: the batch's span joins a sampled one (`_batch_span`).
+    context: Context = field(default_factory=otel_context.get_current)
 
 
 @dataclass
@@ -107,7 +116,8 @@ class HeartbeatIngest:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                await self._store_or_answer(batch, lease)
+                with _batch_span(batch):
+                    await self._store_or_answer(batch, lease)
         finally:
             await lease.release()
 
@@ -239,7 +249,21 @@ def _decide(batch: _Batch, pending: _Pending) -> int | Exception:
         row,
         "heartbeat",
         f"epoch {beat.epoch}/{beat.epochs}",
-        beat.model_dump(mode="json"),
+        heartbeat_data(beat),
+    )
+
+
+def _batch_span(batch: list[_Pending]) -> AbstractContextManager[Span]:
+    """The span of one batch: a child of its first sampled heartbeat (heartbeats are sampled,
+    observability.tracing), linked to the other sampled ones; unsampled when none is."""
+    spans = [trace.get_current_span(pending.context).get_span_context() for pending in batch]
+    sampled = [index for index, span in enumerate(spans) if span.trace_flags.sampled]
+    parent = batch[sampled[0]].context if sampled else batch[0].context
+    return _tracer.start_as_current_span(
+        "ingest heartbeats",
+        context=parent,
+        links=[Link(spans[index]) for index in sampled[1:]],
+        attributes={"trainyard.heartbeats": len(batch)},
     )
 
 

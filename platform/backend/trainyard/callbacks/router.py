@@ -31,6 +31,7 @@ from trainyard.core.media_types import json_subtype
 from trainyard.deps import SessionDep, Temporal
 from trainyard.jobs.schemas import EventRead
 from trainyard.runtime import runtime_of
+from trainyard_workflows.telemetry.logs import bind_job
 
 router = APIRouter(
     prefix="/v1/jobs",
@@ -62,6 +63,7 @@ def _claims(connection: HTTPConnection, job_id: str, token: str | None) -> Token
         raise Unauthorized(f"callback token refused: {exc}") from exc
     if claims.job_id != job_id:
         raise Forbidden(f"the callback token belongs to another job, not {job_id}")
+    bind_job(claims.job_id, claims.attempt)  # from the verified claims: this request's lines
     return claims
 
 

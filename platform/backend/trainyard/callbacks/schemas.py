@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from trainyard_workflows.event_types import EventType
 from trainyard_workflows.json_values import JsonObject, Number
+from trainyard_workflows.system_metrics import SystemMetrics
 
 # Bounds on what a trainer may send (it runs user code: its callbacks are untrusted input).
 MAX_METRICS = 256
@@ -44,6 +45,7 @@ class Heartbeat(BaseModel):
     metrics: Metrics = Field(default_factory=dict)
     elapsed_s: Number = Field(default=None, ge=0)
     eta_s: Number = Field(default=None, ge=0)
+    system: SystemMetrics | None = None
 
 
 class TrainerEvent(BaseModel):

@@ -55,8 +55,25 @@ async def authorized_job(session: AsyncSession, claims: TokenClaims) -> Job:
     return job
 
 
+def _system(beat: Heartbeat) -> dict[str, Any] | None:
+    return None if beat.system is None else beat.system.model_dump(mode="json", exclude_none=True)
+
+
+def heartbeat_data(beat: Heartbeat) -> dict[str, Any]:
+    """The heartbeat event's data: the body as sent, its ``system`` without absent fields (and
+    no ``system`` key from a trainer that sends none)."""
+    data = beat.model_dump(mode="json", exclude={"system"})
+    system = _system(beat)
+    if system is not None:
+        data["system"] = system
+    return data
+
+
 def merged_progress(previous: dict[str, Any] | None, beat: Heartbeat) -> dict[str, Any]:
-    """Progress never moves backwards: a late or duplicated heartbeat cannot undo a newer one."""
+    """Progress never moves backwards: a late or duplicated heartbeat cannot undo a newer one.
+
+    ``system`` is the newest heartbeat's system metrics (what /metrics and the job page show
+    as the run's current state); absent when that heartbeat carried none."""
     fresh: dict[str, Any] = {
         "epoch": beat.epoch,
         "epochs": beat.epochs,
@@ -64,6 +81,9 @@ def merged_progress(previous: dict[str, Any] | None, beat: Heartbeat) -> dict[st
         "elapsed_s": beat.elapsed_s,
         "eta_s": beat.eta_s,
     }
+    system = _system(beat)
+    if system is not None:
+        fresh["system"] = system
     if previous is None:
         return fresh
     known_epoch = int(previous.get("epoch", 0))
@@ -75,8 +95,12 @@ def merged_progress(previous: dict[str, Any] | None, beat: Heartbeat) -> dict[st
             fresh["metrics"] = previous.get("metrics", {})
         old_elapsed = previous.get("elapsed_s")
         if old_elapsed is not None and (beat.elapsed_s is None or beat.elapsed_s < old_elapsed):
+            # An older heartbeat of the same epoch: its time and system metrics are stale.
             fresh["elapsed_s"] = old_elapsed
             fresh["eta_s"] = previous.get("eta_s")
+            fresh.pop("system", None)
+            if "system" in previous:
+                fresh["system"] = previous["system"]
     return fresh
 
 

@@ -183,4 +183,4 @@ async def start(
     )
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobRead.model_validate(submission.job)
+    return JobRead.model_validate(submission.job, context=settings)

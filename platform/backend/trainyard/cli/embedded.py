@@ -27,7 +27,6 @@ from trainyard.cli.data_dir_lock import DataDirBusy, DataDirLock
 from trainyard.cli.embedded_env import api_env, worker_env
 from trainyard.cli.embedded_services import (
     EmbeddedStartError,
-    find_mlflow_cli,
     find_temporal_cli,
     mlflow_server_command,
     mlflow_server_env,
@@ -37,6 +36,12 @@ from trainyard.cli.embedded_services import (
 from trainyard.cli.service_priority import ServicePriority, yielding
 from trainyard.cli.stop_signals import sigterm_interrupts, stop_signals_held
 from trainyard.cli.supervisor import ChildSpec, RestartPolicy, Supervisor
+from trainyard.cli.trace_store import (
+    TraceStoreError,
+    ensure_traces_experiment,
+    trace_export_env,
+    user_chose_trace_export,
+)
 from trainyard.core.supervision import STATE_FILE
 
 
@@ -201,10 +206,10 @@ class EmbeddedPlatform:
                 )
         (config.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         own = platform_env(config)
-        # First, so its slow start (~10 s, mostly imports) overlaps with the others'.
+        # First, so its slow start (~10 s, mostly imports) overlaps with Temporal's.
         self._spawn(
             "mlflow",
-            mlflow_server_command(find_mlflow_cli(), config.data_dir, config.mlflow_port),
+            mlflow_server_command(config.data_dir, config.mlflow_port),
             mlflow_server_env(os.environ),
             yields_to_training=True,
         )
@@ -217,10 +222,13 @@ class EmbeddedPlatform:
             yields_to_training=True,
         )
         self._wait_for_port("temporal", config.temporal_port)
+        # Before the API and the worker: they are told the trace experiment's id at start.
+        self._wait_for_mlflow()
+        traces = self._trace_store()
         self._spawn(
             "api",
             [sys.executable, "-m", "trainyard.api"],
-            api_env(os.environ, own),
+            api_env(os.environ, own, traces),
             yields_to_training=True,
         )
         # Not the worker: the trainers it starts would inherit its policy, and a process
@@ -228,10 +236,9 @@ class EmbeddedPlatform:
         self._spawn(
             "worker",
             [sys.executable, "-m", "trainyard_workflows.worker"],
-            worker_env(os.environ, own),
+            worker_env(os.environ, own, traces),
         )
         self._wait_for_ready()
-        self._wait_for_mlflow()
         # From here on a component that dies is restarted rather than failing the platform.
         self._supervisor.watch()
 
@@ -300,6 +307,17 @@ class EmbeddedPlatform:
                 last_error = str(exc)
             time.sleep(0.2)
         raise EmbeddedStartError(f"MLflow was not ready in time: {last_error}")
+
+    def _trace_store(self) -> dict[str, str]:
+        """Where the API and the worker send their spans: the local MLflow's trace experiment
+        (cli/trace_store.py), unless the user's own OTEL_* variables say otherwise."""
+        if user_chose_trace_export(os.environ):
+            return {}
+        try:
+            experiment_id = ensure_traces_experiment(self.config.mlflow_url)
+        except (TraceStoreError, httpx.HTTPError) as exc:
+            raise EmbeddedStartError(f"MLflow's trace experiment: {exc}") from exc
+        return trace_export_env(self.config.mlflow_url, experiment_id)
 
     def _wait_for_ready(self) -> None:
         deadline = time.monotonic() + self.config.start_timeout_s

@@ -13,6 +13,10 @@ process holds which secret"):
   callback tokens: internal/service.py `start_attempt`);
 * the MLflow and Temporal servers: nothing of the platform. The embedded MLflow stores its
   artifacts in a local folder, so it needs no storage credentials either.
+
+The API and the worker also get the user's `OTEL_*` variables (the worker hands the exporter's
+on to its trainers), and under them the embedded trace store's (cli/trace_store.py): where a
+user configured trace export, theirs wins.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ CLIENT_VARIABLES = frozenset(
 )
 # A storage client (boto3) and an MLflow client read these.
 STORAGE_AND_TRACKING_PREFIXES = ("AWS_", "MLFLOW_")
+# OpenTelemetry's standard configuration (where spans go, sampling, resource attributes).
+TELEMETRY_PREFIX = "OTEL_"
 
 WORKER_VARIABLES = frozenset(
     f"TRAINYARD_{name.upper()}"
@@ -74,25 +80,39 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
     return _picked(environ, BASE_VARIABLES, BASE_PREFIXES)
 
 
-def api_env(environ: Mapping[str, str], platform: Mapping[str, str]) -> dict[str, str]:
-    """The API's environment: the base, client set-up, every `TRAINYARD_*` variable (the
+def api_env(
+    environ: Mapping[str, str], platform: Mapping[str, str], traces: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The API's environment: the base, `traces` (the embedded trace store's variables,
+    cli/trace_store.py), client set-up, every `TRAINYARD_*` and `OTEL_*` variable (the
     platform's whole configuration), the storage and MLflow clients', then `platform`."""
     return {
         **base_env(environ),
+        **(traces or {}),
         **_picked(
-            environ, CLIENT_VARIABLES, ("TRAINYARD_", "OTEL_", *STORAGE_AND_TRACKING_PREFIXES)
+            environ,
+            CLIENT_VARIABLES,
+            ("TRAINYARD_", TELEMETRY_PREFIX, *STORAGE_AND_TRACKING_PREFIXES),
         ),
         **platform,
         "PYTHONUNBUFFERED": "1",
     }
 
 
-def worker_env(environ: Mapping[str, str], platform: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: the base, client set-up, the storage and MLflow clients', and
-    of `environ` and `platform` only the `TRAINYARD_*` variables its settings read."""
+def worker_env(
+    environ: Mapping[str, str], platform: Mapping[str, str], traces: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The worker's environment: the base, the `OTEL_*` ones of `traces`, client set-up, the
+    storage, MLflow and OpenTelemetry clients', and of `environ` and `platform` only the
+    `TRAINYARD_*` variables its settings read."""
     return {
         **base_env(environ),
-        **_picked(environ, CLIENT_VARIABLES | WORKER_VARIABLES, STORAGE_AND_TRACKING_PREFIXES),
+        **_picked(traces or {}, (), (TELEMETRY_PREFIX,)),
+        **_picked(
+            environ,
+            CLIENT_VARIABLES | WORKER_VARIABLES,
+            (TELEMETRY_PREFIX, *STORAGE_AND_TRACKING_PREFIXES),
+        ),
         **_picked(platform, WORKER_VARIABLES),
         "PYTHONUNBUFFERED": "1",
     }

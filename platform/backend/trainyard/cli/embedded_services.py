@@ -29,39 +29,21 @@ def find_temporal_cli() -> str:
     )
 
 
-def find_mlflow_cli() -> str:
-    """The `mlflow` executable of the PyPI package mlflow, installed next to this Python."""
-    beside_python = Path(sys.executable).parent / "mlflow"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("mlflow")
-    if found:
-        return found
-    raise EmbeddedStartError(
-        "the `mlflow` CLI is missing: it comes from the PyPI package mlflow; "
-        "run `make install` (or `uv sync`) to install it"
-    )
-
-
-def mlflow_server_command(mlflow: str, data_dir: Path, port: int) -> list[str]:
-    """A local MLflow server: runs in SQLite, artifacts in a folder, both under `data_dir`.
+def mlflow_server_command(data_dir: Path, port: int) -> list[str]:
+    """A local MLflow server (cli/mlflow_server.py): runs in SQLite, artifacts in a folder, both
+    under `data_dir`.
 
     Artifacts are proxied (`--artifacts-destination`): clients upload through the server's
-    HTTP API, so the worker needs no access to the folder. One worker process is plenty for one
-    machine and starts fastest.
-
-    Served by gunicorn (threaded), not MLflow's default uvicorn: idle, uvicorn's main loop wakes
-    ten times a second, 0.0017 cores taken from the training it runs beside; gunicorn's wakes
-    once a second, 0.0002 (decision 010). gunicorn serves MLflow's Flask app: tracking, the
-    model registry, proxied artifacts and the UI, all Trainyard uses; not the GenAI routes
-    (traces over OTLP, the gateway) that MLflow adds only under uvicorn. No keep-alive: an idle
-    kept-alive connection held gunicorn's threaded worker on SIGTERM for its whole graceful
-    timeout (30 s); a new local connection per request costs nothing that shows. No control
-    socket: gunicorn puts it at one path in the home folder, shared by every server there.
+    HTTP API, so the worker needs no access to the folder. MLflow's FastAPI app, so that it
+    also takes the platform's traces over OTLP/HTTP (`/v1/traces`), in one process under the
+    API's quiet uvicorn server: idle, it wakes once a second, as gunicorn did, where MLflow's
+    own uvicorn wakes ten times (decisions 010 and 015). It stops at once on SIGTERM, a client's
+    idle kept-alive connection or not.
     """
     return [
-        mlflow,
-        "server",
+        sys.executable,
+        "-m",
+        "trainyard.cli.mlflow_server",
         "--backend-store-uri",
         f"sqlite:///{data_dir / 'mlflow.db'}",
         "--artifacts-destination",
@@ -70,18 +52,15 @@ def mlflow_server_command(mlflow: str, data_dir: Path, port: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--workers",
-        "1",
-        "--gunicorn-opts",
-        "--threads 4 --keep-alive 0 --no-control-socket",
     ]
 
 
 def mlflow_server_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The MLflow server's environment: what any program needs (cli/embedded_env.py), no
     platform variable. Its artifact store is a local folder: no storage credentials either."""
-    # MLflow 3 also starts a job runner with seven huey consumer processes (for GenAI
-    # evaluation jobs Trainyard does not use): off, it saves ~0.5 GB and seconds of start-up.
+    # MLflow's jobs (GenAI evaluation, run by a job runner with seven huey consumer processes
+    # that `mlflow server` would start) are not used by Trainyard and have no runner here:
+    # off, a job is refused rather than left waiting.
     return {
         **base_env(environ),
         "PYTHONUNBUFFERED": "1",

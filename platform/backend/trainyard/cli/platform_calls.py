@@ -95,6 +95,9 @@ def print_summary(job: dict[str, Any]) -> None:
     tracking = job.get("tracking") or {}
     if tracking.get("mlflow_run_url"):
         console.print(f"MLflow run: {tracking['mlflow_run_url']}", soft_wrap=True)
+    if job.get("trace_id"):
+        # The job's OpenTelemetry trace (docs/operations.md, "Traces"): find it in the collector.
+        console.print(f"trace: {job['trace_id']}")
 
 
 def call(action: Any) -> Any:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
+from opentelemetry import trace
 from sqlalchemy import JSON, DateTime, MetaData, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -27,10 +28,14 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from trainyard.core.bus import EventBus
+from trainyard.observability.metrics import BUS_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
+# Sees every committed event (job id, payload) once, after the bus (observability.job_lifecycle).
+CommittedObserver = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 _OUTBOX = "trainyard.outbox"
 _AFTER_COMMIT = "trainyard.after_commit"
@@ -169,12 +174,24 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
+def _publish_span(events: list[tuple[str, dict[str, Any]]]) -> AbstractContextManager[object]:
+    """One span per publish of committed events; none for a unit of work that made none."""
+    if not events:
+        return nullcontext()
+    return _tracer.start_as_current_span(
+        "bus publish", attributes={"trainyard.events": len(events)}
+    )
+
+
 class Database:
     """The engine, a session factory and the bus that committed events go to."""
 
-    def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
+    def __init__(
+        self, engine: AsyncEngine, bus: EventBus, observe: CommittedObserver | None = None
+    ) -> None:
         self.engine = engine
         self.bus = bus
+        self._observe = observe
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
     @asynccontextmanager
@@ -199,11 +216,20 @@ class Database:
     async def publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Publish committed events (job id, payload) in order; a failure is logged, not
         raised: the event is stored, and streams fill the gap from the database."""
-        for job_id, payload in events:
+        with _publish_span(events):
+            for job_id, payload in events:
+                try:
+                    await self.bus.publish(job_id, payload)
+                except Exception:
+                    BUS_PUBLISH_FAILURES.inc()
+                    logger.exception(
+                        "publishing event %s of job %s failed", payload.get("seq"), job_id
+                    )
+        if self._observe is not None and events:
             try:
-                await self.bus.publish(job_id, payload)
-            except Exception:
-                logger.exception("publishing event %s of job %s failed", payload.get("seq"), job_id)
+                await self._observe(events)
+            except Exception:  # a metric is never worth failing a committed request
+                logger.exception("observing committed events failed")
 
     async def ping(self) -> None:
         async with self._sessions() as session:

@@ -1,10 +1,11 @@
 """The API's two listeners: what the public port serves and what the internal port serves.
 
 With `TRAINYARD_INTERNAL_PORT` set, `trainyard-api` serves one app on two sockets. The public
-port (`TRAINYARD_API_PORT`, behind the Ingress) never serves the worker's `/internal/*` API,
-nor, when `TRAINYARD_CALLBACKS_ON_PUBLIC_PORT` is false, the trainers' callbacks. The internal
-port (a ClusterIP Service that only the worker and trainer pods may reach) serves only those and
-the probes. Unset (the embedded tier), one port serves everything, as before.
+port (`TRAINYARD_API_PORT`, behind the Ingress) never serves the worker's `/internal/*` API
+nor `/metrics`, nor, when `TRAINYARD_CALLBACKS_ON_PUBLIC_PORT` is false, the trainers'
+callbacks. The internal port (a ClusterIP Service that only the worker and trainer pods, and
+Prometheus, may reach) serves only those, the probes and `/metrics`. Unset (the embedded
+tier), one port serves everything, as before.
 
 The port a request came in on is the one in the ASGI scope's `server`, which uvicorn takes
 from the accepting socket: no header a client sends can change it.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -26,6 +28,8 @@ INTERNAL_PREFIX = "/internal/"
 # POST /v1/jobs/{id}/heartbeat|event|done (callbacks/router.py, docs/trainer-contract.md).
 CALLBACK_PATH = re.compile(r"/v1/jobs/[^/]+/(?:heartbeat|event|done)")
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+# Prometheus scrapes the internal port (observability/router.py); never the public one.
+METRICS_PATH = "/metrics"
 
 
 def is_internal_path(path: str) -> bool:
@@ -37,19 +41,46 @@ def is_callback_path(path: str) -> bool:
 
 
 def served_on_internal_port(path: str) -> bool:
-    """The internal port: the worker's API, the trainers' callbacks and the probes only."""
-    return is_internal_path(path) or is_callback_path(path) or path in PROBE_PATHS
+    """The internal port: the worker's API, the trainers' callbacks, the probes and the
+    metrics only."""
+    return (
+        is_internal_path(path)
+        or is_callback_path(path)
+        or path in PROBE_PATHS
+        or path == METRICS_PATH
+    )
 
 
 def served_on_public_port(path: str, *, callbacks_on_public_port: bool) -> bool:
-    """The public port: everything but the worker's API (and the callbacks, unless trainers
-    reach the platform through the Ingress)."""
-    if is_internal_path(path):
+    """The public port: everything but the worker's API and the metrics (and the callbacks,
+    unless trainers reach the platform through the Ingress)."""
+    if is_internal_path(path) or path == METRICS_PATH:
         return False
     return callbacks_on_public_port or not is_callback_path(path)
 
 
-def _route_path(scope: Scope) -> str:
+def pod_scrape(settings: BackendSettings) -> Callable[[Scope], bool] | None:
+    """With the ports split: whether a request is a read of /metrics on the internal port.
+    Prometheus addresses each pod by its IP, a Host no allowed-hosts list can name, and no
+    browser reaches that port, so the Host check (auth.same_origin) does not apply to it."""
+    internal_port = settings.internal_port
+    if internal_port is None:
+        return None  # the single (loopback) port: a browser's page could rebind a name to it
+
+    def is_pod_scrape(scope: Scope) -> bool:
+        server = scope.get("server")
+        return (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and server is not None
+            and server[1] == internal_port
+            and route_path(scope) == METRICS_PATH
+        )
+
+    return is_pod_scrape
+
+
+def route_path(scope: Scope) -> str:
     # The router matches the path without the root path (a proxy's prefix): so must we, or a
     # prefixed request would be judged by another path than the one it is routed by.
     path: str = scope["path"]
@@ -78,7 +109,7 @@ class PortSplit:
         # No server address (a Unix socket, an in-process client): the public rules, the
         # stricter side for the worker's API.
         internal = server is not None and server[1] == self.internal_port
-        path = _route_path(scope)
+        path = route_path(scope)
         if internal:
             served = served_on_internal_port(path)
         else:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from trainyard.callbacks.tokens import SigningKeys
 from trainyard.core.rate_limits import checked_rate_limits
 from trainyard_workflows.contracts import DEFAULT_TASK_QUEUE
+from trainyard_workflows.telemetry.logs import LogFormat
 
 # Embedded defaults: they only protect a loopback backend on a developer machine, so they are
 # refused as soon as the database is not SQLite (i.e. outside the embedded tier). The internal
@@ -192,6 +193,25 @@ class BackendSettings(BaseSettings):
     # (trainers in another cluster reach the platform only through the Ingress).
     callbacks_on_public_port: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- issue 21: A (metrics)
+
+    # --- issue 21: C (tracing)
+    # 1 heartbeat request in this many gets a sampled span (0: none), whatever the trainer's
+    # sampled flag says: a long run's trace stays readable. Traces otherwise follow the
+    # standard OTEL_* variables (docs/operations.md, "Traces").
+    trace_heartbeat_every: int = Field(default=20, ge=0)
+
+    # --- issue 21: M (trace store)
+    # The MLflow experiment that holds the traces (`trainyard up` sets it to its
+    # `trainyard-traces`); with `mlflow_link_base`, a job links to its trace in MLflow's UI
+    # (observability/trace_links.py). Unset: traces go elsewhere, no link.
+    trace_experiment_id: str | None = None
+
+    # --- issue 21: E (logs)
+    # `console`: readable lines (the embedded tier); `json`: one JSON object a line, for a log
+    # shipper (trainyard_workflows/telemetry/logs.py). `log_level` applies to it too.
+    log_format: LogFormat = "console"
 
     @field_validator("data_dir")
     @classmethod

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from trainyard.core.errors import ServiceUnavailable
+from trainyard_workflows.telemetry.tracing import temporal_interceptors
 
 
 class TemporalUnavailable(ServiceUnavailable):
@@ -41,6 +42,8 @@ class TemporalGateway:
                         self.address,
                         namespace=self.namespace,
                         connect_timeout=self.rpc_timeout,
+                        # Workflow starts carry the caller's trace (the job's submit span).
+                        interceptors=temporal_interceptors(),
                     )
                 except (RuntimeError, OSError, RPCError) as exc:
                     raise self.unavailable(exc) from exc

@@ -57,6 +57,11 @@ class Job(Base):
     # When its workflow was started; null until then (the start follows the commit: the
     # sweep in jobs.workflow_starter starts the workflow of a job whose start was lost).
     workflow_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The job's trace (32 hex digits), started by its submit request; null for jobs older than
+    # tracing. `traceparent`: that request span's W3C context, so a workflow started later (the
+    # sweep) continues the same trace.
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    traceparent: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -91,12 +91,13 @@ async def create_job(
     )
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobRead.model_validate(submission.job)
+    return JobRead.model_validate(submission.job, context=settings)
 
 
 @router.get("", response_model=JobPage, responses=error_responses(422))
 async def list_jobs(
     session: SessionDep,
+    settings: Settings,
     access: ProjectRead,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -105,13 +106,16 @@ async def list_jobs(
     """The project's jobs, newest first."""
     jobs, total = await service.list_jobs(session, access, state, limit, offset)
     return JobPage(
-        items=[JobRead.model_validate(job) for job in jobs], total=total, limit=limit, offset=offset
+        items=[JobRead.model_validate(job, context=settings) for job in jobs],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=error_responses(404, 422))
-async def get_job(job_id: str, session: SessionDep, access: CanRead) -> JobRead:
-    return JobRead.model_validate(await service.get_job(session, access, job_id))
+async def get_job(job_id: str, session: SessionDep, settings: Settings, access: CanRead) -> JobRead:
+    return JobRead.model_validate(await service.get_job(session, access, job_id), context=settings)
 
 
 @router.post(
@@ -121,10 +125,11 @@ async def get_job(job_id: str, session: SessionDep, access: CanRead) -> JobRead:
     responses=error_responses(404, 409, 422),
 )
 async def cancel_job(
-    job_id: str, db: DatabaseDep, workflows: Workflows, access: CanCancel
+    job_id: str, db: DatabaseDep, settings: Settings, workflows: Workflows, access: CanCancel
 ) -> JobRead:
     """Ask the job to stop (409 if it already ended). It ends CANCELLED once its trainer stopped."""
-    return JobRead.model_validate(await service.cancel(db, workflows, access, job_id))
+    job = await service.cancel(db, workflows, access, job_id)
+    return JobRead.model_validate(job, context=settings)
 
 
 @router.get("/{job_id}/events", response_model=EventPage, responses=error_responses(404, 422))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from trainyard.core.settings import BackendSettings
+from trainyard.observability.trace_links import trace_url
 from trainyard_workflows.job_states import JobState
+from trainyard_workflows.system_metrics import SystemMetrics
 
 
 class Progress(BaseModel):
@@ -16,6 +19,8 @@ class Progress(BaseModel):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     elapsed_s: float | None = None
     eta_s: float | None = None
+    # The newest heartbeat's system metrics (CPU, RAM, GPUs, throughput); None before any.
+    system: SystemMetrics | None = None
 
 
 class Result(BaseModel):
@@ -58,8 +63,20 @@ class JobRead(BaseModel):
     result: Result | None
     cancel_requested: bool
     tracking: Tracking | None = None
+    # The job's OpenTelemetry trace id (32 hex digits), from its submit request; None for jobs
+    # submitted before tracing.
+    trace_id: str | None = None
+    # Where that trace opens in MLflow's UI (observability/trace_links.py); filled in when the
+    # read is validated with the API's settings as its context, None otherwise.
+    trace_url: str | None = None
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="after")
+    def _link_trace(self, info: ValidationInfo) -> Self:
+        if isinstance(info.context, BackendSettings):
+            self.trace_url = trace_url(info.context, self.trace_id)
+        return self
 
 
 class JobPage(BaseModel):

@@ -25,6 +25,7 @@ from trainyard.jobs.models import Job, JobEvent
 from trainyard.jobs.workflow_starter import WorkflowStarter
 from trainyard_workflows.job_states import JobState
 from trainyard_workflows.storage import StorageSettings
+from trainyard_workflows.telemetry.tracing import current_trace_id, current_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ async def submit(
         last_seq=0,
         cancel_requested=False,
         idempotency_key=idempotency_key,
+        # The job's trace is this request's (docs/operations.md, "Traces").
+        trace_id=current_trace_id(),
+        traceparent=current_traceparent(),
     )
     session.add(job)
     try:

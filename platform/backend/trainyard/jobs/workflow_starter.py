@@ -23,6 +23,7 @@ from trainyard.jobs.models import Job
 from trainyard.jobs.orchestration import cancel_training, start_training, training_input
 from trainyard_workflows.contracts import TrainingInput
 from trainyard_workflows.job_states import TERMINAL_STATES, JobState
+from trainyard_workflows.telemetry.tracing import attached, context_from_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +41,26 @@ class WorkflowStarter:
 
     def start_after_commit(self, session: AsyncSession, job: Job) -> None:
         """Start `job`'s workflow once `session` commits (before the response is sent)."""
-        training = training_input(job, self._settings)
+        training, traceparent = training_input(job, self._settings), job.traceparent
 
         async def _start() -> None:
-            error = await self.start(training)
+            error = await self.start(training, traceparent)
             if error is not None:
                 await self._record_waiting(training.job_id, error)
 
         after_commit(session, _start)
 
-    async def start(self, training: TrainingInput) -> TemporalUnavailable | None:
-        """Start the workflow and mark the job started; the error if Temporal is unreachable."""
+    async def start(
+        self, training: TrainingInput, traceparent: str | None = None
+    ) -> TemporalUnavailable | None:
+        """Start the workflow and mark the job started; the error if Temporal is unreachable.
+
+        The start joins the job's trace (`traceparent`, its submit span) whoever starts it: the
+        submit request itself or, later, the sweep; Temporal carries it into the workflow.
+        """
         try:
-            await start_training(self._temporal, training, self._settings.task_queue)
+            with attached(context_from_traceparent(traceparent)):
+                await start_training(self._temporal, training, self._settings.task_queue)
         except TemporalUnavailable as error:
             logger.warning(
                 "workflow of %s not started (the sweep retries): %s", training.job_id, error
@@ -93,7 +101,9 @@ class WorkflowStarter:
                     )
                 )
             ).scalars()
-            trainings = [training_input(job, self._settings) for job in unstarted]
+            trainings = [
+                (training_input(job, self._settings), job.traceparent) for job in unstarted
+            ]
             cancelling = (
                 await session.execute(
                     select(Job.id).where(
@@ -104,8 +114,8 @@ class WorkflowStarter:
                 )
             ).scalars()
             cancelling_ids = list(cancelling)
-        for training in trainings:
-            if await self.start(training) is not None:
+        for training, traceparent in trainings:
+            if await self.start(training, traceparent) is not None:
                 return  # Temporal is down: the next sweep tries again
         for job_id in cancelling_ids:
             try:

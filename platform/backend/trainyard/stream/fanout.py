@@ -23,13 +23,24 @@ import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
 
 from trainyard.core.bus import Event, EventBus, SubscriberOverflowed, SubscriptionInterrupted
+from trainyard.observability.metrics import STREAM_CLIENTS, STREAM_RELAY_SECONDS
 from trainyard.stream.ws_protocol import OutgoingText, SendNow
 from trainyard_workflows.job_states import TERMINAL_STATES
+from trainyard_workflows.telemetry.tracing import context_from_traceparent
 
 logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+# The relayed event's type on the relay's span: heartbeat relays are sampled like heartbeats
+# (observability.tracing.HeartbeatSampler).
+EVENT_TYPE_ATTRIBUTE = "trainyard.event.type"
 
 
 def is_terminal_state_event(event: Event) -> bool:
@@ -104,6 +115,8 @@ class _JobFanout:
         self.ready.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._bus = bus
         self._job_id = job_id
+        # The job's trace (its submit request's context): relay spans join it, not a trace each.
+        self.trace_parent: Context | None = None
         self.task = asyncio.create_task(self._run(), name=f"stream fan-out {job_id}")
 
     async def _run(self) -> None:
@@ -130,9 +143,11 @@ class _JobFanout:
         while True:
             try:
                 async for event in live:
-                    message = OutgoingText(json.dumps(event))
-                    for member in list(self.members):
-                        member.offer(event, message)
+                    with self._relay_span(event):
+                        message = OutgoingText(json.dumps(event))
+                        for member in list(self.members):
+                            member.offer(event, message)
+                    _observe_relay(event)
             except SubscriberOverflowed:
                 return
             except SubscriptionInterrupted:
@@ -140,9 +155,30 @@ class _JobFanout:
                 continue
             return  # the bus ended the subscription (never expected): resubscribe
 
+    def _relay_span(self, event: Event) -> AbstractContextManager[Span]:
+        """One span per event relayed to all of the job's clients here (not one per client);
+        heartbeat events are sampled as their requests are (observability.tracing)."""
+        return _tracer.start_as_current_span(
+            "stream relay",
+            context=self.trace_parent,
+            attributes={
+                "trainyard.job_id": self._job_id,
+                EVENT_TYPE_ATTRIBUTE: str(event.get("type")),
+                "trainyard.stream.clients": len(self.members),
+            },
+        )
+
     def _interrupt_all(self) -> None:
         for member in self.members:
             member.interrupt()
+
+
+def _observe_relay(event: Event) -> None:
+    """Stored → written to the caught-up clients (or queued for the others' tasks)."""
+    created_at = event.get("created_at")
+    if isinstance(created_at, str):
+        stored = datetime.fromisoformat(created_at)
+        STREAM_RELAY_SECONDS.observe(max(0.0, (datetime.now(UTC) - stored).total_seconds()))
 
 
 class StreamFanout:
@@ -164,15 +200,23 @@ class StreamFanout:
             fanout = self._jobs[job_id] = _JobFanout(self._bus, job_id)
         member = StreamMember(send_now, self._max_backlog, after_seq)
         fanout.members.add(member)
+        STREAM_CLIENTS.inc()
         try:
             await asyncio.shield(fanout.ready)
             yield member
         finally:
+            STREAM_CLIENTS.dec()
             fanout.members.discard(member)
             if not fanout.members and self._jobs.get(job_id) is fanout:
                 del self._jobs[job_id]
                 fanout.task.cancel()
                 await asyncio.gather(fanout.task, return_exceptions=True)
+
+    def continue_trace(self, job_id: str, traceparent: str | None) -> None:
+        """Relay `job_id`'s events in its trace (the job's stored `traceparent`)."""
+        fanout = self._jobs.get(job_id)
+        if fanout is not None and fanout.trace_parent is None:
+            fanout.trace_parent = context_from_traceparent(traceparent)
 
     def member_count(self, job_id: str) -> int:
         fanout = self._jobs.get(job_id)

@@ -34,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from trainyard.core.bus import Event, SubscriberOverflowed, SubscriptionInterrupted
+from trainyard.observability.metrics import BUS_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class RedisBus:
         try:
             await self._client.publish(self._prefix + job_id, json.dumps(event))
         except _DOWN_ERRORS as exc:
+            BUS_PUBLISH_FAILURES.inc()
             logger.warning(
                 "Redis publish of event %s of job %s failed (%s); streams read it from the "
                 "database",

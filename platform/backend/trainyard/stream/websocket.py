@@ -178,6 +178,7 @@ async def _until_disconnected(websocket: WebSocket) -> None:
 @dataclass(frozen=True)
 class _Opening:
     ended: bool  # the job was terminal before `events` were read
+    traceparent: str | None  # the job's trace, which the relay's spans join
     events: list[Event]  # the first stored events after after_seq (up to _REPLAY_BATCH)
 
 
@@ -191,7 +192,7 @@ async def _open(db: Database, job_id: str, access: Access, after_seq: int) -> _O
             return None
         ended = JobState(job.state).terminal
         stored = await events_after(session, job_id, after_seq, _REPLAY_BATCH)
-        return _Opening(ended, [event_payload(e) for e in stored])
+        return _Opening(ended, job.traceparent, [event_payload(e) for e in stored])
 
 
 @router.websocket("/v1/jobs/{job_id}/stream")
@@ -209,6 +210,7 @@ async def stream_job_events(
         if opening is None:
             await websocket.close(CLOSE_UNKNOWN_JOB, "job does not exist")
             return
+        runtime.fanout.continue_trace(job_id, opening.traceparent)
         relay = _Relay(websocket, runtime.db, job_id, member)
         relaying = asyncio.create_task(relay.run(opening))
         watching = asyncio.create_task(_until_disconnected(websocket))

@@ -670,6 +670,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics
+         * @description This process's metrics and the platform's, read from the database now.
+         */
+        get: operations["metrics_metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1099,6 +1119,23 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** GpuMetrics */
+        GpuMetrics: {
+            /**
+             * Index
+             * @description as CUDA numbers it: cuda:<index>
+             */
+            index: number;
+            /**
+             * Utilization Ratio
+             * @description share of time a kernel was running
+             */
+            utilization_ratio: number;
+            /** Memory Used Bytes */
+            memory_used_bytes: number;
+            /** Memory Total Bytes */
+            memory_total_bytes: number;
+        };
         /** Heartbeat */
         Heartbeat: {
             /**
@@ -1116,6 +1153,7 @@ export interface components {
             elapsed_s?: number | null;
             /** Eta S */
             eta_s?: number | null;
+            system?: components["schemas"]["SystemMetrics"] | null;
         };
         /** JobPage */
         JobPage: {
@@ -1172,6 +1210,10 @@ export interface components {
             /** Cancel Requested */
             cancel_requested: boolean;
             tracking?: components["schemas"]["Tracking"] | null;
+            /** Trace Id */
+            trace_id?: string | null;
+            /** Trace Url */
+            trace_url?: string | null;
             /**
              * Created At
              * Format: date-time
@@ -1305,6 +1347,7 @@ export interface components {
             elapsed_s?: number | null;
             /** Eta S */
             eta_s?: number | null;
+            system?: components["schemas"]["SystemMetrics"] | null;
         };
         /** ProjectCreate */
         ProjectCreate: {
@@ -1383,6 +1426,31 @@ export interface components {
             ticket: string;
             /** Expires In */
             expires_in: number;
+        };
+        /**
+         * SystemMetrics
+         * @description The trainer's process tree and its GPUs when the heartbeat was sent.
+         */
+        SystemMetrics: {
+            /**
+             * Cpu Percent
+             * @description the process tree; 100 = one core
+             */
+            cpu_percent: number;
+            /**
+             * Ram Bytes
+             * @description the process tree's memory (proportional set size)
+             */
+            ram_bytes: number;
+            /** Samples Per S */
+            samples_per_s?: number | null;
+            /**
+             * Data Wait Ratio
+             * @description share of step time spent waiting for the data loader
+             */
+            data_wait_ratio?: number | null;
+            /** Gpus */
+            gpus?: components["schemas"]["GpuMetrics"][];
         };
         /** TicketRequest */
         TicketRequest: {
@@ -4109,6 +4177,24 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["AuthConfigRead"];
                 };
+            };
+        };
+    };
+    metrics_metrics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

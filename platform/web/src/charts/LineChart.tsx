@@ -4,8 +4,21 @@ import type { ChartData } from "./series";
 
 const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bc4c00", "#0969da"];
 
-/** A uPlot line chart of `data`, resized with its container; rebuilt when the series change. */
-export function LineChart({ data, title, testId }: { data: ChartData; title: string; testId: string }) {
+/** A uPlot line chart of `data`, resized with its container; rebuilt when the series change.
+ * `x`: the first column holds epochs (default) or times in seconds since the epoch. */
+export function LineChart({
+  data,
+  title,
+  testId,
+  x = "epoch",
+  empty = "No epoch finished yet.",
+}: {
+  data: ChartData;
+  title: string;
+  testId: string;
+  x?: "epoch" | "time";
+  empty?: string;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<uPlot | null>(null);
   const key = data.names.join("|");
@@ -17,9 +30,9 @@ export function LineChart({ data, title, testId }: { data: ChartData; title: str
       title,
       width: Math.max(element.clientWidth, 240),
       height: 220,
-      scales: { x: { time: false } },
-      axes: [{ label: "epoch" }, {}],
-      series: [{ label: "epoch" }, ...data.names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
+      scales: { x: { time: x === "time" } },
+      axes: [{ label: x === "time" ? undefined : "epoch" }, {}],
+      series: [{ label: x }, ...data.names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
     };
     chart.current = new uPlot(options, data.columns as uPlot.AlignedData, element);
     const resize = new ResizeObserver(() => chart.current?.setSize({ width: Math.max(element.clientWidth, 240), height: 220 }));
@@ -30,7 +43,7 @@ export function LineChart({ data, title, testId }: { data: ChartData; title: str
       chart.current = null;
     };
     // Rebuilt only when the set of series changes; new points go through setData below.
-  }, [key, title]);
+  }, [key, title, x]);
 
   useEffect(() => {
     chart.current?.setData(data.columns as uPlot.AlignedData);
@@ -38,7 +51,7 @@ export function LineChart({ data, title, testId }: { data: ChartData; title: str
 
   return (
     <div className="chart" data-testid={testId} data-points={data.columns[0]?.length ?? 0}>
-      {data.names.length === 0 && <p className="muted">No epoch finished yet.</p>}
+      {data.names.length === 0 && <p className="muted">{empty}</p>}
       <div ref={box} />
     </div>
   );

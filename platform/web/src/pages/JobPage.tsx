@@ -6,6 +6,7 @@ import type { Job } from "../api/types";
 import { TERMINAL_STATES } from "../api/types";
 import { LineChart } from "../charts/LineChart";
 import { lossData, metricData } from "../charts/series";
+import { SystemCharts } from "../components/SystemCharts";
 import { duration, metric } from "../format";
 import { useJobStream } from "../stream/useJobStream";
 
@@ -101,11 +102,23 @@ export function JobPage() {
         <LineChart data={metrics} title="Metrics" testId="metric-chart" />
       </div>
 
+      <SystemCharts samples={view.system} />
+
       <div className="links">
         {job?.tracking?.mlflow_run_url && (
           <a data-testid="mlflow-link" href={job.tracking.mlflow_run_url} target="_blank" rel="noreferrer">
             MLflow run
           </a>
+        )}
+        {job?.trace_url && (
+          <a data-testid="trace-link" href={job.trace_url} target="_blank" rel="noreferrer">
+            Trace
+          </a>
+        )}
+        {job?.trace_id && (
+          <span data-testid="trace-id" title="The job's OpenTelemetry trace id">
+            trace <code>{job.trace_id}</code>
+          </span>
         )}
         {Object.keys(job?.result?.artifacts ?? {})
           .filter((name) => name !== "run_dir")

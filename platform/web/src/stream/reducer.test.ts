@@ -47,6 +47,18 @@ describe("applyEvent", () => {
     expect(view.points).toEqual([{ epoch: 2, metrics: { loss: 1 } }]);
   });
 
+  it("keeps every heartbeat's system metrics, late ones and keep-alives included", () => {
+    seq = 0;
+    const system = (cpu: number) => ({ cpu_percent: cpu, ram_bytes: 1024, gpus: [] });
+    const view = applyEvents(emptyView, [
+      event("heartbeat", { epoch: 2, epochs: 3, metrics: {}, system: system(100) }),
+      event("heartbeat", { epoch: 1, epochs: 3, metrics: {}, system: system(50) }),
+      beat(2), // a trainer without system metrics
+    ]);
+    expect(view.system.map((s) => s.system.cpu_percent)).toEqual([100, 50]);
+    expect(view.epoch).toBe(2);
+  });
+
   it("counts a gap in seq (the stream must never make one)", () => {
     seq = 0;
     const view = applyEvent(applyEvent(emptyView, state("RUNNING")), { ...beat(1), seq: 5 });

@@ -2,6 +2,8 @@
 // a reconnect that repeats some) always gives the same view.
 import type { JobEvent, Metrics } from "../api/types";
 import { TERMINAL_STATES } from "../api/types";
+import type { SystemSample } from "../charts/system";
+import { MAX_SYSTEM_SAMPLES, systemSample } from "../charts/system";
 
 export const MAX_LOG_LINES = 200;
 export const MAX_TIMELINE = 500;
@@ -32,6 +34,8 @@ export interface JobView {
   metrics: Metrics;
   /** One point per completed epoch that reported metrics (the newest report wins). */
   points: EpochPoint[];
+  /** Every heartbeat's system metrics, the newest `MAX_SYSTEM_SAMPLES`. */
+  system: SystemSample[];
   timeline: TimelineEntry[];
   log: string[];
   /** Why the job waits (a pending reason), until it runs. */
@@ -51,6 +55,7 @@ export const emptyView: JobView = {
   elapsedS: null,
   metrics: {},
   points: [],
+  system: [],
   timeline: [],
   log: [],
   waiting: null,
@@ -103,6 +108,8 @@ export function applyEvent(view: JobView, event: JobEvent): JobView {
     case "heartbeat": {
       const epoch = num(data["epoch"]) ?? 0;
       next.waiting = null;
+      const sample = systemSample(data, event.created_at);
+      if (sample) next.system = [...view.system, sample].slice(-MAX_SYSTEM_SAMPLES);
       if (epoch < view.epoch) break; // a late heartbeat never moves the view back
       next.epoch = epoch;
       next.epochs = num(data["epochs"]) ?? next.epochs;

@@ -25,6 +25,8 @@ class Call:
     status: int
     at: float
     pid: int | None = None  # the sending process, when the server tracks senders
+    traceparent: str | None = None  # the W3C trace context it was sent with
+    tracestate: str | None = None
 
 
 Responder = Callable[[str, dict[str, Any]], int]
@@ -127,6 +129,8 @@ def _handler(server_state: CallbackServer) -> type[BaseHTTPRequestHandler]:
                     status=status,
                     at=time.monotonic(),
                     pid=pid,
+                    traceparent=self.headers.get("traceparent"),
+                    tracestate=self.headers.get("tracestate"),
                 )
             )
             payload = json.dumps({"detail": "recorded"}).encode()

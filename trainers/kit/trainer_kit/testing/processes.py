@@ -30,13 +30,16 @@ def contract_env(
     drop: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """A clean environment for the trainer process: this one without ``TRAINYARD_*``,
-    ``PYTEST_*``, ``AWS_*`` and the ``drop`` prefixes (the framework's own settings), a private
+    ``PYTEST_*``, ``AWS_*``, the trace context and ``OTEL_*`` (a test that traces sets its own)
+    and the ``drop`` prefixes (the framework's own settings), a private
     HOME, and the contract's variables every trainer reads (two epochs on CPU, keep-alives every
     second); the trainer's suite adds its model, task, image size, batch and hyperparameters."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("TRAINYARD_", "PYTEST_", "AWS_", *drop))
+        if not key.startswith(
+            ("TRAINYARD_", "PYTEST_", "AWS_", "OTEL_", "TRACEPARENT", "TRACESTATE", *drop)
+        )
     }
     home.mkdir(parents=True, exist_ok=True)
     env.update(

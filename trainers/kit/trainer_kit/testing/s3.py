@@ -4,6 +4,7 @@ that cannot be reached."""
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,14 +60,17 @@ class S3Endpoint:
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
 
 
-def closed_port_url() -> str:
-    """An http URL on which nothing listens (the port was free a moment ago)."""
-    import socket
+# Bound, never listening: connections to them are refused, and while this process lives no
+# other process (a parallel test worker's server) can take their ports.
+_HELD_PORTS: list[socket.socket] = []
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+
+def closed_port_url() -> str:
+    """An http URL on which nothing listens, for as long as this process runs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @contextlib.contextmanager

@@ -1,0 +1,1 @@
+"""The API process's metrics and tracing glue."""

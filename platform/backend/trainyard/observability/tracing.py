@@ -1,0 +1,134 @@
+"""The API's traces: FastAPI, httpx, SQLAlchemy and Redis spans, and heartbeat sampling.
+
+A job's trace starts at its submit request (jobs.service stores its id and context on the job);
+the trainer's callbacks come back into it with a `traceparent` header. A long run sends
+thousands of heartbeats: the API keeps 1 in `trace_heartbeat_every` of their spans, whatever
+the trainer's sampled flag says (a trainer is untrusted and must not flood the trace store).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from trainyard.callbacks.router import heartbeat
+from trainyard.callbacks.router import router as callbacks_router
+from trainyard.core.listeners import METRICS_PATH
+from trainyard.core.settings import BackendSettings
+from trainyard.stream.fanout import EVENT_TYPE_ATTRIBUTE
+from trainyard_workflows.telemetry.tracing import configure_tracing, instrument_httpx
+
+UNTRACED_PATHS = ("/healthz", "/readyz", METRICS_PATH)
+
+HEARTBEAT_ROUTE = next(
+    route.path
+    for route in callbacks_router.routes
+    if isinstance(route, APIRoute) and route.endpoint is heartbeat
+)
+
+
+class HeartbeatSampler(Sampler):
+    """1 heartbeat span in `every` sampled (0: none), decided here; every other span is left
+    to `delegate` (the OTEL_TRACES_SAMPLER choice, parent-based by default)."""
+
+    def __init__(self, delegate: Sampler, every: int) -> None:
+        self.delegate = delegate
+        self._lock = threading.Lock()  # spans start on the event loop and in worker threads
+        self.sample_every(every)
+
+    def sample_every(self, every: int) -> None:
+        """From now on, 1 heartbeat span in `every` (counting again from the next one)."""
+        with self._lock:
+            self._every = every
+            self._count = itertools.count()
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if not _is_heartbeat(kind, attributes):
+            return self.delegate.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+        with self._lock:
+            keep = self._every > 0 and next(self._count) % self._every == 0
+        parent = trace.get_current_span(parent_context).get_span_context()
+        return SamplingResult(
+            Decision.RECORD_AND_SAMPLE if keep else Decision.DROP,
+            attributes if keep else None,
+            parent.trace_state if parent.is_valid else None,
+        )
+
+    def get_description(self) -> str:
+        return f"HeartbeatSampler{{1/{self._every},{self.delegate.get_description()}}}"
+
+
+def _is_heartbeat(kind: SpanKind | None, attributes: Attributes) -> bool:
+    if attributes is None:
+        return False
+    if kind == SpanKind.SERVER:
+        return attributes.get(HTTP_ROUTE) == HEARTBEAT_ROUTE
+    return attributes.get(EVENT_TYPE_ATTRIBUTE) == "heartbeat"
+
+
+def instrument_api(app: FastAPI, settings: BackendSettings) -> None:
+    """Traces for `app`: configures the process's tracing (once) and instruments the app,
+    httpx and Redis. The database engine is instrumented where it is made (`instrument_engine`)."""
+    provider = configure_tracing("trainyard-api")
+    _sample_heartbeats(provider, settings.trace_heartbeat_every)
+    # One server span per request or WebSocket: not a span per message received or sent, and
+    # none for probes and scrapes (a trace each, every few seconds, that nobody reads).
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        exclude_spans=["receive", "send"],
+        excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
+    )
+    instrument_httpx()
+    redis = RedisInstrumentor()
+    if not redis.is_instrumented_by_opentelemetry:
+        redis.instrument()
+
+
+def _sample_heartbeats(provider: TracerProvider, every: int) -> None:
+    # Installed before the app's tracers are made: a tracer keeps the sampler its provider had
+    # then, and the provider hands out one tracer per instrumentation, so this process's apps
+    # share the sampler (one app in production; the latest one's setting in tests).
+    sampler = provider.sampler
+    if not isinstance(sampler, HeartbeatSampler):
+        sampler = provider.sampler = HeartbeatSampler(sampler, every)
+    sampler.sample_every(every)
+
+
+def instrument_engine(engine: AsyncEngine) -> None:
+    """A span per SQL statement of `engine` (SQLAlchemy's, not the driver's: asyncpg spans
+    would double them). Per engine, since the instrumentor's own hook only sees engines made
+    through `sqlalchemy.create_engine` after it ran."""
+    meter = metrics.get_meter("opentelemetry.instrumentation.sqlalchemy")
+    # The instrumentation has no type hints.
+    EngineTracer(  # type: ignore[no-untyped-call]
+        trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
+        engine.sync_engine,
+        meter.create_up_down_counter("db.client.connections.usage", unit="connections"),
+    )

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -26,8 +25,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from trainyard.callbacks.router import heartbeat
-from trainyard.callbacks.router import router as callbacks_router
+from trainyard.callbacks.router import HEARTBEAT_PATH
 from trainyard.core.listeners import METRICS_PATH
 from trainyard.core.settings import BackendSettings
 from trainyard.stream.fanout import EVENT_TYPE_ATTRIBUTE
@@ -35,11 +33,9 @@ from trainyard_workflows.telemetry.tracing import configure_tracing, instrument_
 
 UNTRACED_PATHS = ("/healthz", "/readyz", METRICS_PATH)
 
-HEARTBEAT_ROUTE = next(
-    route.path
-    for route in callbacks_router.routes
-    if isinstance(route, APIRoute) and route.endpoint is heartbeat
-)
+# The callbacks router makes heartbeats' server spans itself (only the sampled ones cost).
+HEARTBEAT_ROUTE = HEARTBEAT_PATH
+_UNTRACED_BY_ASGI = (*(f"{path}$" for path in UNTRACED_PATHS), "/v1/jobs/[^/]+/heartbeat$")
 
 
 class HeartbeatSampler(Sampler):
@@ -103,7 +99,7 @@ def instrument_api(app: FastAPI, settings: BackendSettings) -> None:
         app,
         tracer_provider=provider,
         exclude_spans=["receive", "send"],
-        excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
+        excluded_urls=",".join(_UNTRACED_BY_ASGI),
     )
     instrument_httpx()
     redis = RedisInstrumentor()

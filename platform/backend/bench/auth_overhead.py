@@ -16,6 +16,7 @@ import json
 import statistics
 import subprocess
 import tempfile
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -80,6 +81,11 @@ async def rate(
 
 
 async def heartbeat_rate(api: ApiProcess, dataset: str) -> float:
+    return (await heartbeat_cost(api, dataset))[0]
+
+
+async def heartbeat_cost(api: ApiProcess, dataset: str) -> tuple[float, float]:
+    """Heartbeats/s into one running job, and the API's CPU seconds per heartbeat meanwhile."""
     setup = await HttpConnection.open(HOST, api.port)
     job_id, headers = await running_job(setup, dataset)
     await setup.close()
@@ -92,7 +98,10 @@ async def heartbeat_rate(api: ApiProcess, dataset: str) -> float:
             raise RuntimeError(f"heartbeat: {code}")
 
     try:
-        return await closed_loop_rate(connections, one, SECONDS)
+        cpu, started = api.cpu_s(), time.perf_counter()
+        rate = await closed_loop_rate(connections, one, SECONDS)
+        beats = rate * (time.perf_counter() - started)
+        return rate, (api.cpu_s() - cpu) / beats
     finally:
         for connection in connections:
             await connection.close()

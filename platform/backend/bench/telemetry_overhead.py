@@ -14,12 +14,13 @@ bench/idle_cpu.py.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import uvloop
-from bench.auth_overhead import base_checkout, heartbeat_rate, line, remove_checkout
+from bench.auth_overhead import base_checkout, heartbeat_cost, line, remove_checkout
 from bench.live_harness import api_process, temporal_dev_server
 
 from trainyard_testing.otlp_receiver import serve_otlp
@@ -31,6 +32,7 @@ ROUNDS = 3
 
 async def main() -> None:
     figures: dict[str, list[float]] = {}
+    cpu_us: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="trainyard-telemetry-bench-") as scratch:
         root = Path(scratch)
         dataset = root / "shapes"
@@ -66,9 +68,9 @@ async def main() -> None:
                         )
                     for _ in range(ROUNDS):
                         for name, api in apis.items():
-                            figures.setdefault(name, []).append(
-                                await heartbeat_rate(api, dataset.as_uri())
-                            )
+                            rate, cpu_s = await heartbeat_cost(api, dataset.as_uri())
+                            figures.setdefault(name, []).append(rate)
+                            cpu_us.setdefault(name, []).append(cpu_s * 1e6)
                 exported = len(receiver.snapshot())
         finally:
             if base is not None:
@@ -77,6 +79,14 @@ async def main() -> None:
     line("heartbeats: tracing+metrics on vs off", figures["on"], figures["off"], 0.9)
     if "base" in figures:
         line(f"heartbeats: on vs {BASE_COMMIT} (none)", figures["on"], figures["base"], 0.9)
+    # The API is the bottleneck (one process, busy all the time), so the CPU it spends per
+    # heartbeat says what the rates say, with less of this machine's noise.
+    per_beat = {name: statistics.median(values) for name, values in cpu_us.items()}
+    print("  API CPU per heartbeat: " + ", ".join(f"{n} {us:.0f} us" for n, us in per_beat.items()))
+    for other in ("off", "base"):
+        if other in per_beat:
+            ratio = per_beat[other] / per_beat["on"]
+            print(f"  heartbeats per CPU second: on vs {other:<4} ratio {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from trainyard.cli.platform_calls import print_summary
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.workflow_starter import WorkflowStarter
 from trainyard.main import create_app
+from trainyard.observability.heartbeat_sampling import OneIn
 from trainyard.observability.tracing import HEARTBEAT_ROUTE, UNTRACED_PATHS, HeartbeatSampler
 from trainyard.runtime import Runtime
 from trainyard.stream.fanout import EVENT_TYPE_ATTRIBUTE
@@ -62,21 +63,23 @@ def _heartbeat_decisions(sampler: HeartbeatSampler, count: int, sampled_parent: 
     ]
 
 
+def test_one_heartbeat_request_in_n_is_kept() -> None:
+    one_in_four = OneIn(4)
+
+    assert [one_in_four.keep() for _ in range(12)] == [True, False, False, False] * 3
+
+
+def test_no_heartbeat_request_is_kept_with_every_zero() -> None:
+    assert [OneIn(0).keep() for _ in range(5)] == [False] * 5
+
+
 @pytest.mark.parametrize("sampled_parent", [True, False])
-def test_one_heartbeat_request_in_n_is_sampled_whatever_the_caller_says(
+def test_a_kept_heartbeat_request_is_sampled_whatever_the_caller_says(
     sampled_parent: bool,
 ) -> None:
     sampler = HeartbeatSampler(ParentBased(ALWAYS_OFF), every=4)
 
-    decisions = _heartbeat_decisions(sampler, 12, sampled_parent)
-
-    assert decisions == [True, False, False, False] * 3
-
-
-def test_no_heartbeat_request_is_sampled_with_every_zero() -> None:
-    sampler = HeartbeatSampler(ParentBased(ALWAYS_OFF), every=0)
-
-    assert _heartbeat_decisions(sampler, 5, sampled_parent=True) == [False] * 5
+    assert _heartbeat_decisions(sampler, 3, sampled_parent) == [True] * 3
 
 
 @pytest.mark.parametrize("sampled_parent", [True, False])

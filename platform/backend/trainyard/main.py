@@ -41,7 +41,11 @@ from trainyard.migrations import upgrade_to_head
 from trainyard.observability.callback_metrics import CallbackMetrics
 from trainyard.observability.job_lifecycle import JobLifecycleMetrics
 from trainyard.observability.router import router as metrics_router
-from trainyard.observability.tracing import instrument_api, instrument_engine
+from trainyard.observability.tracing import (
+    NATIVE_TELEMETRY_OFF,
+    instrument_api,
+    instrument_engine,
+)
 from trainyard.projects.router import router as projects_router
 from trainyard.runtime import Runtime, runtime_of
 from trainyard.stream.factory import open_bus
@@ -122,6 +126,7 @@ def create_app(
         version="0.1.0",
         summary="Submit, follow and cancel training jobs.",
         lifespan=_lifespan(settings),
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     instrument_api(app, settings)  # a server span around every middleware and route
     install_error_handlers(app)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ from weakref import WeakKeyDictionary
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span
+from opentelemetry.trace import Link
 
 from trainyard.callbacks.ingest_sql import ConnectionLease, JobUpdate, LockedJob
 from trainyard.callbacks.schemas import Heartbeat
@@ -253,15 +253,16 @@ def _decide(batch: _Batch, pending: _Pending) -> int | Exception:
     )
 
 
-def _batch_span(batch: list[_Pending]) -> AbstractContextManager[Span]:
+def _batch_span(batch: list[_Pending]) -> AbstractContextManager[object]:
     """The span of one batch: a child of its first sampled heartbeat (heartbeats are sampled,
-    observability.tracing), linked to the other sampled ones; unsampled when none is."""
+    observability.heartbeat_sampling), linked to the other sampled ones; none when none is."""
     spans = [trace.get_current_span(pending.context).get_span_context() for pending in batch]
     sampled = [index for index, span in enumerate(spans) if span.trace_flags.sampled]
-    parent = batch[sampled[0]].context if sampled else batch[0].context
+    if not sampled:
+        return nullcontext()
     return _tracer.start_as_current_span(
         "ingest heartbeats",
-        context=parent,
+        context=batch[sampled[0]].context,
         links=[Link(spans[index]) for index in sampled[1:]],
         attributes={"trainyard.heartbeats": len(batch)},
     )

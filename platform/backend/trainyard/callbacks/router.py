@@ -34,6 +34,7 @@ from trainyard.core.errors import Forbidden, TrainyardError, Unauthorized, error
 from trainyard.core.media_types import json_subtype
 from trainyard.deps import SessionDep, Temporal
 from trainyard.jobs.schemas import EventRead
+from trainyard.observability.heartbeat_sampling import HEARTBEAT_REQUESTS
 from trainyard.runtime import runtime_of
 from trainyard_workflows.telemetry.logs import bind_job
 
@@ -132,8 +133,8 @@ _tracer = trace.get_tracer(__name__)
 _W3C = TraceContextTextMapPropagator()
 HEARTBEAT_PATH = f"{router.prefix}/{{job_id}}/heartbeat"
 # Its server span is made here, not by the generic ASGI instrumentation, which collects every
-# request's attributes before its sampler keeps 1 heartbeat in N (observability.tracing):
-# here the 19 dropped ones cost a header parse and a sampling decision, nothing else.
+# request's attributes before a sampler could drop it: here only the 1 heartbeat in N that is
+# traced (observability.heartbeat_sampling) touches OpenTelemetry.
 HEARTBEAT_SPAN = f"POST {HEARTBEAT_PATH}"
 
 
@@ -143,6 +144,8 @@ async def _heartbeat_handler(request: Request) -> Response:
     Same answers as the FastAPI-solved route it replaces at run time (the declared endpoint
     below still documents it in OpenAPI): token, then body, then the group-commit ingest.
     """
+    if not HEARTBEAT_REQUESTS.keep():
+        return await _heartbeat_answer(request)
     with _tracer.start_as_current_span(
         HEARTBEAT_SPAN,
         context=_W3C.extract(request.headers),

@@ -175,8 +175,10 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
 
 
 def _publish_span(events: list[tuple[str, dict[str, Any]]]) -> AbstractContextManager[object]:
-    """One span per publish of committed events; none for a unit of work that made none."""
-    if not events:
+    """One span per publish of committed events, in the trace that made them; none for a unit
+    of work that made none, nor outside a traced one (an untraced heartbeat's ingest, a
+    background loop: a one-span trace each that nobody reads)."""
+    if not events or not trace.get_current_span().is_recording():
         return nullcontext()
     return _tracer.start_as_current_span(
         "bus publish", attributes={"trainyard.events": len(events)}

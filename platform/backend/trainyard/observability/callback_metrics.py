@@ -8,7 +8,9 @@ the callback paths pay for more than one regex match, and no job id becomes a la
 from __future__ import annotations
 
 import time
+from functools import cache
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainyard.core.listeners import is_callback_path, route_path
@@ -37,5 +39,17 @@ class CallbackMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            CALLBACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
-            CALLBACKS.labels(kind, str(code)).inc()
+            _seconds(kind).observe(time.perf_counter() - started)
+            _answered(kind, code).inc()
+
+
+# A bounded set of children (3 kinds, a few codes), each looked up once: `labels()` on every
+# heartbeat would validate and lock each time.
+@cache
+def _seconds(kind: str) -> Histogram:
+    return CALLBACK_SECONDS.labels(kind)
+
+
+@cache
+def _answered(kind: str, code: int) -> Counter:
+    return CALLBACKS.labels(kind, str(code))

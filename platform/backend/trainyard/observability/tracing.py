@@ -2,17 +2,16 @@
 
 A job's trace starts at its submit request (jobs.service stores its id and context on the job);
 the trainer's callbacks come back into it with a `traceparent` header. A long run sends
-thousands of heartbeats: the API keeps 1 in `trace_heartbeat_every` of their spans, whatever
-the trainer's sampled flag says (a trainer is untrusted and must not flood the trace store).
+thousands of heartbeats: the API traces 1 in `trace_heartbeat_every` of them, whatever the
+trainer's sampled flag says (a trainer is untrusted and must not flood the trace store).
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Sequence
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -28,8 +27,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from trainyard.callbacks.router import HEARTBEAT_PATH
 from trainyard.core.listeners import METRICS_PATH
 from trainyard.core.settings import BackendSettings
+from trainyard.observability.heartbeat_sampling import HEARTBEAT_REQUESTS, OneIn
 from trainyard.stream.fanout import EVENT_TYPE_ATTRIBUTE
 from trainyard_workflows.telemetry.tracing import configure_tracing, instrument_httpx
+
+# FastAPI's own telemetry stays off: the contrib instrumentation below makes the server spans
+# (with the exclusions and sampling here), and the native one would still walk the middleware
+# stack on every request to find that out; its exception logs would also carry request bodies.
+NATIVE_TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 UNTRACED_PATHS = ("/healthz", "/readyz", METRICS_PATH)
 
@@ -39,19 +49,18 @@ _UNTRACED_BY_ASGI = (*(f"{path}$" for path in UNTRACED_PATHS), "/v1/jobs/[^/]+/h
 
 
 class HeartbeatSampler(Sampler):
-    """1 heartbeat span in `every` sampled (0: none), decided here; every other span is left
-    to `delegate` (the OTEL_TRACES_SAMPLER choice, parent-based by default)."""
+    """Heartbeat spans, whatever the trainer's sampled flag says: a heartbeat's server span is
+    made only for the 1 request in N that the router keeps (`HEARTBEAT_REQUESTS`), so it is
+    always sampled; 1 relayed heartbeat event in `every` is (0: none). Every other span is
+    left to `delegate` (the OTEL_TRACES_SAMPLER choice, parent-based by default)."""
 
     def __init__(self, delegate: Sampler, every: int) -> None:
         self.delegate = delegate
-        self._lock = threading.Lock()  # spans start on the event loop and in worker threads
-        self.sample_every(every)
+        self._relays = OneIn(every)
 
     def sample_every(self, every: int) -> None:
-        """From now on, 1 heartbeat span in `every` (counting again from the next one)."""
-        with self._lock:
-            self._every = every
-            self._count = itertools.count()
+        """From now on, 1 relayed heartbeat in `every` (counting again from the next one)."""
+        self._relays.sample_every(every)
 
     def should_sample(
         self,
@@ -63,12 +72,17 @@ class HeartbeatSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
-        if not _is_heartbeat(kind, attributes):
+        if attributes is None:
+            heartbeat = None
+        elif kind == SpanKind.SERVER:
+            heartbeat = attributes.get(HTTP_ROUTE) == HEARTBEAT_ROUTE
+        else:
+            heartbeat = attributes.get(EVENT_TYPE_ATTRIBUTE) == "heartbeat"
+        if not heartbeat:
             return self.delegate.should_sample(
                 parent_context, trace_id, name, kind, attributes, links, trace_state
             )
-        with self._lock:
-            keep = self._every > 0 and next(self._count) % self._every == 0
+        keep = kind == SpanKind.SERVER or self._relays.keep()
         parent = trace.get_current_span(parent_context).get_span_context()
         return SamplingResult(
             Decision.RECORD_AND_SAMPLE if keep else Decision.DROP,
@@ -77,15 +91,7 @@ class HeartbeatSampler(Sampler):
         )
 
     def get_description(self) -> str:
-        return f"HeartbeatSampler{{1/{self._every},{self.delegate.get_description()}}}"
-
-
-def _is_heartbeat(kind: SpanKind | None, attributes: Attributes) -> bool:
-    if attributes is None:
-        return False
-    if kind == SpanKind.SERVER:
-        return attributes.get(HTTP_ROUTE) == HEARTBEAT_ROUTE
-    return attributes.get(EVENT_TYPE_ATTRIBUTE) == "heartbeat"
+        return f"HeartbeatSampler{{1/{self._relays.every},{self.delegate.get_description()}}}"
 
 
 def instrument_api(app: FastAPI, settings: BackendSettings) -> None:
@@ -115,6 +121,7 @@ def _sample_heartbeats(provider: TracerProvider, every: int) -> None:
     if not isinstance(sampler, HeartbeatSampler):
         sampler = provider.sampler = HeartbeatSampler(sampler, every)
     sampler.sample_every(every)
+    HEARTBEAT_REQUESTS.sample_every(every)
 
 
 def instrument_engine(engine: AsyncEngine) -> None:

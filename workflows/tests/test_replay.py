@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 import trainyard_workflows
 from trainyard_workflows.telemetry.tracing import temporal_interceptors
 from trainyard_workflows.training import (
+    ADMISSION_PATCH,
     INTERRUPT_PATCH,
     RETRY_PATCH,
     TRACKING_PATCH,
@@ -31,7 +32,8 @@ HISTORIES = {
 SCENARIOS = ("succeeded", "validation_failed", "cancelled", "trainer_killed")
 # Runs that take the patched branches: attempt 1 crashed and attempt 2 resumed (RETRY_PATCH);
 # attempt 1 stopped from outside and attempt 2 resumed (INTERRUPT_PATCH, then RETRY_PATCH).
-PATCHED_SCENARIOS = ("retried", "interrupted")
+# A job that waited QUEUED for admission, then ran (ADMISSION_PATCH; the runs above predate it).
+PATCHED_SCENARIOS = ("retried", "interrupted", "queued")
 # Histories recorded before MLflow tracking was added (`workflow.patched("mlflow-tracking")`)
 # keep replaying: workflows started then may still be running somewhere.
 EXPECTED_SCENARIOS = {
@@ -63,7 +65,8 @@ def test_every_patch_of_the_workflows_is_taken_by_a_committed_history() -> None:
     # A patched branch no history takes is not guarded by the replays above: a new patch
     # needs a capture_histories.py scenario and its recorded history.
     patches = _patch_ids_in_code()
-    assert patches >= {TRACKING_PATCH, RETRY_PATCH, INTERRUPT_PATCH}  # the scan finds them
+    # The scan finds them.
+    assert patches >= {TRACKING_PATCH, RETRY_PATCH, INTERRUPT_PATCH, ADMISSION_PATCH}
 
     marked = {
         patch

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from trainyard_workflows.activities.schemas import (
+    AdmissionResult,
     LaunchTrainerInput,
     ReportStateInput,
     ReportStateResult,
@@ -40,6 +41,7 @@ from trainyard_workflows.activities.tracking_schemas import (
     TrackingRun,
 )
 from trainyard_workflows.contracts import (
+    ADMITTED_SIGNAL,
     TRAINER_DONE_SIGNAL,
     WORKFLOW_NAME,
     TrainerDone,
@@ -82,6 +84,11 @@ class ScriptedActivities:
     on_stop: Callable[[str], Awaitable[None]] | None = None
     stopped: list[int] = field(default_factory=list)
     finished_tracking: list[str] = field(default_factory=list)
+    # What request_admission answers, in turn; once they are used up: admitted.
+    admission: list[AdmissionResult] = field(default_factory=list)
+    admission_requests: int = 0
+    asked_admission: asyncio.Event = field(default_factory=asyncio.Event)
+    asked_again: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _maybe_block(self, name: str) -> None:
         if name == self.blocking:
@@ -89,6 +96,14 @@ class ScriptedActivities:
             await _block()
 
     def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="request_admission")
+        async def request_admission(job_id: str) -> AdmissionResult:
+            self.admission_requests += 1
+            (self.asked_again if self.asked_admission.is_set() else self.asked_admission).set()
+            if self.admission:
+                return self.admission.pop(0)
+            return AdmissionResult(admitted=True, state="VALIDATING")
+
         @activity.defn(name="report_state")
         async def report_state(request: ReportStateInput) -> ReportStateResult:
             self.states.append(request.state)
@@ -154,6 +169,7 @@ class ScriptedActivities:
             self.finished_tracking.append(request.state)
 
         return [
+            request_admission,
             report_state,
             validate_dataset,
             launch_trainer,
@@ -463,3 +479,83 @@ async def test_a_lost_attempt_whose_trainer_answers_the_stop_with_cancelled_stil
         "no heartbeat for 120s: attempt 1 lost",
         False,
     )
+
+
+def _queued(position: int = 1) -> AdmissionResult:
+    return AdmissionResult(
+        admitted=False, state="QUEUED", position=position, reason="waiting for a CPU slot"
+    )
+
+
+async def _start(
+    temporal_env: WorkflowEnvironment, scripted: ScriptedActivities
+) -> AsyncIterator[WorkflowHandle[TrainingWorkflow, TrainingResult]]:
+    queue = f"admission-{uuid.uuid4().hex}"
+    async with Worker(
+        temporal_env.client,
+        task_queue=queue,
+        workflows=[TrainingWorkflow],
+        activities=scripted.activities(),
+    ):
+        job_id = f"job_{uuid.uuid4().hex}"
+        yield await temporal_env.client.start_workflow(
+            TrainingWorkflow.run,
+            training_input(job_id),
+            id=f"training-{job_id}",
+            task_queue=queue,
+        )
+
+
+async def test_a_queued_job_waits_launches_nothing_and_starts_when_the_backend_admits_it(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="")  # its trainer then trains on (the watch blocks)
+    scripted.admission = [_queued(2), _queued(1)]
+    async for handle in _start(temporal_env, scripted):
+        await asyncio.wait_for(scripted.asked_admission.wait(), timeout=30)
+        await asyncio.sleep(1.0)
+        assert scripted.launches == []  # nothing starts while it waits
+        assert "STARTING" not in scripted.states
+
+        started = time.monotonic()
+        await handle.signal(ADMITTED_SIGNAL)  # the first wake-up: still queued (position 1)
+        await asyncio.wait_for(scripted.asked_again.wait(), timeout=20)
+        await handle.signal(ADMITTED_SIGNAL)  # the second: admitted
+        await asyncio.wait_for(scripted.launched.wait(), timeout=20)
+
+        # Woken by the signals, not by the 30 s recheck.
+        assert time.monotonic() - started < 10
+        assert scripted.admission_requests == 3
+        assert scripted.states.index("STARTING") > 0
+        await handle.cancel()
+
+
+async def test_a_job_cancelled_while_queued_ends_cancelled_without_a_trainer(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="")
+    scripted.admission = [_queued()]
+    async for handle in _start(temporal_env, scripted):
+        await asyncio.wait_for(scripted.asked_admission.wait(), timeout=30)
+
+        await handle.cancel()
+
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), timeout=30)
+        assert isinstance(failure.value.cause, CancelledError)
+        assert scripted.states[-1] == "CANCELLED"
+        assert scripted.launches == []
+
+
+async def test_a_job_that_can_never_fit_fails_with_the_backends_sentence(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="")
+    refusal = "asks for 2 GPUs, but this platform has no GPU: ask for 0 GPUs"
+    scripted.admission = [AdmissionResult(admitted=False, state="VALIDATING", refused=refusal)]
+    async for handle in _start(temporal_env, scripted):
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+
+        assert result.state == "FAILED"
+        assert result.reason == refusal
+        assert scripted.launches == []

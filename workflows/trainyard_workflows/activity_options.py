@@ -38,5 +38,9 @@ STOP_TIMEOUT = timedelta(minutes=5)
 # How long to wait for the `done` signal once the backend says done arrived.
 DONE_SIGNAL_WAIT = timedelta(seconds=30)
 
+# A queued job asks again this often: the backend's `admitted` signal is what wakes it, this
+# only covers a signal lost (the API restarted between admitting and signalling).
+ADMISSION_RECHECK = timedelta(seconds=30)
+
 TRACKING_START_TIMEOUT = timedelta(minutes=2)
 TRACKING_FINISH_TIMEOUT = timedelta(minutes=30)

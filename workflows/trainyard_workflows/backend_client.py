@@ -21,7 +21,9 @@ from tenacity import (
 )
 
 from trainyard_workflows.attempt_outputs import AttemptOutput
+from trainyard_workflows.capacity.model import Capacity
 from trainyard_workflows.internal_api import (
+    AdmissionAnswer,
     AttemptGrant,
     Checkpoint,
     LatestCheckpoint,
@@ -206,6 +208,13 @@ class BackendClient:
         )
         return LatestCheckpoint.model_validate_json(response.content).checkpoint
 
+    async def request_admission(self, job_id: str) -> AdmissionAnswer:
+        """Whether the validated job may start now (trainyard/admission); else it is QUEUED."""
+        response = await self._request(
+            "POST", f"/internal/v1/jobs/{job_id}/admission", accept=(200,)
+        )
+        return AdmissionAnswer.model_validate_json(response.content)
+
     async def record_tracking(self, job_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
         """Store where the job is tracked (its MLflow run and model version) on the job."""
         response = await self._request(
@@ -216,6 +225,10 @@ class BackendClient:
         )
         body: dict[str, Any] = response.json()
         return body
+
+    async def report_capacity(self, capacity: Capacity) -> None:
+        """Tell the backend what admission may hand out (the newest report replaces the last)."""
+        await self._request("PUT", "/internal/v1/capacity", json=_body(capacity), accept=(204,))
 
     async def _request(
         self,

@@ -11,6 +11,8 @@ from typing import Any
 
 WORKFLOW_NAME = "TrainingWorkflow"
 TRAINER_DONE_SIGNAL = "trainer_done"
+# The backend admitted the queued job (trainyard/admission): it may take its GPUs or CPU slot.
+ADMITTED_SIGNAL = "admitted"
 DEFAULT_TASK_QUEUE = "trainyard-training"
 
 

@@ -72,3 +72,17 @@ class Checkpoint(BaseModel):
 class LatestCheckpoint(BaseModel):
     # null: no trainer of the job saved one yet (a new attempt then starts from scratch).
     checkpoint: Checkpoint | None
+
+
+class AdmissionAnswer(BaseModel):
+    """The backend's answer when a validated job asks to be admitted (or asks again)."""
+
+    admitted: bool
+    # The job's state now: a terminal one means it ended meanwhile (cancelled while queued).
+    state: JobState
+    # Set when the job can never run on this platform (more GPUs than any node has): the
+    # workflow fails the job with it instead of queueing it forever.
+    refused: str | None = None
+    # While it waits: its place in the queue (1: next) and why it waits, for the timeline.
+    position: int = 0
+    reason: str = ""

@@ -1,7 +1,10 @@
 """The job state machine: one definition for the backend (which writes every state) and the
 worker (which asks for transitions and reads states). Pure, so the workflow sandbox imports it.
 
-PENDING -> VALIDATING -> STARTING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
+PENDING -> VALIDATING -> QUEUED -> STARTING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
+
+QUEUED: validated, waiting for admission (capacity, quotas: the backend's trainyard/admission);
+a job admitted at once skips it.
 
 A transition only moves forward (steps may be skipped); once a job is terminal nothing moves
 it again, so the first terminal transition wins.
@@ -15,6 +18,7 @@ from enum import StrEnum
 class JobState(StrEnum):
     PENDING = "PENDING"
     VALIDATING = "VALIDATING"
+    QUEUED = "QUEUED"
     STARTING = "STARTING"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -42,8 +46,9 @@ DONE_STATUS_TO_STATE = {
 _RANK = {
     JobState.PENDING: 0,
     JobState.VALIDATING: 1,
-    JobState.STARTING: 2,
-    JobState.RUNNING: 3,
+    JobState.QUEUED: 2,
+    JobState.STARTING: 3,
+    JobState.RUNNING: 4,
 }
 
 

@@ -113,7 +113,14 @@ class WorkerSettings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     temporal_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
-    # --- issue 21: C (tracing)
+    # --- issue 22: capacity
+    # What admission may hand out (capacity/), reported to the backend at start and every
+    # capacity_report_interval_s. gpus: the GPUs trainers may use, in place of discovery (NVML
+    # or nvidia-smi here, the nodes' allocatable nvidia.com/gpu on Kubernetes). cpu_run_slots:
+    # CPU-only trainings at a time; unset, a quarter of this machine's cores (at least one).
+    gpus: int | None = Field(default=None, ge=0)
+    cpu_run_slots: int | None = Field(default=None, ge=1)
+    capacity_report_interval_s: float = Field(default=60.0, gt=0)
 
     # --- issue 21: E (logs)
     # `console`: readable lines (the embedded tier); `json`: one JSON object a line, for a log

@@ -1,6 +1,8 @@
 """TrainingWorkflow: one job from validation to a terminal state.
 
-VALIDATING -> validate_dataset -> STARTING -> launch_trainer -> watch_trainer until the trainer's
+VALIDATING -> validate_dataset -> request_admission (QUEUED until the backend admits the job:
+capacity, quotas, priority; trainyard/admission) -> STARTING -> launch_trainer -> watch_trainer
+until the trainer's
 `done` arrives (signal from the backend) or its process exits or goes silent -> terminal state.
 The first heartbeat of the trainer moves the job to RUNNING (the backend does that).
 
@@ -38,11 +40,13 @@ from trainyard_workflows.run_tracking import JobTracking
 # (e.g. ValidationReport.counts -> SplitCounts) in the module that defines it, and inside the
 # sandbox only modules imported by name are there to look in.
 with workflow.unsafe.imports_passed_through():
+    from trainyard_workflows.activities.admission_activities import AdmissionActivities
     from trainyard_workflows.activities.schemas import (
         DISRUPTED,
         EXITED,
         LOST,
         UNSTARTABLE,
+        AdmissionResult,
         LaunchTrainerInput,
         ReportStateInput,
         ReportStateResult,
@@ -54,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from trainyard_workflows.activities.training_activities import TrainingActivities
     from trainyard_workflows.contracts import (
+        ADMITTED_SIGNAL,
         TRAINER_DONE_SIGNAL,
         WORKFLOW_NAME,
         TrainerDone,
@@ -68,6 +73,8 @@ TRACKING_PATCH = "mlflow-tracking"
 RETRY_PATCH = "attempts-resume-from-checkpoint"
 # Workflows started before interruptions were told apart ended CANCELLED on an outside SIGTERM.
 INTERRUPT_PATCH = "interruptions-resume"
+# Workflows started before admission existed went from validation straight to STARTING.
+ADMISSION_PATCH = "admission-queue"
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,12 @@ class TrainingWorkflow:
         self._handle: AttemptHandle | None = None
         self._done: TrainerDone | None = None
         self._tracking = JobTracking()
+        self._admitted = False
+
+    @workflow.signal(name=ADMITTED_SIGNAL)
+    def admitted(self) -> None:
+        """The backend admitted the queued job: ask again now instead of at the next recheck."""
+        self._admitted = True
 
     @workflow.signal(name=TRAINER_DONE_SIGNAL)
     def trainer_done(self, done: TrainerDone) -> None:
@@ -127,6 +140,11 @@ class TrainingWorkflow:
                 return await self._finish(
                     job_id, JobState.FAILED, f"dataset validation failed: {first}"
                 )
+
+            if workflow.patched(ADMISSION_PATCH):
+                held = await self._wait_for_admission(job_id)
+                if held is not None:
+                    return held
 
             entered = await self._report(job_id, JobState.STARTING)
             if entered.state in TERMINAL_STATES:
@@ -160,6 +178,28 @@ class TrainingWorkflow:
         finally:
             if self._handle is not None:
                 await self._stop(TrainingActivities.cleanup, self._handle)
+
+    async def _wait_for_admission(self, job_id: str) -> TrainingResult | None:
+        """Until the backend admits the job (None); a result when it ends instead: refused
+        (it can never fit here) or ended while it waited."""
+        while True:
+            self._admitted = False
+            answer: AdmissionResult = await workflow.execute_activity_method(
+                AdmissionActivities.request_admission,
+                job_id,
+                start_to_close_timeout=options.REPORT_TIMEOUT,
+                retry_policy=options.BACKEND_RETRY,
+            )
+            if answer.state in TERMINAL_STATES:
+                return TrainingResult(state=answer.state, reason="job ended while queued")
+            if answer.refused is not None:
+                return await self._finish(job_id, JobState.FAILED, answer.refused)
+            if answer.admitted:
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._admitted, timeout=options.ADMISSION_RECHECK
+                )
 
     async def _launch(self, request: LaunchTrainerInput) -> None:
         """Start the attempt's trainer; its handle is kept even when a cancel interrupts."""

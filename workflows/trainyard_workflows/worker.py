@@ -22,9 +22,11 @@ from temporalio.worker import Worker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from trainyard_workflows.activities import TrainingActivities
+from trainyard_workflows.activities.admission_activities import AdmissionActivities
 from trainyard_workflows.activities.reconcile_activities import ReconcileActivities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.backend_client import BackendClient
+from trainyard_workflows.capacity.reporter import CapacityReporter, discovery_for
 from trainyard_workflows.launchers.factory import build_launcher
 from trainyard_workflows.reconcile import ReconcileWorkflow, ensure_reconcile_schedule
 from trainyard_workflows.settings import EMBEDDED_INTERNAL_TOKEN, WorkerSettings, get_settings
@@ -92,6 +94,7 @@ def build_worker(
     activities: TrainingActivities,
     tracking: TrackingActivities,
     reconcile: ReconcileActivities,
+    admission: AdmissionActivities,
 ) -> Worker:
     """The worker with every workflow and activity of the training task queue."""
     return Worker(
@@ -99,6 +102,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[TrainingWorkflow, ReconcileWorkflow],
         activities=[
+            admission.request_admission,
             reconcile.reconcile_launched,
             activities.report_state,
             activities.validate_dataset,
@@ -134,12 +138,18 @@ async def run_worker(settings: WorkerSettings) -> None:
         activities = TrainingActivities(backend, launcher, settings)
         tracking = TrackingActivities(backend, build_tracker(settings), settings)
         reconcile = ReconcileActivities(backend, launcher)
+        admission = AdmissionActivities(backend)
         if settings.launcher == "kubernetes":
             every = timedelta(seconds=settings.reconcile_interval_s)
             if await ensure_reconcile_schedule(client, settings.task_queue, every):
                 logger.info("created the reconciler's schedule (every %s)", every)
+        # Beside the worker: admission needs to know what the machine or cluster has.
+        reporter = CapacityReporter(
+            backend, discovery_for(settings), settings.capacity_report_interval_s
+        )
+        reporting = asyncio.create_task(reporter.run(), name="capacity-reporter")
         try:
-            async with build_worker(client, settings, activities, tracking, reconcile):
+            async with build_worker(client, settings, activities, tracking, reconcile, admission):
                 logger.info(
                     "trainyard-worker ready: task queue %r on %s (namespace %r), backend %s, "
                     "%s launcher",
@@ -152,6 +162,8 @@ async def run_worker(settings: WorkerSettings) -> None:
                 await stop.wait()
                 logger.info("trainyard-worker stopping")
         finally:
+            reporting.cancel()
+            await asyncio.wait([reporting])  # it ends before the backend client closes
             await launcher.aclose()
     logger.info("trainyard-worker stopped")
 

@@ -29,6 +29,7 @@ from trainyard.core.settings import BackendSettings
 from trainyard_testing.otlp_receiver import OtlpReceiver, ReceivedSpan, serve_otlp
 from trainyard_testing.spans import trace_of
 from trainyard_workflows.activities import TrainingActivities
+from trainyard_workflows.activities.admission_activities import AdmissionActivities
 from trainyard_workflows.activities.reconcile_activities import ReconcileActivities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.backend_client import BackendClient
@@ -96,7 +97,14 @@ async def worker(
             activities = TrainingActivities(backend, launcher, worker_settings)
             tracking = TrackingActivities(backend, build_tracker(worker_settings), worker_settings)
             reconcile = ReconcileActivities(backend, launcher)
-            async with build_worker(client, worker_settings, activities, tracking, reconcile):
+            async with build_worker(
+                client,
+                worker_settings,
+                activities,
+                tracking,
+                reconcile,
+                AdmissionActivities(backend),
+            ):
                 yield
     finally:
         await launcher.aclose()

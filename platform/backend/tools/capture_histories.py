@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import tempfile
@@ -140,6 +141,18 @@ def _resumed(stop: signal.Signals) -> Callable[[httpx.Client, Datasets], str]:
     return scenario
 
 
+def _queued(api: httpx.Client, data: Datasets) -> str:
+    """A job that waits QUEUED behind another (the platform runs one CPU job at a time here),
+    is woken by the `admitted` signal when the first ends, and succeeds: ADMISSION_PATCH."""
+    first = _submit(api, data.shapes, epochs=2)
+    _wait(api, first, {"RUNNING"})
+    job_id = _submit(api, data.shapes, epochs=1)
+    _wait(api, job_id, {"QUEUED"})
+    if _wait(api, job_id, TERMINAL)["state"] != "SUCCEEDED":
+        raise RuntimeError(f"{job_id} should have waited, then succeeded")
+    return job_id
+
+
 SCENARIOS: dict[str, Callable[[httpx.Client, Datasets], str]] = {
     "succeeded": _succeeded,
     "validation_failed": _validation_failed,
@@ -149,6 +162,8 @@ SCENARIOS: dict[str, Callable[[httpx.Client, Datasets], str]] = {
     "retried": _resumed(signal.SIGKILL),
     # A SIGTERM nobody on the platform sent (a preempted pod): INTERRUPT_PATCH's branch.
     "interrupted": _resumed(signal.SIGTERM),
+    # Admission: the second of two jobs on one CPU slot waits, then starts.
+    "queued": _queued,
 }
 
 
@@ -202,6 +217,12 @@ def main() -> None:
             temporal_port=free_local_port(),
             temporal_ui_port=free_local_port(),
             mlflow_port=free_local_port(),
+            # One CPU training at a time, so `queued` queues (the others run one job each).
+            # Its datasets are made here, beside the platform's data folder.
+            extra_env={
+                "TRAINYARD_CPU_RUN_SLOTS": "1",
+                "TRAINYARD_DATASET_ROOTS": json.dumps([str(root)]),
+            },
         )
         with running_platform(config), httpx.Client(base_url=config.api_url, timeout=30) as api:
             jobs = {scenario: SCENARIOS[scenario](api, data) for scenario in scenarios}

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from trainyard.admission.internal_router import router as admission_internal_router
 from trainyard.auth.factory import open_authenticator
 from trainyard.auth.public_config import router as auth_config_router
 from trainyard.auth.same_origin import SameOriginGuard
@@ -79,7 +80,8 @@ def _lifespan(settings: BackendSettings) -> Callable[[FastAPI], AbstractAsyncCon
             bus = await stack.enter_async_context(open_bus(settings))
             fanout = StreamFanout(bus, max_backlog=settings.stream_queue_size)
             stack.push_async_callback(fanout.close)
-            db = Database(engine, bus, observe=JobLifecycleMetrics(engine))
+            db = Database(engine, bus)
+            db.observe(JobLifecycleMetrics(engine))
             limiter = await stack.enter_async_context(
                 open_rate_limiter(
                     settings.rate_limits,
@@ -103,6 +105,8 @@ def _lifespan(settings: BackendSettings) -> Callable[[FastAPI], AbstractAsyncCon
                     settings.temporal_rpc_timeout_s,
                 ),
             )
+            db.observe(runtime.admission)  # a job that ended frees what queued jobs wait for
+            stack.push_async_callback(runtime.admission.close)
             # Starts what a Temporal outage or a stop between a commit and its call left undone.
             sweep = asyncio.create_task(runtime.workflows.run(), name="workflow sweep")
             stack.push_async_callback(_cancelled, sweep)
@@ -156,17 +160,21 @@ def create_app(
     app.state.object_store = object_store_from(storage)
     # Trainers' callbacks first: the most frequent requests by far, and FastAPI tries every
     # route of each router included before theirs (decision 007). No path overlaps another's.
-    app.include_router(callbacks_router)
-    app.include_router(jobs_router)
-    app.include_router(datasets_router)
-    app.include_router(frameworks_router)
-    app.include_router(chat_router)
-    app.include_router(stream_router)
-    app.include_router(projects_router)
-    app.include_router(web_sign_in_router)
-    app.include_router(auth_config_router)
-    app.include_router(internal_router)
-    app.include_router(metrics_router)
+    for router in (
+        callbacks_router,
+        jobs_router,
+        datasets_router,
+        frameworks_router,
+        chat_router,
+        stream_router,
+        projects_router,
+        web_sign_in_router,
+        auth_config_router,
+        internal_router,
+        admission_internal_router,
+        metrics_router,
+    ):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from trainyard.admission.trigger import AdmissionTrigger
 from trainyard.auth.authenticate import Authenticator
 from trainyard.core.bus import EventBus
 from trainyard.core.db import Database
@@ -26,6 +27,11 @@ class Runtime:
     temporal: TemporalGateway
     authenticator: Authenticator  # who is calling (trainyard.deps.current_principal)
     rate_limiter: RateLimiter  # submissions, chat, uploads, failed sign-ins (deps.RateLimited)
+
+    @functools.cached_property
+    def admission(self) -> AdmissionTrigger:
+        """Admits queued jobs when a job ends or capacity grows (trainyard/admission)."""
+        return AdmissionTrigger(self.db, self.temporal)
 
     @functools.cached_property
     def workflows(self) -> WorkflowStarter:

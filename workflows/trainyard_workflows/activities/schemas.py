@@ -83,3 +83,14 @@ class StopTrainerInput:
 class StopResult:
     was_running: bool
     exit_code: int | None
+
+
+@dataclass(frozen=True)
+class AdmissionResult:
+    """request_admission's answer (internal_api.AdmissionAnswer, as a workflow value)."""
+
+    admitted: bool
+    state: str
+    refused: str | None = None
+    position: int = 0
+    reason: str = ""

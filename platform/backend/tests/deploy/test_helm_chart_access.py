@@ -183,7 +183,19 @@ def test_worker_may_run_trainer_jobs_in_the_training_namespace_and_nothing_more(
             {"kind": "ServiceAccount", "name": f"{FULLNAME}-worker", "namespace": NAMESPACE}
         ]
     assert rendered.pod_spec("worker")["serviceAccountName"] == f"{FULLNAME}-worker"
-    assert rendered.of_kind("ClusterRole") == rendered.of_kind("ClusterRoleBinding") == []
+
+
+def test_the_worker_may_list_nodes_for_capacity_and_nothing_else_cluster_wide(
+    rendered: RenderedChart,
+) -> None:
+    (role,) = rendered.of_kind("ClusterRole")
+    (binding,) = rendered.of_kind("ClusterRoleBinding")
+
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{FULLNAME}-worker", "namespace": NAMESPACE}
+    ]
 
 
 def test_training_namespaces_are_apart_from_the_release_and_created_when_asked(

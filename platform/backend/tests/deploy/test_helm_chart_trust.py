@@ -44,6 +44,8 @@ pytestmark = pytest.mark.xdist_group("helm_chart")
 
 WORKFLOWS_DIR = REPO_ROOT / "workflows" / "trainyard_workflows"
 LAUNCHER_SOURCE = WORKFLOWS_DIR / "launchers" / "kubernetes_launcher.py"
+# The only cluster-wide calls: what admission reads of the nodes.
+CAPACITY_SOURCE = WORKFLOWS_DIR / "capacity" / "kubernetes.py"
 # `core.read_namespaced_pod_log(...)`, `batch.delete_namespaced_job(...)`: the client's method
 # names say the verb and the resource of each call.
 _API_CALL = re.compile(
@@ -60,6 +62,9 @@ _RESOURCES = {
     "secret": ("", "secrets"),
     "event": ("", "events"),
 }
+# `CoreV1Api(api_client).list_node()`: a cluster-scoped call.
+_CLUSTER_CALL = re.compile(r"\.(create|read|list|patch|replace|delete)_(node)\(")
+_CLUSTER_RESOURCES = {"node": ("", "nodes")}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
@@ -75,6 +80,14 @@ def launcher_calls() -> set[tuple[str, str, str]]:
     return calls
 
 
+def cluster_calls() -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every cluster-scoped call the worker's code makes."""
+    return {
+        (*_CLUSTER_RESOURCES[match.group(2)], _VERBS[match.group(1)])
+        for match in _CLUSTER_CALL.finditer(CAPACITY_SOURCE.read_text())
+    }
+
+
 def role_grants(role: Manifest) -> set[tuple[str, str, str]]:
     return {
         (group, resource, verb)
@@ -86,14 +99,19 @@ def role_grants(role: Manifest) -> set[tuple[str, str, str]]:
 
 
 def test_only_the_kubernetes_launcher_calls_the_kubernetes_api() -> None:
-    # So that launcher_calls() sees every call: no other module builds an API object.
+    # So that launcher_calls() and cluster_calls() see every call: no other module builds an
+    # API object.
     builders = [
         path.relative_to(WORKFLOWS_DIR)
         for path in WORKFLOWS_DIR.rglob("*.py")
         if re.search(r"\b\w+V\d\w*Api\(", path.read_text())
     ]
-    assert [str(path) for path in builders] == ["launchers/kubernetes_launcher.py"]
+    assert sorted(str(path) for path in builders) == [
+        "capacity/kubernetes.py",
+        "launchers/kubernetes_launcher.py",
+    ]
     assert ("batch", "jobs", "create") in launcher_calls()
+    assert cluster_calls() == {("", "nodes", "list")}
 
 
 def test_the_workers_role_grants_exactly_the_calls_its_code_makes(rendered: RenderedChart) -> None:
@@ -106,7 +124,8 @@ def test_the_workers_role_grants_exactly_the_calls_its_code_makes(rendered: Rend
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
             assert "watch" not in rule["verbs"]
             assert "resourceNames" not in rule
-    assert rendered.of_kind("ClusterRole") == rendered.of_kind("ClusterRoleBinding") == []
+    (cluster_role,) = rendered.of_kind("ClusterRole")
+    assert role_grants(cluster_role) == cluster_calls()
 
 
 def test_secrets_are_reachable_only_in_the_training_namespaces(rendered: RenderedChart) -> None:

@@ -41,6 +41,9 @@ def trainer_python() -> Path:
 # Short enough that a stuck attempt is noticed within a test, long enough for a CPU epoch of
 # the tiny model.
 _TEST_TIMINGS = {"TRAINYARD_HEARTBEAT_TIMEOUT_S": "60", "TRAINYARD_STOP_GRACE_S": "5"}
+# The shared platforms run the jobs of several tests at once: room for them all (the queue's
+# own tests make a platform with one slot, test_admission_e2e.py).
+_TEST_CAPACITY = {"TRAINYARD_CPU_RUN_SLOTS": "8"}
 
 
 def _config(data_dir: Path, extra_env: dict[str, str]) -> EmbeddedConfig:
@@ -50,7 +53,7 @@ def _config(data_dir: Path, extra_env: dict[str, str]) -> EmbeddedConfig:
         temporal_port=free_local_port(),
         temporal_ui_port=free_local_port(),
         mlflow_port=free_local_port(),
-        extra_env={**_TEST_TIMINGS, **extra_env},
+        extra_env={**_TEST_TIMINGS, **_TEST_CAPACITY, **extra_env},
     )
 
 

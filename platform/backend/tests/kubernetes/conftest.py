@@ -16,6 +16,7 @@ from trainyard.core.settings import BackendSettings
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard_testing.kubernetes import KubernetesApi
 from trainyard_workflows.activities import TrainingActivities
+from trainyard_workflows.activities.admission_activities import AdmissionActivities
 from trainyard_workflows.activities.reconcile_activities import ReconcileActivities
 from trainyard_workflows.activities.tracking_activities import TrackingActivities
 from trainyard_workflows.backend_client import BackendClient
@@ -88,7 +89,14 @@ async def worker(
             tracking = TrackingActivities(backend, build_tracker(worker_settings), worker_settings)
             reconcile = ReconcileActivities(backend, launcher)
             client = temporal_env.client
-            async with build_worker(client, worker_settings, activities, tracking, reconcile):
+            async with build_worker(
+                client,
+                worker_settings,
+                activities,
+                tracking,
+                reconcile,
+                AdmissionActivities(backend),
+            ):
                 yield worker_settings
     finally:
         await launcher.aclose()

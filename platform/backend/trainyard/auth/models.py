@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trainyard.core.db import Base, PortableJSON, UTCDateTime, utcnow
@@ -39,6 +39,10 @@ class Project(Base):
     # What users and URLs name it by (the Trainyard-Project header).
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Quotas (trainyard/admission); None: no limit but the platform's capacity.
+    quota_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
+    quota_runs: Mapped[int | None] = mapped_column(Integer, default=None)
+    gpu_hours_per_month: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

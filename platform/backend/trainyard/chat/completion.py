@@ -25,6 +25,7 @@ from trainyard.core.settings import BackendSettings
 from trainyard.frameworks import DEFAULT_FRAMEWORK, FRAMEWORKS, known_model, model_examples
 from trainyard.frameworks.job_create import job_defaults, parse_job_create
 from trainyard.jobs.models import Job
+from trainyard_workflows.capacity import Capacity, never_fits
 
 # The task a framework trains on a dataset of this format, where it is not its default.
 _TASK_OF_FORMAT = {("huggingface", "text"): "text-classification"}
@@ -41,6 +42,10 @@ class CompletionContext(Protocol):
 
     async def finished_jobs(self, model: str, limit: int = 10) -> list[Job]:
         """The owner's newest SUCCEEDED jobs of `model` (for the duration estimate)."""
+        ...
+
+    async def capacity(self) -> Capacity | None:
+        """What the workers reported the platform has; None until one did."""
         ...
 
 
@@ -65,6 +70,7 @@ async def complete(draft: PlanDraft, context: CompletionContext) -> TrainingPlan
                 why = "Trainyard's default" + (" (train on the CPU)" if name == "gpus" else "")
                 assumed.append(Assumption(field=name, value=default, reason=why))
     questions += _limit_questions(request, context, asked)
+    questions += _capacity_questions(request, await context.capacity(), questions, asked)
     if not questions:
         questions += _validation_questions(request)
 
@@ -211,6 +217,28 @@ def _limit_questions(
                 )
             )
     return questions
+
+
+def _capacity_questions(
+    request: PlanRequest,
+    capacity: Capacity | None,
+    questions: list[Question],
+    asked: set[str | None],
+) -> list[Question]:
+    """GPUs this platform can never give one job: the sentence `POST /v1/jobs` refuses with."""
+    already = asked | {question.field for question in questions}
+    if capacity is None or request.gpus is None or "gpus" in already:
+        return []
+    reason = never_fits(capacity, request.gpus)
+    if reason is None:
+        return []
+    return [
+        Question(
+            field="gpus",
+            question=f"{reason[:1].upper()}{reason[1:]}.",
+            choices=[str(capacity.largest_node_gpus)],
+        )
+    ]
 
 
 def _validation_questions(request: PlanRequest) -> list[Question]:

@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.admission.capacity_store import current_capacity
 from trainyard.chat.completion import complete
 from trainyard.chat.plan import DatasetSummary, JobSummary, PlanDraft
 from trainyard.core.settings import BackendSettings
 from trainyard.datasets.models import Dataset
 from trainyard.frameworks import models_by_framework
 from trainyard.jobs.models import Job
+from trainyard_workflows.capacity import Capacity
 
 
 def dataset_summary(dataset: Dataset) -> DatasetSummary:
@@ -102,6 +104,10 @@ class DatabaseContext:
         )
         async with self._sessions() as session:
             return list((await session.execute(query)).scalars())
+
+    async def capacity(self) -> Capacity | None:
+        async with self._sessions() as session:
+            return await current_capacity(session)
 
     async def problems(self, draft: PlanDraft) -> list[str]:
         """What is wrong with the values the draft gives (an unknown model, too many GPUs, a

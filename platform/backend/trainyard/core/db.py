@@ -188,12 +188,10 @@ def _publish_span(events: list[tuple[str, dict[str, Any]]]) -> AbstractContextMa
 class Database:
     """The engine, a session factory and the bus that committed events go to."""
 
-    def __init__(
-        self, engine: AsyncEngine, bus: EventBus, observe: CommittedObserver | None = None
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
         self.engine = engine
         self.bus = bus
-        self._observe = observe
+        self._observers: list[CommittedObserver] = []
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
     @asynccontextmanager
@@ -227,11 +225,17 @@ class Database:
                     logger.exception(
                         "publishing event %s of job %s failed", payload.get("seq"), job_id
                     )
-        if self._observe is not None and events:
+        if not events:
+            return
+        for observe in self._observers:
             try:
-                await self._observe(events)
-            except Exception:  # a metric is never worth failing a committed request
+                await observe(events)
+            except Exception:  # a metric or a wake-up is never worth failing a committed request
                 logger.exception("observing committed events failed")
+
+    def observe(self, observer: CommittedObserver) -> None:
+        """Show `observer` every committed event from now on (after the bus has them)."""
+        self._observers.append(observer)
 
     async def ping(self) -> None:
         async with self._sessions() as session:

@@ -5,21 +5,26 @@ Every route needs `Authorization: Bearer <TRAINYARD_INTERNAL_TOKEN>` (401 otherw
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from trainyard.admission import service as admission
+from trainyard.core.db import after_commit
 from trainyard.core.errors import Unauthorized
-from trainyard.deps import SessionDep, Settings
+from trainyard.deps import DatabaseDep, SessionDep, Settings, Temporal
 from trainyard.internal import service
 from trainyard.internal.schemas import InternalJobRead
 from trainyard.jobs.models import MAX_INT_COLUMN
+from trainyard.jobs.orchestration import signal_admitted
 from trainyard.jobs.schemas import EventPage, EventRead, JobRead
 from trainyard.jobs.service import events_after
 from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.internal_api import (
+    AdmissionAnswer,
     AttemptGrant,
     LatestCheckpoint,
     Liveness,
@@ -58,6 +63,18 @@ async def transition(job_id: str, body: TransitionRequest, session: SessionDep) 
     decided".
     """
     return JobRead.model_validate(await service.apply_transition(session, job_id, body))
+
+
+@router.post("/{job_id}/admission", response_model=AdmissionAnswer)
+async def request_admission(
+    job_id: str, session: SessionDep, db: DatabaseDep, temporal: Temporal
+) -> AdmissionAnswer:
+    """The validated job asks to start: admitted now, or QUEUED with its place and why, or
+    refused when it can never fit here. Asking again is harmless (the workflow rechecks)."""
+    answer, admitted = await admission.request_admission(session, job_id)
+    for other in admitted:  # this pass admitted jobs that were waiting too: wake them
+        after_commit(session, functools.partial(signal_admitted, temporal, other))
+    return answer
 
 
 @router.post("/{job_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=EventRead)

@@ -48,6 +48,10 @@ class Job(Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Admission (trainyard/admission): higher goes first; set when the job may take its GPUs or
+    # CPU slot, and from then until it ends it holds them.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # Where the run is tracked: {"mlflow_run_id", "mlflow_run_url", "model_version", ...}.
     tracking: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     # The current attempt's output (trainyard_workflows.attempt_outputs.AttemptOutput): where

@@ -12,6 +12,7 @@ from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.models import Job
 from trainyard_workflows.contracts import (
+    ADMITTED_SIGNAL,
     TRAINER_DONE_SIGNAL,
     WORKFLOW_NAME,
     TrainerDone,
@@ -85,4 +86,17 @@ async def signal_trainer_done(gateway: TemporalGateway, job_id: str, done: Train
     except Exception:
         logger.warning(
             "could not signal %s to the workflow of %s", TRAINER_DONE_SIGNAL, job_id, exc_info=True
+        )
+
+
+async def signal_admitted(gateway: TemporalGateway, job_id: str) -> None:
+    """Wake the queued job's workflow: it was admitted. Logged, never raised: the admission is
+    stored, and the workflow asks again on its own at its next recheck."""
+    try:
+        client = await gateway.client()
+        handle = client.get_workflow_handle(workflow_id_for(job_id))
+        await handle.signal(ADMITTED_SIGNAL, rpc_timeout=gateway.rpc_timeout)
+    except Exception:
+        logger.warning(
+            "could not signal %s to the workflow of %s", ADMITTED_SIGNAL, job_id, exc_info=True
         )

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.admission.fit import refuse_never_fitting
 from trainyard.auth import audit
 from trainyard.auth.principal import Access
 from trainyard.core.db import Database
@@ -70,6 +71,7 @@ async def submit(
     is down the job is kept, PENDING, and the sweep starts it when Temporal answers.
     """
     check_limits(settings, body)
+    await refuse_never_fitting(session, body.gpus)
     owner = access.user_id
     if idempotency_key is not None:
         earlier = await _by_idempotency_key(session, access, idempotency_key)

@@ -8,6 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
+import trainyard.admission.models
 import trainyard.auth.models
 import trainyard.auth.web_sessions
 import trainyard.chat.models

@@ -1229,7 +1229,7 @@ export interface components {
          * JobState
          * @enum {string}
          */
-        JobState: "PENDING" | "VALIDATING" | "STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+        JobState: "PENDING" | "VALIDATING" | "QUEUED" | "STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
         /** MeRead */
         MeRead: {
             user: components["schemas"]["UserRead"];

@@ -18,6 +18,7 @@ export type JobState = Schemas["JobState"];
 export const JOB_STATES: JobState[] = [
   "PENDING",
   "VALIDATING",
+  "QUEUED",
   "STARTING",
   "RUNNING",
   "SUCCEEDED",

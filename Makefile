@@ -93,6 +93,7 @@ bench: install oidc-provider ## Print benchmark figures (platform overhead, trai
 	cd platform/backend && $(UV) run --frozen python -m bench.telemetry_overhead
 	cd platform/backend && $(UV) run --frozen python -m bench.idle_cpu
 	cd platform/backend && $(UV) run --frozen python -m bench.admission_ledger
+	cd platform/backend && $(UV) run --frozen python -m bench.admission_latency
 
 histories: install ## Re-record the workflow histories the replay tests check (only with Temporal versioning!)
 	$(UV) run --frozen python platform/backend/tools/capture_histories.py

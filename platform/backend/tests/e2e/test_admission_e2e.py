@@ -5,6 +5,9 @@ while it waits ends CANCELLED without ever starting a trainer."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +24,7 @@ pytestmark = pytest.mark.xdist_group("e2e")
 
 
 @pytest.fixture(scope="module")
-def one_slot_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
     env = {
         "TRAINYARD_DATASET_ROOTS": json.dumps([str(tmp_path_factory.getbasetemp())]),
         "TRAINYARD_CPU_RUN_SLOTS": "1",
@@ -29,10 +32,15 @@ def one_slot_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Cli
     embedded = EmbeddedPlatform(_config(tmp_path_factory.mktemp("one-slot"), env))
     try:
         embedded.start()
-        with httpx.Client(base_url=embedded.config.api_url, timeout=30) as client:
-            yield client
+        yield embedded
     finally:
         embedded.stop()
+
+
+@pytest.fixture
+def one_slot_api(one_slot: EmbeddedPlatform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=one_slot.config.api_url, timeout=30) as client:
+        yield client
 
 
 def test_with_one_cpu_slot_the_second_job_queues_and_starts_when_the_first_ends(
@@ -69,3 +77,49 @@ def _state_at(events: list[dict[str, Any]], state: str) -> str:
         "created_at"
     ]
     return at
+
+
+def test_queued_jobs_survive_a_restart_of_the_worker_and_of_temporal(
+    one_slot: EmbeddedPlatform, one_slot_api: httpx.Client, shapes: GeneratedDataset
+) -> None:
+    api = one_slot_api
+    running = submit(api, shapes.uri, epochs=50)
+    wait_for(api, running["id"], lambda job: job["state"] == "RUNNING", 180)
+    queued = [submit(api, shapes.uri, epochs=1) for _ in range(2)]
+    for job in queued:
+        wait_for(api, job["id"], lambda job: job["state"] == "QUEUED", 120)
+
+    for component in ("temporal", "worker"):
+        _kill_and_wait_for_restart(one_slot, component)
+    _until(lambda: api.get("/readyz").status_code == 200, "the platform ready again")
+
+    # The slot frees: the queued jobs run one after the other, none lost.
+    assert api.post(f"/v1/jobs/{running['id']}/cancel").status_code == 202
+    finals = [wait_for(api, job["id"], lambda job: job["state"] in TERMINAL, 300) for job in queued]
+
+    assert [final["state"] for final in finals] == ["SUCCEEDED", "SUCCEEDED"]
+    first_done = _state_at(read_stream(api, queued[0]["id"])[0], "SUCCEEDED")
+    second_events, _ = read_stream(api, queued[1]["id"])
+    assert states_of(second_events) == [
+        "VALIDATING",
+        "QUEUED",
+        "STARTING",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    assert _state_at(second_events, "STARTING") >= first_done
+    assert api.get(f"/v1/jobs/{running['id']}").json()["state"] == "CANCELLED"
+
+
+def _kill_and_wait_for_restart(platform: EmbeddedPlatform, component: str) -> None:
+    killed = platform.pids[component]
+    os.kill(killed, signal.SIGKILL)
+    _until(lambda: platform.pids.get(component) not in (None, killed), f"{component} back")
+
+
+def _until(condition: Any, what: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)

@@ -20,6 +20,7 @@ from trainyard_workflows.telemetry.tracing import temporal_interceptors
 from trainyard_workflows.training import (
     ADMISSION_PATCH,
     INTERRUPT_PATCH,
+    PREEMPTION_PATCH,
     RETRY_PATCH,
     TRACKING_PATCH,
     TrainingWorkflow,
@@ -32,8 +33,9 @@ HISTORIES = {
 SCENARIOS = ("succeeded", "validation_failed", "cancelled", "trainer_killed")
 # Runs that take the patched branches: attempt 1 crashed and attempt 2 resumed (RETRY_PATCH);
 # attempt 1 stopped from outside and attempt 2 resumed (INTERRUPT_PATCH, then RETRY_PATCH).
-# A job that waited QUEUED for admission, then ran (ADMISSION_PATCH; the runs above predate it).
-PATCHED_SCENARIOS = ("retried", "interrupted", "queued")
+# A job that waited QUEUED for admission, then ran (ADMISSION_PATCH; the runs above predate it);
+# one that gave way to a higher priority, waited and resumed (PREEMPTION_PATCH).
+PATCHED_SCENARIOS = ("retried", "interrupted", "queued", "preempted")
 # Histories recorded before MLflow tracking was added (`workflow.patched("mlflow-tracking")`)
 # keep replaying: workflows started then may still be running somewhere.
 EXPECTED_SCENARIOS = {
@@ -66,7 +68,13 @@ def test_every_patch_of_the_workflows_is_taken_by_a_committed_history() -> None:
     # needs a capture_histories.py scenario and its recorded history.
     patches = _patch_ids_in_code()
     # The scan finds them.
-    assert patches >= {TRACKING_PATCH, RETRY_PATCH, INTERRUPT_PATCH, ADMISSION_PATCH}
+    assert patches >= {
+        TRACKING_PATCH,
+        RETRY_PATCH,
+        INTERRUPT_PATCH,
+        ADMISSION_PATCH,
+        PREEMPTION_PATCH,
+    }
 
     marked = {
         patch

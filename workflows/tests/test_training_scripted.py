@@ -28,6 +28,7 @@ from trainyard_workflows.activities.schemas import (
     LaunchTrainerInput,
     ReportStateInput,
     ReportStateResult,
+    RequeueInput,
     StopResult,
     StopTrainerInput,
     ValidateDatasetInput,
@@ -42,8 +43,10 @@ from trainyard_workflows.activities.tracking_schemas import (
 )
 from trainyard_workflows.contracts import (
     ADMITTED_SIGNAL,
+    PREEMPT_SIGNAL,
     TRAINER_DONE_SIGNAL,
     WORKFLOW_NAME,
+    Preempt,
     TrainerDone,
     TrainingInput,
 )
@@ -89,6 +92,7 @@ class ScriptedActivities:
     admission_requests: int = 0
     asked_admission: asyncio.Event = field(default_factory=asyncio.Event)
     asked_again: asyncio.Event = field(default_factory=asyncio.Event)
+    requeued: list[tuple[int, str]] = field(default_factory=list)
 
     async def _maybe_block(self, name: str) -> None:
         if name == self.blocking:
@@ -103,6 +107,12 @@ class ScriptedActivities:
             if self.admission:
                 return self.admission.pop(0)
             return AdmissionResult(admitted=True, state="VALIDATING")
+
+        @activity.defn(name="requeue_preempted")
+        async def requeue_preempted(request: RequeueInput) -> ReportStateResult:
+            self.requeued.append((request.attempt, request.by))
+            self.states.append("QUEUED")
+            return ReportStateResult(applied=True, state="QUEUED")
 
         @activity.defn(name="report_state")
         async def report_state(request: ReportStateInput) -> ReportStateResult:
@@ -170,6 +180,7 @@ class ScriptedActivities:
 
         return [
             request_admission,
+            requeue_preempted,
             report_state,
             validate_dataset,
             launch_trainer,
@@ -559,3 +570,30 @@ async def test_a_job_that_can_never_fit_fails_with_the_backends_sentence(
         assert result.state == "FAILED"
         assert result.reason == refusal
         assert scripted.launches == []
+
+
+async def test_a_preempted_job_stops_its_trainer_waits_and_resumes_as_an_interruption(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(blocking="")  # each trainer trains on until stopped
+    async for handle in _start(temporal_env, scripted):
+        await asyncio.wait_for(scripted.launched.wait(), timeout=30)
+        scripted.launched.clear()
+        scripted.admission = [_queued()]  # after giving way, it waits once
+
+        await handle.signal(PREEMPT_SIGNAL, Preempt(by="job_urgent"))
+
+        await asyncio.wait_for(scripted.asked_again.wait(), timeout=30)
+        assert scripted.stopped == [4242]  # its trainer got the stop (SIGTERM)
+        assert scripted.requeued == [(1, "job_urgent")]
+        assert len(scripted.launches) == 1  # nothing relaunched while it waits
+        await handle.signal(ADMITTED_SIGNAL)
+        await asyncio.wait_for(scripted.launched.wait(), timeout=30)
+
+        second = scripted.launches[-1]
+        assert second.attempt == 2
+        assert second.interrupted is True  # not a failure: it resumes from its checkpoint
+        assert "gave way to job_urgent" in (second.retry_reason or "")
+        requeued_at = scripted.states.index("QUEUED")
+        assert scripted.states[requeued_at:] == ["QUEUED", "STARTING"]  # then the relaunch
+        await handle.cancel()

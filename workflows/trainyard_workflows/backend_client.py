@@ -28,6 +28,7 @@ from trainyard_workflows.internal_api import (
     Checkpoint,
     LatestCheckpoint,
     Liveness,
+    RequeueRequest,
     TrackingUpdate,
     TransitionRequest,
     WorkerEvent,
@@ -214,6 +215,18 @@ class BackendClient:
             "POST", f"/internal/v1/jobs/{job_id}/admission", accept=(200,)
         )
         return AdmissionAnswer.model_validate_json(response.content)
+
+    async def requeue(self, job_id: str, attempt: int, by: str) -> TransitionResult:
+        """Send the preempted job back to QUEUED; a 409 (it ended meanwhile) is not an error."""
+        response = await self._request(
+            "POST",
+            f"/internal/v1/jobs/{job_id}/requeue",
+            json=_body(RequeueRequest.model_construct(attempt=attempt, by=by)),
+            accept=(200, 409),
+        )
+        if response.status_code == 409:
+            return TransitionResult(applied=False, job=None, detail=_detail(response))
+        return TransitionResult(applied=True, job=response.json())
 
     async def record_tracking(self, job_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
         """Store where the job is tracked (its MLflow run and model version) on the job."""

@@ -13,6 +13,8 @@ WORKFLOW_NAME = "TrainingWorkflow"
 TRAINER_DONE_SIGNAL = "trainer_done"
 # The backend admitted the queued job (trainyard/admission): it may take its GPUs or CPU slot.
 ADMITTED_SIGNAL = "admitted"
+# The backend chose the running job to give way to one of higher priority (`Preempt`).
+PREEMPT_SIGNAL = "preempt"
 DEFAULT_TASK_QUEUE = "trainyard-training"
 
 
@@ -53,3 +55,11 @@ class TrainerDone:
     attempt: int
     status: str  # "succeeded" | "failed" | "cancelled"
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Preempt:
+    """The running job gives way to `by` (a job id): its trainer stops, the job waits QUEUED,
+    and a later attempt resumes from its newest checkpoint."""
+
+    by: str

@@ -86,3 +86,10 @@ class AdmissionAnswer(BaseModel):
     # While it waits: its place in the queue (1: next) and why it waits, for the timeline.
     position: int = 0
     reason: str = ""
+
+
+class RequeueRequest(BaseModel):
+    """A preempted job goes back to QUEUED: its attempt `attempt` stopped, giving way to `by`."""
+
+    attempt: int = Field(ge=1)
+    by: str = Field(max_length=64)

@@ -4,7 +4,8 @@ worker (which asks for transitions and reads states). Pure, so the workflow sand
 PENDING -> VALIDATING -> QUEUED -> STARTING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
 
 QUEUED: validated, waiting for admission (capacity, quotas: the backend's trainyard/admission);
-a job admitted at once skips it.
+a job admitted at once skips it. The one move back: a STARTING or RUNNING job preempted by one
+of higher priority goes back to QUEUED (`requeue`), and runs again from its checkpoint.
 
 A transition only moves forward (steps may be skipped); once a job is terminal nothing moves
 it again, so the first terminal transition wins.
@@ -60,12 +61,19 @@ class TransitionVerdict(StrEnum):
     BACKWARDS = "backwards"
 
 
-def judge(current: JobState, target: JobState) -> TransitionVerdict:
-    """What moving a job from `current` to `target` would be."""
+# The states a preempted job may be sent back to QUEUED from: those its trainer runs in.
+REQUEUABLE_STATES = frozenset({JobState.STARTING, JobState.RUNNING})
+
+
+def judge(current: JobState, target: JobState, requeue: bool = False) -> TransitionVerdict:
+    """What moving a job from `current` to `target` would be; `requeue`: the move is a
+    preemption's, back to QUEUED."""
     if current.terminal:
         return TransitionVerdict.TERMINAL
     if target == current:
         return TransitionVerdict.ALREADY
+    if requeue and target == JobState.QUEUED and current in REQUEUABLE_STATES:
+        return TransitionVerdict.APPLY
     if target.rank <= current.rank:
         return TransitionVerdict.BACKWARDS
     return TransitionVerdict.APPLY

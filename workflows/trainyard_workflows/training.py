@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         LaunchTrainerInput,
         ReportStateInput,
         ReportStateResult,
+        RequeueInput,
         StopResult,
         StopTrainerInput,
         ValidateDatasetInput,
@@ -59,8 +60,10 @@ with workflow.unsafe.imports_passed_through():
     from trainyard_workflows.activities.training_activities import TrainingActivities
     from trainyard_workflows.contracts import (
         ADMITTED_SIGNAL,
+        PREEMPT_SIGNAL,
         TRAINER_DONE_SIGNAL,
         WORKFLOW_NAME,
+        Preempt,
         TrainerDone,
         TrainingInput,
     )
@@ -75,6 +78,8 @@ RETRY_PATCH = "attempts-resume-from-checkpoint"
 INTERRUPT_PATCH = "interruptions-resume"
 # Workflows started before admission existed went from validation straight to STARTING.
 ADMISSION_PATCH = "admission-queue"
+# Workflows started before preemption existed never give way to another job.
+PREEMPTION_PATCH = "preemption"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class _Retry:
     reason: str
     # Interrupted from outside: not counted against max_attempts.
     interrupted: bool = False
+    # Preempted: gave way to this job; waits for admission again before the next attempt.
+    preempted_by: str | None = None
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -104,6 +111,13 @@ class TrainingWorkflow:
         self._done: TrainerDone | None = None
         self._tracking = JobTracking()
         self._admitted = False
+        self._preempted_by: str | None = None
+
+    @workflow.signal(name=PREEMPT_SIGNAL)
+    def preempt(self, order: Preempt) -> None:
+        """The backend chose this running job to give way to `order.by`."""
+        if self._preempted_by is None:
+            self._preempted_by = order.by
 
     @workflow.signal(name=ADMITTED_SIGNAL)
     def admitted(self) -> None:
@@ -160,6 +174,10 @@ class TrainingWorkflow:
                     return outcome
                 ended, self._handle = self._handle, None
                 await self._stop(TrainingActivities.cleanup, ended)
+                if outcome.preempted_by is not None:
+                    held = await self._requeue(job_id, outcome.preempted_by)
+                    if held is not None:
+                        return held
                 self._attempt += 1
                 self._done = None
                 await self._launch(
@@ -201,6 +219,27 @@ class TrainingWorkflow:
                     lambda: self._admitted, timeout=options.ADMISSION_RECHECK
                 )
 
+    async def _requeue(self, job_id: str, by: str) -> TrainingResult | None:
+        """After giving way: QUEUED again (a `preempted` event names `by`), then admitted
+        (None) or ended meanwhile. Not a failure, and no limit: nobody chose to be preempted."""
+        requeued: ReportStateResult = await workflow.execute_activity_method(
+            AdmissionActivities.requeue_preempted,
+            RequeueInput(job_id, self._attempt, by),
+            start_to_close_timeout=options.REPORT_TIMEOUT,
+            retry_policy=options.BACKEND_RETRY,
+        )
+        self._preempted_by = None
+        self._interruptions += 1
+        if requeued.state in TERMINAL_STATES:
+            return TrainingResult(state=requeued.state, reason="job ended while preempted")
+        held = await self._wait_for_admission(job_id)
+        if held is not None:
+            return held
+        entered = await self._report(job_id, JobState.STARTING)
+        if entered.state in TERMINAL_STATES:
+            return TrainingResult(state=entered.state, reason="job ended before relaunch")
+        return None
+
     async def _launch(self, request: LaunchTrainerInput) -> None:
         """Start the attempt's trainer; its handle is kept even when a cancel interrupts."""
         launch = workflow.start_activity_method(
@@ -240,10 +279,17 @@ class TrainingWorkflow:
             retry_policy=options.FEW_RETRIES,
         )
         sync: workflow.ActivityHandle[None] | None = None
+        preemptible = workflow.patched(PREEMPTION_PATCH)
         try:
             if workflow.patched(TRACKING_PATCH):
                 sync = await self._tracking.follow_attempt(training.job_id, handle.attempt)
-            await workflow.wait_condition(lambda: self._done is not None or watch.done())
+            await workflow.wait_condition(
+                lambda: (
+                    self._done is not None
+                    or watch.done()
+                    or (preemptible and self._preempted_by is not None)
+                )
+            )
         finally:
             for running in (watch, sync):
                 if running is not None and not running.done():
@@ -253,6 +299,11 @@ class TrainingWorkflow:
                         await running
 
         watched = _verdict(watch)
+        if preemptible and self._preempted_by is not None and self._done is None and not watched:
+            # Its trainer stops (SIGTERM: it answers done(cancelled), an interruption).
+            await self._stop(TrainingActivities.stop_trainer, handle)
+            reason = f"attempt {handle.attempt} gave way to {self._preempted_by}"
+            return _Retry(reason, interrupted=True, preempted_by=self._preempted_by)
         # A trainer the watch stopped (lost, disrupted) answers SIGTERM with done(cancelled):
         # the watch's verdict says why the attempt ended, not that done.
         watch_decided = (

@@ -103,6 +103,7 @@ def build_worker(
         workflows=[TrainingWorkflow, ReconcileWorkflow],
         activities=[
             admission.request_admission,
+            admission.requeue_preempted,
             reconcile.reconcile_launched,
             activities.report_state,
             activities.validate_dataset,

@@ -41,8 +41,9 @@ class Datasets:
     broken: str  # fails validation (no images)
 
 
-def _submit(api: httpx.Client, dataset_uri: str, epochs: int) -> str:
+def _submit(api: httpx.Client, dataset_uri: str, epochs: int, priority: str = "normal") -> str:
     body = {
+        "priority": priority,
         "framework": "ultralytics",
         "model": "yolo11n.yaml",
         "dataset": dataset_uri,
@@ -153,6 +154,18 @@ def _queued(api: httpx.Client, data: Datasets) -> str:
     return job_id
 
 
+def _preempted(api: httpx.Client, data: Datasets) -> str:
+    """A low-priority job gives way to a high one after its first checkpoint, waits QUEUED,
+    and resumes to success: PREEMPTION_PATCH."""
+    job_id = _submit(api, data.shapes, epochs=3, priority="low")
+    _wait_for_checkpoint(api, job_id)
+    urgent = _submit(api, data.shapes, epochs=1, priority="high")
+    job = _wait(api, job_id, TERMINAL)
+    if (job["state"], job["attempt"]) != ("SUCCEEDED", 2):
+        raise RuntimeError(f"{job_id} should have given way to {urgent}, then resumed: {job}")
+    return job_id
+
+
 SCENARIOS: dict[str, Callable[[httpx.Client, Datasets], str]] = {
     "succeeded": _succeeded,
     "validation_failed": _validation_failed,
@@ -164,6 +177,8 @@ SCENARIOS: dict[str, Callable[[httpx.Client, Datasets], str]] = {
     "interrupted": _resumed(signal.SIGTERM),
     # Admission: the second of two jobs on one CPU slot waits, then starts.
     "queued": _queued,
+    # Preemption: a low-priority run gives way to a high one, then resumes.
+    "preempted": _preempted,
 }
 
 

@@ -31,7 +31,7 @@ class Runtime:
     @functools.cached_property
     def admission(self) -> AdmissionTrigger:
         """Admits queued jobs when a job ends or capacity grows (trainyard/admission)."""
-        return AdmissionTrigger(self.db, self.temporal)
+        return AdmissionTrigger(self.db, self.temporal, self.settings.preemption != "off")
 
     @functools.cached_property
     def workflows(self) -> WorkflowStarter:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from trainyard_workflows.activities.schemas import AdmissionResult
+from trainyard_workflows.activities.schemas import (
+    AdmissionResult,
+    ReportStateResult,
+    RequeueInput,
+)
 from trainyard_workflows.backend_client import BackendClient
 
 
@@ -25,3 +29,12 @@ class AdmissionActivities:
             position=answer.position,
             reason=answer.reason,
         )
+
+    @activity.defn
+    async def requeue_preempted(self, request: RequeueInput) -> ReportStateResult:
+        """Back to QUEUED after giving way (applied), or the state it ended in meanwhile."""
+        result = await self._backend.requeue(request.job_id, request.attempt, request.by)
+        if result.applied:
+            return ReportStateResult(applied=True, state="QUEUED")
+        liveness = await self._backend.liveness(request.job_id)
+        return ReportStateResult(applied=False, state=liveness.state.value)

@@ -94,3 +94,12 @@ class AdmissionResult:
     refused: str | None = None
     position: int = 0
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class RequeueInput:
+    """request_requeue's input: attempt `attempt` of the job stopped, giving way to `by`."""
+
+    job_id: str
+    attempt: int
+    by: str

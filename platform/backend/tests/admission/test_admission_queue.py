@@ -14,7 +14,16 @@ from fastapi import FastAPI
 from trainyard.jobs.models import Job
 from trainyard.runtime import Runtime
 
-from ..support import INTERNAL_HEADERS, events, get_job, move, submit
+from ..support import (
+    INTERNAL_HEADERS,
+    callback,
+    events,
+    get_job,
+    heartbeat,
+    move,
+    start_attempt,
+    submit,
+)
 
 ONE_CPU_SLOT = {"gpus": 0, "largest_node_gpus": 0, "cpu_slots": 1, "source": "configured"}
 
@@ -164,3 +173,61 @@ async def test_a_bigger_capacity_report_admits_what_waits(
     await _report(api, {**ONE_CPU_SLOT, "cpu_slots": 2})
 
     await _until_admitted(app, waiting)
+
+
+async def _preempted_by(app: FastAPI, job_id: str) -> str | None:
+    async with runtime_of_app(app).db.session() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        return job.preempted_by
+
+
+async def _running_low_and_queued_high(
+    api: httpx.AsyncClient, job_body: dict[str, Any], high: str = "high"
+) -> tuple[str, str, str]:
+    await _report(api, ONE_CPU_SLOT)
+    low = await _validated(api, {**job_body, "priority": "low"})
+    assert (await _ask(api, low))["admitted"]
+    assert (await move(api, low, "STARTING")).status_code == 200
+    token = await start_attempt(api, low, 1)
+    urgent = await _validated(api, {**job_body, "priority": high})
+    assert (await _ask(api, urgent))["state"] == "QUEUED"
+    return low, urgent, token
+
+
+async def test_a_higher_priority_job_makes_a_lower_one_give_way_and_takes_its_slot(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    low, urgent, token = await _running_low_and_queued_high(api, job_body)
+
+    assert await _preempted_by(app, low) == urgent
+    # Its trainer stopped: the worker sends it back to the queue.
+    response = await api.post(
+        f"/internal/v1/jobs/{low}/requeue",
+        json={"attempt": 1, "by": urgent},
+        headers=INTERNAL_HEADERS,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "QUEUED"
+    await _until_admitted(app, urgent)
+    assert await _admitted_at(app, low) is None
+    assert await _preempted_by(app, low) is None
+    timeline = await events(api, low)
+    preempted = [e for e in timeline if e["type"] == "preempted"]
+    assert [e["data"] for e in preempted] == [{"by": urgent, "attempt": 1}]
+    assert timeline[-1]["type"] in {"preempted", "queue"}
+    # The stopped trainer's late heartbeat cannot make the queued job RUNNING again.
+    late = await callback(api, low, "heartbeat", token, heartbeat(1))
+    assert late.status_code == 403
+    assert "preempted" in late.json()["detail"]
+    assert (await get_job(api, low))["state"] == "QUEUED"
+
+
+async def test_an_equal_priority_waits_without_preempting(
+    app: FastAPI, api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    low, same, _ = await _running_low_and_queued_high(api, job_body, high="low")
+
+    assert await _preempted_by(app, low) is None
+    assert await _admitted_at(app, same) is None

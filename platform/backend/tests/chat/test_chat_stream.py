@@ -85,6 +85,7 @@ async def test_the_models_draft_reaches_the_client_before_its_last_token(
         "imgsz": None,
         "batch": None,
         "gpus": None,
+        "priority": None,
         "hyperparameters": {},
     }
     assert (reply["type"], reply["planner"], reply["notice"]) == ("reply", "llm", None)

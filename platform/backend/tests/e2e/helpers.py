@@ -187,11 +187,22 @@ def resumed_to_success(
     epoch_metric: str,
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """Stop attempt 1 with `stop` after its epoch-2 checkpoint; check the job then succeeds
-    with every one of its `epochs` trained once (its timeline, its run's results.csv, the
-    `epoch_metric` curve of its MLflow run); the job, the attempt_retried event and the whole
-    timeline."""
+    with every one of its `epochs` trained once (`check_resumed_to_success`)."""
     checkpoint_of_epoch(api, job_id, 2)
     os.kill(trainer_pid(api, job_id), stop)
+    return check_resumed_to_success(api, platform, job_id, epochs, epoch_metric)
+
+
+def check_resumed_to_success(
+    api: httpx.Client,
+    platform: EmbeddedPlatform,
+    job_id: str,
+    epochs: int,
+    epoch_metric: str,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Attempt 1 was stopped after a checkpoint: the job succeeds at attempt 2 with every one
+    of its `epochs` trained once (its timeline, its run's results.csv, the `epoch_metric`
+    curve of its MLflow run); the job, the attempt_retried event and the whole timeline."""
     final = wait_for(api, job_id, lambda j: j["state"] in TERMINAL)
     events, close_code = read_stream(api, job_id)
     assert close_code == 1000

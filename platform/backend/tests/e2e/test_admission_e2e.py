@@ -18,7 +18,15 @@ from trainyard.cli.embedded import EmbeddedPlatform
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
 from .conftest import _config
-from .helpers import TERMINAL, read_stream, states_of, submit, wait_for
+from .helpers import (
+    TERMINAL,
+    check_resumed_to_success,
+    checkpoint_of_epoch,
+    read_stream,
+    states_of,
+    submit,
+    wait_for,
+)
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
@@ -109,6 +117,39 @@ def test_queued_jobs_survive_a_restart_of_the_worker_and_of_temporal(
     ]
     assert _state_at(second_events, "STARTING") >= first_done
     assert api.get(f"/v1/jobs/{running['id']}").json()["state"] == "CANCELLED"
+
+
+def test_a_high_priority_job_preempts_a_running_low_one_which_resumes_and_succeeds(
+    one_slot: EmbeddedPlatform, one_slot_api: httpx.Client, shapes: GeneratedDataset
+) -> None:
+    api = one_slot_api
+    epochs = 4
+    low = submit(api, shapes.uri, epochs=epochs, priority="low")
+    checkpoint_of_epoch(api, low["id"], 2)
+
+    urgent = submit(api, shapes.uri, epochs=1, priority="high")
+
+    urgent_final = wait_for(api, urgent["id"], lambda job: job["state"] in TERMINAL, 240)
+    assert urgent_final["state"] == "SUCCEEDED"
+    _, retried, events = check_resumed_to_success(
+        api, one_slot, low["id"], epochs, "train/box_loss"
+    )
+    [preempted] = [e for e in events if e["type"] == "preempted"]
+    assert preempted["data"] == {"by": urgent["id"], "attempt": 1}
+    assert retried["data"]["interrupted"] is True
+    assert "gave way to" in retried["message"]
+    assert states_of(events) == [
+        "VALIDATING",
+        "STARTING",
+        "RUNNING",
+        "QUEUED",
+        "STARTING",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    # The urgent job started only once the low one had given way.
+    urgent_events, _ = read_stream(api, urgent["id"])
+    assert _state_at(urgent_events, "STARTING") >= preempted["created_at"]
 
 
 def _kill_and_wait_for_restart(platform: EmbeddedPlatform, component: str) -> None:

@@ -10,18 +10,30 @@ holds its GPUs or CPU slot from `admitted_at` until it ends.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.admission.capacity_store import current_capacity
-from trainyard.admission.ledger import Holding, Quota, Resources, Verdict, Waiting, decide
+from trainyard.admission.ledger import (
+    Holding,
+    HoldKind,
+    Quota,
+    Resources,
+    Verdict,
+    Waiting,
+    decide,
+)
+from trainyard.admission.preemption import Preemption, Running, preemptions
+from trainyard.admission.queue_events import announce_queue
+from trainyard.admission.usage import exhausted, project_gpu_hours
 from trainyard.auth.models import Project
 from trainyard.core.db import utcnow
-from trainyard.jobs.events import lock_job, transition
+from trainyard.jobs.events import append_event, lock_job, transition
 from trainyard.jobs.models import Job
 from trainyard_workflows.capacity import Capacity, never_fits
+from trainyard_workflows.event_types import PREEMPTED
 from trainyard_workflows.internal_api import AdmissionAnswer
 from trainyard_workflows.job_states import TERMINAL_STATES, JobState
 
@@ -40,12 +52,23 @@ class PassResult:
     verdicts: list[Verdict]
     # Admitted by this pass: their workflows are told (orchestration.signal_admitted).
     admitted: list[str]
+    # Running jobs told to give way (orchestration.signal_preempt), after commit.
+    preempted: list[Preemption] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Wakeups:
+    """The workflows to signal once the pass is committed."""
+
+    admitted: list[str]
+    preempted: list[Preemption]
 
 
 async def request_admission(
-    session: AsyncSession, job_id: str
-) -> tuple[AdmissionAnswer, list[str]]:
-    """The job's answer, and the other jobs this pass admitted (to be signalled after commit).
+    session: AsyncSession, job_id: str, preempt: bool = False
+) -> tuple[AdmissionAnswer, Wakeups]:
+    """The job's answer, and the other jobs this pass admitted or preempted (to be signalled
+    after commit). `preempt`: lower-priority running jobs may be told to give way.
 
     Admitted at once when it fits; else QUEUED (its `state` event says why). Refused, without
     a state change, when it can never fit here (the workflow fails it with that sentence).
@@ -53,50 +76,108 @@ async def request_admission(
     await _one_pass_at_a_time(session)
     job = await lock_job(session, job_id)
     state = JobState(job.state)
+    nobody = Wakeups([], [])
     if state.terminal or job.admitted_at is not None:
-        return AdmissionAnswer(admitted=not state.terminal, state=state), []
+        return AdmissionAnswer(admitted=not state.terminal, state=state), nobody
     capacity = await current_capacity(session)
     refused = never_fits(capacity, job.gpus) if capacity is not None else None
     if refused is not None:
-        return AdmissionAnswer(admitted=False, state=state, refused=refused), []
-    result = await _pass(session, capacity, also=job)
+        return AdmissionAnswer(admitted=False, state=state, refused=refused), nobody
+    result = await _pass(session, capacity, also=job, preempt=preempt)
     verdict = next(v for v in result.verdicts if v.job_id == job.id)
-    others = [admitted for admitted in result.admitted if admitted != job.id]
+    others = Wakeups([other for other in result.admitted if other != job.id], result.preempted)
     if verdict.admitted:
         return AdmissionAnswer(admitted=True, state=JobState(job.state)), others
-    transition(session, job, JobState.QUEUED, "api", verdict.reason)
+    if transition(session, job, JobState.QUEUED, "api", verdict.reason):
+        await announce_queue(session, [verdict])  # its first place (the pass saw it VALIDATING)
     answer = AdmissionAnswer(
         admitted=False, state=JobState.QUEUED, position=verdict.position, reason=verdict.reason
     )
     return answer, others
 
 
-async def admit_waiting(session: AsyncSession) -> PassResult:
+async def admit_waiting(session: AsyncSession, preempt: bool = False) -> PassResult:
     """Run the ledger over the queue (something ended, or capacity or quotas changed)."""
     await _one_pass_at_a_time(session)
-    return await _pass(session, await current_capacity(session))
+    return await _pass(session, await current_capacity(session), preempt=preempt)
+
+
+async def requeue_preempted(session: AsyncSession, job_id: str, attempt: int, by: str) -> Job:
+    """The preempted job's trainer has stopped: back to QUEUED (its `state` event and a
+    `preempted` event name `by`), holding nothing. Repeating it is a no-op; 409 once the job
+    ended; an older attempt than the job's changes nothing."""
+    job = await lock_job(session, job_id)
+    if job.attempt != attempt:
+        return job
+    reason = f"preempted by {by}: waits to resume from its checkpoint"
+    if transition(session, job, JobState.QUEUED, "worker", reason, requeue=True):
+        message = f"attempt {attempt} gave way to {by}"
+        append_event(session, job, PREEMPTED, "worker", message, {"by": by, "attempt": attempt})
+    job.admitted_at = None
+    job.preempted_by = None
+    return job
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """One ledger run over the queue as it stands, and what it ran on (nothing stored)."""
+
+    resources: Resources
+    holding: list[Holding]
+    waiting: list[Waiting]
+    quotas: dict[str, Quota]
+    verdicts: list[Verdict]  # in queue order
+
+
+async def queue_view(session: AsyncSession) -> QueueView:
+    """The queue now: what each job holds, why each queued job waits (queue_status.py)."""
+    resources = _resources(await current_capacity(session))
+    holding, waiting, quotas = await _ledger_inputs(session, also=None)
+    verdicts = decide(resources, holding, waiting, quotas, now=time.time())
+    return QueueView(resources, holding, waiting, quotas, verdicts)
 
 
 async def queue_verdicts(session: AsyncSession) -> dict[str, Verdict]:
     """Why each queued job waits now (position, GPUs ahead, what holds it); nothing stored."""
-    capacity = await current_capacity(session)
-    holding, waiting, quotas = await _ledger_inputs(session, also=None)
-    verdicts = decide(_resources(capacity), holding, waiting, quotas, now=time.time())
-    return {verdict.job_id: verdict for verdict in verdicts}
+    return {verdict.job_id: verdict for verdict in (await queue_view(session)).verdicts}
 
 
 async def _pass(
-    session: AsyncSession, capacity: Capacity | None, also: Job | None = None
+    session: AsyncSession, capacity: Capacity | None, also: Job | None = None, preempt: bool = False
 ) -> PassResult:
     holding, waiting, quotas = await _ledger_inputs(session, also)
-    verdicts = decide(_resources(capacity), holding, waiting, quotas, now=time.time())
+    resources = _resources(capacity)
+    verdicts = decide(resources, holding, waiting, quotas, now=time.time())
     admitted = [verdict.job_id for verdict in verdicts if verdict.admitted]
     if admitted:
         now = utcnow()
         jobs = (await session.execute(select(Job).where(Job.id.in_(admitted)))).scalars()
         for job in jobs:
             job.admitted_at = now
-    return PassResult(verdicts, admitted)
+    # `also` is not QUEUED yet on its first ask: request_admission announces it once it is.
+    first_ask = also.id if also is not None and also.state != JobState.QUEUED else None
+    await announce_queue(session, [v for v in verdicts if v.job_id != first_ask])
+    chosen: list[Preemption] = []
+    if preempt and any(verdict.hold is HoldKind.CAPACITY for verdict in verdicts):
+        by_id = {job.job_id: job for job in waiting}
+        chosen = preemptions(resources, await _running(session), verdicts, by_id)
+        for preemption in chosen:
+            victim = await session.get(Job, preemption.victim)
+            assert victim is not None  # read in this transaction, under the admission lock
+            victim.preempted_by = preemption.preemptor
+    return PassResult(verdicts, admitted, chosen)
+
+
+async def _running(session: AsyncSession) -> list[Running]:
+    """The jobs that hold capacity, as preemption weighs them."""
+    query = select(Job.id, Job.gpus, Job.priority, Job.admitted_at, Job.preempted_by).where(
+        Job.state.in_(_UNFINISHED),
+        or_(Job.admitted_at.is_not(None), Job.state.in_(_RUNNING_STATES)),
+    )
+    return [
+        Running(job_id, gpus, priority, admitted_at.timestamp() if admitted_at else 0.0, bool(by))
+        for job_id, gpus, priority, admitted_at, by in await session.execute(query)
+    ]
 
 
 def _resources(capacity: Capacity | None) -> Resources:
@@ -137,13 +218,19 @@ async def _quotas(session: AsyncSession, projects: set[str]) -> dict[str, Quota]
     if not projects:
         return {}
     rows = await session.execute(
-        select(Project.id, Project.quota_gpus, Project.quota_runs).where(Project.id.in_(projects))
+        select(
+            Project.id, Project.quota_gpus, Project.quota_runs, Project.gpu_hours_per_month
+        ).where(Project.id.in_(projects))
     )
-    return {
-        project_id: Quota(gpus=gpus, runs=runs)
-        for project_id, gpus, runs in rows
-        if gpus is not None or runs is not None
-    }
+    quotas: dict[str, Quota] = {}
+    for project_id, gpus, runs, budget in rows.all():
+        # Metered only where a budget is set: one query per such project.
+        spent = budget is not None and exhausted(
+            budget, await project_gpu_hours(session, project_id, utcnow())
+        )
+        if gpus is not None or runs is not None or spent:
+            quotas[project_id] = Quota(gpus=gpus, runs=runs, budget_exhausted=spent)
+    return quotas
 
 
 async def _one_pass_at_a_time(session: AsyncSession) -> None:

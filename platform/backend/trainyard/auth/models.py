@@ -43,6 +43,9 @@ class Project(Base):
     quota_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
     quota_runs: Mapped[int | None] = mapped_column(Integer, default=None)
     gpu_hours_per_month: Mapped[float | None] = mapped_column(Float, default=None)
+    # The highest priority a member may ask for (trainyard/admission/priorities.py); the
+    # project's admins may always ask for the highest.
+    max_priority: Mapped[str] = mapped_column(String(16), default="high", server_default="high")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -30,7 +30,7 @@ from trainyard_workflows.attempt_outputs import (
 )
 from trainyard_workflows.contracts import TrainerDone
 from trainyard_workflows.event_types import CHECKPOINT_SAVED
-from trainyard_workflows.job_states import DONE_STATUS_TO_STATE
+from trainyard_workflows.job_states import DONE_STATUS_TO_STATE, JobState
 
 
 class StaleAttempt(Forbidden):
@@ -39,11 +39,17 @@ class StaleAttempt(Forbidden):
 
 def check_reporter(job: JobView, claims: TokenClaims) -> None:
     """The callback rule, for every callback path (the heartbeat ingest included): only the
-    job's current attempt may report (403 stale), and only until the job ended (409)."""
+    job's current attempt may report (403 stale), not once it was preempted back to QUEUED
+    (403: its next attempt will), and only until the job ended (409)."""
     if claims.attempt != job.attempt:
         raise StaleAttempt(
             f"the token is for attempt {claims.attempt} but job {job.id} is at attempt "
             f"{job.attempt}: this trainer is no longer the job's trainer"
+        )
+    if job.state == JobState.QUEUED:
+        raise StaleAttempt(
+            f"job {job.id} was preempted and waits in the queue: attempt {claims.attempt} "
+            "has ended, the next attempt reports"
         )
     refuse_if_terminal(job)
 

@@ -95,6 +95,12 @@ _STOP_WORDS = (
     "another run job yolo network detector classifier"
 )
 _NOT_NAMES = frozenset(_STOP_WORDS.split())
+# "high priority", "priority: low", "urgent": a level's name (trainyard/admission/priorities.py).
+_PRIORITY = re.compile(
+    r"\b(?P<a>low|normal|high|urgent)\s+priority\b"
+    r"|\bpriority\s*(?:=|:|of|to)?\s*(?P<b>low|normal|high|urgent)\b"
+    r"|\b(?P<c>urgent)(?:ly)?\b"
+)
 _WORD = re.compile(r"[a-z0-9][\w.-]*")
 _LEFTOVER_NUMBER = re.compile(r"(?<![\w.:/=-])-?\d[\d,_]*(?![\w.])")
 
@@ -174,6 +180,7 @@ def _read(message: str) -> _Reading:
     _read_cpu(text, reading, used)
     _read_numbers(text, reading, used)
     _read_one_gpu(text, reading, used)
+    _read_priority(text, reading, used)
     for name, pattern in _VAGUE_FIELD.items():
         if name not in reading.fields and pattern.search(text):
             reading.questions.append(_vague_question(name))
@@ -250,6 +257,13 @@ def _read_one_gpu(text: str, reading: _Reading, used: list[tuple[int, int]]) -> 
     if one:
         reading.fields["gpus"] = 1
         used.append(one.span())
+
+
+def _read_priority(text: str, reading: _Reading, used: list[tuple[int, int]]) -> None:
+    match = _PRIORITY.search(text)
+    if match:
+        reading.fields["priority"] = match.group("a") or match.group("b") or match.group("c")
+        used.append(match.span())
 
 
 def _overlaps(span: tuple[int, int], used: Iterable[tuple[int, int]]) -> bool:

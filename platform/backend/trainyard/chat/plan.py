@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainyard.admission.priorities import PriorityName
 from trainyard.frameworks.job_base import JobCreateBase
 from trainyard.frameworks.job_create import parse_job_create
 
@@ -37,6 +38,8 @@ class PlanRequest(BaseModel):
     imgsz: PlanNumber | None = None
     batch: PlanNumber | None = None
     gpus: PlanNumber | None = None
+    # None: the job's default (normal); a level above the user's cap is refused at Start.
+    priority: PriorityName | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
 

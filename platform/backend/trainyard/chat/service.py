@@ -16,6 +16,7 @@ from trainyard.chat.llm_planner import DraftSink
 from trainyard.chat.models import ChatMessage, Conversation
 from trainyard.chat.plan import ChatTurn, PlanDraft, PlanRequest, TrainingPlan
 from trainyard.chat.planner import Drafted, draft_plan
+from trainyard.chat.queue_question import is_queue_question, queue_answer
 from trainyard.chat.reply import reply_text
 from trainyard.chat.schemas import (
     ChatReply,
@@ -88,10 +89,17 @@ async def chat(
                 for m in await _messages(session, conversation.id)
             ]
 
-    context = DatabaseContext(db.session, settings, access.project)
-    drafted = await draft_plan(history, body.message, context, on_draft)
-    plan = await complete(drafted.draft, context)
-    text = reply_text(plan, drafted.draft.note)
+    plan: TrainingPlan | None = None
+    if is_queue_question(body.message):
+        # Answered from the queue, not planned (no card): the same with or without a model.
+        drafted = Drafted(PlanDraft(), "grammar")
+        async with db.session() as session:
+            text = await queue_answer(session, access.project, utcnow())
+    else:
+        context = DatabaseContext(db.session, settings, access.project)
+        drafted = await draft_plan(history, body.message, context, on_draft)
+        plan = await complete(drafted.draft, context)
+        text = reply_text(plan, drafted.draft.note)
 
     async with db.session() as session:
         conversation_id, reply_id = await _store_turn(session, access, body, text, plan, drafted)
@@ -110,7 +118,7 @@ async def _store_turn(
     access: Access,
     body: ChatRequest,
     text: str,
-    plan: TrainingPlan,
+    plan: TrainingPlan | None,
     drafted: Drafted,
 ) -> tuple[str, str]:
     """The message and its reply, after whatever the conversation got meanwhile; (conversation
@@ -154,7 +162,7 @@ async def _store_turn(
         seq=seq + 2,
         role="assistant",
         content=text,
-        plan=plan.model_dump(mode="json"),
+        plan=plan.model_dump(mode="json") if plan is not None else None,
         planner=drafted.planner,
         notice=drafted.notice,
         created_at=now,

@@ -28,6 +28,7 @@ from trainyard.cli.platform_calls import (
     submit_job,
     watch_job,
 )
+from trainyard.cli.quota_commands import projects_app
 from trainyard.cli.sign_in_commands import login, logout, whoami
 from trainyard.datasets.synthetic_classes import ClassesSpec, make_classes
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
@@ -37,6 +38,7 @@ from trainyard.frameworks import known_model
 app = typer.Typer(help="Trainyard: train vision and ML models.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Create and list datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(projects_app, name="projects")
 app.command()(up)
 app.command()(demo)
 app.command()(login)
@@ -96,6 +98,9 @@ def train(
     ] = None,
     batch: Annotated[int | None, typer.Option(help="batch size (default: the framework's)")] = None,
     gpus: Annotated[int, typer.Option(help="GPUs (0 = CPU)")] = 0,
+    priority: Annotated[
+        str, typer.Option(help="low, normal, high or urgent (capped by your role)")
+    ] = "normal",
     task: Annotated[
         str | None,
         typer.Option(
@@ -117,6 +122,7 @@ def train(
             "dataset": data,
             "epochs": epochs,
             "gpus": gpus,
+            "priority": priority,
             "hyperparameters": parse_overrides(overrides or []),
         }
         # Left out when not given: the framework's defaults apply.
@@ -145,9 +151,9 @@ def jobs(
     for job in items:
         progress = job.get("progress") or {}
         epoch = f"{progress.get('epoch', 0)}/{job['epochs']}"
-        table.add_row(
-            job["id"], job["state"], job["model"], job["dataset"], epoch, job["created_at"]
-        )
+        queue = job.get("queue") or {}
+        state = f"{job['state']} #{queue['position']}" if queue.get("position") else job["state"]
+        table.add_row(job["id"], state, job["model"], job["dataset"], epoch, job["created_at"])
     console.print(table)
 
 

@@ -44,6 +44,12 @@ class PlatformClient:
     def get_job(self, job_id: str) -> Any:
         return self._request("GET", f"/v1/jobs/{job_id}")
 
+    def get_quota(self, project: str) -> Any:
+        return self._request("GET", f"/v1/projects/{project}/quota")
+
+    def set_quota(self, project: str, quota: dict[str, Any]) -> Any:
+        return self._request("PUT", f"/v1/projects/{project}/quota", json=quota)
+
     def cancel_job(self, job_id: str) -> Any:
         return self._request("POST", f"/v1/jobs/{job_id}/cancel")
 

@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
+from trainyard_workflows.event_types import QUEUE
 from trainyard_workflows.job_states import TERMINAL_STATES, JobState
 
 # Shown through the progress bar already; a line each would drown the epoch lines.
@@ -51,6 +52,8 @@ class JobProgress:
     reason: str | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
     last_seq: int = 0
+    # Its place in the queue while QUEUED (from `queue` events); None once it leaves the queue.
+    queue_position: int | None = None
 
     def apply(self, event: dict[str, Any]) -> str | None:
         """Fold one event in; return a line worth printing above the live view, if any."""
@@ -59,6 +62,8 @@ class JobProgress:
         data: dict[str, Any] = event.get("data") or {}
         if kind == "state":
             self.state = str(data.get("to", self.state))
+            if self.state != JobState.QUEUED:
+                self.queue_position = None
             if data.get("reason"):
                 self.reason = str(data["reason"])
             suffix = f": {data['reason']}" if data.get("reason") else ""
@@ -81,6 +86,9 @@ class JobProgress:
             return None
         if kind in _QUIET_EVENTS:
             return None
+        if kind == QUEUE:
+            self.queue_position = int(data.get("position") or 0) or None
+            return queue_line(data)
         if kind == "done":
             if data.get("metrics"):
                 self.metrics = headline_metrics(data["metrics"])
@@ -98,13 +106,25 @@ class JobProgress:
     def render(self) -> RenderableType:
         bar = Progress(
             TextColumn(f"[bold]{self.job_id}[/]"),
-            TextColumn(self.state, style=_STATE_STYLE.get(self.state, "cyan")),
+            TextColumn(self.state_label(), style=_STATE_STYLE.get(self.state, "cyan")),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("epochs  ETA " + format_duration(self.eta_s)),
         )
         bar.add_task("train", total=self.epochs or None, completed=self.epoch)
         return Group(bar, metrics_line(self.metrics))
+
+    def state_label(self) -> str:
+        if self.state == JobState.QUEUED and self.queue_position:
+            return f"{self.state} #{self.queue_position}"
+        return self.state
+
+
+def queue_line(data: dict[str, Any]) -> str:
+    """A `queue` event for people: `queued: #2 — waiting for a CPU slot: 0 of 1 free`."""
+    position = data.get("position")
+    place = f"#{position}" if position else "next"
+    return f"queued: {place} — {data.get('reason') or 'waiting for admission'}"
 
 
 def metrics_line(metrics: dict[str, float]) -> Text:

@@ -194,6 +194,15 @@ class BackendSettings(BaseSettings):
     callbacks_on_public_port: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # --- issue 22: budgets
+    # A project over its monthly GPU-hours: `hold` keeps its GPU jobs QUEUED (the ledger's
+    # budget hold) until the month turns or an admin raises the budget; `refuse` answers a
+    # GPU submit with 422 on `gpus`. CPU jobs are never held by the budget.
+    budget_exceeded: Literal["hold", "refuse"] = "hold"
+    # A waiting job that capacity holds may stop running jobs of a strictly lower priority
+    # (admission/preemption.py): they checkpoint, wait QUEUED and resume. `off`: never.
+    preemption: Literal["lower_priority", "off"] = "lower_priority"
+
     # --- issue 21: A (metrics)
 
     # --- issue 21: C (tracing)

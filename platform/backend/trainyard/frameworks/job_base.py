@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainyard.admission.priorities import DEFAULT_PRIORITY, PriorityName
+
 # Absolute ceilings; the deployment's own (lower) limits come from settings and are checked
 # by the jobs service, which names the field in the same 422 shape.
 MAX_EPOCHS = 1_000_000
@@ -36,6 +38,13 @@ class JobCreateBase(BaseModel):
     imgsz: int
     batch: int = Field(default=16, ge=1, le=MAX_BATCH)
     gpus: int = Field(default=0, ge=0, le=MAX_GPUS)
+    priority: PriorityName = Field(
+        default=DEFAULT_PRIORITY,
+        description=(
+            "its place in the queue: members may ask up to the project's max_priority "
+            "(default high), its admins up to urgent"
+        ),
+    )
     hyperparameters: BaseModel
 
     def field_problems(self) -> dict[str, str]:

@@ -15,11 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from trainyard.admission import service as admission
 from trainyard.core.db import after_commit
 from trainyard.core.errors import Unauthorized
-from trainyard.deps import DatabaseDep, SessionDep, Settings, Temporal
+from trainyard.deps import SessionDep, Settings, Temporal
 from trainyard.internal import service
 from trainyard.internal.schemas import InternalJobRead
 from trainyard.jobs.models import MAX_INT_COLUMN
-from trainyard.jobs.orchestration import signal_admitted
+from trainyard.jobs.orchestration import wake
 from trainyard.jobs.schemas import EventPage, EventRead, JobRead
 from trainyard.jobs.service import events_after
 from trainyard_workflows.attempt_outputs import AttemptOutput
@@ -28,6 +28,7 @@ from trainyard_workflows.internal_api import (
     AttemptGrant,
     LatestCheckpoint,
     Liveness,
+    RequeueRequest,
     TrackingUpdate,
     TransitionRequest,
     WorkerEvent,
@@ -67,14 +68,24 @@ async def transition(job_id: str, body: TransitionRequest, session: SessionDep) 
 
 @router.post("/{job_id}/admission", response_model=AdmissionAnswer)
 async def request_admission(
-    job_id: str, session: SessionDep, db: DatabaseDep, temporal: Temporal
+    job_id: str, session: SessionDep, settings: Settings, temporal: Temporal
 ) -> AdmissionAnswer:
     """The validated job asks to start: admitted now, or QUEUED with its place and why, or
     refused when it can never fit here. Asking again is harmless (the workflow rechecks)."""
-    answer, admitted = await admission.request_admission(session, job_id)
-    for other in admitted:  # this pass admitted jobs that were waiting too: wake them
-        after_commit(session, functools.partial(signal_admitted, temporal, other))
+    preempt = settings.preemption != "off"
+    answer, wakeups = await admission.request_admission(session, job_id, preempt)
+    # This pass admitted waiting jobs too, or chose running ones to give way: tell them.
+    after_commit(session, functools.partial(wake, temporal, wakeups.admitted, wakeups.preempted))
     return answer
+
+
+@router.post("/{job_id}/requeue", response_model=JobRead)
+async def requeue(job_id: str, body: RequeueRequest, session: SessionDep) -> JobRead:
+    """The preempted job's trainer stopped: back to QUEUED until admitted again. 409 once the
+    job ended (the caller reads its state)."""
+    return JobRead.model_validate(
+        await admission.requeue_preempted(session, job_id, body.attempt, body.by)
+    )
 
 
 @router.post("/{job_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=EventRead)

@@ -90,12 +90,12 @@ def append_event(
     return event
 
 
-def moves_to(job: JobView, target: JobState) -> bool:
+def moves_to(job: JobView, target: JobState, requeue: bool = False) -> bool:
     """The transition rule, for every writer: True if `job` may move to `target` now, False if
     it is there already (a retried request: nothing to do). Raises JobTerminal once the job
-    ended and TransitionRefused for a backwards move."""
+    ended and TransitionRefused for a backwards move (but a preemption's `requeue`)."""
     current = JobState(job.state)
-    verdict = judge(current, target)
+    verdict = judge(current, target, requeue)
     if verdict is TransitionVerdict.ALREADY:
         return False
     if verdict is TransitionVerdict.TERMINAL:
@@ -117,14 +117,16 @@ def transition(
     target: JobState,
     source: Source,
     reason: str | None = None,
+    requeue: bool = False,
 ) -> bool:
-    """Move the job forward to `target` and record the `state` event.
+    """Move the job forward to `target` (or, preempted, back to QUEUED: `requeue`) and record
+    the `state` event.
 
     Returns False (and changes nothing) when the job is already in `target`, so retried
     requests are harmless. Raises JobTerminal once the job ended and TransitionRefused for a
     backwards move.
     """
-    if not moves_to(job, target):
+    if not moves_to(job, target, requeue):
         return False
     current = job.state
     job.state = target

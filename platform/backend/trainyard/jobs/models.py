@@ -52,6 +52,8 @@ class Job(Base):
     # CPU slot, and from then until it ends it holds them.
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Told to give way to this job (preemption); cleared when it is back in the queue.
+    preempted_by: Mapped[str | None] = mapped_column(String(64), default=None)
     # Where the run is tracked: {"mlflow_run_id", "mlflow_run_url", "model_version", ...}.
     tracking: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     # The current attempt's output (trainyard_workflows.attempt_outputs.AttemptOutput): where

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from trainyard.admission.preemption import Preemption
 from trainyard.core.settings import BackendSettings
 from trainyard.core.temporal import TemporalGateway
 from trainyard.jobs.models import Job
 from trainyard_workflows.contracts import (
     ADMITTED_SIGNAL,
+    PREEMPT_SIGNAL,
     TRAINER_DONE_SIGNAL,
     WORKFLOW_NAME,
+    Preempt,
     TrainerDone,
     TrainingInput,
     workflow_id_for,
@@ -100,3 +104,24 @@ async def signal_admitted(gateway: TemporalGateway, job_id: str) -> None:
         logger.warning(
             "could not signal %s to the workflow of %s", ADMITTED_SIGNAL, job_id, exc_info=True
         )
+
+
+async def signal_preempt(gateway: TemporalGateway, job_id: str, by: str) -> None:
+    """Tell the running job's workflow to give way to `by`. Logged, never raised: the choice is
+    stored (`jobs.preempted_by`), and a later pass that still needs the room chooses again."""
+    try:
+        client = await gateway.client()
+        handle = client.get_workflow_handle(workflow_id_for(job_id))
+        await handle.signal(PREEMPT_SIGNAL, Preempt(by=by), rpc_timeout=gateway.rpc_timeout)
+    except Exception:
+        logger.warning(
+            "could not signal %s to the workflow of %s", PREEMPT_SIGNAL, job_id, exc_info=True
+        )
+
+
+async def wake(gateway: TemporalGateway, admitted: list[str], preempted: list[Preemption]) -> None:
+    """Signal what an admission pass decided: the admitted start, the preempted give way."""
+    await asyncio.gather(
+        *(signal_admitted(gateway, job_id) for job_id in admitted),
+        *(signal_preempt(gateway, p.victim, p.preemptor) for p in preempted),
+    )

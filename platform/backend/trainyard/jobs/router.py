@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
+from trainyard.admission.queue_status import queue_statuses
 from trainyard.core.errors import SIGNED_IN_RESPONSES, error_responses
 from trainyard.core.rate_limits import RATE_LIMITED_RESPONSES
+from trainyard.core.settings import BackendSettings
 from trainyard.deps import (
     CanCancel,
     CanRead,
@@ -29,7 +33,7 @@ from trainyard.frameworks.job_base import JobCreateBase
 from trainyard.frameworks.job_create import parse_job_create
 from trainyard.jobs import service
 from trainyard.jobs.artifacts import LocalArtifact, open_artifact
-from trainyard.jobs.models import MAX_INT_COLUMN
+from trainyard.jobs.models import MAX_INT_COLUMN, Job
 from trainyard.jobs.schemas import EventPage, EventRead, JobPage, JobRead
 from trainyard_workflows.job_states import JobState
 
@@ -106,7 +110,7 @@ async def list_jobs(
     """The project's jobs, newest first."""
     jobs, total = await service.list_jobs(session, access, state, limit, offset)
     return JobPage(
-        items=[JobRead.model_validate(job, context=settings) for job in jobs],
+        items=await _reads(session, settings, jobs),
         total=total,
         limit=limit,
         offset=offset,
@@ -115,7 +119,18 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=JobRead, responses=error_responses(404, 422))
 async def get_job(job_id: str, session: SessionDep, settings: Settings, access: CanRead) -> JobRead:
-    return JobRead.model_validate(await service.get_job(session, access, job_id), context=settings)
+    return (await _reads(session, settings, [await service.get_job(session, access, job_id)]))[0]
+
+
+async def _reads(
+    session: AsyncSession, settings: BackendSettings, jobs: Sequence[Job]
+) -> list[JobRead]:
+    """The jobs as read, each QUEUED one with its queue status (one ledger run for them all)."""
+    statuses = await queue_statuses(session, jobs)
+    reads = [JobRead.model_validate(job, context=settings) for job in jobs]
+    for read in reads:
+        read.queue = statuses.get(read.id)
+    return reads
 
 
 @router.post(

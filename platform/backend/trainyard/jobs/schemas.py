@@ -7,6 +7,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from trainyard.admission.priorities import PriorityLevel
 from trainyard.core.settings import BackendSettings
 from trainyard.observability.trace_links import trace_url
 from trainyard_workflows.job_states import JobState
@@ -38,6 +39,17 @@ class Tracking(BaseModel):
     model_version: str | None = None
 
 
+class QueueStatus(BaseModel):
+    """Why a QUEUED job waits, as the admission ledger sees the queue now (nothing stored)."""
+
+    position: int  # 1-based place among the waiting jobs (0: it fits, the next pass starts it)
+    gpus_ahead: int  # GPUs asked by the jobs ahead of it that wait for capacity
+    hold: str  # what holds it (the ledger's HoldKind: capacity, quota_gpus, ...; "" when none)
+    reason: str  # one sentence for people
+    # When enough of what holds it should be free, from the running jobs' ETAs; None: unknown.
+    estimated_start: datetime | None = None
+
+
 class JobRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -53,6 +65,7 @@ class JobRead(BaseModel):
     imgsz: int
     batch: int
     gpus: int
+    priority: PriorityLevel = "normal"  # its level's name (stored as a number)
     hyperparameters: dict[str, Any]
     state: JobState
     reason: str | None
@@ -69,6 +82,8 @@ class JobRead(BaseModel):
     # Where that trace opens in MLflow's UI (observability/trace_links.py); filled in when the
     # read is validated with the API's settings as its context, None otherwise.
     trace_url: str | None = None
+    # Its place in the queue and why it waits, while QUEUED (admission.queue_status); else None.
+    queue: QueueStatus | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.admission.fit import refuse_never_fitting
+from trainyard.admission.priorities import priority_value
+from trainyard.admission.submit_rules import refuse_by_project_rules
 from trainyard.auth import audit
 from trainyard.auth.principal import Access
 from trainyard.core.db import Database
@@ -72,6 +74,7 @@ async def submit(
     """
     check_limits(settings, body)
     await refuse_never_fitting(session, body.gpus)
+    await refuse_by_project_rules(session, settings, access, body.priority, body.gpus)
     owner = access.user_id
     if idempotency_key is not None:
         earlier = await _by_idempotency_key(session, access, idempotency_key)
@@ -91,6 +94,7 @@ async def submit(
         imgsz=body.imgsz,
         batch=body.batch,
         gpus=body.gpus,
+        priority=priority_value(body.priority),
         hyperparameters=body.hyperparameters_dict(),
         state=JobState.PENDING,
         attempt=0,

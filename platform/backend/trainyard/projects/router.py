@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
+from trainyard.admission import quotas
+from trainyard.admission.schemas import QuotaRead, QuotaSet
 from trainyard.auth.models import ApiKey, AuditEvent
 from trainyard.auth.users import find_user_by_id
 from trainyard.core.errors import SIGNED_IN_RESPONSES, error_responses
@@ -28,6 +30,7 @@ from trainyard.projects.schemas import (
     ProjectRead,
     UserRead,
 )
+from trainyard.runtime import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["projects"], responses=SIGNED_IN_RESPONSES)
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -152,6 +155,28 @@ async def project_audit(
     """The project's audit trail, newest first (project admins)."""
     project = await service.project_for(session, access, slug)
     return _audit_page(*await service.audit_events(session, project, limit, offset))
+
+
+@router.get("/projects/{slug}/quota", response_model=QuotaRead, responses=error_responses(401, 404))
+async def read_quota(slug: str, session: SessionDep, access: CanRead) -> QuotaRead:
+    """The project's quota, what it holds now and its GPU-hours this month (UTC)."""
+    project = await service.project_for(session, access, slug)
+    return await quotas.read_quota(session, project)
+
+
+@router.put(
+    "/projects/{slug}/quota",
+    response_model=QuotaRead,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+async def set_quota(
+    slug: str, body: QuotaSet, session: SessionDep, access: CanManage, request: Request
+) -> QuotaRead:
+    """Set the project's GPUs, runs, monthly GPU-hours and members' highest priority
+    (platform admins); queued jobs get an admission pass once it is stored."""
+    service.require_platform_admin(access.principal)
+    project = await service.project_for(session, access, slug)
+    return await quotas.set_quota(session, access, project, body, runtime_of(request).admission)
 
 
 @router.get("/me/api-keys", response_model=ApiKeyPage, responses=error_responses(401))

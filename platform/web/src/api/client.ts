@@ -19,6 +19,8 @@ import type {
   MemberSet,
   PlanRequest,
   Project,
+  QuotaRead,
+  QuotaSet,
   TrainingPlan,
 } from "./types";
 
@@ -102,6 +104,8 @@ export const api = {
   setMember: (slug: string, body: MemberSet) => send<Member>("PUT", `${slugPath(slug)}/members`, body),
   removeMember: (slug: string, userId: string) =>
     remove<null>(`${slugPath(slug)}/members/${encodeURIComponent(userId)}`),
+  quota: (slug: string) => request<QuotaRead>(`${slugPath(slug)}/quota`),
+  setQuota: (slug: string, body: QuotaSet) => send<QuotaRead>("PUT", `${slugPath(slug)}/quota`, body),
   projectKeys: (slug: string) => request<ApiKeyPage>(`${slugPath(slug)}/api-keys`),
   createProjectKey: (slug: string, body: ApiKeyCreate) => post<ApiKeyCreated>(`${slugPath(slug)}/api-keys`, body),
   revokeProjectKey: (slug: string, id: string) =>

@@ -506,6 +506,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{slug}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Quota
+         * @description The project's quota, what it holds now and its GPU-hours this month (UTC).
+         */
+        get: operations["read_quota_v1_projects__slug__quota_get"];
+        /**
+         * Set Quota
+         * @description Set the project's GPUs, runs, monthly GPU-hours and members' highest priority
+         *     (platform admins); queued jobs get an admission pass once it is stored.
+         */
+        put: operations["set_quota_v1_projects__slug__quota_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/api-keys": {
         parameters: {
             query?: never;
@@ -1192,6 +1217,12 @@ export interface components {
             batch: number;
             /** Gpus */
             gpus: number;
+            /**
+             * Priority
+             * @default normal
+             * @enum {string}
+             */
+            priority: "low" | "normal" | "high" | "urgent";
             /** Hyperparameters */
             hyperparameters: {
                 [key: string]: unknown;
@@ -1214,6 +1245,7 @@ export interface components {
             trace_id?: string | null;
             /** Trace Url */
             trace_url?: string | null;
+            queue?: components["schemas"]["QueueStatus"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1325,6 +1357,8 @@ export interface components {
             batch?: number | null;
             /** Gpus */
             gpus?: number | null;
+            /** Priority */
+            priority?: ("low" | "normal" | "high" | "urgent") | null;
             /** Hyperparameters */
             hyperparameters?: {
                 [key: string]: unknown;
@@ -1391,6 +1425,84 @@ export interface components {
             question: string;
             /** Choices */
             choices?: string[];
+        };
+        /**
+         * QueueStatus
+         * @description Why a QUEUED job waits, as the admission ledger sees the queue now (nothing stored).
+         */
+        QueueStatus: {
+            /** Position */
+            position: number;
+            /** Gpus Ahead */
+            gpus_ahead: number;
+            /** Hold */
+            hold: string;
+            /** Reason */
+            reason: string;
+            /** Estimated Start */
+            estimated_start?: string | null;
+        };
+        /** QuotaRead */
+        QuotaRead: {
+            /**
+             * Project
+             * @description the project's slug
+             */
+            project: string;
+            quota: components["schemas"]["QuotaSet"];
+            usage: components["schemas"]["QuotaUsage"];
+            remaining: components["schemas"]["QuotaRemaining"];
+            /** Budget Exhausted */
+            budget_exhausted: boolean;
+        };
+        /**
+         * QuotaRemaining
+         * @description What is left under each limit (null: that limit is not set).
+         */
+        QuotaRemaining: {
+            /** Gpus */
+            gpus: number | null;
+            /** Runs */
+            runs: number | null;
+            /** Gpu Hours This Month */
+            gpu_hours_this_month: number | null;
+        };
+        /**
+         * QuotaSet
+         * @description A project's limits (platform admins); null: no limit but the platform's capacity.
+         */
+        QuotaSet: {
+            /** Gpus */
+            gpus?: number | null;
+            /** Runs */
+            runs?: number | null;
+            /** Gpu Hours Per Month */
+            gpu_hours_per_month?: number | null;
+            /**
+             * Max Priority
+             * @description the highest priority a member may ask for (its admins: urgent)
+             * @default high
+             * @enum {string}
+             */
+            max_priority: "low" | "normal" | "high" | "urgent";
+        };
+        /** QuotaUsage */
+        QuotaUsage: {
+            /**
+             * Gpus
+             * @description GPUs its admitted, unfinished jobs hold now
+             */
+            gpus: number;
+            /**
+             * Runs
+             * @description its admitted, unfinished jobs
+             */
+            runs: number;
+            /**
+             * Gpu Hours This Month
+             * @description GPU-hours RUNNING this calendar month (UTC)
+             */
+            gpu_hours_this_month: number;
         };
         /** Result */
         Result: {
@@ -3616,6 +3728,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_quota_v1_projects__slug__quota_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
+                };
+            };
+            /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed: a role too weak, a token for another job, a foreign origin or host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource (or not in a project of yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_quota_v1_projects__slug__quota_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The project (slug) to act in; default: your default project. */
+                "Trainyard-Project"?: string | null;
+            };
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
+                };
+            };
+            /** @description A body that cannot be read (not UTF-8) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Not signed in, or a credential (token, API key, callback token) that is not valid */

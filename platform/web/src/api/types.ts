@@ -30,6 +30,8 @@ export const TERMINAL_STATES: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILE
 export type Progress = Served<Schemas["Progress"]>;
 export type Metrics = Progress["metrics"];
 export type Job = Served<Schemas["JobRead"]>;
+/** Why a QUEUED job waits: its place, what holds it, an estimated start (null otherwise). */
+export type QueueStatus = Served<Schemas["QueueStatus"]>;
 export type JobPage = Served<Schemas["JobPage"]>;
 export type JobEvent = Served<Schemas["EventRead"]>;
 export type EventPage = Served<Schemas["EventPage"]>;
@@ -69,3 +71,8 @@ export type ApiKeyCreate = Schemas["ApiKeyCreate"];
 export type ApiKeyPage = Served<Schemas["ApiKeyPage"]>;
 export type AuditEvent = Served<Schemas["AuditEventRead"]>;
 export type AuditPage = Served<Schemas["AuditPage"]>;
+/** A project's quota, its usage now and this month's GPU-hours; QuotaSet: what admins send. */
+export type QuotaRead = Served<Schemas["QuotaRead"]>;
+export type QuotaSet = Served<Schemas["QuotaSet"]>;
+export type PriorityName = QuotaSet["max_priority"];
+export const PRIORITIES: PriorityName[] = ["low", "normal", "high", "urgent"];

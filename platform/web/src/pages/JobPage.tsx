@@ -6,6 +6,7 @@ import type { Job } from "../api/types";
 import { TERMINAL_STATES } from "../api/types";
 import { LineChart } from "../charts/LineChart";
 import { lossData, metricData } from "../charts/series";
+import { QueuePanel } from "../components/QueuePanel";
 import { SystemCharts } from "../components/SystemCharts";
 import { duration, metric } from "../format";
 import { useJobStream } from "../stream/useJobStream";
@@ -19,10 +20,11 @@ export function JobPage() {
   const [cancelling, setCancelling] = useState(false);
   const mayCancel = useCan("cancel");
 
-  // The job's record (request, result, tracking link): again whenever its state changes.
+  // The job's record (request, result, tracking link): again whenever its state changes, and
+  // when its place in the queue does (the read carries the estimated start).
   useEffect(() => {
     api.job(jobId).then(setJob, (e: Error) => setError(e.message));
-  }, [jobId, view.state]);
+  }, [jobId, view.state, view.queue?.position, view.queue?.reason]);
 
   const state = view.state ?? job?.state ?? "…";
   const terminal = TERMINAL_STATES.has(state);
@@ -70,6 +72,7 @@ export function JobPage() {
       {error && <p className="error">{error}</p>}
       {(view.reason ?? job?.reason) && state === "FAILED" && <p className="error">{view.reason ?? job?.reason}</p>}
       {view.waiting && <p className="notice">{view.waiting}</p>}
+      {state === "QUEUED" && <QueuePanel live={view.queue} read={job?.queue} />}
 
       <div
         className="progress"

@@ -55,6 +55,12 @@ export function JobsPage() {
               <td>{job.dataset}</td>
               <td>
                 <span className={`badge state-${job.state.toLowerCase()}`}>{job.state}</span>
+                {job.queue && (
+                  <span className="muted" data-testid="queue-position" title={job.queue.reason}>
+                    {" "}
+                    {job.queue.position > 0 ? `#${job.queue.position}` : "next"}
+                  </span>
+                )}
               </td>
               <td>{job.progress ? `${job.progress.epoch}/${job.progress.epochs}` : "–"}</td>
             </tr>

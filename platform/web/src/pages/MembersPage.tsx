@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { api } from "../api/client";
 import type { Member } from "../api/types";
 import { useCan, useIdentity } from "../auth/identity";
+import { QuotaPanel } from "../components/QuotaPanel";
 import { ROLES, type Role } from "../auth/roles";
 
 /** The project's members and their roles: admins add by email, change roles and remove;
@@ -112,6 +113,7 @@ export function MembersPage() {
         </tbody>
       </table>
       {!admin && <p className="muted">Only the project's admins change members and roles.</p>}
+      <QuotaPanel slug={slug} platformAdmin={me.user.platform_admin} />
     </section>
   );
 }

@@ -4,6 +4,8 @@ import type { JobEvent, Metrics } from "../api/types";
 import { TERMINAL_STATES } from "../api/types";
 import type { SystemSample } from "../charts/system";
 import { MAX_SYSTEM_SAMPLES, systemSample } from "../charts/system";
+import type { QueuePlace } from "./queue";
+import { queuePlace } from "./queue";
 
 export const MAX_LOG_LINES = 200;
 export const MAX_TIMELINE = 500;
@@ -40,6 +42,8 @@ export interface JobView {
   log: string[];
   /** Why the job waits (a pending reason), until it runs. */
   waiting: string | null;
+  /** Its place in the queue (the newest `queue` event), while QUEUED. */
+  queue: QueuePlace | null;
   /** Events that did not follow the one before: the stream fills gaps, so this stays 0. */
   gaps: number;
 }
@@ -59,6 +63,7 @@ export const emptyView: JobView = {
   timeline: [],
   log: [],
   waiting: null,
+  queue: null,
   gaps: 0,
 };
 
@@ -99,6 +104,7 @@ export function applyEvent(view: JobView, event: JobEvent): JobView {
       next.state = typeof data["to"] === "string" ? data["to"] : next.state;
       if (typeof data["reason"] === "string") next.reason = data["reason"];
       if (next.state === "RUNNING" || (next.state && TERMINAL_STATES.has(next.state))) next.waiting = null;
+      if (next.state !== "QUEUED") next.queue = null;
       if (next.state === "SUCCEEDED") {
         next.etaS = 0;
         if (next.epochs !== null) next.epoch = next.epochs;
@@ -126,6 +132,10 @@ export function applyEvent(view: JobView, event: JobEvent): JobView {
     }
     case "attempt": {
       next.attempt = num(data["attempt"]) ?? next.attempt;
+      break;
+    }
+    case "queue": {
+      next.queue = queuePlace(data) ?? next.queue;
       break;
     }
     case "attempt_pending": {

@@ -52,7 +52,8 @@ from trainyard_workflows.contracts import (
 )
 from trainyard_workflows.job_states import DONE_STATUS_TO_STATE
 from trainyard_workflows.launchers.base import AttemptHandle
-from trainyard_workflows.training import TrainingResult, TrainingWorkflow
+from trainyard_workflows.outcomes import TrainingResult
+from trainyard_workflows.training import TrainingWorkflow
 from trainyard_workflows.validation.report import ValidationReport
 
 # The activity each scenario holds in flight until the workflow is cancelled; sync_tracking

@@ -1,8 +1,11 @@
-"""What a trainer's exit code means for its job, and the reasons a job's timeline shows when a
-trainer exits or an activity fails (pure: the workflow sandbox imports this module). The states
+"""What a trainer's exit code means for its job, the reasons a job's timeline shows when a
+trainer exits or an activity fails, and how an attempt or the workflow ends (pure: the
+workflow sandbox imports this module). The states
 themselves and what a `done` means are `job_states`'."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from temporalio.exceptions import ActivityError
 
@@ -35,3 +38,23 @@ def activity_failure_reason(error: ActivityError) -> str:
         cause = cause.__cause__
     message = getattr(cause, "message", None) or str(cause) or type(cause).__name__
     return f"{error.activity_type} failed: {message}"[:MAX_REASON_CHARS]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The job's state when its workflow ended (as the backend has it) and why."""
+
+    state: str
+    reason: str | None = None
+    attempt: int = 0  # 0: no trainer was launched
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The attempt ended without a result and the job has attempts left."""
+
+    reason: str
+    # Interrupted from outside: not counted against max_attempts.
+    interrupted: bool = False
+    # Preempted: gave way to this job; waits for admission again before the next attempt.
+    preempted_by: str | None = None

@@ -21,16 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from trainyard_workflows import activity_options as options
+from trainyard_workflows.admission_steps import AdmissionSteps
 from trainyard_workflows.job_states import TERMINAL_STATES, JobState
 from trainyard_workflows.outcomes import (
     CONTRACT_ERROR_EXIT,
     STOPPED_EXIT_CODES,
+    Retry,
+    TrainingResult,
     activity_failure_reason,
     exit_reason,
 )
@@ -40,17 +42,14 @@ from trainyard_workflows.run_tracking import JobTracking
 # (e.g. ValidationReport.counts -> SplitCounts) in the module that defines it, and inside the
 # sandbox only modules imported by name are there to look in.
 with workflow.unsafe.imports_passed_through():
-    from trainyard_workflows.activities.admission_activities import AdmissionActivities
     from trainyard_workflows.activities.schemas import (
         DISRUPTED,
         EXITED,
         LOST,
         UNSTARTABLE,
-        AdmissionResult,
         LaunchTrainerInput,
         ReportStateInput,
         ReportStateResult,
-        RequeueInput,
         StopResult,
         StopTrainerInput,
         ValidateDatasetInput,
@@ -82,36 +81,15 @@ ADMISSION_PATCH = "admission-queue"
 PREEMPTION_PATCH = "preemption"
 
 
-@dataclass(frozen=True)
-class TrainingResult:
-    """The job's state when the workflow ended (as the backend has it) and why."""
-
-    state: str
-    reason: str | None = None
-    attempt: int = 0  # 0: no trainer was launched
-
-
-@dataclass(frozen=True)
-class _Retry:
-    """The attempt ended without a result and the job has attempts left."""
-
-    reason: str
-    # Interrupted from outside: not counted against max_attempts.
-    interrupted: bool = False
-    # Preempted: gave way to this job; waits for admission again before the next attempt.
-    preempted_by: str | None = None
-
-
 @workflow.defn(name=WORKFLOW_NAME)
-class TrainingWorkflow:
+class TrainingWorkflow(AdmissionSteps):
     def __init__(self) -> None:
+        super().__init__()
         self._attempt = 0
         self._interruptions = 0
         self._handle: AttemptHandle | None = None
         self._done: TrainerDone | None = None
         self._tracking = JobTracking()
-        self._admitted = False
-        self._preempted_by: str | None = None
 
     @workflow.signal(name=PREEMPT_SIGNAL)
     def preempt(self, order: Preempt) -> None:
@@ -200,35 +178,17 @@ class TrainingWorkflow:
     async def _wait_for_admission(self, job_id: str) -> TrainingResult | None:
         """Until the backend admits the job (None); a result when it ends instead: refused
         (it can never fit here) or ended while it waited."""
-        while True:
-            self._admitted = False
-            answer: AdmissionResult = await workflow.execute_activity_method(
-                AdmissionActivities.request_admission,
-                job_id,
-                start_to_close_timeout=options.REPORT_TIMEOUT,
-                retry_policy=options.BACKEND_RETRY,
-            )
-            if answer.state in TERMINAL_STATES:
-                return TrainingResult(state=answer.state, reason="job ended while queued")
-            if answer.refused is not None:
-                return await self._finish(job_id, JobState.FAILED, answer.refused)
-            if answer.admitted:
-                return None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._admitted, timeout=options.ADMISSION_RECHECK
-                )
+        answer = await self._ask_until_admitted(job_id)
+        if answer.state in TERMINAL_STATES:
+            return TrainingResult(state=answer.state, reason="job ended while queued")
+        if answer.refused is not None:
+            return await self._finish(job_id, JobState.FAILED, answer.refused)
+        return None
 
     async def _requeue(self, job_id: str, by: str) -> TrainingResult | None:
-        """After giving way: QUEUED again (a `preempted` event names `by`), then admitted
-        (None) or ended meanwhile. Not a failure, and no limit: nobody chose to be preempted."""
-        requeued: ReportStateResult = await workflow.execute_activity_method(
-            AdmissionActivities.requeue_preempted,
-            RequeueInput(job_id, self._attempt, by),
-            start_to_close_timeout=options.REPORT_TIMEOUT,
-            retry_policy=options.BACKEND_RETRY,
-        )
-        self._preempted_by = None
+        """After giving way: QUEUED again, then admitted (None) or ended meanwhile. Not a
+        failure, and no limit: nobody chose to be preempted."""
+        requeued = await self._back_to_queue(job_id, self._attempt, by)
         self._interruptions += 1
         if requeued.state in TERMINAL_STATES:
             return TrainingResult(state=requeued.state, reason="job ended while preempted")
@@ -269,7 +229,7 @@ class TrainingWorkflow:
 
     async def _supervise(
         self, training: TrainingInput, handle: AttemptHandle
-    ) -> TrainingResult | _Retry:
+    ) -> TrainingResult | Retry:
         """Wait for the first of: the `done` signal, or the watch seeing the process end."""
         watch = workflow.start_activity_method(
             TrainingActivities.watch_trainer,
@@ -303,7 +263,7 @@ class TrainingWorkflow:
             # Its trainer stops (SIGTERM: it answers done(cancelled), an interruption).
             await self._stop(TrainingActivities.stop_trainer, handle)
             reason = f"attempt {handle.attempt} gave way to {self._preempted_by}"
-            return _Retry(reason, interrupted=True, preempted_by=self._preempted_by)
+            return Retry(reason, interrupted=True, preempted_by=self._preempted_by)
         # A trainer the watch stopped (lost, disrupted) answers SIGTERM with done(cancelled):
         # the watch's verdict says why the attempt ended, not that done.
         watch_decided = (
@@ -323,7 +283,7 @@ class TrainingWorkflow:
             timeout = f"{training.heartbeat_timeout_s:g}"
             lost = f"no heartbeat for {timeout}s: attempt {handle.attempt} lost"
             if self._may_retry(training):
-                return _Retry(lost)
+                return Retry(lost)
             return await self._finish(training.job_id, JobState.FAILED, self._final(training, lost))
         if result.outcome == EXITED and result.done_reported:
             try:
@@ -349,7 +309,7 @@ class TrainingWorkflow:
             and result.exit_code != CONTRACT_ERROR_EXIT
             and self._may_retry(training)
         ):
-            return _Retry(reason)
+            return Retry(reason)
         return await self._finish(training.job_id, JobState.FAILED, self._final(training, reason))
 
     def _may_retry(self, training: TrainingInput) -> bool:
@@ -371,7 +331,7 @@ class TrainingWorkflow:
 
     async def _after_done(
         self, training: TrainingInput, handle: AttemptHandle, done: TrainerDone
-    ) -> TrainingResult | _Retry:
+    ) -> TrainingResult | Retry:
         """The trainer's verdict ends the job, unless it says `cancelled` when nobody asked:
         then something outside stopped it (a pod preempted or drained, a kill -TERM)."""
         if (
@@ -383,11 +343,11 @@ class TrainingWorkflow:
             return await self._interrupted(training, why)
         return await self._conclude_done(training.job_id, done)
 
-    async def _interrupted(self, training: TrainingInput, reason: str) -> TrainingResult | _Retry:
+    async def _interrupted(self, training: TrainingInput, reason: str) -> TrainingResult | Retry:
         """Another attempt, not counted as a failure, unless interruptions are used up."""
         if self._interruptions < training.max_interruptions and workflow.patched(RETRY_PATCH):
             self._interruptions += 1
-            return _Retry(reason, interrupted=True)
+            return Retry(reason, interrupted=True)
         limit = f"interrupted {self._interruptions + 1} times"
         return await self._finish(training.job_id, JobState.FAILED, f"{limit}; the last: {reason}")
 

@@ -35,7 +35,7 @@ def _submit(api: httpx.Client, dataset: str) -> str:
         "framework": "ultralytics",
         "model": "yolo11n.yaml",
         "dataset": dataset,
-        "epochs": 50,  # never finishes on its own: each is cancelled once launched
+        "epochs": 1000,  # never finishes on its own: each is cancelled once launched
         "imgsz": 64,
         "batch": 4,
         "hyperparameters": {"workers": 0},
@@ -65,6 +65,10 @@ def _launched(event: dict[str, Any]) -> bool:
     return bool(event["type"] == "attempt")
 
 
+def _queued(event: dict[str, Any]) -> bool:
+    return bool(event["type"] == "state" and event["data"]["to"] == "QUEUED")
+
+
 def _ended(event: dict[str, Any]) -> bool:
     return bool(event["type"] == "state" and event["data"]["to"] in TERMINAL)
 
@@ -91,8 +95,14 @@ def main() -> None:
         with running_platform(config), httpx.Client(base_url=config.api_url, timeout=30) as api:
             jobs = [_submit(api, shapes.uri) for _ in range(args.jobs)]
             _event_at(api, jobs[0], _launched)
+            # All validated and waiting, so the queue's order is the submission order.
+            for job_id in jobs[1:]:
+                _event_at(api, job_id, _queued, timeout_s=600)
             for current, following in itertools.pairwise(jobs):
-                api.post(f"/v1/jobs/{current}/cancel").raise_for_status()
+                cancel = api.post(f"/v1/jobs/{current}/cancel")
+                if cancel.status_code != 202:
+                    job = api.get(f"/v1/jobs/{current}").json()
+                    raise RuntimeError(f"{current}: {job['state']} ({job['reason']})")
                 freed = _event_at(api, current, _ended)
                 launched = _event_at(api, following, _launched)
                 gaps.append((launched - freed).total_seconds())

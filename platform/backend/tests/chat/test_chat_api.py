@@ -64,6 +64,7 @@ async def test_a_request_in_words_becomes_a_ready_plan_card_and_no_job(
         "imgsz": 64,
         "batch": 4,
         "gpus": 0,
+        "priority": None,  # none asked: the job's default (normal)
         "hyperparameters": {},
     }
     assert plan["dataset"]["status"] == "valid"

@@ -1,5 +1,5 @@
 """The chat reads a priority ("high priority", "priority: low", "urgent") into the plan, and
-the plan's job carries it (a level above the user's cap is refused when they press Start)."""
+the plan's job carries it (a level above the user's cap: test_chat_priority_cap.py)."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from trainyard_testing.kubernetes import KubernetesApi
 from trainyard_workflows.contracts import workflow_id_for
 from trainyard_workflows.launchers.kubernetes_manifests import attempt_labels, job_name
+from trainyard_workflows.outcomes import TrainingResult
 from trainyard_workflows.settings import WorkerSettings
-from trainyard_workflows.training import TrainingResult
 
 from ..support import DONE_SUCCEEDED, callback, checkpoint_saved, get_job, heartbeat, submit
 from .cluster_play import (

@@ -28,6 +28,17 @@ def priority_cap(project: Project, role: Role | None) -> PriorityName:
     return cap
 
 
+def priority_refusal(project: Project, role: Role | None, priority: PriorityName) -> str | None:
+    """Why the caller may not ask for `priority` in `project`; None when they may. Submit
+    refuses with it, and the chat's plan card asks about it before Start."""
+    cap = priority_cap(project, role)
+    if not above(priority, cap):
+        return None
+    return (
+        f"at most {cap} for you in {project.slug!r} (its admins may ask for {ADMIN_MAX_PRIORITY})"
+    )
+
+
 async def refuse_by_project_rules(
     session: AsyncSession,
     settings: BackendSettings,
@@ -39,15 +50,9 @@ async def refuse_by_project_rules(
     if project is None:  # the permit found it; gone since: the insert will say so
         return
     errors: list[FieldError] = []
-    cap = priority_cap(project, access.principal.role_in(project.id))
-    if above(priority, cap):
-        errors.append(
-            FieldError(
-                "priority",
-                f"at most {cap} for you in {project.slug!r} (its admins may ask for "
-                f"{ADMIN_MAX_PRIORITY})",
-            )
-        )
+    refusal = priority_refusal(project, access.principal.role_in(project.id), priority)
+    if refusal is not None:
+        errors.append(FieldError("priority", refusal))
     if (
         gpus > 0
         and settings.budget_exceeded == "refuse"

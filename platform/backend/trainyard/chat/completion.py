@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from trainyard.admission.priorities import PRIORITY_NAMES, PriorityName
 from trainyard.chat.estimate import estimate_duration
 from trainyard.chat.plan import (
     Assumption,
@@ -48,6 +49,11 @@ class CompletionContext(Protocol):
         """What the workers reported the platform has; None until one did."""
         ...
 
+    async def priority_refusals(self) -> dict[PriorityName, str]:
+        """The priority levels the caller may not ask for in the project, each with the reason
+        `POST /v1/jobs` refuses it with (trainyard.admission.submit_rules)."""
+        ...
+
 
 async def complete(draft: PlanDraft, context: CompletionContext) -> TrainingPlan:
     request = draft.request.model_copy(deep=True)
@@ -71,6 +77,7 @@ async def complete(draft: PlanDraft, context: CompletionContext) -> TrainingPlan
                 assumed.append(Assumption(field=name, value=default, reason=why))
     questions += _limit_questions(request, context, asked)
     questions += _capacity_questions(request, await context.capacity(), questions, asked)
+    questions += await _priority_questions(request, context, asked)
     if not questions:
         questions += _validation_questions(request)
 
@@ -237,6 +244,26 @@ def _capacity_questions(
             field="gpus",
             question=f"{reason[:1].upper()}{reason[1:]}.",
             choices=[str(capacity.largest_node_gpus)],
+        )
+    ]
+
+
+async def _priority_questions(
+    request: PlanRequest, context: CompletionContext, asked: set[str | None]
+) -> list[Question]:
+    """A priority above the caller's cap, asked before Start rather than refused after it."""
+    if request.priority is None or "priority" in asked:
+        return []
+    refusals = await context.priority_refusals()
+    reason = refusals.get(request.priority)
+    if reason is None:
+        return []
+    return [
+        Question(
+            field="priority",
+            question=f"You may not ask for {request.priority} priority: {reason}. "
+            "Which priority should I use?",
+            choices=[name for name in PRIORITY_NAMES if name not in refusals],
         )
     ]
 

@@ -10,6 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.admission.capacity_store import current_capacity
+from trainyard.admission.priorities import PRIORITY_NAMES, PriorityName
+from trainyard.admission.submit_rules import priority_refusal
+from trainyard.auth.models import Project
+from trainyard.auth.roles import Role
 from trainyard.chat.completion import complete
 from trainyard.chat.plan import DatasetSummary, JobSummary, PlanDraft
 from trainyard.core.settings import BackendSettings
@@ -70,11 +74,19 @@ def reading_with(session: AsyncSession) -> SessionOpener:
 class DatabaseContext:
     """`PlannerContext` (and completion's `CompletionContext`) over the database."""
 
-    def __init__(self, sessions: SessionOpener, settings: BackendSettings, project_id: str) -> None:
+    def __init__(
+        self,
+        sessions: SessionOpener,
+        settings: BackendSettings,
+        project_id: str,
+        role: Role | None = None,
+    ) -> None:
         self._sessions = sessions
         self.settings = settings
         # The planner sees and proposes only this project's datasets and runs.
         self.project_id = project_id
+        # The caller's role there: the priority they may ask for (None: a member's cap).
+        self.role = role
 
     async def datasets(self) -> list[DatasetSummary]:
         query = select(Dataset).where(Dataset.project_id == self.project_id).order_by(Dataset.name)
@@ -108,6 +120,15 @@ class DatabaseContext:
     async def capacity(self) -> Capacity | None:
         async with self._sessions() as session:
             return await current_capacity(session)
+
+    async def priority_refusals(self) -> dict[PriorityName, str]:
+        """The levels the caller may not ask for here, each with submit's reason."""
+        async with self._sessions() as session:
+            project = await session.get(Project, self.project_id)
+        if project is None:  # gone since the permit found it: submit will say so
+            return {}
+        refusals = {name: priority_refusal(project, self.role, name) for name in PRIORITY_NAMES}
+        return {name: reason for name, reason in refusals.items() if reason is not None}
 
     async def problems(self, draft: PlanDraft) -> list[str]:
         """What is wrong with the values the draft gives (an unknown model, too many GPUs, a

@@ -38,7 +38,7 @@ class PlanRequest(BaseModel):
     imgsz: PlanNumber | None = None
     batch: PlanNumber | None = None
     gpus: PlanNumber | None = None
-    # None: the job's default (normal); a level above the user's cap is refused at Start.
+    # None: the job's default (normal); a level above the user's cap is a question (completion).
     priority: PriorityName | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 

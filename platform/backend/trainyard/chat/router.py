@@ -140,7 +140,7 @@ async def check_plan(
     body: PlanCheck, session: SessionDep, settings: Settings, access: ProjectRead
 ) -> TrainingPlan:
     """Check an edited plan card again: assumptions, questions, dataset and estimate."""
-    return await service.check_plan(session, settings, access.project, body.request)
+    return await service.check_plan(session, settings, access, access.project, body.request)
 
 
 @router.get("", response_model=ConversationPage)

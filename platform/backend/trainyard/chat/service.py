@@ -96,7 +96,8 @@ async def chat(
         async with db.session() as session:
             text = await queue_answer(session, access.project, utcnow())
     else:
-        context = DatabaseContext(db.session, settings, access.project)
+        role = access.principal.role_in(access.project)
+        context = DatabaseContext(db.session, settings, access.project, role)
         drafted = await draft_plan(history, body.message, context, on_draft)
         plan = await complete(drafted.draft, context)
         text = reply_text(plan, drafted.draft.note)
@@ -172,10 +173,15 @@ async def _store_turn(
 
 
 async def check_plan(
-    session: AsyncSession, settings: BackendSettings, project_id: str, request: PlanRequest
+    session: AsyncSession,
+    settings: BackendSettings,
+    access: Access,
+    project_id: str,
+    request: PlanRequest,
 ) -> TrainingPlan:
-    """An edited card checked again (nothing stored)."""
-    context = DatabaseContext(reading_with(session), settings, project_id)
+    """An edited card checked again (nothing stored), for the caller in `project_id`."""
+    role = access.principal.role_in(project_id)
+    context = DatabaseContext(reading_with(session), settings, project_id, role)
     return await complete(PlanDraft(request=request), context)
 
 
@@ -193,7 +199,7 @@ async def start(
     conversation = await _conversation(session, access, conversation_id)
     # The plan is checked and started in the conversation's project, whatever the request named.
     in_project = replace(access, project_id=conversation.project_id)
-    plan = await check_plan(session, settings, conversation.project_id, body.request)
+    plan = await check_plan(session, settings, access, conversation.project_id, body.request)
     if not plan.ready:
         raise PlanNotReady(plan.questions)
     submission = await jobs.submit(

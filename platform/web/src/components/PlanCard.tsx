@@ -2,7 +2,9 @@ import { useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
 import { useCan } from "../auth/identity";
 import type { PlanRequest, TrainingPlan } from "../api/types";
+import { PRIORITIES } from "../api/types";
 import { duration } from "../format";
+import { planShowsPriority } from "../priority";
 
 const NUMBER_FIELDS = ["epochs", "imgsz", "batch", "gpus"] as const;
 const LABELS: Record<string, string> = {
@@ -77,6 +79,23 @@ export function PlanCard({
             />
           </label>
         ))}
+        {planShowsPriority(request.priority, plan.questions) && (
+          <label>
+            <span>Priority</span>
+            <select
+              data-testid="plan-field-priority"
+              value={request.priority ?? "normal"}
+              disabled={startedJob !== null}
+              onChange={(e) => edit("priority", e.target.value)}
+            >
+              {PRIORITIES.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
       </div>
       {dataset && (
         <p className="plan-dataset">

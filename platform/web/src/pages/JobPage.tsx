@@ -6,6 +6,7 @@ import type { Job } from "../api/types";
 import { TERMINAL_STATES } from "../api/types";
 import { LineChart } from "../charts/LineChart";
 import { lossData, metricData } from "../charts/series";
+import { PriorityBadge } from "../components/PriorityBadge";
 import { QueuePanel } from "../components/QueuePanel";
 import { SystemCharts } from "../components/SystemCharts";
 import { duration, metric } from "../format";
@@ -59,6 +60,7 @@ export function JobPage() {
           <span className={`badge state-${state.toLowerCase()}`} data-testid="job-state">
             {state}
           </span>
+          <PriorityBadge priority={job?.priority} />
           <span className={`conn ${connection}`} data-testid="connection-status">
             {connection}
           </span>

@@ -3,6 +3,7 @@ import { Link } from "react-router-dom";
 import { api } from "../api/client";
 import type { Job } from "../api/types";
 import { JOB_STATES } from "../api/types";
+import { PriorityBadge } from "../components/PriorityBadge";
 
 /** Every job, newest first, filtered by state and by model or dataset text. */
 export function JobsPage() {
@@ -54,7 +55,8 @@ export function JobsPage() {
               <td>{job.model}</td>
               <td>{job.dataset}</td>
               <td>
-                <span className={`badge state-${job.state.toLowerCase()}`}>{job.state}</span>
+                <span className={`badge state-${job.state.toLowerCase()}`}>{job.state}</span>{" "}
+                <PriorityBadge priority={job.priority} />
                 {job.queue && (
                   <span className="muted" data-testid="queue-position" title={job.queue.reason}>
                     {" "}

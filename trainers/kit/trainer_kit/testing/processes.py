@@ -115,9 +115,10 @@ class SpawnedEnvirons:
     """Records the environment every descendant of process ``root`` (default: this one) was
     started with, as the kernel holds it (/proc/<pid>/environ), while the block runs: what a
     training worker was actually given. ``seen`` maps pid to that environment; the key
-    ``"\\0cmdline"`` holds its command line."""
+    ``"\\0cmdline"`` holds its command line. Read every 10 ms: on a busy machine a worker that
+    lives a second must still be seen after its exec."""
 
-    def __init__(self, root: int | None = None, interval_s: float = 0.05) -> None:
+    def __init__(self, root: int | None = None, interval_s: float = 0.01) -> None:
         self._root = os.getpid() if root is None else root
         self._interval_s = interval_s
         self._halt = threading.Event()
@@ -139,8 +140,9 @@ class SpawnedEnvirons:
                 pid = pending.pop()
                 pending.extend(_children(pid))
                 # Read again each time: a child caught between fork and exec still shows its
-                # parent's command line and environment.
-                if (env := _environ(pid)) is not None:
+                # parent's command line and environment. An exited child not yet reaped (a
+                # zombie) reads as empty: that must not overwrite what it ran with.
+                if (env := _environ(pid)) is not None and env["\0cmdline"]:
                     self.seen[pid] = env
 
     def running(self, marker: str) -> list[dict[str, str]]:

@@ -123,7 +123,9 @@ def test_a_high_priority_job_preempts_a_running_low_one_which_resumes_and_succee
     one_slot: EmbeddedPlatform, one_slot_api: httpx.Client, shapes: GeneratedDataset
 ) -> None:
     api = one_slot_api
-    epochs = 4
+    # Long enough that it is still training when the urgent job, submitted after its epoch-2
+    # checkpoint, has been validated and makes it give way (a few seconds; tiny epochs are fast).
+    epochs = 20
     low = submit(api, shapes.uri, epochs=epochs, priority="low")
     checkpoint_of_epoch(api, low["id"], 2)
 

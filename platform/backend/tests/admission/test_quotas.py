@@ -116,3 +116,17 @@ async def test_with_refuse_a_gpu_job_over_budget_is_refused_at_submit(
         }
     ]
     assert cpu.status_code == 201
+
+
+async def test_another_projects_member_finds_no_quota_here(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    outsider = await user_with_key(app, "outsider", {"elsewhere": Role.ADMIN})
+
+    async with client_of(app, outsider) as client:
+        read = await client.get("/v1/projects/default/quota")
+        written = await client.put("/v1/projects/default/quota", json=LIMITS)
+
+    assert read.status_code == 404
+    assert written.status_code in (403, 404)  # not a platform admin: never written
+    assert (await api.get("/v1/projects/default/quota")).json()["quota"] != LIMITS

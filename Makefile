@@ -15,7 +15,7 @@ WITH_NODE := $(CURDIR)/platform/tools/with-node.sh
 OIDC := platform/testing/oidc
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(wildcard $(WEB)/index.html $(WEB)/*.json $(WEB)/*.ts)
 
-.PHONY: help install trainers web oidc-provider demo dev test test-platform test-trainers test-web chromium prometheus lint bench histories kind-up clean
+.PHONY: help install trainers terraform-checks web oidc-provider demo dev test test-platform test-trainers test-web chromium prometheus lint bench histories kind-up clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -26,12 +26,16 @@ $(UV):
 
 install: $(UV) ## Install the platform, workflows, temporal CLI, every trainer and the web app
 	$(UV) sync --locked
-	@$(MAKE) --no-print-directory trainers web
+	@$(MAKE) --no-print-directory trainers web terraform-checks
 
 # --compile-bytecode: every trainer process imports torch and its framework; without .pyc files
 # (PYTHONDONTWRITEBYTECODE set, or a read-only venv) each one compiles them again.
 trainers: $(UV) ## Install each trainer's own locked environment (trainers/<name>/.venv; the shared kit too)
 	@for t in $(TRAINERS); do echo "trainer $$t: uv sync --locked"; (cd trainers/$$t && $(UV) sync --locked --quiet --compile-bytecode) || exit 1; done
+
+# checkov pins urllib3 1.x and an old packaging: it gets a locked environment of its own.
+terraform-checks: $(UV) ## Install the Terraform security scan (checkov) into terraform/checks/.venv
+	cd terraform/checks && $(UV) sync --locked --quiet
 
 web: $(WEB)/dist/index.html ## Build the web app (platform/web) the backend serves at /
 

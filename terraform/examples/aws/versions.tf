@@ -1,0 +1,11 @@
+terraform {
+  # 1.9: cross-variable validations, and `mock_provider` in the tests.
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100"
+    }
+  }
+}

@@ -58,7 +58,7 @@ async def test_a_report_puts_the_capacity_with_the_internal_token() -> None:
     (request,) = backend.requests
     assert (request.method, request.url.path) == ("PUT", "/internal/v1/capacity")
     assert request.headers["Authorization"] == "Bearer internal-secret"
-    assert json.loads(request.content) == CAPACITY.model_dump()
+    assert Capacity.model_validate_json(request.content) == CAPACITY
     assert reporter.last_reported == CAPACITY
 
 
@@ -145,3 +145,26 @@ async def test_the_kubernetes_launcher_reports_the_clusters_nodes(
     found = await discovery_for(settings)()
 
     assert found == Capacity(gpus=4, largest_node_gpus=4, cpu_slots=2, source="kubernetes")
+    # With Kueue, the report says so: the backend's ledger leaves the cluster's capacity to it,
+    # and the backend reads that from the body the worker sends.
+    kueue = settings.model_copy(update={"k8s_kueue_queue": "trainyard"})
+    sent = Backend(204)
+    async with client_of(sent) as client:
+        assert await CapacityReporter(client, discovery_for(kueue), every_s=60).report_once()
+    assert json.loads(sent.requests[0].content)["queue"] == "kueue"
+
+
+async def test_configured_gpus_with_a_node_size_bound_one_job_by_a_node() -> None:
+    """GPU node groups that scale to zero: nothing to discover while idle, so the chart sets
+    what the groups may grow to and one node's GPUs (Terraform's gpu-capacity outputs)."""
+    settings = WorkerSettings(
+        launcher="kubernetes",
+        k8s_images={"ultralytics": "registry.example/trainer:1"},
+        gpus=12,
+        gpus_per_node=4,
+        cpu_run_slots=2,
+    )
+
+    found = await discovery_for(settings)()
+
+    assert found == Capacity(gpus=12, largest_node_gpus=4, cpu_slots=2, source="configured")

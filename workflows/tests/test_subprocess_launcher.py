@@ -377,3 +377,35 @@ def test_the_contract_variables_match_the_trainer_contract_document() -> None:
     }
 
     assert documented == TRAINER_ENV_VARS
+
+
+async def test_stop_all_stops_every_running_attempt_at_once_and_names_them(
+    launcher: SubprocessLauncher, launch: Launch
+) -> None:
+    graceful = await launch("graceful", attempt=1)
+    stubborn = await launch("stubborn", attempt=2)
+    exited = await launch("exit", attempt=3, wait_for="boom")
+    await wait_for_exit(launcher, exited)
+
+    stopped = await launcher.stop_all(grace_s=1.0)
+
+    assert sorted(h.attempt for h in stopped) == [1, 2]
+    assert process_gone(graceful.pid)
+    assert process_gone(stubborn.pid)
+    assert "got SIGTERM" in log_text(graceful)  # the chance to checkpoint and report
+    assert await launcher.stop_all(grace_s=1.0) == []
+
+
+async def test_stop_all_of_a_restarted_worker_stops_the_attempts_it_watches(
+    launch: Launch, trainers_dir: Path
+) -> None:
+    running = await launch("graceful")
+    unaware = SubprocessLauncher(trainers_dir)
+    restarted = SubprocessLauncher(trainers_dir)
+    assert (await restarted.status(running)).running  # what its watch does after a restart
+
+    assert await unaware.stop_all(grace_s=1.0) == []
+    assert not process_gone(running.pid)
+    assert await restarted.stop_all(grace_s=5.0) == [running]
+    assert process_gone(running.pid)
+    assert "got SIGTERM" in log_text(running)

@@ -19,12 +19,8 @@ from trainyard_workflows.launchers import (
     LaunchRequest,
     TrainerNotInstalledError,
 )
-from trainyard_workflows.launchers.subprocess_launcher import (
-    LOG_FILE,
-    PID_FILE,
-    SubprocessLauncher,
-    _start_ticks,
-)
+from trainyard_workflows.launchers.pid_records import PID_FILE, start_ticks
+from trainyard_workflows.launchers.subprocess_launcher import LOG_FILE, SubprocessLauncher
 from trainyard_workflows.launchers.trainer_user import (
     TrainerUser,
     TrainerUserError,
@@ -187,7 +183,7 @@ async def test_a_pid_file_naming_another_users_process_is_not_adopted(root: Path
     # What a trainer owning its folder could write: the worker's own pid, so a later stop
     # would signal the worker's (or the API's) process group.
     forged = (
-        f'{{"pid": {os.getpid()}, "launched_at": 1.0, "start_ticks": {_start_ticks(os.getpid())}}}'
+        f'{{"pid": {os.getpid()}, "launched_at": 1.0, "start_ticks": {start_ticks(os.getpid())}}}'
     )
     (output_dir / PID_FILE).write_text(forged)
     launcher = SubprocessLauncher(_install(root), user)

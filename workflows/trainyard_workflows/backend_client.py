@@ -26,6 +26,7 @@ from trainyard_workflows.internal_api import (
     AdmissionAnswer,
     AttemptGrant,
     Checkpoint,
+    ExternalQueuePlace,
     LatestCheckpoint,
     Liveness,
     RequeueRequest,
@@ -227,6 +228,17 @@ class BackendClient:
         if response.status_code == 409:
             return TransitionResult(applied=False, job=None, detail=_detail(response))
         return TransitionResult(applied=True, job=response.json())
+
+    async def report_external_queue(
+        self, job_id: str, attempt: int, place: ExternalQueuePlace | None
+    ) -> None:
+        """Tell the backend where Kueue holds the attempt (the job waits in QUEUED), or, with
+        None, that Kueue admitted it. A 409 (the job ended, or moved on) is not an error."""
+        path = f"/internal/v1/jobs/{job_id}/external-queue"
+        if place is None:
+            await self._request("DELETE", f"{path}?attempt={attempt}", accept=(204, 409))
+        else:
+            await self._request("PUT", path, json=_body(place), accept=(204, 409))
 
     async def record_tracking(self, job_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
         """Store where the job is tracked (its MLflow run and model version) on the job."""

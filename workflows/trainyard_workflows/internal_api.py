@@ -45,6 +45,9 @@ class AttemptGrant(BaseModel):
     # The slug of the job's project: the Kubernetes launcher runs the attempt in the namespace
     # TRAINYARD_K8S_PROJECT_NAMESPACES maps it to. None from a backend older than projects.
     project_slug: str | None = None
+    # The job's priority level (low, normal, high, urgent): Kueue's WorkloadPriorityClass is
+    # `trainyard-<level>`. None from a backend older than priorities.
+    priority: str | None = Field(default=None, pattern=r"^[a-z]{1,16}$")
 
 
 class Liveness(BaseModel):
@@ -93,3 +96,19 @@ class RequeueRequest(BaseModel):
 
     attempt: int = Field(ge=1)
     by: str = Field(max_length=64)
+
+
+class ExternalQueuePlace(BaseModel):
+    """Where a queue outside the platform (Kueue) holds an attempt: body of
+    `PUT /internal/v1/jobs/{id}/external-queue`; the job waits in QUEUED with it as its `queue`
+    until the worker says the attempt was admitted (DELETE)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempt: int = Field(ge=1)
+    # 1-based place in the attempt's LocalQueue; 0 when Kueue does not say (no visibility API).
+    position: int = Field(ge=0)
+    # GPUs asked by the workloads ahead of it in that queue.
+    gpus_ahead: int = Field(ge=0)
+    # Kueue's own words (the Workload's QuotaReserved condition), prefixed with the queue.
+    reason: str = Field(max_length=2000)

@@ -82,6 +82,10 @@ class WorkerSettings(BaseSettings):
     k8s_default_time_limit_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     # Absent: the in-cluster service account (the worker runs as a pod).
     k8s_kubeconfig: Path | None = None
+    # Kueue admits trainer Jobs (launchers/kubernetes_kueue.py): the LocalQueue they are
+    # submitted to, the same name in each training namespace. Unset: no Kueue, the platform's
+    # own ledger alone decides (docs/operations.md, "Kueue").
+    k8s_kueue_queue: str | None = None
 
     stop_grace_s: float = Field(default=10.0, ge=0)
     # Also the watch's heartbeat period: must stay well under its 30 s heartbeat timeout.
@@ -119,6 +123,11 @@ class WorkerSettings(BaseSettings):
     # or nvidia-smi here, the nodes' allocatable nvidia.com/gpu on Kubernetes). cpu_run_slots:
     # CPU-only trainings at a time; unset, a quarter of this machine's cores (at least one).
     gpus: int | None = Field(default=None, ge=0)
+    # With `gpus` on Kubernetes: the most GPUs one node has. For GPU node groups that scale to
+    # zero there is no node to discover while idle, yet a job must be admitted for its pod to
+    # make the autoscaler add one: set `gpus` to what the groups may grow to and this to one
+    # node's. Unset: `gpus` (one machine).
+    gpus_per_node: int | None = Field(default=None, ge=1)
     cpu_run_slots: int | None = Field(default=None, ge=1)
     capacity_report_interval_s: float = Field(default=60.0, gt=0)
 
@@ -138,7 +147,13 @@ class WorkerSettings(BaseSettings):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value is not None else None
 
-    @field_validator("k8s_priority_class", "k8s_service_account", "k8s_kubeconfig", mode="before")
+    @field_validator(
+        "k8s_priority_class",
+        "k8s_service_account",
+        "k8s_kubeconfig",
+        "k8s_kueue_queue",
+        mode="before",
+    )
     @classmethod
     def _empty_is_absent(cls, value: object) -> object:
         # A chart renders an unset optional value as an empty variable.

@@ -1,8 +1,12 @@
 """`trainyard-worker`: runs TrainingWorkflow (and the reconciler) with their activities on the
 task queue. With the Kubernetes launcher it also makes sure the reconciler's schedule exists.
 
-Stops on SIGINT/SIGTERM. Trainers of running workflows keep running across a worker restart:
-the next worker finds them through their pid files when Temporal retries the watch.
+Stops on SIGINT/SIGTERM. With the subprocess launcher it then stops the trainers it runs
+(SIGTERM, TRAINYARD_STOP_GRACE_S, SIGKILL): a local trainer left behind would hold the machine's
+GPUs with nobody watching it, and its job resumes from its newest checkpoint, an interruption
+rather than a failure, once a worker runs again. A worker that crashes or is killed leaves its
+trainers running: the next worker finds them through their pid files when Temporal retries the
+watch. Kubernetes trainers are the cluster's and outlive the worker either way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from trainyard_workflows.activities.tracking_activities import TrackingActivitie
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.capacity.reporter import CapacityReporter, discovery_for
 from trainyard_workflows.launchers.factory import build_launcher
+from trainyard_workflows.launchers.subprocess_launcher import SubprocessLauncher
 from trainyard_workflows.reconcile import ReconcileWorkflow, ensure_reconcile_schedule
 from trainyard_workflows.settings import EMBEDDED_INTERNAL_TOKEN, WorkerSettings, get_settings
 from trainyard_workflows.telemetry.activity_logs import ActivityLogContext
@@ -162,11 +167,26 @@ async def run_worker(settings: WorkerSettings) -> None:
                 )
                 await stop.wait()
                 logger.info("trainyard-worker stopping")
+            # After the Temporal worker stopped: no activity can launch another trainer now.
+            if isinstance(launcher, SubprocessLauncher):
+                await _stop_trainers(launcher, settings.stop_grace_s)
         finally:
             reporting.cancel()
             await asyncio.wait([reporting])  # it ends before the backend client closes
             await launcher.aclose()
     logger.info("trainyard-worker stopped")
+
+
+async def _stop_trainers(launcher: SubprocessLauncher, grace_s: float) -> None:
+    stopped = await launcher.stop_all(grace_s)
+    for handle in stopped:
+        logger.warning(
+            "stopped attempt %s of %s (pid %s): the job resumes from its newest checkpoint "
+            "when a worker runs again",
+            handle.attempt,
+            handle.job_id,
+            handle.pid,
+        )
 
 
 def _exit(code: int) -> NoReturn:

@@ -38,3 +38,13 @@ async def post_event_quietly(
         await backend.post_event(job_id, type_, message, dict(data))
     except BackendError as error:
         logger.warning("job %s: could not post %s event: %s", job_id, type_, error)
+
+
+async def quietly(ask: Awaitable[T], job_id: str, every_s: float, fallback: T) -> T:
+    """The launcher's answer (heartbeating while it comes), or `fallback` when its API
+    hiccups: the next poll asks again."""
+    try:
+        return await heartbeating(ask, every_s)
+    except Exception as error:
+        logger.warning("job %s: launcher query failed: %s", job_id, error)
+        return fallback

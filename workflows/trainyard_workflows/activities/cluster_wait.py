@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from trainyard_workflows.internal_api import ExternalQueuePlace
 from trainyard_workflows.launchers.base import PendingReason
 
 
@@ -19,3 +20,5 @@ class ClusterWait:
     # Reasons that waiting does not fix, and since when (the last poll without one).
     stuck: list[PendingReason] = field(default_factory=list)
     stuck_since: float = field(default_factory=time.time)
+    # Where Kueue held the attempt at the last poll, as told to the backend (None: it does not).
+    queued_in: ExternalQueuePlace | None = None

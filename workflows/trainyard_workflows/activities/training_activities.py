@@ -14,7 +14,8 @@ from typing import TypeVar
 from temporalio import activity
 
 from trainyard_workflows.activities.attempt_messages import retry_message, where_it_runs
-from trainyard_workflows.activities.backend_calls import heartbeating, post_event_quietly
+from trainyard_workflows.activities.backend_calls import heartbeating, post_event_quietly, quietly
+from trainyard_workflows.activities.cluster_follow import ClusterFollower
 from trainyard_workflows.activities.cluster_wait import ClusterWait
 from trainyard_workflows.activities.log_shipping import LogShipping, heartbeat
 from trainyard_workflows.activities.schemas import (
@@ -36,7 +37,6 @@ from trainyard_workflows.backend_client import BackendClient, BackendError, JobT
 from trainyard_workflows.internal_api import Liveness
 from trainyard_workflows.job_states import JobState
 from trainyard_workflows.launchers.base import (
-    UNSTARTABLE_REASONS,
     AttemptHandle,
     Launcher,
     LaunchRequest,
@@ -74,6 +74,7 @@ class TrainingActivities:
         self._backend = backend
         self._launcher = launcher
         self._settings = settings
+        self._cluster = ClusterFollower(backend, launcher, settings.watch_poll_s)
 
     @activity.defn
     async def report_state(self, request: ReportStateInput) -> ReportStateResult:
@@ -179,6 +180,7 @@ class TrainingActivities:
                 gpus=training.gpus,
                 # From the grant, not the workflow input: jobs submitted before projects too.
                 project_slug=token.project_slug,
+                priority=token.priority,
             )
         )
         TRAINER_LAUNCH_SECONDS.labels(self._settings.launcher).observe(
@@ -227,7 +229,7 @@ class TrainingActivities:
         answered_at = time.time()
         while True:
             heartbeat()
-            if await self._follow_cluster(handle, cluster):
+            if await self._cluster.follow(handle, cluster):
                 # Waiting on the cluster (a GPU node, an image, a quota) is not silence: the
                 # heartbeat timeout starts once the trainer can run.
                 last_sign_of_life = max(last_sign_of_life, time.time())
@@ -310,33 +312,6 @@ class TrainingActivities:
     def _unstartable_s(self) -> float:
         return self._settings.unstartable_timeout_s
 
-    async def _follow_cluster(self, handle: AttemptHandle, cluster: ClusterWait) -> bool:
-        """Report what the cluster did to the attempt since the last poll; True while it makes
-        the attempt wait."""
-        disruptions = await self._quietly(self._launcher.disruptions(handle), handle, [])
-        for disruption in disruptions:
-            message = (
-                f"attempt {handle.attempt} lost its pod to the cluster ({disruption}); a new "
-                "attempt resumes from the newest checkpoint, not counted as a failure"
-            )
-            await self._post_event_quietly(
-                handle.job_id,
-                "attempt_disrupted",
-                message[:2000],
-                {"attempt": handle.attempt, **asdict(disruption)},
-            )
-        cluster.disrupted = disruptions
-        if disruptions:
-            return False
-        pending = await self._quietly(self._launcher.pending_reasons(handle), handle, [])
-        if pending != cluster.reported_pending:
-            await self._report_pending(handle, pending)
-            cluster.reported_pending = pending
-        cluster.stuck = [reason for reason in pending if reason.reason in UNSTARTABLE_REASONS]
-        if not cluster.stuck:
-            cluster.stuck_since = time.time()
-        return bool(pending)
-
     async def _end_disrupted(
         self, handle: AttemptHandle, disrupted: list[PendingReason], done_reported: bool
     ) -> WatchResult:
@@ -395,25 +370,7 @@ class TrainingActivities:
         return await heartbeating(work, self._settings.watch_poll_s)
 
     async def _quietly(self, ask: Awaitable[T], handle: AttemptHandle, fallback: T) -> T:
-        """The launcher's answer, or `fallback` when its API hiccups (the next poll asks again)."""
-        try:
-            return await self._heartbeating(ask)
-        except Exception as error:
-            logger.warning("job %s: launcher query failed: %s", handle.job_id, error)
-            return fallback
-
-    async def _report_pending(self, handle: AttemptHandle, pending: list[PendingReason]) -> None:
-        """One event per change of why the attempt waits, so the stream shows it live."""
-        if pending:
-            message = f"attempt {handle.attempt} is waiting to run: {'; '.join(map(str, pending))}"
-        else:
-            message = f"attempt {handle.attempt} is no longer waiting"
-        await self._post_event_quietly(
-            handle.job_id,
-            "attempt_pending",
-            message[:2000],
-            {"attempt": handle.attempt, "reasons": [asdict(p) for p in pending]},
-        )
+        return await quietly(ask, handle.job_id, self._settings.watch_poll_s, fallback)
 
     async def _liveness_quietly(self, job_id: str) -> Liveness | None:
         try:

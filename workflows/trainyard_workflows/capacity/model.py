@@ -3,7 +3,13 @@ for some GPUs ever run here? (Whether it fits *now* is the admission ledger's qu
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Who decides when a trainer may start: the platform's own ledger, or Kueue on Kubernetes (the
+# ledger then leaves capacity to Kueue and keeps quotas and budgets: docs/decisions/017).
+AdmissionQueue = Literal["platform", "kueue"]
 
 
 class Capacity(BaseModel):
@@ -20,6 +26,7 @@ class Capacity(BaseModel):
     cpu_slots: int = Field(ge=1)
     # Where `gpus` comes from: "nvml", "nvidia-smi", "configured", "kubernetes" or "none".
     source: str = Field(max_length=32)
+    queue: AdmissionQueue = "platform"
 
     @model_validator(mode="after")
     def _node_within_total(self) -> Capacity:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from trainyard_workflows.backend_client import BackendClient
 from trainyard_workflows.capacity.kubernetes import discover_kubernetes
 from trainyard_workflows.capacity.local import default_cpu_slots, discover_local
-from trainyard_workflows.capacity.model import Capacity
+from trainyard_workflows.capacity.model import AdmissionQueue, Capacity
 from trainyard_workflows.launchers.kubernetes_client import create_api_client
 from trainyard_workflows.settings import WorkerSettings
 
@@ -24,14 +24,18 @@ def discovery_for(settings: WorkerSettings) -> Discovery:
     """Where the launcher runs trainers decides where capacity is read: this machine, or the
     cluster's nodes. TRAINYARD_GPUS replaces discovery on either."""
     cpu_slots = settings.cpu_run_slots or default_cpu_slots()
+    queue: AdmissionQueue = "kueue" if settings.k8s_kueue_queue else "platform"
 
     async def local() -> Capacity:
         # NVML and nvidia-smi block: keep them off the worker's event loop.
-        return await asyncio.to_thread(discover_local, settings.gpus, settings.cpu_run_slots)
+        found = await asyncio.to_thread(discover_local, settings.gpus, settings.cpu_run_slots)
+        largest = min(settings.gpus_per_node or found.gpus, found.gpus)
+        return found.model_copy(update={"queue": queue, "largest_node_gpus": largest})
 
     async def cluster() -> Capacity:
         async with await create_api_client(settings) as api:
-            return await discover_kubernetes(api, cpu_slots)
+            found = await discover_kubernetes(api, cpu_slots)
+        return found.model_copy(update={"queue": queue})
 
     if settings.launcher == "kubernetes" and settings.gpus is None:
         return cluster

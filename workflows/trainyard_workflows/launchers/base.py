@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from trainyard_workflows.internal_api import ExternalQueuePlace
+
 # The trainer contract (docs/trainer-contract.md): the only TRAINYARD_ variables a trainer
 # receives. Launchers refuse anything else so a worker secret cannot leak into a trainer.
 TRAINER_ENV_VARS = frozenset(
@@ -58,6 +60,8 @@ class LaunchRequest:
     gpus: int = 0
     # The slug of the job's project (Kubernetes: picks the Job's namespace); None: unknown.
     project_slug: str | None = None
+    # The job's priority level (Kueue: the Workload's priority class); None: unknown.
+    priority: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,16 @@ class PendingReason:
 
     reason: str
     message: str
+    # The job a preempted attempt made room for, when the cluster names it (Kueue does).
+    by: str | None = None
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}" if self.message else self.reason
+
+    def as_data(self) -> dict[str, str]:
+        """As an event's data holds it (`by` only when known)."""
+        data = {"reason": self.reason, "message": self.message}
+        return data | ({"by": self.by} if self.by is not None else {})
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,11 @@ class Launcher(Protocol):
         first; each was replaced without counting as the trainer's failure."""
         ...
 
+    async def queued_in(self, handle: AttemptHandle) -> ExternalQueuePlace | None:
+        """Where a queue outside the platform (Kueue) holds the attempt before it may start;
+        None when nothing does (admitted, running, over, or no such queue)."""
+        ...
+
     async def launched_objects(self) -> list[LaunchedObject]:
         """Everything this launcher created that still exists (for the reconciler)."""
         ...
@@ -170,5 +186,6 @@ class Launcher(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Release the launcher's connections; running attempts are left as they are."""
+        """Release the launcher's connections; running attempts are left as they are (a worker
+        stops its subprocess trainers itself at shutdown: `SubprocessLauncher.stop_all`)."""
         ...

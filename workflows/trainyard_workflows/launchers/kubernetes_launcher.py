@@ -28,12 +28,12 @@ from kubernetes_asyncio.client import (
     BatchV1Api,
     CoreV1Api,
     V1Job,
-    V1ObjectMeta,
     V1Pod,
     V1Secret,
 )
 from kubernetes_asyncio.client.rest import ApiException
 
+from trainyard_workflows.internal_api import ExternalQueuePlace
 from trainyard_workflows.launchers.base import (
     TRAINER_ENV_VARS,
     TRAINER_STORAGE_ENV_VARS,
@@ -44,11 +44,9 @@ from trainyard_workflows.launchers.base import (
     PendingReason,
 )
 from trainyard_workflows.launchers.kubernetes_client import ApiClientFactory, create_api_client
+from trainyard_workflows.launchers.kubernetes_kueue import KueueHold
 from trainyard_workflows.launchers.kubernetes_manifests import (
-    ANNOTATION_JOB_ID,
     CONTAINER_NAME,
-    LABEL_ATTEMPT,
-    MANAGED_SELECTOR,
     Manifest,
     attempt_selector,
     job_manifest,
@@ -63,9 +61,11 @@ from trainyard_workflows.launchers.kubernetes_status import (
     failed_create_reason,
     finished_condition,
     is_terminal,
+    launched_in,
     newest_pod,
     pod_disruption,
     pod_pending_reasons,
+    tail_lines,
     trainer_exit_code,
 )
 from trainyard_workflows.launchers.launch_span import launch_span
@@ -83,23 +83,6 @@ _GONE_MARGIN_S = 60.0
 def _body(manifest: Manifest) -> Any:
     # The client serializes plain dicts as they are; its stubs only name its model classes.
     return manifest
-
-
-def _attempt_of(metadata: V1ObjectMeta) -> tuple[str, str, int] | None:
-    """(name, job id, attempt) of a labelled object; None for one not made by this launcher."""
-    job_id = (metadata.annotations or {}).get(ANNOTATION_JOB_ID)
-    attempt = (metadata.labels or {}).get(LABEL_ATTEMPT, "")
-    if not job_id or not attempt.isdigit():
-        return None
-    return metadata.name, job_id, int(attempt)
-
-
-def _tail_lines(text: str, lines: int) -> list[str]:
-    # Progress bars redraw a line with "\r": keep only the last drawing of each line.
-    split = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
-    if split and split[-1] == "":
-        split.pop()
-    return split[-lines:]
 
 
 # How long one read of an attempt's Job and pods answers the launcher's questions (one poll).
@@ -134,6 +117,8 @@ class KubernetesLauncher:
         self._gone_margin_s = gone_margin_s
         self._observation_s = observation_s
         self._observed: dict[tuple[str, str], _Observation] = {}
+        queue = settings.k8s_kueue_queue
+        self._kueue = KueueHold(queue, observation_s) if queue else None
 
     async def aclose(self) -> None:
         """Close the API client (its connection pool)."""
@@ -238,7 +223,7 @@ class KubernetesLauncher:
                 # 400: the container has not started yet; 404: the pod is gone.
                 logger.info("no log for pod %s (%s)", pod.metadata.name, response.status)
                 return []
-        return _tail_lines(body.decode("utf-8", errors="replace"), lines)
+        return tail_lines(body.decode("utf-8", errors="replace"), lines)
 
     async def pending_reasons(self, handle: AttemptHandle) -> list[PendingReason]:
         """Why the attempt is not running yet (empty once it runs, or when it is over): an
@@ -248,6 +233,9 @@ class KubernetesLauncher:
         job = observed.job
         if job is None or finished_condition(job) is not None:
             return []
+        if self._kueue is not None and job.spec is not None and job.spec.suspend:
+            # Kueue holds it: `queued_in` says where and why.
+            return [PendingReason("Suspended", f"Kueue admits it ({self._kueue.queue})")]
         live = [pod for pod in observed.pods if not is_terminal(pod)]
         pod = newest_pod(live)
         if pod is not None:
@@ -263,32 +251,31 @@ class KubernetesLauncher:
         return [refusal]
 
     async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
-        pods = sorted((await self._observe(handle)).pods, key=creation_order)
-        return [reason for pod in pods if (reason := pod_disruption(pod)) is not None]
+        observed = await self._observe(handle)
+        pods = sorted(observed.pods, key=creation_order)
+        taken = [reason for pod in pods if (reason := pod_disruption(pod)) is not None]
+        if self._kueue is not None and observed.job is not None:
+            namespace, _ = self._address(handle)
+            evicted = await self._kueue.eviction(await self._raw(), namespace, observed.job)
+            taken.extend([evicted] if evicted is not None else [])
+        return taken
+
+    async def queued_in(self, handle: AttemptHandle) -> ExternalQueuePlace | None:
+        observed = await self._observe(handle)
+        job = observed.job
+        if self._kueue is None or job is None or finished_condition(job) is not None:
+            return None
+        if job.spec is None or not job.spec.suspend:
+            return None  # admitted (or never queued): its pod runs or is being made
+        namespace, _ = self._address(handle)
+        return await self._kueue.place(await self._raw(), namespace, job, handle.attempt)
 
     async def launched_objects(self) -> list[LaunchedObject]:
         """Trainyard's Jobs and Secrets (by the managed-by label) in the training namespace and
         in each project's."""
         found: list[LaunchedObject] = []
         for namespace in training_namespaces(self._settings):
-            found.extend(await self._launched_in(namespace))
-        return found
-
-    async def _launched_in(self, namespace: str) -> list[LaunchedObject]:
-        core, batch = await self._apis()
-        jobs = await batch.list_namespaced_job(namespace, label_selector=MANAGED_SELECTOR)
-        secrets = await core.list_namespaced_secret(namespace, label_selector=MANAGED_SELECTOR)
-        found: list[LaunchedObject] = []
-        for job in jobs.items or []:
-            attempt = _attempt_of(job.metadata)
-            if attempt is not None:
-                active = finished_condition(job) is None
-                found.append(LaunchedObject("Job", namespace, *attempt, active=active))
-        for secret in secrets.items or []:
-            attempt = _attempt_of(secret.metadata)
-            if attempt is not None:
-                owned = bool(secret.metadata.owner_references)
-                found.append(LaunchedObject("Secret", namespace, *attempt, owned=owned))
+            found.extend(await launched_in(*await self._apis(), namespace))
         return found
 
     async def delete_launched(self, launched: LaunchedObject) -> bool:
@@ -383,6 +370,11 @@ class KubernetesLauncher:
         (job, attempt)."""
         namespace = namespace_of(self._settings, handle)
         return namespace, handle.name or job_name(handle.job_id, handle.attempt)
+
+    async def _raw(self) -> ApiClient:
+        await self._apis()
+        assert self._client is not None  # made by _apis
+        return self._client
 
     async def _apis(self) -> tuple[CoreV1Api, BatchV1Api]:
         async with self._client_lock:

@@ -27,6 +27,13 @@ LABEL_ATTEMPT = "trainyard.dev/attempt"
 # The job id exactly (a label value may be a hashed stand-in): how the reconciler finds the job.
 ANNOTATION_JOB_ID = "trainyard.dev/job-id"
 GPU_RESOURCE = "nvidia.com/gpu"
+# Kueue (TRAINYARD_K8S_KUEUE_QUEUE; launchers/kubernetes_kueue.py reads its Workloads): the
+# Job's LocalQueue and WorkloadPriorityClass, `trainyard-<level>` (the chart creates them with
+# the values of trainyard/admission/priorities.py).
+KUEUE_GROUP = "kueue.x-k8s.io"
+LABEL_KUEUE_QUEUE = f"{KUEUE_GROUP}/queue-name"
+LABEL_KUEUE_PRIORITY_CLASS = f"{KUEUE_GROUP}/priority-class"
+KUEUE_PRIORITY_CLASS_PREFIX = "trainyard-"
 # The trainer's exit code for a bad configuration (docs/trainer-contract.md): retrying the same
 # pod cannot help.
 CONTRACT_ERROR_EXIT_CODE = 2
@@ -265,11 +272,22 @@ def job_manifest(request: LaunchRequest, settings: WorkerSettings) -> Manifest:
     if settings.k8s_service_account:
         pod_spec["serviceAccountName"] = settings.k8s_service_account
     time_limit_s = request.time_limit_s or settings.k8s_default_time_limit_s
+    metadata = attempt_metadata(name, namespace, request.job_id, request.attempt)
+    admission: Manifest = {}
+    if settings.k8s_kueue_queue:
+        # Created suspended: Kueue unsuspends it once its ClusterQueue admits it.
+        admission = {"suspend": True}
+        metadata["labels"] |= {
+            LABEL_KUEUE_QUEUE: settings.k8s_kueue_queue,
+            LABEL_KUEUE_PRIORITY_CLASS: KUEUE_PRIORITY_CLASS_PREFIX
+            + (request.priority or "normal"),
+        }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": attempt_metadata(name, namespace, request.job_id, request.attempt),
+        "metadata": metadata,
         "spec": {
+            **admission,
             "backoffLimit": 0,
             "activeDeadlineSeconds": max(1, math.ceil(time_limit_s)),
             "ttlSecondsAfterFinished": settings.k8s_ttl_seconds_after_finished,

@@ -1,4 +1,5 @@
-"""Reading a trainer Job and its pods: finished or not, exit code, why it is not running yet.
+"""Reading trainer Jobs and their pods: finished or not, exit code, why one is not running yet,
+which ones the launcher made.
 
 Pure functions over the client's models, so the launcher only fetches and these only interpret.
 """
@@ -8,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from kubernetes_asyncio.client import CoreV1Event, V1Job, V1Pod
+from kubernetes_asyncio.client import BatchV1Api, CoreV1Api, CoreV1Event, V1Job, V1ObjectMeta, V1Pod
 
-from trainyard_workflows.launchers.base import PendingReason
-from trainyard_workflows.launchers.kubernetes_manifests import CONTAINER_NAME
+from trainyard_workflows.launchers.base import LaunchedObject, PendingReason
+from trainyard_workflows.launchers.kubernetes_manifests import (
+    ANNOTATION_JOB_ID,
+    CONTAINER_NAME,
+    LABEL_ATTEMPT,
+    MANAGED_SELECTOR,
+)
 
 COMPLETE = "Complete"
 FAILED = "Failed"
@@ -106,3 +112,39 @@ def _event_time(event: CoreV1Event) -> datetime:
         or (event.metadata.creation_timestamp if event.metadata else None)
         or _EPOCH
     )
+
+
+def attempt_of(metadata: V1ObjectMeta) -> tuple[str, str, int] | None:
+    """(name, job id, attempt) of a labelled object; None for one not made by the launcher."""
+    job_id = (metadata.annotations or {}).get(ANNOTATION_JOB_ID)
+    attempt = (metadata.labels or {}).get(LABEL_ATTEMPT, "")
+    if not job_id or not attempt.isdigit():
+        return None
+    return metadata.name, job_id, int(attempt)
+
+
+def tail_lines(text: str, lines: int) -> list[str]:
+    """The last `lines` lines of a pod's log. Progress bars redraw a line with "\\r": only the
+    last drawing of each line is kept."""
+    split = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    if split and split[-1] == "":
+        split.pop()
+    return split[-lines:]
+
+
+async def launched_in(core: CoreV1Api, batch: BatchV1Api, namespace: str) -> list[LaunchedObject]:
+    """The launcher's Jobs and Secrets in `namespace` (by the managed-by label)."""
+    jobs = await batch.list_namespaced_job(namespace, label_selector=MANAGED_SELECTOR)
+    secrets = await core.list_namespaced_secret(namespace, label_selector=MANAGED_SELECTOR)
+    found: list[LaunchedObject] = []
+    for job in jobs.items or []:
+        attempt = attempt_of(job.metadata)
+        if attempt is not None:
+            active = finished_condition(job) is None
+            found.append(LaunchedObject("Job", namespace, *attempt, active=active))
+    for secret in secrets.items or []:
+        attempt = attempt_of(secret.metadata)
+        if attempt is not None:
+            owned = bool(secret.metadata.owner_references)
+            found.append(LaunchedObject("Secret", namespace, *attempt, owned=owned))
+    return found

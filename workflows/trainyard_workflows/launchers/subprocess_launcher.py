@@ -4,8 +4,10 @@ The program is `<trainers_dir>/<framework>/.venv/bin/trainyard-trainer` (built b
 
 The process runs in its own session (so the whole group, data-loader workers included, can be
 signalled at once), with the attempt dir as cwd and `trainer.log` collecting stdout and stderr.
-A `trainer.pid` file in the attempt dir lets a restarted worker (or an activity retry) find a
-process it did not start itself.
+A `trainer.pid` file in the attempt dir (launchers/pid_records.py) lets a restarted worker (or
+an activity retry) find a process it did not start itself. A worker that stops (a stop signal,
+not a crash) stops the trainers it runs or watches first (`stop_all`): nothing of a local job
+outlives the platform, and the job resumes from its newest checkpoint on the next start.
 
 Where the worker runs as root, the trainer runs as an unprivileged user (TRAINYARD_TRAINER_USER,
 launchers/trainer_user.py) that owns the attempt dir and cannot read the platform's secrets. The
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -26,9 +27,9 @@ import signal
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from trainyard_workflows.internal_api import ExternalQueuePlace
 from trainyard_workflows.launchers.base import (
     TRAINER_ENV_VARS,
     TRAINER_STORAGE_ENV_VARS,
@@ -40,6 +41,15 @@ from trainyard_workflows.launchers.base import (
     TrainerNotInstalledError,
 )
 from trainyard_workflows.launchers.launch_span import launch_span
+from trainyard_workflows.launchers.pid_records import (
+    NOFOLLOW,
+    PidRecord,
+    is_alive,
+    process_uid,
+    read_pid_file,
+    start_ticks,
+    write_pid_file,
+)
 from trainyard_workflows.launchers.trainer_user import (
     TrainerUser,
     prepare_attempt_dir,
@@ -49,7 +59,6 @@ from trainyard_workflows.launchers.trainer_user import (
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "trainer.log"
-PID_FILE = "trainer.pid"
 # Variables a program needs to behave normally; everything else of the worker's environment,
 # TRAINYARD_INTERNAL_TOKEN above all, stays out of the trainer.
 _INHERITED_ENV = ("PATH", "HOME", "LANG")
@@ -59,56 +68,6 @@ _POLL_S = 0.05
 _MARKER = "--- trainyard:"
 # After SIGKILL the kernel needs a moment; past this the process is stuck in the kernel (D state).
 _KILL_WAIT_S = 10.0
-# Files in the attempt dir are opened without following a final symlink (the trainer may own
-# the folder).
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-@dataclass(frozen=True)
-class _PidRecord:
-    pid: int
-    launched_at: float
-    # Start time in clock ticks since boot (/proc/<pid>/stat field 22): tells our process
-    # apart from an unrelated one that got the same pid after ours ended.
-    start_ticks: int | None
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ")".
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
-
-
-def _process_uid(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
-
-
-def _is_alive(record: _PidRecord) -> bool:
-    """Whether the recorded process still runs (for processes that are not our children)."""
-    proc_stat = Path(f"/proc/{record.pid}/stat")
-    if Path("/proc/self/stat").exists():
-        try:
-            stat = proc_stat.read_text()
-        except OSError:
-            return False
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] in ("Z", "X"):  # zombie or dead: exited, waiting to be reaped
-            return False
-        return record.start_ticks is None or int(fields[19]) == record.start_ticks
-    try:  # no /proc (macOS): existence is all we can check
-        os.kill(record.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -123,7 +82,7 @@ def _is_own_file(fd: int) -> bool:
 
 
 def _open_log_for_append(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW
     try:
         fd = os.open(path, flags, 0o644)
     except OSError:  # a symlink (ELOOP) or a folder: not the log; replaced below
@@ -154,7 +113,7 @@ def _read_tail(path: Path, lines: int) -> list[str]:
     if lines <= 0:
         return []
     try:
-        with os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as log:
+        with os.fdopen(os.open(path, os.O_RDONLY | NOFOLLOW), "rb") as log:
             if not _is_own_file(log.fileno()):
                 logger.warning("not reading %s: not a plain file", path)
                 return []
@@ -185,6 +144,9 @@ class SubprocessLauncher:
         self._warned: set[str] = set()
         # Our own children, so their exit codes can be collected (and zombies reaped).
         self._children: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+        # Attempts this worker launched or watches (adopted after a restart) that still ran
+        # when last looked at: what `stop_all` stops when the worker stops.
+        self._attempts: dict[tuple[str, int], AttemptHandle] = {}
         self._launch_lock = asyncio.Lock()
 
     def trainer_executable(self, framework: str) -> Path:
@@ -206,12 +168,14 @@ class SubprocessLauncher:
         if unexpected:
             raise ValueError(f"not trainer-contract variables: {sorted(unexpected)}")
         with launch_span(request, "subprocess") as traced:
-            return await self._launch(traced)
+            handle = await self._launch(traced)
+        self._attempts[(handle.job_id, handle.attempt)] = handle
+        return handle
 
     async def _launch(self, request: LaunchRequest) -> AttemptHandle:
         output_dir = Path(request.output_dir)
         async with self._launch_lock:
-            record = self._read_pid_file(output_dir)
+            record = read_pid_file(output_dir)
             if record is not None and self._record_running(request.job_id, request.attempt, record):
                 logger.info(
                     "attempt %s of %s already running as pid %s",
@@ -229,10 +193,10 @@ class SubprocessLauncher:
             process = await asyncio.to_thread(
                 self._spawn, executable, output_dir, env, launched_at, run_as
             )
-            record = _PidRecord(
-                pid=process.pid, launched_at=launched_at, start_ticks=_start_ticks(process.pid)
+            record = PidRecord(
+                pid=process.pid, launched_at=launched_at, start_ticks=start_ticks(process.pid)
             )
-            self._write_pid_file(output_dir, record)
+            write_pid_file(output_dir, record)
             self._children[(request.job_id, request.attempt)] = process
             logger.info(
                 "launched attempt %s of %s as pid %s", request.attempt, request.job_id, process.pid
@@ -240,14 +204,23 @@ class SubprocessLauncher:
             return self._handle(request.job_id, request.attempt, output_dir, record)
 
     async def status(self, handle: AttemptHandle) -> AttemptStatus:
+        status = await self._status(handle)
+        key = (handle.job_id, handle.attempt)
+        if status.running:
+            self._attempts[key] = handle
+        elif self._attempts.get(key) == handle:
+            del self._attempts[key]
+        return status
+
+    async def _status(self, handle: AttemptHandle) -> AttemptStatus:
         child = self._children.get((handle.job_id, handle.attempt))
         if child is not None and child.pid == handle.pid:
             code = child.poll()
             return AttemptStatus(running=code is None, exit_code=code)
-        record = self._read_pid_file(Path(handle.output_dir))
+        record = read_pid_file(Path(handle.output_dir))
         if record is None or record.pid != handle.pid:
-            record = _PidRecord(pid=handle.pid, launched_at=handle.launched_at, start_ticks=None)
-        return AttemptStatus(running=_is_alive(record))
+            record = PidRecord(pid=handle.pid, launched_at=handle.launched_at, start_ticks=None)
+        return AttemptStatus(running=is_alive(record))
 
     async def stop(self, handle: AttemptHandle, grace_s: float) -> AttemptStatus:
         status = await self.status(handle)
@@ -265,6 +238,20 @@ class SubprocessLauncher:
             _signal_group(handle.pid, signal.SIGKILL)
         return status
 
+    async def stop_all(self, grace_s: float) -> list[AttemptHandle]:
+        """Stop every attempt this worker launched or watched that still runs, all at once
+        (SIGTERM, `grace_s`, then SIGKILL); the attempts that were running.
+
+        For a worker that stops: a trainer left behind would hold the machine's GPUs with
+        nobody watching it. SIGTERM lets it report `done(cancelled)`, which its workflow takes
+        for an interruption once a worker runs again: the next attempt resumes from the newest
+        checkpoint. A worker that crashes or is killed runs none of this: its trainers go on,
+        and the restarted worker adopts them through their pid files.
+        """
+        running = [h for h in list(self._attempts.values()) if (await self.status(h)).running]
+        await asyncio.gather(*(self.stop(handle, grace_s) for handle in running))
+        return running
+
     async def log_tail(self, handle: AttemptHandle, lines: int) -> list[str]:
         return await asyncio.to_thread(_read_tail, Path(handle.log_path), lines)
 
@@ -273,6 +260,9 @@ class SubprocessLauncher:
 
     async def disruptions(self, handle: AttemptHandle) -> list[PendingReason]:
         return []  # nothing preempts a local process
+
+    async def queued_in(self, handle: AttemptHandle) -> ExternalQueuePlace | None:
+        return None  # the platform's own ledger admitted it before launch
 
     async def launched_objects(self) -> list[LaunchedObject]:
         # A trainer process of an ended job is stopped by its workflow's cleanup; nothing of a
@@ -283,7 +273,7 @@ class SubprocessLauncher:
         return False
 
     async def aclose(self) -> None:
-        """Nothing to release: trainers are processes of their own and outlive the worker."""
+        """Nothing to release: a stopping worker stops its trainers with `stop_all` first."""
 
     async def _wait_exit(self, handle: AttemptHandle, timeout_s: float) -> AttemptStatus:
         deadline = time.monotonic() + timeout_s
@@ -293,15 +283,15 @@ class SubprocessLauncher:
             status = await self.status(handle)
         return status
 
-    def _record_running(self, job_id: str, attempt: int, record: _PidRecord) -> bool:
+    def _record_running(self, job_id: str, attempt: int, record: PidRecord) -> bool:
         child = self._children.get((job_id, attempt))
         if child is not None and child.pid == record.pid:
             return child.poll() is None
-        if self._trainer_user is not None and _process_uid(record.pid) != self._trainer_user.uid:
+        if self._trainer_user is not None and process_uid(record.pid) != self._trainer_user.uid:
             # The trainer owns the folder and so the pid file: one naming a process of another
             # user (the API's, the worker's) is not its trainer, and must never be signalled.
             return False
-        return _is_alive(record)
+        return is_alive(record)
 
     def _run_as(self, framework: str, executable: Path, output_dir: Path) -> TrainerUser | None:
         """The trainer user, if it can run this trainer; the platform user (None) with a
@@ -363,7 +353,7 @@ class SubprocessLauncher:
             )
 
     @staticmethod
-    def _handle(job_id: str, attempt: int, output_dir: Path, record: _PidRecord) -> AttemptHandle:
+    def _handle(job_id: str, attempt: int, output_dir: Path, record: PidRecord) -> AttemptHandle:
         return AttemptHandle(
             job_id=job_id,
             attempt=attempt,
@@ -372,31 +362,3 @@ class SubprocessLauncher:
             log_path=str(output_dir / LOG_FILE),
             launched_at=record.launched_at,
         )
-
-    @staticmethod
-    def _read_pid_file(output_dir: Path) -> _PidRecord | None:
-        try:
-            with os.fdopen(os.open(output_dir / PID_FILE, os.O_RDONLY | _NOFOLLOW)) as pid_file:
-                raw = json.loads(pid_file.read(4096))
-            return _PidRecord(
-                pid=int(raw["pid"]),
-                launched_at=float(raw["launched_at"]),
-                start_ticks=int(raw["start_ticks"]) if raw.get("start_ticks") is not None else None,
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    @staticmethod
-    def _write_pid_file(output_dir: Path, record: _PidRecord) -> None:
-        payload = {
-            "pid": record.pid,
-            "launched_at": record.launched_at,
-            "start_ticks": record.start_ticks,
-        }
-        temporary = output_dir / f".{PID_FILE}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()  # whatever is there, a link included: never written through
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-        with os.fdopen(os.open(temporary, flags, 0o644), "w") as pid_file:
-            pid_file.write(json.dumps(payload))
-        temporary.replace(output_dir / PID_FILE)

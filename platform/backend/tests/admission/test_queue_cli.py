@@ -63,3 +63,12 @@ def test_watch_prints_queue_events_and_shows_the_place_until_the_job_leaves_the_
     view.apply({"seq": 4, "type": "state", "data": {"from": "QUEUED", "to": "STARTING"}})
     assert view.queue_position is None
     assert view.state_label() == "STARTING"
+
+
+def test_watch_says_the_place_is_unknown_when_kueue_does_not_tell_it() -> None:
+    reason = "Kueue, LocalQueue trainyard: waiting for quota"
+    data = {"position": 0, "gpus_ahead": 0, "hold": "kueue", "reason": reason}
+
+    line = JobProgress("job_1").apply({"seq": 2, "type": "queue", "message": reason, "data": data})
+
+    assert line == f"queued: place unknown — {reason}"

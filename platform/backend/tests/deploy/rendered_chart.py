@@ -26,6 +26,8 @@ NAMESPACE = "trainyard"
 FULLNAME = f"{RELEASE}-trainyard"
 # The newest Kubernetes kubernetes-validate ships schemas for (and Helm lints against).
 KUBE_VERSION = "1.37.0"
+# Kueue's objects (kueue.enabled): custom resources, without schemas in kubernetes-validate.
+KUEUE_API_VERSION = "kueue.x-k8s.io/v1beta2"
 
 Manifest = dict[str, Any]
 

@@ -56,6 +56,11 @@ LAUNCHER_RULES = {
     (("",), ("secrets",), ("create", "delete", "list", "patch")),
     (("",), ("events",), ("list",)),
 }
+# And with kueue.enabled, what it reads of Kueue there (test_helm_chart_kueue.py).
+KUEUE_RULES = {
+    (("kueue.x-k8s.io",), ("workloads",), ("list",)),
+    (("visibility.kueue.x-k8s.io",), ("localqueues/pendingworkloads",), ("get",)),
+}
 
 
 def test_secrets_reach_pods_only_through_secret_key_refs(rendered: RenderedChart) -> None:
@@ -172,8 +177,9 @@ def test_worker_may_run_trainer_jobs_in_the_training_namespace_and_nothing_more(
             (tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r["verbs"])))
             for r in role["rules"]
         }
-        assert rules == LAUNCHER_RULES
-        assert len(role["rules"]) == len(LAUNCHER_RULES)
+        expected = LAUNCHER_RULES | (KUEUE_RULES if rendered.values["kueue"]["enabled"] else set())
+        assert rules == expected
+        assert len(role["rules"]) == len(expected)
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from trainyard.core.settings import BackendSettings
-from trainyard_workflows.launchers import LaunchRequest
+from trainyard_workflows.launchers import LaunchRequest, kubernetes_kueue
 from trainyard_workflows.launchers.kubernetes_manifests import (
     HOME_DIR,
     attempt_labels,
@@ -43,7 +43,11 @@ from .test_helm_chart_access import SECRET_STAND_INS
 pytestmark = pytest.mark.xdist_group("helm_chart")
 
 WORKFLOWS_DIR = REPO_ROOT / "workflows" / "trainyard_workflows"
-LAUNCHER_SOURCE = WORKFLOWS_DIR / "launchers" / "kubernetes_launcher.py"
+# The launcher's modules that call the API with the clients it hands them (`core`, `batch`):
+# kubernetes_launcher.py itself, and the reconciler's listing (kubernetes_status.py).
+LAUNCHER_SOURCES = sorted((WORKFLOWS_DIR / "launchers").glob("kubernetes_*.py"))
+# What it reads of Kueue (kueue.enabled): Workloads, and the visibility API's pending list.
+KUEUE_SOURCE = WORKFLOWS_DIR / "launchers" / "kubernetes_kueue.py"
 # The only cluster-wide calls: what admission reads of the nodes.
 CAPACITY_SOURCE = WORKFLOWS_DIR / "capacity" / "kubernetes.py"
 # `core.read_namespaced_pod_log(...)`, `batch.delete_namespaced_job(...)`: the client's method
@@ -65,6 +69,21 @@ _RESOURCES = {
 # `CoreV1Api(api_client).list_node()`: a cluster-scoped call.
 _CLUSTER_CALL = re.compile(r"\.(create|read|list|patch|replace|delete)_(node)\(")
 _CLUSTER_RESOURCES = {"node": ("", "nodes")}
+# `CustomObjectsApi(api).list_namespaced_custom_object(KUEUE_GROUP, VERSION, namespace,
+# "workloads")`: the group is a constant of the module.
+_CUSTOM_CALL = re.compile(
+    r"\.(create|get|list|patch|replace|delete)_namespaced_custom_object\(\s*(\w+),\s*\w+,\s*\w+,"
+    r'\s*"(\w+)"'
+)
+# `BatchV1Api(api).list_namespaced_job(...)`: a typed call outside Kueue's APIs.
+_TYPED_CALL = re.compile(
+    r"\b(?:CoreV1|BatchV1)Api\(\w+\)\.(create|read|list|patch|replace|delete)_namespaced_(\w+)\("
+)
+# `api.call_api(_PENDING_PATH, "GET", ...)`: a path constant of the module, and the method.
+_RAW_CALL = re.compile(r'\.call_api\(\s*(\w+),\s*"(\w+)"')
+# "/apis/<group>/<version>/namespaces/{namespace}/<resource>/{name}[/<subresource>]"
+_RAW_PATH = re.compile(r"^/apis/([^/]+)/[^/]+/namespaces/\{namespace\}/(\w+)/\{\w+\}(?:/(\w+))?/?$")
+_METHODS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
@@ -73,10 +92,32 @@ def launcher_calls() -> set[tuple[str, str, str]]:
     calls: set[tuple[str, str, str]] = set()
     for verb, resource in (
         (match.group(2), match.group(3))
-        for match in _API_CALL.finditer(LAUNCHER_SOURCE.read_text())
+        for source in LAUNCHER_SOURCES
+        for match in _API_CALL.finditer(source.read_text())
     ):
         group, plural = _RESOURCES[resource]
         calls.add((group, plural, _VERBS[verb]))
+    return calls
+
+
+def kueue_calls() -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every Kubernetes API call kubernetes_kueue.py makes."""
+    # Its group and path constants, private ones included: what the calls really name.
+    module = vars(kubernetes_kueue)
+    source = KUEUE_SOURCE.read_text()
+    calls = {
+        (module[group], plural, _VERBS[verb])
+        for verb, group, plural in _CUSTOM_CALL.findall(source)
+    }
+    calls |= {
+        (*_RESOURCES[resource], _VERBS[verb]) for verb, resource in _TYPED_CALL.findall(source)
+    }
+    for constant, method in _RAW_CALL.findall(source):
+        path = _RAW_PATH.match(module[constant].format(namespace="{namespace}", queue="{queue}"))
+        assert path is not None, f"{constant}: not a namespaced resource path"
+        group, resource, subresource = path.groups()
+        plural = f"{resource}/{subresource}" if subresource else resource
+        calls.add((group, plural, _METHODS[method]))
     return calls
 
 
@@ -108,14 +149,21 @@ def test_only_the_kubernetes_launcher_calls_the_kubernetes_api() -> None:
     ]
     assert sorted(str(path) for path in builders) == [
         "capacity/kubernetes.py",
+        "launchers/kubernetes_kueue.py",
         "launchers/kubernetes_launcher.py",
     ]
     assert ("batch", "jobs", "create") in launcher_calls()
+    # Kueue's Workloads and pending list, and the namespace's Jobs (to name a preemptor).
+    assert kueue_calls() == {
+        ("kueue.x-k8s.io", "workloads", "list"),
+        ("visibility.kueue.x-k8s.io", "localqueues/pendingworkloads", "get"),
+        ("batch", "jobs", "list"),
+    }
     assert cluster_calls() == {("", "nodes", "list")}
 
 
 def test_the_workers_role_grants_exactly_the_calls_its_code_makes(rendered: RenderedChart) -> None:
-    calls = launcher_calls()
+    calls = launcher_calls() | (kueue_calls() if rendered.values["kueue"]["enabled"] else set())
     roles = rendered.of_kind("Role")
     assert roles, "no Role rendered"
     for role in roles:

@@ -55,12 +55,19 @@ def shapes_uri(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def worker_overrides() -> dict[str, object]:
+    """More worker settings for a module's scenarios (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
 async def worker(
     tmp_path: Path,
     settings: BackendSettings,
     live_server: LiveServer,
     temporal_env: WorkflowEnvironment,
     cluster: KubernetesApi,
+    worker_overrides: dict[str, object],
 ) -> AsyncIterator[WorkerSettings]:
     """The real worker (every workflow and activity) on the backend's task queue, launching
     trainers as Kubernetes Jobs in the emulator; yields its settings while it runs."""
@@ -77,6 +84,7 @@ async def worker(
         mlflow_tracking_uri=None,
         watch_poll_s=0.1,
         stop_grace_s=1,
+        **worker_overrides,  # type: ignore[arg-type]
     )
 
     async def api_client() -> ApiClient:

@@ -41,4 +41,5 @@ async def current_capacity(session: AsyncSession) -> Capacity | None:
         largest_node_gpus=row.largest_node_gpus,
         cpu_slots=row.cpu_slots,
         source=row.source,
+        queue=row.queue,
     )

@@ -71,6 +71,8 @@ class HoldKind(StrEnum):
     QUOTA_GPUS = "quota_gpus"
     QUOTA_RUNS = "quota_runs"
     BUDGET = "budget"
+    # Not the ledger's: Kueue holds the job on Kubernetes (admission/external_queue.py).
+    KUEUE = "kueue"
 
 
 @dataclass(frozen=True)

@@ -18,4 +18,5 @@ class PlatformCapacity(Base):
     largest_node_gpus: Mapped[int] = mapped_column(Integer)
     cpu_slots: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(16), default="platform", server_default="platform")
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trainyard.admission.estimate import Holder, estimated_waits
+from trainyard.admission.external_queue import external_status
 from trainyard.admission.service import QueueView, queue_view
 from trainyard.core.db import utcnow
 from trainyard.jobs.models import Job
 from trainyard.jobs.schemas import QueueStatus
+from trainyard_workflows.internal_api import ExternalQueuePlace
 from trainyard_workflows.job_states import JobState
 
 # Said of a queued job the ledger would admit now: the next pass (a job's end, a capacity
@@ -31,11 +33,19 @@ async def queue_statuses(session: AsyncSession, jobs: Sequence[Job]) -> dict[str
     queued = {job.id for job in jobs if job.state == JobState.QUEUED.value}
     if not queued:
         return {}
+    # Kueue holds these (admission/external_queue.py): their place is Kueue's, not the ledger's.
+    statuses = {
+        job.id: external_status(ExternalQueuePlace.model_validate(job.external_queue))
+        for job in jobs
+        if job.id in queued and job.external_queue is not None
+    }
+    queued -= statuses.keys()
+    if not queued:
+        return statuses
     view = await queue_view(session)
     now = utcnow()
     holders = await _holders(session, view, now)
     waits = estimated_waits(view.resources, holders, view.waiting, view.verdicts, view.quotas)
-    statuses: dict[str, QueueStatus] = {}
     for verdict in view.verdicts:
         if verdict.job_id not in queued:
             continue
@@ -47,7 +57,7 @@ async def queue_statuses(session: AsyncSession, jobs: Sequence[Job]) -> dict[str
             reason=verdict.reason or _FITS_NOW,
             estimated_start=now + timedelta(seconds=wait) if wait is not None else None,
         )
-    for job_id in queued - statuses.keys():
+    for job_id in queued - statuses.keys():  # admitted, not yet STARTING
         statuses[job_id] = QueueStatus(
             position=0, gpus_ahead=0, hold="", reason=_ADMITTED, estimated_start=now
         )

@@ -115,6 +115,7 @@ async def requeue_preempted(session: AsyncSession, job_id: str, attempt: int, by
         append_event(session, job, PREEMPTED, "worker", message, {"by": by, "attempt": attempt})
     job.admitted_at = None
     job.preempted_by = None
+    job.external_queue = None
     return job
 
 
@@ -181,7 +182,9 @@ async def _running(session: AsyncSession) -> list[Running]:
 
 
 def _resources(capacity: Capacity | None) -> Resources:
-    if capacity is None:
+    # With Kueue, Kueue admits against the cluster (admission/external_queue.py): the ledger
+    # keeps to quotas and budgets.
+    if capacity is None or capacity.queue == "kueue":
         return _UNKNOWN
     return Resources(gpus=capacity.gpus, cpu_slots=capacity.cpu_slots)
 

@@ -67,6 +67,7 @@ class _JobRow:
     progress: dict[str, Any] | None
     changed: bool = False
     read_seq: int = 0
+    held_externally: bool = False
 
 
 @dataclass
@@ -205,6 +206,7 @@ class _Decision:
                     job.last_seq,
                     job.progress,
                     read_seq=job.last_seq,
+                    held_externally=job.external_queue is not None,
                 )
                 for job in jobs
             },

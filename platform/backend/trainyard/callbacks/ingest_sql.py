@@ -37,7 +37,7 @@ from trainyard.jobs.models import Job, JobEvent
 
 _JOBS: Table = Job.metadata.tables[Job.__tablename__]
 _EVENTS: Table = JobEvent.metadata.tables[JobEvent.__tablename__]
-LOCKED_COLUMNS = ("id", "attempt", "state", "last_seq", "progress")
+LOCKED_COLUMNS = ("id", "attempt", "state", "last_seq", "progress", "external_queue")
 UPDATED_COLUMNS = ("state", "last_seq", "progress", "last_heartbeat_at", "updated_at")
 EVENT_COLUMNS = ("job_id", "seq", "type", "source", "message", "data", "created_at")
 
@@ -49,6 +49,7 @@ class LockedJob:
     state: str
     last_seq: int
     progress: dict[str, Any] | None
+    external_queue: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

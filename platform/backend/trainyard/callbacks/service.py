@@ -40,13 +40,15 @@ class StaleAttempt(Forbidden):
 def check_reporter(job: JobView, claims: TokenClaims) -> None:
     """The callback rule, for every callback path (the heartbeat ingest included): only the
     job's current attempt may report (403 stale), not once it was preempted back to QUEUED
-    (403: its next attempt will), and only until the job ended (409)."""
+    (403: its next attempt will), and only until the job ended (409). A job Kueue holds is
+    QUEUED too, but its attempt's trainer is the one Kueue is about to start: its first
+    callback may beat the worker's word that Kueue admitted it."""
     if claims.attempt != job.attempt:
         raise StaleAttempt(
             f"the token is for attempt {claims.attempt} but job {job.id} is at attempt "
             f"{job.attempt}: this trainer is no longer the job's trainer"
         )
-    if job.state == JobState.QUEUED:
+    if job.state == JobState.QUEUED and not job.held_externally:
         raise StaleAttempt(
             f"job {job.id} was preempted and waits in the queue: attempt {claims.attempt} "
             "has ended, the next attempt reports"

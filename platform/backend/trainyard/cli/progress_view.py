@@ -123,7 +123,9 @@ class JobProgress:
 def queue_line(data: dict[str, Any]) -> str:
     """A `queue` event for people: `queued: #2 — waiting for a CPU slot: 0 of 1 free`."""
     position = data.get("position")
-    place = f"#{position}" if position else "next"
+    # Kueue may hold a job without saying where (its visibility API not served).
+    unknown = "place unknown" if data.get("hold") == "kueue" else "next"
+    place = f"#{position}" if position else unknown
     return f"queued: {place} — {data.get('reason') or 'waiting for admission'}"
 
 

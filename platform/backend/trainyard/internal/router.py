@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from trainyard.admission import external_queue
 from trainyard.admission import service as admission
 from trainyard.core.db import after_commit
 from trainyard.core.errors import Unauthorized
@@ -26,6 +27,7 @@ from trainyard_workflows.attempt_outputs import AttemptOutput
 from trainyard_workflows.internal_api import (
     AdmissionAnswer,
     AttemptGrant,
+    ExternalQueuePlace,
     LatestCheckpoint,
     Liveness,
     RequeueRequest,
@@ -86,6 +88,23 @@ async def requeue(job_id: str, body: RequeueRequest, session: SessionDep) -> Job
     return JobRead.model_validate(
         await admission.requeue_preempted(session, job_id, body.attempt, body.by)
     )
+
+
+@router.put("/{job_id}/external-queue", status_code=status.HTTP_204_NO_CONTENT)
+async def hold_in_external_queue(
+    job_id: str, body: ExternalQueuePlace, session: SessionDep
+) -> None:
+    """Kueue holds the job's attempt at this place: QUEUED, with it as the job's `queue`.
+    409 once the job ended."""
+    await external_queue.hold_in_external_queue(session, job_id, body)
+
+
+@router.delete("/{job_id}/external-queue", status_code=status.HTTP_204_NO_CONTENT)
+async def release_from_external_queue(
+    job_id: str, attempt: Annotated[int, Query(ge=1, le=1_000_000)], session: SessionDep
+) -> None:
+    """Kueue admitted the job's attempt: it starts. 409 once the job ended."""
+    await external_queue.release_from_external_queue(session, job_id, attempt)
 
 
 @router.post("/{job_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=EventRead)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trainyard.admission.priorities import priority_name
 from trainyard.auth.models import Project
 from trainyard.callbacks import tokens
 from trainyard.core.errors import Conflict
@@ -84,6 +85,7 @@ async def start_attempt(
         attempt=attempt,
         callback_token=callback_token(settings, job, attempt),
         project_slug=await project_slug(session, job),
+        priority=priority_name(job.priority),
     )
 
 

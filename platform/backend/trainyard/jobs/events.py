@@ -32,6 +32,9 @@ class JobView(Protocol):
     @property
     def attempt(self) -> int: ...
 
+    @property
+    def held_externally(self) -> bool: ...
+
 
 async def lock_job(session: AsyncSession, job_id: str) -> Job:
     """Load the job for update: concurrent writers of the same job queue behind this one.

@@ -54,6 +54,9 @@ class Job(Base):
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # Told to give way to this job (preemption); cleared when it is back in the queue.
     preempted_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Where Kueue holds the job while it does (its place, GPUs ahead, Kueue's reason: an
+    # ExternalQueuePlace), as the worker's watch last reported; None otherwise.
+    external_queue: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     # Where the run is tracked: {"mlflow_run_id", "mlflow_run_url", "model_version", ...}.
     tracking: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, default=None)
     # The current attempt's output (trainyard_workflows.attempt_outputs.AttemptOutput): where
@@ -70,6 +73,11 @@ class Job(Base):
     traceparent: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def held_externally(self) -> bool:
+        """Kueue holds it (QUEUED before its attempt's trainer may start, not preempted)."""
+        return self.external_queue is not None
 
 
 class JobEvent(Base):

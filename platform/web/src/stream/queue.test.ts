@@ -66,4 +66,9 @@ describe("queueSummary (the Queued panel)", () => {
     });
     expect(queueSummary(null, null, NOW)).toBeNull();
   });
+
+  it("says the place is unknown when Kueue holds the job without saying where", () => {
+    const kueue = read({ position: 0, gpus_ahead: 0, hold: "kueue", reason: "Kueue, LocalQueue q: waiting for quota" });
+    expect(queueSummary(null, kueue, NOW)).toMatchObject({ place: "(place unknown)", start: "unknown" });
+  });
 });

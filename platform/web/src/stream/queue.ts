@@ -24,7 +24,8 @@ export function queuePlace(data: Record<string, unknown>): QueuePlace | null {
 }
 
 export interface QueueSummary {
-  /** "#2", or "next" when nothing holds it any more. */
+  /** "#2", "next" when nothing holds it any more, or "(place unknown)" when Kueue holds it
+   * without saying where (its visibility API is not served). */
   place: string;
   reason: string;
   gpusAhead: number;
@@ -37,9 +38,10 @@ export interface QueueSummary {
 export function queueSummary(live: QueuePlace | null, read: QueueStatus | null | undefined, now: Date): QueueSummary | null {
   const position = live?.position ?? read?.position;
   const reason = live?.reason ?? read?.reason;
+  const hold = live?.hold ?? read?.hold;
   if (position === undefined || reason === undefined) return null;
   return {
-    place: position > 0 ? `#${position}` : "next",
+    place: position > 0 ? `#${position}` : hold === "kueue" ? "(place unknown)" : "next",
     reason,
     gpusAhead: live?.gpusAhead ?? read?.gpus_ahead ?? 0,
     start: startsIn(read?.estimated_start ?? null, now),

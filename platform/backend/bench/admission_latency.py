@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
+from trainyard.cli.embedded import EmbeddedConfig, running_platform
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -80,12 +80,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trainyard-admission-bench-") as scratch:
         root = Path(scratch)
         shapes = make_shapes(root / "shapes", ShapesSpec(train_images=8, val_images=4))
-        config = EmbeddedConfig(
-            data_dir=root / "platform",
-            api_port=free_local_port(),
-            temporal_port=free_local_port(),
-            temporal_ui_port=free_local_port(),
-            mlflow_port=free_local_port(),
+        config = EmbeddedConfig.on_free_ports(
+            root / "platform",
             extra_env={
                 "TRAINYARD_CPU_RUN_SLOTS": "1",
                 "TRAINYARD_DATASET_ROOTS": json.dumps([str(root)]),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.session_cpu import session_cpu_s
 
-from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
+from trainyard.cli.embedded import EmbeddedConfig, running_platform
 
 OFF, ON = "off", "on"
 COMPONENTS = ("mlflow", "temporal", "api", "worker")
@@ -27,12 +27,8 @@ COMPONENTS = ("mlflow", "temporal", "api", "worker")
 
 def idle_cores(data_dir: Path, telemetry: str, settle_s: float, idle_s: float) -> dict[str, float]:
     """Cores each component used while a fresh platform sat idle for `idle_s`."""
-    config = EmbeddedConfig(
-        data_dir=data_dir,
-        api_port=free_local_port(),
-        temporal_port=free_local_port(),
-        temporal_ui_port=free_local_port(),
-        mlflow_port=free_local_port(),
+    config = EmbeddedConfig.on_free_ports(
+        data_dir,
     )
     if telemetry == OFF:
         os.environ["OTEL_TRACES_EXPORTER"] = "none"

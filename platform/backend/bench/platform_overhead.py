@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
+from trainyard.cli.embedded import EmbeddedConfig, running_platform
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -105,12 +105,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
         root = Path(tmp)
-        config = EmbeddedConfig(
-            data_dir=root / "platform",
-            api_port=free_local_port(),
-            temporal_port=free_local_port(),
-            temporal_ui_port=free_local_port(),
-            mlflow_port=free_local_port(),
+        config = EmbeddedConfig.on_free_ports(
+            root / "platform",
         )
         # In the platform's data folder, as `trainyard demo` does: a dataset root by default.
         dataset = make_shapes(

@@ -63,7 +63,7 @@ from bench.session_cpu import child_sessions, session_cpu_s, session_wait_s
 from bench.throughput_cases import CASES, Case
 from websockets.sync.client import connect
 
-from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
+from trainyard.cli.embedded import EmbeddedConfig, running_platform
 
 # After the job ended (outside the timed epochs): how often to look for its model version.
 _POLL_S = 1.0
@@ -282,12 +282,8 @@ def main() -> None:
     results: list[tuple[Case, CaseFigures]] = []
     with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
         root = Path(tmp)
-        config = EmbeddedConfig(
-            data_dir=root / "platform",
-            api_port=free_local_port(),
-            temporal_port=free_local_port(),
-            temporal_ui_port=free_local_port(),
-            mlflow_port=free_local_port(),
+        config = EmbeddedConfig.on_free_ports(
+            root / "platform",
         )
         with CallbackRelay(config.api_url, alternation.observe) as relay:
             # The worker hands trainers the relay's URL instead of the API's.

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from trainyard.cli.embedded import EmbeddedConfig, free_local_port, running_platform
+from trainyard.cli.embedded import EmbeddedConfig, running_platform
 from trainyard.datasets.synthetic_shapes import ShapesSpec, make_shapes
 from trainyard_workflows.contracts import workflow_id_for
 
@@ -226,12 +226,8 @@ def main() -> None:
         (broken / "images" / "val").mkdir(parents=True)
         (broken / "data.yaml").write_text("train: images/train\nval: images/val\nnames: {0: a}\n")
         data = Datasets(shapes=shapes.uri, broken=broken.as_uri())
-        config = EmbeddedConfig(
-            data_dir=root / "platform",
-            api_port=free_local_port(),
-            temporal_port=free_local_port(),
-            temporal_ui_port=free_local_port(),
-            mlflow_port=free_local_port(),
+        config = EmbeddedConfig.on_free_ports(
+            root / "platform",
             # One CPU training at a time, so `queued` queues (the others run one job each).
             # Its datasets are made here, beside the platform's data folder.
             extra_env={

@@ -47,12 +47,8 @@ _TEST_CAPACITY = {"TRAINYARD_CPU_RUN_SLOTS": "8"}
 
 
 def _config(data_dir: Path, extra_env: dict[str, str]) -> EmbeddedConfig:
-    return EmbeddedConfig(
-        data_dir=data_dir,
-        api_port=free_local_port(),
-        temporal_port=free_local_port(),
-        temporal_ui_port=free_local_port(),
-        mlflow_port=free_local_port(),
+    return EmbeddedConfig.on_free_ports(
+        data_dir,
         extra_env={**_TEST_TIMINGS, **_TEST_CAPACITY, **extra_env},
     )
 

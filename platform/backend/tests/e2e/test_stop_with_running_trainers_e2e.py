@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trainyard.cli.embedded import EmbeddedConfig, EmbeddedPlatform, free_local_port
+from trainyard.cli.embedded import EmbeddedConfig, EmbeddedPlatform
 from trainyard.datasets.synthetic_shapes import GeneratedDataset
 
 from .helpers import (
@@ -31,12 +31,8 @@ EPOCHS = 40
 @pytest.fixture
 def config(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> EmbeddedConfig:
     """A platform of its own (it is stopped mid-test), on ports kept across its restart."""
-    return EmbeddedConfig(
-        data_dir=tmp_path / "data",
-        api_port=free_local_port(),
-        temporal_port=free_local_port(),
-        temporal_ui_port=free_local_port(),
-        mlflow_port=free_local_port(),
+    return EmbeddedConfig.on_free_ports(
+        tmp_path / "data",
         extra_env={
             "TRAINYARD_HEARTBEAT_TIMEOUT_S": "60",
             "TRAINYARD_STOP_GRACE_S": "5",

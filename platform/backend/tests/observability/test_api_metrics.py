@@ -23,7 +23,15 @@ from trainyard.stream.redis import RedisBus
 from trainyard_testing.prometheus import promtool_check_metrics
 
 from ..conftest import LiveServer
-from ..support import DONE_SUCCEEDED, callback, heartbeat, move, start_attempt, submit
+from ..support import (
+    DONE_SUCCEEDED,
+    INTERNAL_HEADERS,
+    callback,
+    heartbeat,
+    move,
+    start_attempt,
+    submit,
+)
 from ..test_internal_port import serve_on_two_ports
 from .metrics_text import scrape
 
@@ -141,6 +149,25 @@ async def test_queue_wait_is_observed_once_per_job_and_the_end_with_its_reason(
     assert after.value(ran, **ended) - before.value(ran, **ended) == 1
     assert after.value("trainyard_jobs", state="SUCCEEDED", framework=FRAMEWORK) == 1
     assert after.value("trainyard_jobs", state="RUNNING") == 0
+
+
+async def test_a_preempted_job_running_again_adds_no_second_queue_wait(
+    api: httpx.AsyncClient, job_body: dict[str, Any]
+) -> None:
+    before = await scrape(api)
+    job_id, _ = await _running_job(api, job_body)
+    requeue = {"attempt": 1, "by": "job_urgent"}
+    response = await api.post(
+        f"/internal/v1/jobs/{job_id}/requeue", json=requeue, headers=INTERNAL_HEADERS
+    )
+    assert response.status_code == 200, response.text
+    assert (await move(api, job_id, "STARTING")).status_code == 200
+    second = await start_attempt(api, job_id, 2)
+    assert (await callback(api, job_id, "heartbeat", second, heartbeat(2))).status_code == 202
+    after = await scrape(api)
+
+    wait = "trainyard_job_queue_wait_seconds_count"
+    assert after.value(wait, framework=FRAMEWORK) - before.value(wait, framework=FRAMEWORK) == 1
 
 
 @pytest.mark.parametrize(

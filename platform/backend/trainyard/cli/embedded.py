@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,6 +61,18 @@ class EmbeddedConfig:
     # need a while to tell Temporal and the API about the activities it is leaving.
     stop_grace_s: float = 15.0
     restart: RestartPolicy = field(default_factory=RestartPolicy)
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **options: Any) -> EmbeddedConfig:
+        """A platform on free local ports, beside any other (tests, benchmarks, tools)."""
+        return cls(
+            data_dir=data_dir,
+            api_port=free_local_port(),
+            temporal_port=free_local_port(),
+            temporal_ui_port=free_local_port(),
+            mlflow_port=free_local_port(),
+            **options,
+        )
 
     @property
     def api_url(self) -> str:

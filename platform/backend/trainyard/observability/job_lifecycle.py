@@ -73,7 +73,6 @@ class JobLifecycleMetrics:
         label = finish_reason(target, reason, event.get("source"))
         JOBS_FINISHED.labels(framework, target, label).inc()
 
-
     async def _first_running_seq(self, job_id: str) -> int | None:
         query = (
             select(JobEvent.seq)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hcl2.api
+import hcl2
 import pytest
 
 from .terraform_cli import (
@@ -43,11 +43,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(tmp_path_factory.mktemp("terraform"))
 
 
+# Strings as Terraform means them (python-hcl2 8 keeps their quotes by default), no comments.
+_PLAIN = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False)
+
+
 def parsed(configuration: str) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Each .tf file of a configuration, parsed (python-hcl2)."""
     for path in sorted((TERRAFORM_ROOT / configuration).glob("*.tf")):
         with path.open() as handle:
-            yield path, hcl2.api.load(handle)
+            yield path, hcl2.load(handle, serialization_options=_PLAIN)
 
 
 def attribute(block: dict[str, Any], name: str) -> Any:

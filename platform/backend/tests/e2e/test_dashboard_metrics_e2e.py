@@ -72,6 +72,9 @@ def test_the_dashboard_and_alerts_read_what_a_real_platform_exports(
         # Scraped after the job ended: its end and its Temporal polls are in.
         prometheus.wait_for('trainyard_jobs_finished_total{job="trainyard-api"}', timeout=60)
         prometheus.wait_for('temporal_long_request{job="trainyard-worker"}', timeout=60)
+        # The worker's own port is a target of its own, scraped on its own schedule: wait for
+        # a scrape of it that saw the job end too.
+        prometheus.wait_for('trainyard_attempts_ended_total{job="trainyard-worker"}', timeout=60)
 
         scraped = {
             sample["metric"]["__name__"]

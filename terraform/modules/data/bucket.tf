@@ -104,16 +104,17 @@ resource "aws_s3_bucket_policy" "this" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   bucket = aws_s3_bucket.this.id
 
-  # Attempts' outputs (checkpoints, weights, results) are working files: the final artifacts
-  # are logged to MLflow, which keeps its own copy, and a job's resume needs only recent ones.
+  # Attempts' outputs (checkpoints, weights, results) expire only when asked: the prefix holds
+  # each job's trained weights too, which users download long after the run. Unasked, the rule
+  # is there but disabled (its days then mean nothing).
   rule {
     id     = "expire-checkpoints"
-    status = "Enabled"
+    status = var.checkpoint_expiration_days == null ? "Disabled" : "Enabled"
     filter {
       prefix = var.checkpoint_prefix
     }
     expiration {
-      days = var.checkpoint_expiration_days
+      days = coalesce(var.checkpoint_expiration_days, 3650)
     }
   }
 

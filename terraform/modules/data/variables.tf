@@ -229,13 +229,13 @@ variable "checkpoint_prefix" {
 }
 
 variable "checkpoint_expiration_days" {
-  description = "Days after which objects under checkpoint_prefix expire (MLflow keeps its own copy of the artifacts it logged)."
+  description = "Days after which objects under checkpoint_prefix expire; null (the default) keeps them. The prefix holds each job's final weights as well as its checkpoints (an attempt's weights are its checkpoints), and the API serves them for download: set it only where MLflow's copy of the artifacts is the one kept."
   type        = number
-  default     = 30
+  default     = null
 
   validation {
-    condition     = var.checkpoint_expiration_days >= 1 && floor(var.checkpoint_expiration_days) == var.checkpoint_expiration_days
-    error_message = "checkpoint_expiration_days must be a whole number of days, at least 1."
+    condition     = var.checkpoint_expiration_days == null || try(var.checkpoint_expiration_days >= 1 && floor(var.checkpoint_expiration_days) == var.checkpoint_expiration_days, false)
+    error_message = "checkpoint_expiration_days must be null or a whole number of days, at least 1."
   }
 }
 

@@ -203,6 +203,17 @@ run "bucket_is_private_versioned_kms_encrypted_and_tls_only" {
   }
 }
 
+run "by_default_no_trained_weights_expire" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.status == "Disabled" if r.id == "expire-checkpoints"
+    ])
+    error_message = "without checkpoint_expiration_days no current object may expire (jobs/ holds the trained weights)"
+  }
+}
+
 run "lifecycle_expires_checkpoints_and_old_versions" {
   command = plan
 

@@ -1,7 +1,8 @@
 """Reading trainer Jobs and their pods: finished or not, exit code, why one is not running yet,
 which ones the launcher made.
 
-Pure functions over the client's models, so the launcher only fetches and these only interpret.
+Pure functions over the client's models, so the launcher only fetches and these only interpret;
+`launched_in` alone lists (the reconciler's question, asked of one namespace).
 """
 
 from __future__ import annotations

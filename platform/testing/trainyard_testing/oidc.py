@@ -26,21 +26,20 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
-import jwt
-from jwt.algorithms import RSAAlgorithm
 
 from trainyard.cli.embedded import free_local_port
 from trainyard_testing.credential_leaks import exclude_from_scan, remember_credential
-from trainyard_testing.html_forms import only_form, pkce_pair, submit
+from trainyard_testing.html_forms import only_form, submit
 from trainyard_testing.oidc_accounts import (
     DEFAULT_ACCOUNTS,
     Account,
     TokenSet,
     new_signing_key,
 )
+from trainyard_testing.oidc_browser import OidcProviderError, authorize, sign_jwt, token_request
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc"
 START_S = 30
@@ -58,10 +57,6 @@ __all__ = [
     "TokenSet",
     "new_signing_key",
 ]
-
-
-class OidcProviderError(RuntimeError):
-    """The provider could not start, or a flow did not end as a user's would."""
 
 
 def find_node() -> str:
@@ -302,7 +297,7 @@ class OidcProvider:
         else:
             client_id, secret = self.web_client_id, self.web_client_secret
             redirect_uri = self.web_redirect_uris[0]
-        code, verifier = await self._authorize(subject, client_id, redirect_uri, scope)
+        code, verifier = await authorize(self.discovery, subject, client_id, redirect_uri, scope)
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -314,11 +309,12 @@ class OidcProvider:
             form["client_id"] = client_id
         else:
             auth = httpx.BasicAuth(client_id, secret)
-        return await self._token_request(form, auth)
+        return await token_request(self.discovery, form, auth)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         """Redeem a refresh token of the CLI client."""
-        return await self._token_request(
+        return await token_request(
+            self.discovery,
             {
                 "grant_type": "refresh_token",
                 "refresh_token": refresh_token,
@@ -370,16 +366,7 @@ class OidcProvider:
     ) -> str:
         """A JWT signed with the provider's current key (or `key`, a private JWK), its kid in
         the header unless `headers` says otherwise: for tokens the provider would not issue."""
-        jwk = dict(key or self.signing_keys[0])
-        private = RSAAlgorithm.from_jwk(jwk)
-        token = jwt.encode(
-            dict(claims),
-            private,  # type: ignore[arg-type]  # from_jwk returns the private key for a private JWK
-            algorithm=algorithm,
-            headers={"kid": jwk["kid"], **(headers or {})},
-        )
-        remember_credential(token, "forged token")
-        return token
+        return sign_jwt(claims, key or self.signing_keys[0], headers=headers, algorithm=algorithm)
 
     def claims(self, subject: str, **overrides: Any) -> dict[str, Any]:
         """The claims of a valid API access token for `subject`, issued now (for `forge`)."""
@@ -394,58 +381,3 @@ class OidcProvider:
             "client_id": self.cli_client_id,
             **overrides,
         }
-
-    # --- the browser --------------------------------------------------------------------------
-
-    async def _authorize(
-        self, subject: str, client_id: str, redirect_uri: str, scope: str
-    ) -> tuple[str, str]:
-        """Run the front channel and return (code, PKCE verifier)."""
-        verifier, challenge = pkce_pair()
-        state = secrets.token_urlsafe(16)
-        params = {
-            "client_id": client_id,
-            "response_type": "code",
-            "redirect_uri": redirect_uri,
-            "scope": scope,
-            "state": state,
-            "nonce": secrets.token_urlsafe(16),
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-        # A fresh cookie jar: a browser in which no one is signed in yet.
-        async with httpx.AsyncClient(timeout=10) as http:
-            page = await http.get(self.discovery["authorization_endpoint"], params=params)
-            for _ in range(10):
-                if page.is_redirect:
-                    location = urljoin(str(page.url), page.headers["location"])
-                    if location.startswith(redirect_uri.split("?", maxsplit=1)[0]):
-                        answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-                        if answer.get("state") != state or "code" not in answer:
-                            raise OidcProviderError(f"sign-in refused: {answer}")
-                        return answer["code"], verifier
-                    page = await http.get(location)
-                    continue
-                form = only_form(page)
-                if "login" in form.fields:
-                    form.fields["login"] = subject
-                page = await submit(http, page, form)
-        raise OidcProviderError(f"the sign-in did not end: {page.text[-500:]}")
-
-    async def _token_request(self, form: dict[str, str], auth: httpx.Auth | None) -> TokenSet:
-        async with httpx.AsyncClient(timeout=10) as http:
-            answer = await http.post(
-                self.discovery["token_endpoint"], data=form, auth=auth or httpx.USE_CLIENT_DEFAULT
-            )
-        if answer.status_code != 200:
-            raise OidcProviderError(f"token request refused: {answer.text}")
-        body = answer.json()
-        for name in ("access_token", "refresh_token", "id_token"):
-            if body.get(name):
-                remember_credential(body[name], name.replace("_", " "))
-        return TokenSet(
-            access_token=body["access_token"],
-            refresh_token=body.get("refresh_token"),
-            id_token=body.get("id_token"),
-            expires_in=int(body["expires_in"]),
-        )

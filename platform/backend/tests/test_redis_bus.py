@@ -147,3 +147,32 @@ async def test_while_redis_is_unreachable_publishing_is_quiet_and_subscribers_po
 
     assert not bus.connected
     assert readiness["redis"].startswith("unreachable: ")
+
+
+async def test_close_ends_a_listener_that_swallowed_its_cancellation(
+    make_bus: BusFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio.wait_for (Python 3.11) may swallow a cancellation that lands as its call ends;
+    the listener, reconnecting to a Redis that is down, must still end when the bus closes
+    (the API's shutdown waited forever on it once)."""
+    url = f"redis://127.0.0.1:{free_local_port()}/0"  # nothing listens there
+    bus = await make_bus(url, timeout_s=0.2)
+    connecting = asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def connect_that_loses_one_cancellation() -> None:
+        connecting.set()
+        try:
+            await asyncio.sleep(3600)  # a connection attempt in flight
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(True)
+            raise ConnectionError("as if the cancellation had been lost") from None
+
+    monkeypatch.setattr(bus, "_connect", connect_that_loses_one_cancellation)
+    await asyncio.wait_for(connecting.wait(), 10)  # the listener's next try is the stand-in
+
+    await asyncio.wait_for(bus.close(), 10)
+
+    assert swallowed == [True]

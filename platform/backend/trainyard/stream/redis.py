@@ -122,6 +122,7 @@ class RedisBus:
         self._pubsub: PubSub | None = None
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -133,9 +134,14 @@ class RedisBus:
             await asyncio.wait_for(first_connection.wait(), self._timeout_s)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        self._closing = True
+        listener = self._listener
+        # Python 3.11's asyncio.wait_for can swallow a cancellation that lands just as the call
+        # it waits on completes (cpython gh-86296): the listener would go on reconnecting and
+        # close would wait forever. So cancel until it has ended; `_closing` stops its loop.
+        while listener is not None and not listener.done():
+            listener.cancel()
+            await asyncio.wait({listener}, timeout=1.0)
         await self._drop_pubsub()
         await self._client.aclose()
         await self._listen_client.aclose()
@@ -215,7 +221,7 @@ class RedisBus:
 
     async def _listen(self, first_connection: asyncio.Event) -> None:
         backoff = 0.1
-        while True:
+        while not self._closing:
             try:
                 await self._connect()
                 first_connection.set()
